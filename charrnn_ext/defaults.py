@@ -1,0 +1,14 @@
+"""Hyperparameter defaults: the one place they are defined (the seed's values)."""
+
+HIDDEN_SIZE = 100       # size of the hidden layer
+SEQ_LENGTH = 25         # steps to unroll the RNN for
+LEARNING_RATE = 0.1     # Adagrad learning rate
+SAMPLE_EVERY = 100      # print a sample every this many iterations
+SAMPLE_LENGTH = 200     # characters per printed sample
+TEMPERATURE = 1.0       # sampling temperature of printed samples
+ITERS = 10_000          # total iterations to reach
+VAL_FRACTION = 0.05     # fraction of the text held out (its end) for validation
+SEED = 0                # random seed of initialisation and sampling
+INIT_SCALE = 0.01       # weights are randn * INIT_SCALE, biases zero
+CLIP = 5.0              # gradients are clipped elementwise to [-CLIP, CLIP]
+ADAGRAD_EPS = 1e-8      # p -= lr * g / sqrt(mem + ADAGRAD_EPS)

@@ -1,0 +1,255 @@
+"""CharRNN: the min-char-rnn model on the Cython core, with validated inputs.
+
+Every array handed to ``charrnn_ext._core`` is checked here (dtype, shape,
+contiguity, id range): the core runs without bounds checks.
+"""
+from __future__ import annotations
+
+import numbers
+import math
+
+import numpy as np
+
+from . import _core
+from .defaults import HIDDEN_SIZE, INIT_SCALE, LEARNING_RATE
+
+# The parameter names, in the seed's order: the one place they are defined.
+PARAM_NAMES = ("Wxh", "Whh", "Why", "bh", "by")
+
+
+def param_shapes(vocab_size: int, hidden_size: int) -> dict:
+    """The seed's parameter shapes: Wxh (H,V), Whh (H,H), Why (V,H), bh (H,1), by (V,1)."""
+    H, V = hidden_size, vocab_size
+    return {"Wxh": (H, V), "Whh": (H, H), "Why": (V, H), "bh": (H, 1), "by": (V, 1)}
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return int(value)
+
+
+def _as_ids(values, name: str, vocab_size: int) -> np.ndarray:
+    """A C-contiguous int32 array of ids in [0, vocab_size), or a clear error."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        if arr.ndim == 0:
+            raise ValueError(f"{name} must be a 1-D sequence of ids, got a scalar")
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty: a chunk needs at least one id")
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be integer ids, got dtype {arr.dtype}")
+    if arr.dtype != np.int32:
+        lo, hi = arr.min(), arr.max()
+        if lo < 0 or hi >= vocab_size:
+            bad = int(np.flatnonzero((arr < 0) | (arr >= vocab_size))[0])
+            raise ValueError(f"{name}[{bad}] = {arr[bad]} is outside [0, {vocab_size})")
+        arr = arr.astype(np.int32)
+    elif not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr)
+    bad = _core.first_invalid_id(arr, vocab_size)
+    if bad >= 0:
+        raise ValueError(f"{name}[{bad}] = {arr[bad]} is outside [0, {vocab_size})")
+    return arr
+
+
+def _as_learning_rate(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"learning_rate must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0.0:
+        raise ValueError(f"learning_rate must be finite and positive, got {value}")
+    return value
+
+
+class CharRNN:
+    """A vanilla tanh RNN over characters, trained with Adagrad (min-char-rnn).
+
+    ``params`` and ``memory`` are dicts of float64 arrays named and shaped as in
+    the seed (Wxh (H,V), Whh (H,H), Why (V,H), bh (H,1), by (V,1)); the model
+    owns them and the core updates them in place. ``grads`` holds the clipped
+    gradients of the last step. A model is not safe to share between threads;
+    separate models train concurrently (the core releases the GIL).
+    """
+
+    def __init__(self, vocab_size: int, hidden_size: int = HIDDEN_SIZE, seed=None):
+        V = _positive_int(vocab_size, "vocab_size")
+        H = _positive_int(hidden_size, "hidden_size")
+        rng = np.random.RandomState(seed)  # the seed's np.random.randn stream
+        shapes = param_shapes(V, H)
+        params = {}
+        for name in PARAM_NAMES:
+            if name.startswith("W"):
+                params[name] = rng.randn(*shapes[name]) * INIT_SCALE
+            else:
+                params[name] = np.zeros(shapes[name])
+        self._install(params, None)
+
+    @classmethod
+    def from_params(cls, params, memory=None) -> "CharRNN":
+        """A model holding copies of ``params`` (and of the Adagrad ``memory``,
+        zero if None), validated for names, shapes and finiteness."""
+        model = cls.__new__(cls)
+        model._install(cls._checked(params, "params"), None if memory is None else memory)
+        return model
+
+    @staticmethod
+    def _checked(arrays, what: str, shapes=None) -> dict:
+        if not isinstance(arrays, dict):
+            raise TypeError(f"{what} must be a dict of arrays named {', '.join(PARAM_NAMES)}")
+        missing = [n for n in PARAM_NAMES if n not in arrays]
+        if missing:
+            raise ValueError(f"{what} is missing {', '.join(missing)}")
+        extra = sorted(set(arrays) - set(PARAM_NAMES))
+        if extra:
+            raise ValueError(f"{what} has unknown entries {', '.join(map(str, extra))}")
+        out = {}
+        for name in PARAM_NAMES:
+            arr = np.asarray(arrays[name])
+            if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
+                raise TypeError(f"{what}['{name}'] must be a real array, got dtype {arr.dtype}")
+            if arr.size == 0:
+                raise ValueError(f"{what}['{name}'] is empty")
+            out[name] = arr
+        if shapes is None:
+            Wxh = out["Wxh"]
+            if Wxh.ndim != 2:
+                raise ValueError(f"{what}['Wxh'] must be 2-D (H, V), got shape {Wxh.shape}")
+            shapes = param_shapes(Wxh.shape[1], Wxh.shape[0])
+        for name in PARAM_NAMES:
+            arr, shape = out[name], shapes[name]
+            if name.startswith("b") and arr.shape == shape[:1]:
+                arr = arr.reshape(shape)
+            if arr.shape != shape:
+                raise ValueError(
+                    f"{what}['{name}'] has shape {arr.shape}, expected {shape} "
+                    f"(from Wxh: hidden_size={shapes['Whh'][0]}, vocab_size={shapes['Why'][0]})"
+                )
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{what}['{name}'] contains NaN or infinite values")
+            out[name] = np.array(arr, dtype=np.float64, order="C", copy=True)
+        return out
+
+    def _install(self, params: dict, memory) -> None:
+        H, V = params["Whh"].shape[0], params["Why"].shape[0]
+        shapes = param_shapes(V, H)
+        if memory is None:
+            memory = {n: np.zeros(shapes[n]) for n in PARAM_NAMES}
+        else:
+            memory = self._checked(memory, "memory", shapes)
+            negative = [n for n in PARAM_NAMES if np.any(memory[n] < 0)]
+            if negative:
+                raise ValueError(f"memory['{negative[0]}'] has negative entries (Adagrad sums squares)")
+        self.params = params
+        self.memory = memory
+        self.grads = {n: np.zeros(shapes[n]) for n in PARAM_NAMES}
+        self._core = _core.Workspace(
+            [params[n] for n in PARAM_NAMES],
+            [memory[n] for n in PARAM_NAMES],
+            [self.grads[n] for n in PARAM_NAMES],
+        )
+
+    # -- sizes ---------------------------------------------------------------
+    @property
+    def hidden_size(self) -> int:
+        return self.params["Whh"].shape[0]
+
+    @property
+    def vocab_size(self) -> int:
+        return self.params["Why"].shape[0]
+
+    def __repr__(self) -> str:
+        return f"CharRNN(vocab_size={self.vocab_size}, hidden_size={self.hidden_size})"
+
+    # -- validation helpers --------------------------------------------------
+    def _hidden(self, hprev) -> np.ndarray:
+        """A fresh (H,) float64 copy of hprev (None means zeros)."""
+        H = self.hidden_size
+        if hprev is None:
+            return np.zeros(H)
+        arr = np.asarray(hprev)
+        if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
+            raise TypeError(f"hprev must be a real array, got dtype {arr.dtype}")
+        if arr.shape not in ((H, 1), (H,)):
+            raise ValueError(f"hprev must have shape ({H}, 1) or ({H},), got {arr.shape}")
+        h = np.array(arr, dtype=np.float64, order="C", copy=True).reshape(H)
+        if not np.all(np.isfinite(h)):
+            raise ValueError("hprev contains NaN or infinite values")
+        return h
+
+    def _chunk(self, inputs, targets):
+        V = self.vocab_size
+        x = _as_ids(inputs, "inputs", V)
+        y = _as_ids(targets, "targets", V)
+        if x.shape != y.shape:
+            raise ValueError(f"inputs and targets differ in length ({x.size} vs {y.size})")
+        return x, y
+
+    # -- the seed's functions ------------------------------------------------
+    def loss_and_grads(self, inputs, targets, hprev):
+        """The seed's lossFun: (loss, grads, h) with grads clipped to [-5, 5]
+        (a dict of fresh arrays shaped like params); nothing is updated."""
+        x, y = self._chunk(inputs, targets)
+        h = self._hidden(hprev)
+        loss = self._core.loss_and_grads(x, y, h)
+        grads = {n: g.copy() for n, g in self.grads.items()}
+        return loss, grads, h.reshape(-1, 1)
+
+    def train_step(self, inputs, targets, hprev, learning_rate: float = LEARNING_RATE):
+        """One fused step: lossFun, clipping and the Adagrad update of params
+        and memory in place. Returns (loss, h) with h of shape (H, 1)."""
+        x, y = self._chunk(inputs, targets)
+        h = self._hidden(hprev)
+        lr = _as_learning_rate(learning_rate)
+        loss = self._core.train_step(x, y, h, lr)
+        return loss, h.reshape(-1, 1)
+
+    def loss(self, inputs, targets, hprev, return_hidden: bool = False):
+        """Forward-only summed cross-entropy (nats) of the chunk, any length;
+        with return_hidden=True returns (loss, h)."""
+        x, y = self._chunk(inputs, targets)
+        h = self._hidden(hprev)
+        loss = self._core.loss(x, y, h)
+        return (loss, h.reshape(-1, 1)) if return_hidden else loss
+
+    def advance(self, inputs, hprev=None) -> np.ndarray:
+        """The hidden state (H, 1) after reading ``inputs`` from ``hprev``."""
+        x = _as_ids(inputs, "inputs", self.vocab_size)
+        h = self._hidden(hprev)
+        self._core.advance(x, h)
+        return h.reshape(-1, 1)
+
+    def sample(self, h, seed_ix, n, temperature: float = 1.0, rng=None, return_hidden: bool = False):
+        """The seed's sample(): n ids generated from hidden state h with
+        seed_ix as the first input. Draws follow ``rng`` (a numpy Generator,
+        an int seed or None) exactly as ``rng.choice(V, p=softmax(y / T))``
+        would; temperature 0 is greedy argmax. h is not modified; with
+        return_hidden=True returns (ids, h_after)."""
+        V = self.vocab_size
+        if isinstance(seed_ix, bool) or not isinstance(seed_ix, numbers.Integral):
+            raise TypeError(f"seed_ix must be an integer id, got {seed_ix!r}")
+        if not 0 <= seed_ix < V:
+            raise ValueError(f"seed_ix = {seed_ix} is outside [0, {V})")
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise TypeError(f"n must be an integer, got {n!r}")
+        if n < 0:
+            raise ValueError(f"n must be non-negative, got {n}")
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+            raise TypeError(f"temperature must be a real number, got {temperature!r}")
+        temperature = float(temperature)
+        if not math.isfinite(temperature) or temperature < 0:
+            raise ValueError(f"temperature must be finite and non-negative, got {temperature}")
+        hv = self._hidden(h)
+        out = np.zeros(int(n), dtype=np.int32)
+        if temperature > 0:
+            if not isinstance(rng, np.random.Generator):
+                rng = np.random.default_rng(rng)
+            uniforms = rng.random(int(n))
+        else:
+            uniforms = np.zeros(int(n))
+        if n:
+            self._core.sample(hv, int(seed_ix), uniforms, temperature, out)
+        return (out, hv.reshape(-1, 1)) if return_hidden else out

@@ -1,0 +1,115 @@
+"""The numpy reference: Karpathy's min-char-rnn, in Python 3, with the correct BPTT.
+
+This is the oracle every test compares the Cython core against, kept as close
+to the original script as possible (one-hot inputs, per-step dicts). It is
+not a path to train with: it is slow on purpose, like the original.
+
+Differences from the seed listing, all deliberate:
+  * BPTT carries ``dhnext = Whh.T @ dhraw`` (the seed's "完整代码" listing
+    never updates ``dhraw_next``; its annotated cell is correct);
+  * softmax subtracts the maximum logit first (identical in exact arithmetic,
+    and does not overflow on large logits);
+  * parameters are passed in a dict instead of living in globals;
+  * ``sample`` takes a temperature and a numpy Generator.
+"""
+import numpy as np
+
+from .defaults import ADAGRAD_EPS, CLIP
+
+PARAM_NAMES = ("Wxh", "Whh", "Why", "bh", "by")
+
+
+def lossFun(inputs, targets, hprev, params):
+    """
+    inputs, targets are both list of integers.
+    hprev is Hx1 array of initial hidden state
+    returns the loss, gradients on model parameters (a dict), and last hidden state
+    """
+    Wxh, Whh, Why, bh, by = (params[n] for n in PARAM_NAMES)
+    vocab_size = Why.shape[0]
+    xs, hs, ys, ps = {}, {}, {}, {}
+    hs[-1] = np.copy(hprev).reshape(-1, 1)
+    loss = 0
+    # forward pass
+    for t in range(len(inputs)):
+        xs[t] = np.zeros((vocab_size, 1))  # encode in 1-of-k representation
+        xs[t][inputs[t]] = 1
+        hs[t] = np.tanh(np.dot(Wxh, xs[t]) + np.dot(Whh, hs[t - 1]) + bh)  # hidden state
+        ys[t] = np.dot(Why, hs[t]) + by  # unnormalized log probabilities for next chars
+        exp_y = np.exp(ys[t] - np.max(ys[t]))
+        ps[t] = exp_y / np.sum(exp_y)  # probabilities for next chars
+        loss += -np.log(ps[t][targets[t], 0])  # softmax (cross-entropy loss)
+    # backward pass: compute gradients going backwards
+    dWxh, dWhh, dWhy = np.zeros_like(Wxh), np.zeros_like(Whh), np.zeros_like(Why)
+    dbh, dby = np.zeros_like(bh), np.zeros_like(by)
+    dhnext = np.zeros_like(hs[0])
+    for t in reversed(range(len(inputs))):
+        dy = np.copy(ps[t])
+        dy[targets[t]] -= 1  # backprop into y
+        dWhy += np.dot(dy, hs[t].T)
+        dby += dy
+        dh = np.dot(Why.T, dy) + dhnext  # backprop into h
+        dhraw = (1 - hs[t] * hs[t]) * dh  # backprop through tanh nonlinearity
+        dbh += dhraw
+        dWxh += np.dot(dhraw, xs[t].T)
+        dWhh += np.dot(dhraw, hs[t - 1].T)
+        dhnext = np.dot(Whh.T, dhraw)
+    for dparam in [dWxh, dWhh, dWhy, dbh, dby]:
+        np.clip(dparam, -CLIP, CLIP, out=dparam)  # clip to mitigate exploding gradients
+    grads = dict(zip(PARAM_NAMES, [dWxh, dWhh, dWhy, dbh, dby]))
+    return loss, grads, hs[len(inputs) - 1]
+
+
+def adagrad_update(params, grads, memory, learning_rate):
+    """The seed's Adagrad update, in place on params and memory."""
+    for name in PARAM_NAMES:
+        param, dparam, mem = params[name], grads[name], memory[name]
+        mem += dparam * dparam
+        param += -learning_rate * dparam / np.sqrt(mem + ADAGRAD_EPS)  # adagrad update
+
+
+def train_step(inputs, targets, hprev, params, memory, learning_rate):
+    """lossFun followed by the Adagrad update: one iteration of the seed's loop."""
+    loss, grads, h = lossFun(inputs, targets, hprev, params)
+    adagrad_update(params, grads, memory, learning_rate)
+    return loss, h
+
+
+def sample(h, seed_ix, n, params, temperature=1.0, rng=None):
+    """
+    sample a sequence of integers from the model
+    h is memory state, seed_ix is seed letter for first time step
+    temperature 0 takes the most likely letter; rng is a numpy Generator
+    """
+    Wxh, Whh, Why, bh, by = (params[n_] for n_ in PARAM_NAMES)
+    vocab_size = Why.shape[0]
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    h = np.copy(h).reshape(-1, 1)
+    x = np.zeros((vocab_size, 1))
+    x[seed_ix] = 1
+    ixes = []
+    for t in range(n):
+        h = np.tanh(np.dot(Wxh, x) + np.dot(Whh, h) + bh)
+        y = np.dot(Why, h) + by
+        if temperature == 0:
+            ix = int(np.argmax(y))
+        else:
+            p = np.exp((y - np.max(y)) / temperature)
+            p = p / np.sum(p)
+            ix = int(rng.choice(vocab_size, p=p.ravel()))
+        x = np.zeros((vocab_size, 1))
+        x[ix] = 1
+        ixes.append(ix)
+    return ixes
+
+
+def init_params(vocab_size, hidden_size, seed=None):
+    """The seed's initialisation: randn * 0.01 weights (np.random.RandomState), zero biases."""
+    rng = np.random.RandomState(seed)
+    return {
+        "Wxh": rng.randn(hidden_size, vocab_size) * 0.01,  # input to hidden
+        "Whh": rng.randn(hidden_size, hidden_size) * 0.01,  # hidden to hidden
+        "Why": rng.randn(vocab_size, hidden_size) * 0.01,  # hidden to output
+        "bh": np.zeros((hidden_size, 1)),  # hidden bias
+        "by": np.zeros((vocab_size, 1)),  # output bias
+    }

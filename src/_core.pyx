@@ -1,0 +1,501 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, nonecheck=False
+"""Cython core of charrnn_ext: one tanh-RNN training step (forward, BPTT,
+clipping, Adagrad), forward-only loss and sampling, over C-contiguous float64
+buffers with the GIL released.
+
+Shapes (H = hidden size, V = vocabulary size, T = chunk length):
+    Wxh (H, V)   Whh (H, H)   Why (V, H)   bh (H,)   by (V,)
+The same shapes hold for the Adagrad memory (m*) and the gradients (d*).
+
+The Python layer (``charrnn_ext.model``) validates everything handed down:
+bounds checking is off here, so ids must already be in [0, V).
+
+Work buffers live in ``Workspace`` and are allocated only when the chunk
+length grows past the current capacity, never per step.
+
+Arithmetic follows the best numerical practice rather than the seed's
+spelling: the input layer is a column lookup of Wxh; only the recurrence is
+sequential, the output layer and dWhy, Why^T dY, dWhh are one matrix product
+each over all T steps (BLAS dgemm from scipy); the Wxh gradient, clipping and
+Adagrad touch only the columns of characters present in the chunk; softmax
+subtracts the row maximum.
+"""
+import numpy as np
+
+from libc.math cimport exp, log, sqrt, tanh
+from libc.string cimport memcpy, memset
+from scipy.linalg.cython_blas cimport dgemm
+
+ctypedef double f64
+ctypedef int i32
+
+cdef f64 CLIP = 5.0
+cdef f64 ADAGRAD_EPS = 1e-8
+
+
+# ---------------------------------------------------------------------------
+# small BLAS-like helpers (nogil)
+# ---------------------------------------------------------------------------
+
+cdef inline void gemm_rowmajor(char trans_a, char trans_b, int m, int n, int k,
+                               f64 alpha, const f64 *a, int lda,
+                               const f64 *b, int ldb, f64 beta,
+                               f64 *c, int ldc) noexcept nogil:
+    """Row-major C (m, n) = alpha * op(A) (m, k) @ op(B) (k, n) + beta * C.
+
+    Implemented as the column-major product C^T = op(B)^T op(A)^T, so A and B
+    swap places in the Fortran call. C is modified in place.
+    """
+    dgemm(&trans_b, &trans_a, &n, &m, &k, &alpha, <f64 *> b, &ldb,
+          <f64 *> a, &lda, &beta, c, &ldc)
+
+
+cdef inline void matvec(const f64 *w, const f64 *x, f64 *y,
+                        int rows, int cols) noexcept nogil:
+    """y (rows,) = W (rows, cols) @ x (cols,), W row-major. y is overwritten.
+
+    Two rows at a time, four partial sums per row, so that the compiler can
+    keep the loads of x in registers and use vector FMAs.
+    """
+    cdef int i, j, j4 = cols - cols % 4
+    cdef const f64 *w0
+    cdef const f64 *w1
+    cdef f64 a0, a1, a2, a3, b0, b1, b2, b3
+    i = 0
+    while i + 1 < rows:
+        w0 = w + i * cols
+        w1 = w0 + cols
+        a0 = a1 = a2 = a3 = 0.0
+        b0 = b1 = b2 = b3 = 0.0
+        j = 0
+        while j < j4:
+            a0 = a0 + w0[j] * x[j]
+            a1 = a1 + w0[j + 1] * x[j + 1]
+            a2 = a2 + w0[j + 2] * x[j + 2]
+            a3 = a3 + w0[j + 3] * x[j + 3]
+            b0 = b0 + w1[j] * x[j]
+            b1 = b1 + w1[j + 1] * x[j + 1]
+            b2 = b2 + w1[j + 2] * x[j + 2]
+            b3 = b3 + w1[j + 3] * x[j + 3]
+            j += 4
+        while j < cols:
+            a0 = a0 + w0[j] * x[j]
+            b0 = b0 + w1[j] * x[j]
+            j += 1
+        y[i] = (a0 + a1) + (a2 + a3)
+        y[i + 1] = (b0 + b1) + (b2 + b3)
+        i += 2
+    if i < rows:
+        w0 = w + i * cols
+        a0 = a1 = a2 = a3 = 0.0
+        j = 0
+        while j < j4:
+            a0 = a0 + w0[j] * x[j]
+            a1 = a1 + w0[j + 1] * x[j + 1]
+            a2 = a2 + w0[j + 2] * x[j + 2]
+            a3 = a3 + w0[j + 3] * x[j + 3]
+            j += 4
+        while j < cols:
+            a0 = a0 + w0[j] * x[j]
+            j += 1
+        y[i] = (a0 + a1) + (a2 + a3)
+
+
+cdef inline void matvec_t(const f64 *w, const f64 *x, f64 *y,
+                          int rows, int cols) noexcept nogil:
+    """y (cols,) = W^T @ x, W (rows, cols) row-major, x (rows,). y is overwritten.
+
+    Accumulates scaled rows of W (contiguous axpys), which vectorises without
+    reassociating any sum.
+    """
+    cdef int i, j
+    cdef const f64 *wi
+    cdef f64 xi
+    memset(y, 0, cols * sizeof(f64))
+    for i in range(rows):
+        wi = w + i * cols
+        xi = x[i]
+        for j in range(cols):
+            y[j] += wi[j] * xi
+
+
+cdef inline void clip_adagrad(f64 *param, f64 *grad, f64 *mem, Py_ssize_t n,
+                              f64 learning_rate) noexcept nogil:
+    """Clip grad (n,) to [-5, 5] in place, then Adagrad in place:
+    mem += g*g; param -= lr * g / sqrt(mem + 1e-8)."""
+    cdef Py_ssize_t i
+    cdef f64 g
+    for i in range(n):
+        g = grad[i]
+        g = CLIP if g > CLIP else (-CLIP if g < -CLIP else g)
+        grad[i] = g
+        mem[i] += g * g
+        param[i] -= learning_rate * g / sqrt(mem[i] + ADAGRAD_EPS)
+
+
+cdef inline void clip_only(f64 *grad, Py_ssize_t n) noexcept nogil:
+    """Clip grad (n,) to [-5, 5] in place."""
+    cdef Py_ssize_t i
+    cdef f64 g
+    for i in range(n):
+        g = grad[i]
+        grad[i] = CLIP if g > CLIP else (-CLIP if g < -CLIP else g)
+
+
+# ---------------------------------------------------------------------------
+# the workspace: views of the model's arrays plus preallocated work buffers
+# ---------------------------------------------------------------------------
+
+cdef class Workspace:
+    """Typed views of a model's parameters, Adagrad memory and gradients, plus
+    the work buffers of one training step.
+
+    Parameters (all float64, C-contiguous, modified in place by the kernels):
+        params  = (Wxh (H,V), Whh (H,H), Why (V,H), bh (H,), by (V,))
+        memory  = same shapes (Adagrad accumulators)
+        grads   = same shapes (the last clipped gradients)
+    Biases may be passed as (H, 1) / (V, 1) arrays; they are viewed as 1-D.
+
+    Invariant: dWxh is zero outside the columns listed in ``present[:n_present]``
+    (the characters of the last chunk), so only those columns are ever zeroed,
+    clipped or updated.
+    """
+    cdef readonly int hidden_size, vocab_size, capacity
+    cdef f64[:, ::1] Wxh, Whh, Why          # (H,V) (H,H) (V,H)
+    cdef f64[::1] bh, by                    # (H,) (V,)
+    cdef f64[:, ::1] mWxh, mWhh, mWhy
+    cdef f64[::1] mbh, mby
+    cdef f64[:, ::1] dWxh, dWhh, dWhy
+    cdef f64[::1] dbh, dby
+    # work buffers
+    cdef f64[:, ::1] hs        # (capacity + 1, H): hs[0] = h_prev, hs[t+1] = h_t
+    cdef f64[:, ::1] probs     # (capacity, V): logits -> probabilities -> dY
+    cdef f64[:, ::1] dhs       # (capacity, H): Why^T dY, then dh_raw
+    cdef f64[::1] dh_next      # (H,)
+    cdef f64[::1] logits       # (V,) sampling scratch
+    cdef i32[::1] present      # (capacity,) distinct input ids of the chunk
+    cdef unsigned char[::1] seen   # (V,) marks, all zero between calls
+    cdef int n_present
+
+    def __init__(self, params, memory, grads, int capacity=32):
+        Wxh, Whh, Why, bh, by = params
+        self.hidden_size = Wxh.shape[0]
+        self.vocab_size = Wxh.shape[1]
+        self.Wxh, self.Whh, self.Why = Wxh, Whh, Why
+        self.bh, self.by = bh.reshape(-1), by.reshape(-1)
+        mWxh, mWhh, mWhy, mbh, mby = memory
+        self.mWxh, self.mWhh, self.mWhy = mWxh, mWhh, mWhy
+        self.mbh, self.mby = mbh.reshape(-1), mby.reshape(-1)
+        dWxh, dWhh, dWhy, dbh, dby = grads
+        self.dWxh, self.dWhh, self.dWhy = dWxh, dWhh, dWhy
+        self.dbh, self.dby = dbh.reshape(-1), dby.reshape(-1)
+        H, V = self.hidden_size, self.vocab_size
+        for arr, shape in ((Whh, (H, H)), (Why, (V, H)), (mWxh, (H, V)),
+                           (mWhh, (H, H)), (mWhy, (V, H)), (dWxh, (H, V)),
+                           (dWhh, (H, H)), (dWhy, (V, H)), (bh, (H,)),
+                           (by, (V,)), (mbh, (H,)), (mby, (V,)), (dbh, (H,)),
+                           (dby, (V,))):
+            if tuple(arr.shape)[:len(shape)] != shape or arr.size != np.prod(shape):
+                raise ValueError("inconsistent parameter shapes")
+        self.dh_next = np.zeros(H)
+        self.logits = np.zeros(V)
+        self.seen = np.zeros(V, dtype=np.uint8)
+        self.n_present = 0
+        self.capacity = 0
+        self.reserve(max(capacity, 1))
+        # establish the dWxh invariant
+        np.asarray(self.dWxh)[...] = 0.0
+
+    def reserve(self, int length):
+        """Make the work buffers hold chunks of up to ``length`` steps."""
+        if length <= self.capacity:
+            return
+        cdef int H = self.hidden_size, V = self.vocab_size
+        self.hs = np.zeros((length + 1, H))
+        self.probs = np.zeros((length, V))
+        self.dhs = np.zeros((length, H))
+        new_present = np.zeros(length, dtype=np.int32)
+        if self.n_present:
+            new_present[:self.n_present] = np.asarray(self.present)[:self.n_present]
+        self.present = new_present
+        self.capacity = length
+
+    # -- kernels -------------------------------------------------------------
+
+    cdef f64 _forward(self, const i32 *inputs, const i32 *targets, int T,
+                      f64 *h) noexcept nogil:
+        """Forward pass over T <= capacity steps from h (H,).
+
+        Fills hs (T+1, H) and probs (T, V) with the softmax probabilities.
+        Writes the last hidden state to h. Returns the summed cross-entropy.
+        """
+        cdef int H = self.hidden_size, V = self.vocab_size
+        cdef int t, i, v, x
+        cdef f64 *hs = &self.hs[0, 0]
+        cdef f64 *p
+        cdef const f64 *Wxh = &self.Wxh[0, 0]
+        cdef const f64 *bh = &self.bh[0]
+        cdef const f64 *by = &self.by[0]
+        cdef f64 *h_t
+        cdef f64 row_max, total, target_logit, loss = 0.0
+        memcpy(hs, h, H * sizeof(f64))
+        # the recurrence: the only sequential part
+        for t in range(T):
+            h_t = hs + (t + 1) * H
+            matvec(&self.Whh[0, 0], hs + t * H, h_t, H, H)
+            x = inputs[t]
+            for i in range(H):
+                h_t[i] = tanh(Wxh[i * V + x] + h_t[i] + bh[i])
+        # logits (T, V) = hs[1:] (T, H) @ Why^T (H, V): one product for all T
+        gemm_rowmajor(b'N', b'T', T, V, H, 1.0, hs + H, H,
+                      &self.Why[0, 0], H, 0.0, &self.probs[0, 0], V)
+        for t in range(T):
+            p = &self.probs[t, 0]
+            row_max = p[0] + by[0]
+            for v in range(V):
+                p[v] += by[v]
+                if p[v] > row_max:
+                    row_max = p[v]
+            target_logit = p[targets[t]] - row_max
+            total = 0.0
+            for v in range(V):
+                p[v] = exp(p[v] - row_max)
+                total += p[v]
+            # -log softmax(target) = log(sum exp(logit - max)) - (logit_target - max)
+            loss += log(total) - target_logit
+            for v in range(V):
+                p[v] = p[v] / total
+        memcpy(h, hs + T * H, H * sizeof(f64))
+        return loss
+
+    cdef void _backward(self, const i32 *inputs, const i32 *targets,
+                        int T) noexcept nogil:
+        """BPTT over the chunk of the last _forward; writes the clipped
+        gradients dWxh (present columns only), dWhh, dWhy, dbh, dby.
+
+        Overwrites probs with dY (T, V) and dhs with dh_raw (T, H).
+        """
+        cdef int H = self.hidden_size, V = self.vocab_size
+        cdef int t, i, v, x, k
+        cdef f64 *dY = &self.probs[0, 0]
+        cdef f64 *dh = &self.dhs[0, 0]
+        cdef f64 *hs = &self.hs[0, 0]
+        cdef f64 *dh_next = &self.dh_next[0]
+        cdef f64 *dWxh = &self.dWxh[0, 0]
+        cdef f64 *dbh = &self.dbh[0]
+        cdef f64 *dby = &self.dby[0]
+        cdef f64 *row
+        cdef f64 *h_t
+        cdef f64 d
+        # dY = P - onehot(targets)
+        for t in range(T):
+            dY[t * V + targets[t]] -= 1.0
+        # dby = sum_t dY[t]
+        memset(dby, 0, V * sizeof(f64))
+        for t in range(T):
+            row = dY + t * V
+            for v in range(V):
+                dby[v] += row[v]
+        # dWhy (V, H) = dY^T (V, T) @ hs[1:] (T, H)
+        gemm_rowmajor(b'T', b'N', V, H, T, 1.0, dY, V, hs + H, H,
+                      0.0, &self.dWhy[0, 0], H)
+        # dhs (T, H) = dY (T, V) @ Why (V, H)
+        gemm_rowmajor(b'N', b'N', T, H, V, 1.0, dY, V, &self.Why[0, 0], H,
+                      0.0, dh, H)
+        # the sequential part: dh_raw[t] = (1 - h_t^2) * (dhs[t] + Whh^T dh_raw[t+1])
+        memset(dh_next, 0, H * sizeof(f64))
+        for t in range(T - 1, -1, -1):
+            row = dh + t * H
+            h_t = hs + (t + 1) * H
+            for i in range(H):
+                d = row[i] + dh_next[i]
+                row[i] = (1.0 - h_t[i] * h_t[i]) * d
+            if t > 0:
+                matvec_t(&self.Whh[0, 0], row, dh_next, H, H)
+        # dbh = sum_t dh_raw[t]
+        memset(dbh, 0, H * sizeof(f64))
+        for t in range(T):
+            row = dh + t * H
+            for i in range(H):
+                dbh[i] += row[i]
+        # dWhh (H, H) = dh_raw^T (H, T) @ hs[:T] (T, H)
+        gemm_rowmajor(b'T', b'N', H, H, T, 1.0, dh, H, hs, H,
+                      0.0, &self.dWhh[0, 0], H)
+        # dWxh: clear the previous chunk's columns, then scatter-add the columns
+        # of the characters present in this chunk
+        for k in range(self.n_present):
+            x = self.present[k]
+            for i in range(H):
+                dWxh[i * V + x] = 0.0
+        self.n_present = 0
+        for t in range(T):
+            x = inputs[t]
+            if not self.seen[x]:
+                self.seen[x] = 1
+                self.present[self.n_present] = x
+                self.n_present += 1
+            row = dh + t * H
+            for i in range(H):
+                dWxh[i * V + x] += row[i]
+        for k in range(self.n_present):
+            self.seen[self.present[k]] = 0
+
+    cdef void _clip(self) noexcept nogil:
+        """Clip every gradient to [-5, 5] in place (dWxh: present columns)."""
+        cdef int H = self.hidden_size, V = self.vocab_size, i, k
+        cdef f64 *dWxh = &self.dWxh[0, 0]
+        cdef f64 g
+        for k in range(self.n_present):
+            for i in range(H):
+                g = dWxh[i * V + self.present[k]]
+                dWxh[i * V + self.present[k]] = (
+                    CLIP if g > CLIP else (-CLIP if g < -CLIP else g))
+        clip_only(&self.dWhh[0, 0], H * H)
+        clip_only(&self.dWhy[0, 0], V * H)
+        clip_only(&self.dbh[0], H)
+        clip_only(&self.dby[0], V)
+
+    cdef void _clip_update(self, f64 learning_rate) noexcept nogil:
+        """Clip every gradient and apply Adagrad to params and memory in
+        place; for Wxh only the present columns (the rest have zero gradient,
+        which would change neither the parameter nor its memory)."""
+        cdef int H = self.hidden_size, V = self.vocab_size, i, k, idx
+        cdef f64 *Wxh = &self.Wxh[0, 0]
+        cdef f64 *mWxh = &self.mWxh[0, 0]
+        cdef f64 *dWxh = &self.dWxh[0, 0]
+        cdef f64 g
+        for k in range(self.n_present):
+            for i in range(H):
+                idx = i * V + self.present[k]
+                g = dWxh[idx]
+                g = CLIP if g > CLIP else (-CLIP if g < -CLIP else g)
+                dWxh[idx] = g
+                mWxh[idx] += g * g
+                Wxh[idx] -= learning_rate * g / sqrt(mWxh[idx] + ADAGRAD_EPS)
+        clip_adagrad(&self.Whh[0, 0], &self.dWhh[0, 0], &self.mWhh[0, 0],
+                     H * H, learning_rate)
+        clip_adagrad(&self.Why[0, 0], &self.dWhy[0, 0], &self.mWhy[0, 0],
+                     V * H, learning_rate)
+        clip_adagrad(&self.bh[0], &self.dbh[0], &self.mbh[0], H, learning_rate)
+        clip_adagrad(&self.by[0], &self.dby[0], &self.mby[0], V, learning_rate)
+
+    # -- Python entry points (arguments validated by charrnn_ext.model) ------
+
+    def train_step(self, const i32[::1] inputs, const i32[::1] targets,
+                   f64[::1] h, f64 learning_rate):
+        """One fused step over a chunk of T ids: forward, BPTT, clipping,
+        Adagrad. Updates params, memory, grads in place; h (H,) is replaced
+        by the last hidden state. Returns the chunk's summed loss."""
+        cdef int T = inputs.shape[0]
+        cdef f64 loss
+        self.reserve(T)
+        with nogil:
+            loss = self._forward(&inputs[0], &targets[0], T, &h[0])
+            self._backward(&inputs[0], &targets[0], T)
+            self._clip_update(learning_rate)
+        return loss
+
+    def loss_and_grads(self, const i32[::1] inputs, const i32[::1] targets,
+                       f64[::1] h):
+        """Forward and BPTT; clipped gradients are left in the grads arrays,
+        params and memory are untouched. h (H,) is replaced by the last
+        hidden state. Returns the summed loss."""
+        cdef int T = inputs.shape[0]
+        cdef f64 loss
+        self.reserve(T)
+        with nogil:
+            loss = self._forward(&inputs[0], &targets[0], T, &h[0])
+            self._backward(&inputs[0], &targets[0], T)
+            self._clip()
+        return loss
+
+    def loss(self, const i32[::1] inputs, const i32[::1] targets, f64[::1] h):
+        """Forward-only summed loss over any number of steps (processed in
+        blocks of the buffer capacity); h (H,) becomes the last hidden state."""
+        cdef Py_ssize_t n = inputs.shape[0], start = 0
+        cdef int block
+        cdef f64 loss = 0.0
+        if n > self.capacity:
+            self.reserve(<int> min(n, 256))
+        with nogil:
+            while start < n:
+                block = <int> min(n - start, <Py_ssize_t> self.capacity)
+                loss += self._forward(&inputs[start], &targets[start], block, &h[0])
+                start += block
+        return loss
+
+    def advance(self, const i32[::1] inputs, f64[::1] h):
+        """Run the recurrence over inputs (n,) from h (H,), in place: h
+        becomes the hidden state after the last input (used to prime
+        sampling). No output layer is computed."""
+        cdef int H = self.hidden_size, V = self.vocab_size, i, x
+        cdef Py_ssize_t t, n = inputs.shape[0]
+        cdef f64 *z = &self.dh_next[0]
+        cdef const f64 *Wxh = &self.Wxh[0, 0]
+        with nogil:
+            for t in range(n):
+                matvec(&self.Whh[0, 0], &h[0], z, H, H)
+                x = inputs[t]
+                for i in range(H):
+                    h[i] = tanh(Wxh[i * V + x] + z[i] + self.bh[i])
+
+    def sample(self, f64[::1] h, int seed_ix, const f64[::1] uniforms,
+               f64 temperature, i32[::1] out):
+        """Generate len(out) ids starting from input seed_ix and hidden state
+        h (H,), which is advanced in place. For temperature > 0 id t is drawn
+        from softmax(logits / temperature) by inverse CDF with uniforms[t]
+        (as numpy's Generator.choice does); temperature == 0 takes the argmax.
+        out (n,) is overwritten."""
+        cdef int H = self.hidden_size, V = self.vocab_size
+        cdef Py_ssize_t n = out.shape[0], t
+        cdef int i, v, x = seed_ix, best
+        cdef f64 *hv = &h[0]
+        cdef f64 *z = &self.dh_next[0]
+        cdef f64 *y = &self.logits[0]
+        cdef const f64 *Wxh = &self.Wxh[0, 0]
+        cdef f64 row_max, total, u, cumulative
+        with nogil:
+            for t in range(n):
+                matvec(&self.Whh[0, 0], hv, z, H, H)
+                for i in range(H):
+                    hv[i] = tanh(Wxh[i * V + x] + z[i] + self.bh[i])
+                matvec(&self.Why[0, 0], hv, y, V, H)
+                best = 0
+                row_max = y[0] + self.by[0]
+                for v in range(V):
+                    y[v] += self.by[v]
+                    if y[v] > row_max:
+                        row_max = y[v]
+                        best = v
+                if temperature == 0.0:
+                    x = best
+                else:
+                    total = 0.0
+                    for v in range(V):
+                        y[v] = exp((y[v] - row_max) / temperature)
+                        total += y[v]
+                    # first index whose normalised cumulative sum exceeds u
+                    u = uniforms[t]
+                    cumulative = 0.0
+                    x = V - 1
+                    for v in range(V):
+                        cumulative += y[v]
+                        if cumulative / total > u:
+                            x = v
+                            break
+                    # guard against ids of zero probability from rounding
+                    while y[x] == 0.0 and x > 0:
+                        x -= 1
+                out[t] = x
+
+
+def first_invalid_id(const i32[::1] ids, int vocab_size):
+    """Index of the first id outside [0, vocab_size) in ids (n,), or -1."""
+    cdef Py_ssize_t i, n = ids.shape[0], bad = -1
+    with nogil:
+        for i in range(n):
+            if ids[i] < 0 or ids[i] >= vocab_size:
+                bad = i
+                break
+    return bad
