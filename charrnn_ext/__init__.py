@@ -1,5 +1,6 @@
 """charrnn_ext: Karpathy's min-char-rnn with a fast, exact Cython core."""
-from .model import PARAM_NAMES, CharRNN
+from .model import CharRNN
+from .spec import PARAM_NAMES
 from .vocab import Vocab
 
 __version__ = "0.1.0"

@@ -11,17 +11,8 @@ import math
 import numpy as np
 
 from . import _core
-from .defaults import HIDDEN_SIZE, INIT_SCALE, LEARNING_RATE
-
-# The parameter names, in the seed's order: the one place they are defined.
-PARAM_NAMES = ("Wxh", "Whh", "Why", "bh", "by")
-
-
-def param_shapes(vocab_size: int, hidden_size: int) -> dict:
-    """The seed's parameter shapes: Wxh (H,V), Whh (H,H), Why (V,H), bh (H,1), by (V,1)."""
-    H, V = hidden_size, vocab_size
-    return {"Wxh": (H, V), "Whh": (H, H), "Why": (V, H), "bh": (H, 1), "by": (V, 1)}
-
+from .defaults import HIDDEN_SIZE, LEARNING_RATE
+from .spec import PARAM_NAMES, init_params, param_shapes
 
 def _positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -78,14 +69,7 @@ class CharRNN:
     def __init__(self, vocab_size: int, hidden_size: int = HIDDEN_SIZE, seed=None):
         V = _positive_int(vocab_size, "vocab_size")
         H = _positive_int(hidden_size, "hidden_size")
-        rng = np.random.RandomState(seed)  # the seed's np.random.randn stream
-        shapes = param_shapes(V, H)
-        params = {}
-        for name in PARAM_NAMES:
-            if name.startswith("W"):
-                params[name] = rng.randn(*shapes[name]) * INIT_SCALE
-            else:
-                params[name] = np.zeros(shapes[name])
+        params = init_params(V, H, seed)
         self._install(params, None)
 
     @classmethod

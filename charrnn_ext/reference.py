@@ -15,8 +15,7 @@ Differences from the seed listing, all deliberate:
 import numpy as np
 
 from .defaults import ADAGRAD_EPS, CLIP
-
-PARAM_NAMES = ("Wxh", "Whh", "Why", "bh", "by")
+from .spec import PARAM_NAMES, init_params  # noqa: F401  (init_params re-exported)
 
 
 def lossFun(inputs, targets, hprev, params):
@@ -101,15 +100,3 @@ def sample(h, seed_ix, n, params, temperature=1.0, rng=None):
         x[ix] = 1
         ixes.append(ix)
     return ixes
-
-
-def init_params(vocab_size, hidden_size, seed=None):
-    """The seed's initialisation: randn * 0.01 weights (np.random.RandomState), zero biases."""
-    rng = np.random.RandomState(seed)
-    return {
-        "Wxh": rng.randn(hidden_size, vocab_size) * 0.01,  # input to hidden
-        "Whh": rng.randn(hidden_size, hidden_size) * 0.01,  # hidden to hidden
-        "Why": rng.randn(vocab_size, hidden_size) * 0.01,  # hidden to output
-        "bh": np.zeros((hidden_size, 1)),  # hidden bias
-        "by": np.zeros((vocab_size, 1)),  # output bias
-    }
