@@ -1,26 +1,55 @@
-"""Build the Cython core ``charrnn_ext._core`` (all metadata lives in pyproject.toml)."""
+"""Build the Cython core ``charrnn_ext._core`` (all metadata lives in pyproject.toml).
+
+On x86-64 the same source, src/_core.pyx, is also compiled for the
+x86-64-v3 (AVX2 + FMA) and x86-64-v4 (AVX-512) instruction sets as
+``_core_x86_64_v3`` / ``_core_x86_64_v4``; ``charrnn_ext._dispatch`` picks the
+best one the CPU supports at import time. The wheel stays portable: the
+baseline module needs nothing beyond the platform's baseline ISA.
+"""
+import os
 import sys
+import sysconfig
 
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-if sys.platform == "win32":
-    compile_args = ["/O2", "/fp:precise"]
-else:
-    # Portable flags only (no -march=native: wheels run on any x86-64/arm64 CPU).
-    # -fno-math-errno lets sqrt/division vectorise; IEEE semantics are otherwise kept.
-    compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math"]
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORE_SOURCE = os.path.join("src", "_core.pyx")
 
-extensions = [
-    Extension(
-        "charrnn_ext._core",
-        ["src/_core.pyx"],
-        include_dirs=[np.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        extra_compile_args=compile_args,
-    )
-]
+if sys.platform == "win32":
+    base_args = ["/O2", "/fp:precise"]
+    variants = {"x86_64_v3": ["/arch:AVX2"], "x86_64_v4": ["/arch:AVX512"]}
+else:
+    # -fno-math-errno lets sqrt/division vectorise; IEEE semantics are otherwise kept.
+    base_args = ["-O3", "-fno-math-errno", "-fno-trapping-math"]
+    variants = {"x86_64_v3": ["-march=x86-64-v3"], "x86_64_v4": ["-march=x86-64-v4", "-mprefer-vector-width=512"]}
+
+# the target platform (respects cross-compilation, e.g. macOS arm64 from x86_64)
+target = sysconfig.get_platform().lower()
+if not any(arch in target for arch in ("x86_64", "amd64", "win-amd64")) or "arm64" in target:
+    variants = {}
+if os.environ.get("CHARRNN_EXT_NO_VARIANTS"):
+    variants = {}
+
+def variant_source(name):
+    """A build-time stub that includes the one kernel source under another module name."""
+    path = os.path.join("build", "variants", f"_core_{name}.pyx")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    text = f'include "{os.path.join(HERE, CORE_SOURCE)}"\n'.replace("\\", "/")
+    if not os.path.exists(path) or open(path).read() != text:
+        with open(path, "w") as f:
+            f.write(text)
+    return path
+
+common = dict(
+    include_dirs=[np.get_include()],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+)
+extensions = [Extension("charrnn_ext._core", [CORE_SOURCE], extra_compile_args=base_args, **common)]
+for name, flags in variants.items():
+    extensions.append(Extension(f"charrnn_ext._core_{name}", [variant_source(name)],
+                                extra_compile_args=base_args + flags, **common))
 
 setup(
     ext_modules=cythonize(

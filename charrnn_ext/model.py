@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from . import _core
+from ._dispatch import core as _core
 from .defaults import HIDDEN_SIZE, LEARNING_RATE
 from .spec import PARAM_NAMES, init_params, param_shapes
 

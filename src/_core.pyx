@@ -23,7 +23,7 @@ subtracts the row maximum.
 """
 import numpy as np
 
-from libc.math cimport exp, log, sqrt, tanh
+from libc.math cimport INFINITY, log, sqrt
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm
 
@@ -35,8 +35,143 @@ cdef f64 ADAGRAD_EPS = 1e-8
 
 
 # ---------------------------------------------------------------------------
+# branch-free exp and tanh that the compiler can vectorise (glibc's scalar
+# exp and tanh cost ~11 ns and ~28 ns per call and dominated the step).
+# Both are accurate to a few ulp (tested against numpy in tests/).
+# ---------------------------------------------------------------------------
+
+cdef union Bits:
+    f64 d
+    unsigned long long u
+
+cdef f64 LOG2E = 1.4426950408889634
+cdef f64 LN2_HI = 0.6931471803691238        # high bits of ln 2 (exact in k * LN2_HI)
+cdef f64 LN2_LO = 1.9082149292705877e-10    # ln 2 - LN2_HI
+cdef f64 ROUND_SHIFT = 6755399441055744.0   # 1.5 * 2**52: x + shift rounds x to an integer
+cdef f64 EXP_MIN = -708.0                    # exp(x) for x below is treated as 0 (< 4e-308)
+cdef f64 EXP_MAX = 709.782712893384           # log(DBL_MAX); exp overflows above
+
+
+cdef inline f64 vexp(f64 x) noexcept nogil:
+    """exp(x) (Cody-Waite reduction, degree-13 Taylor polynomial, scale by
+    2**k through the exponent bits); 0 below -708 (where exp < 4e-308),
+    inf above log(DBL_MAX), NaN stays NaN."""
+    cdef Bits kbits, scale
+    cdef f64 xc = EXP_MAX if x > EXP_MAX else (EXP_MIN if x < EXP_MIN else x)
+    cdef f64 kd = xc * LOG2E + ROUND_SHIFT
+    kbits.d = kd
+    kd = kd - ROUND_SHIFT
+    cdef f64 r = (xc - kd * LN2_HI) - kd * LN2_LO      # |r| <= ln(2) / 2
+    cdef f64 p = 1.0 / 6227020800.0
+    p = p * r + 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r * r + r                                   # expm1(r)
+    scale.u = (kbits.u + 1022) << 52                    # 2**(k-1): k may be 1024
+    p = ((p + 1.0) * scale.d) * 2.0
+    p = 0.0 if x < EXP_MIN else p
+    p = INFINITY if x > EXP_MAX else p                  # overflow
+    return x if x != x else p
+
+
+# Cephes' tanh: rational approximation below 0.625, 1 - 2 / (exp(2|x|) + 1) above
+cdef f64 TANH_P0 = -9.64399179425052238628E-1
+cdef f64 TANH_P1 = -9.92877231001918586564E1
+cdef f64 TANH_P2 = -1.61468768441708447952E3
+cdef f64 TANH_Q0 = 1.12811678491632931402E2
+cdef f64 TANH_Q1 = 2.23548839060100448583E3
+cdef f64 TANH_Q2 = 4.84406305325125486048E3
+
+
+cdef inline f64 vtanh(f64 x) noexcept nogil:
+    """tanh(x), branch-free so that loops over it vectorise."""
+    cdef f64 ax = -x if x < 0.0 else x
+    cdef f64 z = x * x
+    cdef f64 small = x + x * z * (((TANH_P0 * z + TANH_P1) * z + TANH_P2)
+                                  / (((z + TANH_Q0) * z + TANH_Q1) * z + TANH_Q2))
+    cdef f64 big = 1.0 - 2.0 / (vexp(2.0 * (20.0 if ax > 20.0 else ax)) + 1.0)
+    big = -big if x < 0.0 else big
+    return small if ax < 0.625 else big
+
+
+def _exp(const f64[::1] x, f64[::1] out):
+    """out (n,) = exp(x) with the core's vectorised exp (for tests)."""
+    cdef Py_ssize_t i
+    for i in range(x.shape[0]):
+        out[i] = vexp(x[i])
+
+
+def _tanh(const f64[::1] x, f64[::1] out):
+    """out (n,) = tanh(x) with the core's vectorised tanh (for tests)."""
+    cdef Py_ssize_t i
+    for i in range(x.shape[0]):
+        out[i] = vtanh(x[i])
+
+
+# ---------------------------------------------------------------------------
 # small BLAS-like helpers (nogil)
 # ---------------------------------------------------------------------------
+
+cdef inline f64 row_sum(const f64 *a, int n) noexcept nogil:
+    """sum(a[:n]) with eight partial sums (vectorisable; deterministic)."""
+    cdef f64 s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    cdef f64 s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0
+    cdef int j = 0, n8 = n - n % 8
+    while j < n8:
+        s0 += a[j]; s1 += a[j + 1]; s2 += a[j + 2]; s3 += a[j + 3]
+        s4 += a[j + 4]; s5 += a[j + 5]; s6 += a[j + 6]; s7 += a[j + 7]
+        j += 8
+    while j < n:
+        s0 += a[j]
+        j += 1
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+cdef inline f64 row_max(const f64 *a, int n) noexcept nogil:
+    """max(a[:n]) with eight partial maxima (NaN-propagation not needed:
+    a NaN logit makes the loss NaN anyway)."""
+    cdef f64 m[8]
+    cdef int j, k, n8 = n - n % 8
+    for k in range(8):
+        m[k] = a[0]
+    j = 0
+    while j < n8:
+        for k in range(8):
+            m[k] = a[j + k] if a[j + k] > m[k] else m[k]
+        j += 8
+    while j < n:
+        m[0] = a[j] if a[j] > m[0] else m[0]
+        j += 1
+    for k in range(1, 8):
+        m[0] = m[k] if m[k] > m[0] else m[0]
+    return m[0]
+
+
+cdef inline f64 softmax_row(f64 *p, const f64 *by, int n, int target) noexcept nogil:
+    """p (n,) holds W h; turn it into softmax(p + by) in place and return
+    the cross-entropy -log softmax(p + by)[target]."""
+    cdef int v
+    cdef f64 top, total, target_logit
+    for v in range(n):
+        p[v] = p[v] + by[v]
+    top = row_max(p, n)
+    target_logit = p[target] - top
+    for v in range(n):
+        p[v] = vexp(p[v] - top)
+    total = row_sum(p, n)
+    for v in range(n):
+        p[v] = p[v] / total
+    # -log softmax(target) = log(sum exp(logit - max)) - (logit_target - max)
+    return log(total) - target_logit
+
 
 cdef inline void gemm_rowmajor(char trans_a, char trans_b, int m, int n, int k,
                                f64 alpha, const f64 *a, int lda,
@@ -51,73 +186,50 @@ cdef inline void gemm_rowmajor(char trans_a, char trans_b, int m, int n, int k,
           <f64 *> a, &lda, &beta, c, &ldc)
 
 
-cdef inline void matvec(const f64 *w, const f64 *x, f64 *y,
-                        int rows, int cols) noexcept nogil:
-    """y (rows,) = W (rows, cols) @ x (cols,), W row-major. y is overwritten.
-
-    Two rows at a time, four partial sums per row, so that the compiler can
-    keep the loads of x in registers and use vector FMAs.
-    """
-    cdef int i, j, j4 = cols - cols % 4
-    cdef const f64 *w0
-    cdef const f64 *w1
-    cdef f64 a0, a1, a2, a3, b0, b1, b2, b3
-    i = 0
-    while i + 1 < rows:
-        w0 = w + i * cols
-        w1 = w0 + cols
-        a0 = a1 = a2 = a3 = 0.0
-        b0 = b1 = b2 = b3 = 0.0
-        j = 0
-        while j < j4:
-            a0 = a0 + w0[j] * x[j]
-            a1 = a1 + w0[j + 1] * x[j + 1]
-            a2 = a2 + w0[j + 2] * x[j + 2]
-            a3 = a3 + w0[j + 3] * x[j + 3]
-            b0 = b0 + w1[j] * x[j]
-            b1 = b1 + w1[j + 1] * x[j + 1]
-            b2 = b2 + w1[j + 2] * x[j + 2]
-            b3 = b3 + w1[j + 3] * x[j + 3]
-            j += 4
-        while j < cols:
-            a0 = a0 + w0[j] * x[j]
-            b0 = b0 + w1[j] * x[j]
-            j += 1
-        y[i] = (a0 + a1) + (a2 + a3)
-        y[i + 1] = (b0 + b1) + (b2 + b3)
-        i += 2
-    if i < rows:
-        w0 = w + i * cols
-        a0 = a1 = a2 = a3 = 0.0
-        j = 0
-        while j < j4:
-            a0 = a0 + w0[j] * x[j]
-            a1 = a1 + w0[j + 1] * x[j + 1]
-            a2 = a2 + w0[j + 2] * x[j + 2]
-            a3 = a3 + w0[j + 3] * x[j + 3]
-            j += 4
-        while j < cols:
-            a0 = a0 + w0[j] * x[j]
-            j += 1
-        y[i] = (a0 + a1) + (a2 + a3)
-
-
 cdef inline void matvec_t(const f64 *w, const f64 *x, f64 *y,
                           int rows, int cols) noexcept nogil:
     """y (cols,) = W^T @ x, W (rows, cols) row-major, x (rows,). y is overwritten.
 
-    Accumulates scaled rows of W (contiguous axpys), which vectorises without
-    reassociating any sum.
+    Accumulates four scaled rows of W at a time: a plain loop over contiguous
+    memory that compilers vectorise without reassociating any long sum.
     """
-    cdef int i, j
-    cdef const f64 *wi
-    cdef f64 xi
+    cdef int i = 0, j
+    cdef const f64 *w0
+    cdef const f64 *w1
+    cdef const f64 *w2
+    cdef const f64 *w3
+    cdef f64 x0, x1, x2, x3
     memset(y, 0, cols * sizeof(f64))
-    for i in range(rows):
-        wi = w + i * cols
-        xi = x[i]
+    while i + 3 < rows:
+        w0 = w + i * cols
+        w1 = w0 + cols
+        w2 = w1 + cols
+        w3 = w2 + cols
+        x0 = x[i]
+        x1 = x[i + 1]
+        x2 = x[i + 2]
+        x3 = x[i + 3]
         for j in range(cols):
-            y[j] += wi[j] * xi
+            y[j] = y[j] + ((w0[j] * x0 + w1[j] * x1) + (w2[j] * x2 + w3[j] * x3))
+        i += 4
+    while i < rows:
+        w0 = w + i * cols
+        x0 = x[i]
+        for j in range(cols):
+            y[j] = y[j] + w0[j] * x0
+        i += 1
+
+
+cdef inline void transpose(const f64 *a, f64 *out, int n) noexcept nogil:
+    """out (n, n) = A (n, n)^T, in 16 x 16 tiles."""
+    cdef int i0, j0, i, j, i1, j1
+    for i0 in range(0, n, 16):
+        i1 = i0 + 16 if i0 + 16 < n else n
+        for j0 in range(0, n, 16):
+            j1 = j0 + 16 if j0 + 16 < n else n
+            for i in range(i0, i1):
+                for j in range(j0, j1):
+                    out[j * n + i] = a[i * n + j]
 
 
 cdef inline void clip_adagrad(f64 *param, f64 *grad, f64 *mem, Py_ssize_t n,
@@ -173,6 +285,7 @@ cdef class Workspace:
     cdef f64[:, ::1] probs     # (capacity, V): logits -> probabilities -> dY
     cdef f64[:, ::1] dhs       # (capacity, H): Why^T dY, then dh_raw
     cdef f64[::1] dh_next      # (H,)
+    cdef f64[:, ::1] WhhT      # (H, H): Whh transposed, refreshed at every call
     cdef f64[::1] logits       # (V,) sampling scratch
     cdef i32[::1] present      # (capacity,) distinct input ids of the chunk
     cdef unsigned char[::1] seen   # (V,) marks, all zero between calls
@@ -199,6 +312,7 @@ cdef class Workspace:
             if tuple(arr.shape)[:len(shape)] != shape or arr.size != np.prod(shape):
                 raise ValueError("inconsistent parameter shapes")
         self.dh_next = np.zeros(H)
+        self.WhhT = np.zeros((H, H))
         self.logits = np.zeros(V)
         self.seen = np.zeros(V, dtype=np.uint8)
         self.n_present = 0
@@ -231,41 +345,28 @@ cdef class Workspace:
         Writes the last hidden state to h. Returns the summed cross-entropy.
         """
         cdef int H = self.hidden_size, V = self.vocab_size
-        cdef int t, i, v, x
+        cdef int t, i, x
         cdef f64 *hs = &self.hs[0, 0]
-        cdef f64 *p
         cdef const f64 *Wxh = &self.Wxh[0, 0]
         cdef const f64 *bh = &self.bh[0]
         cdef const f64 *by = &self.by[0]
         cdef f64 *h_t
-        cdef f64 row_max, total, target_logit, loss = 0.0
+        cdef f64 loss = 0.0
         memcpy(hs, h, H * sizeof(f64))
         # the recurrence: the only sequential part
         for t in range(T):
             h_t = hs + (t + 1) * H
-            matvec(&self.Whh[0, 0], hs + t * H, h_t, H, H)
+            matvec_t(&self.WhhT[0, 0], hs + t * H, h_t, H, H)
             x = inputs[t]
             for i in range(H):
-                h_t[i] = tanh(Wxh[i * V + x] + h_t[i] + bh[i])
+                h_t[i] = (Wxh[i * V + x] + h_t[i]) + bh[i]
+            for i in range(H):
+                h_t[i] = vtanh(h_t[i])
         # logits (T, V) = hs[1:] (T, H) @ Why^T (H, V): one product for all T
         gemm_rowmajor(b'N', b'T', T, V, H, 1.0, hs + H, H,
                       &self.Why[0, 0], H, 0.0, &self.probs[0, 0], V)
         for t in range(T):
-            p = &self.probs[t, 0]
-            row_max = p[0] + by[0]
-            for v in range(V):
-                p[v] += by[v]
-                if p[v] > row_max:
-                    row_max = p[v]
-            target_logit = p[targets[t]] - row_max
-            total = 0.0
-            for v in range(V):
-                p[v] = exp(p[v] - row_max)
-                total += p[v]
-            # -log softmax(target) = log(sum exp(logit - max)) - (logit_target - max)
-            loss += log(total) - target_logit
-            for v in range(V):
-                p[v] = p[v] / total
+            loss += softmax_row(&self.probs[t, 0], by, V, targets[t])
         memcpy(h, hs + T * H, H * sizeof(f64))
         return loss
 
@@ -391,6 +492,7 @@ cdef class Workspace:
         cdef f64 loss
         self.reserve(T)
         with nogil:
+            transpose(&self.Whh[0, 0], &self.WhhT[0, 0], self.hidden_size)
             loss = self._forward(&inputs[0], &targets[0], T, &h[0])
             self._backward(&inputs[0], &targets[0], T)
             self._clip_update(learning_rate)
@@ -405,6 +507,7 @@ cdef class Workspace:
         cdef f64 loss
         self.reserve(T)
         with nogil:
+            transpose(&self.Whh[0, 0], &self.WhhT[0, 0], self.hidden_size)
             loss = self._forward(&inputs[0], &targets[0], T, &h[0])
             self._backward(&inputs[0], &targets[0], T)
             self._clip()
@@ -419,6 +522,7 @@ cdef class Workspace:
         if n > self.capacity:
             self.reserve(<int> min(n, 256))
         with nogil:
+            transpose(&self.Whh[0, 0], &self.WhhT[0, 0], self.hidden_size)
             while start < n:
                 block = <int> min(n - start, <Py_ssize_t> self.capacity)
                 loss += self._forward(&inputs[start], &targets[start], block, &h[0])
@@ -434,11 +538,14 @@ cdef class Workspace:
         cdef f64 *z = &self.dh_next[0]
         cdef const f64 *Wxh = &self.Wxh[0, 0]
         with nogil:
+            transpose(&self.Whh[0, 0], &self.WhhT[0, 0], self.hidden_size)
             for t in range(n):
-                matvec(&self.Whh[0, 0], &h[0], z, H, H)
+                matvec_t(&self.WhhT[0, 0], &h[0], z, H, H)
                 x = inputs[t]
                 for i in range(H):
-                    h[i] = tanh(Wxh[i * V + x] + z[i] + self.bh[i])
+                    h[i] = (Wxh[i * V + x] + z[i]) + self.bh[i]
+                for i in range(H):
+                    h[i] = vtanh(h[i])
 
     def sample(self, f64[::1] h, int seed_ix, const f64[::1] uniforms,
                f64 temperature, i32[::1] out):
@@ -454,34 +561,36 @@ cdef class Workspace:
         cdef f64 *z = &self.dh_next[0]
         cdef f64 *y = &self.logits[0]
         cdef const f64 *Wxh = &self.Wxh[0, 0]
-        cdef f64 row_max, total, u, cumulative
+        cdef f64[:, ::1] WhyT = np.ascontiguousarray(np.asarray(self.Why).T)  # (H, V)
+        cdef f64 top, total, threshold, cumulative
         with nogil:
+            transpose(&self.Whh[0, 0], &self.WhhT[0, 0], self.hidden_size)
             for t in range(n):
-                matvec(&self.Whh[0, 0], hv, z, H, H)
+                matvec_t(&self.WhhT[0, 0], hv, z, H, H)
                 for i in range(H):
-                    hv[i] = tanh(Wxh[i * V + x] + z[i] + self.bh[i])
-                matvec(&self.Why[0, 0], hv, y, V, H)
-                best = 0
-                row_max = y[0] + self.by[0]
+                    hv[i] = (Wxh[i * V + x] + z[i]) + self.bh[i]
+                for i in range(H):
+                    hv[i] = vtanh(hv[i])
+                matvec_t(&WhyT[0, 0], hv, y, H, V)
                 for v in range(V):
-                    y[v] += self.by[v]
-                    if y[v] > row_max:
-                        row_max = y[v]
-                        best = v
+                    y[v] = y[v] + self.by[v]
+                top = row_max(y, V)
                 if temperature == 0.0:
+                    best = 0
+                    while y[best] != top and best < V - 1:
+                        best += 1
                     x = best
                 else:
-                    total = 0.0
                     for v in range(V):
-                        y[v] = exp((y[v] - row_max) / temperature)
-                        total += y[v]
+                        y[v] = vexp((y[v] - top) / temperature)
+                    total = row_sum(y, V)
                     # first index whose normalised cumulative sum exceeds u
-                    u = uniforms[t]
+                    threshold = uniforms[t] * total
                     cumulative = 0.0
                     x = V - 1
                     for v in range(V):
                         cumulative += y[v]
-                        if cumulative / total > u:
+                        if cumulative > threshold:
                             x = v
                             break
                     # guard against ids of zero probability from rounding
