@@ -1,0 +1,171 @@
+"""Training parity: fused ``train_step`` vs the reference's lossFun + Adagrad,
+on generated "real-looking" text, over the seed's data pass (chunks of
+seq_length left to right, hidden state carried, reset at the wrap).
+
+Training at lr 0.1 is chaotic (a 1e-15 change in one weight grows to O(1)
+differences within ~20 steps, in the reference itself), so the long
+comparison is step by step: each core step starts from the reference's state
+through ``CharRNN.from_params(params, memory)``. Only the first 3 steps run
+free from one init.
+"""
+import numpy as np
+import pytest
+
+from charrnn_ext import CharRNN, PARAM_NAMES, Vocab, reference
+from charrnn_ext.defaults import LEARNING_RATE, SEQ_LENGTH
+
+from conftest import assert_close, cjk_text, copy_dict, data_pass, english_like_text
+
+TOL = 1e-9
+N_STEPS = 200
+
+
+def texts():
+    return {
+        # ~2000 characters: 200 steps of 25 wrap around the data twice
+        "english": english_like_text(2000, seed=1),
+        # a few hundred distinct ideographs; 1500 characters, several wraps
+        "cjk": cjk_text(1500, n_distinct=300, seed=2),
+    }
+
+
+@pytest.mark.parametrize("name", ["english", "cjk"])
+def test_generated_texts_look_real(name):
+    text = texts()[name]
+    vocab = Vocab.from_text(text)
+    if name == "english":
+        assert 25 <= len(vocab) <= 60
+        assert text.count(" ") > len(text) / 10 and "." in text and "\n" in text
+    else:
+        assert 200 <= len(vocab) <= 310
+        assert "，" in text and "。" in text
+
+
+@pytest.mark.parametrize("name,hidden", [("english", 100), ("cjk", 64)])
+def test_two_hundred_steps_from_reference_state(name, hidden):
+    text = texts()[name]
+    vocab = Vocab.from_text(text)
+    ids = vocab.encode(text)
+    V, H = len(vocab), hidden
+    params = reference.init_params(V, H, seed=0)
+    memory = {n: np.zeros_like(p) for n, p in params.items()}
+    hprev = np.zeros((H, 1))
+    resets = 0
+    losses = []
+    for step, (inputs, targets, reset) in enumerate(data_pass(ids, SEQ_LENGTH, N_STEPS)):
+        if reset:
+            hprev = np.zeros((H, 1))
+            resets += 1
+        assert len(inputs) == len(targets) == SEQ_LENGTH
+        model = CharRNN.from_params(params, memory)
+        loss, h = model.train_step(inputs, targets, hprev, learning_rate=LEARNING_RATE)
+        # the reference's step, on its own state
+        loss_ref, h_ref = reference.train_step(list(inputs), list(targets), hprev, params, memory,
+                                               LEARNING_RATE)
+        where = f"step {step}"
+        assert abs(loss - loss_ref) <= TOL * abs(loss_ref), f"{where}: loss {loss!r} vs {loss_ref!r}"
+        assert_close(h, h_ref, TOL, f"{where}: h")
+        for n in PARAM_NAMES:
+            assert_close(model.params[n], params[n], TOL, f"{where}: {n}")
+            assert_close(model.memory[n], memory[n], TOL, f"{where}: memory {n}")
+        hprev = h_ref
+        losses.append(loss_ref)
+    assert resets >= 2, "the data pass never wrapped"
+    # training makes progress (the comparison is on a learning run, not noise)
+    assert np.mean(losses[-20:]) < np.mean(losses[:20])
+
+
+@pytest.mark.parametrize("name,hidden", [("english", 100), ("cjk", 50)])
+def test_first_three_steps_free_running(name, hidden):
+    text = texts()[name]
+    vocab = Vocab.from_text(text)
+    ids = vocab.encode(text)
+    V, H = len(vocab), hidden
+    model = CharRNN(V, H, seed=42)
+    params = reference.init_params(V, H, seed=42)
+    memory = {n: np.zeros_like(p) for n, p in params.items()}
+    for n in PARAM_NAMES:
+        np.testing.assert_array_equal(model.params[n], params[n])
+    h_core = np.zeros((H, 1))
+    h_ref = np.zeros((H, 1))
+    for step, (inputs, targets, _) in enumerate(data_pass(ids, SEQ_LENGTH, 3)):
+        loss, h_core = model.train_step(inputs, targets, h_core, learning_rate=LEARNING_RATE)
+        loss_ref, h_ref = reference.train_step(inputs, targets, h_ref, params, memory, LEARNING_RATE)
+        assert abs(loss - loss_ref) <= TOL * loss_ref, f"step {step}"
+        assert_close(h_core, h_ref, TOL, f"step {step}: h")
+        for n in PARAM_NAMES:
+            assert_close(model.params[n], params[n], TOL, f"step {step}: {n}")
+            assert_close(model.memory[n], memory[n], TOL, f"step {step}: memory {n}")
+    # three steps really changed the model
+    init = reference.init_params(V, H, seed=42)
+    assert all(not np.array_equal(model.params[n], init[n]) for n in PARAM_NAMES)
+
+
+def test_grads_after_train_step_are_the_clipped_gradients():
+    """model.grads after a fused step holds the step's clipped gradients."""
+    text = english_like_text(300, seed=3)
+    vocab = Vocab.from_text(text)
+    ids = vocab.encode(text)
+    V, H = len(vocab), 32
+    params = reference.init_params(V, H, seed=1)
+    model = CharRNN.from_params(params)
+    inputs, targets = ids[:25], ids[1:26]
+    model.train_step(inputs, targets, np.zeros(H))
+    _, ref_grads, _ = reference.lossFun(inputs, targets, np.zeros((H, 1)), params)
+    for n in PARAM_NAMES:
+        assert_close(model.grads[n], ref_grads[n], 1e-10, f"d{n}")
+
+
+def test_learning_rate_is_applied():
+    """Same state, two learning rates: parameter changes scale with lr
+    (Adagrad's step is lr * g / sqrt(mem + eps))."""
+    text = english_like_text(300, seed=4)
+    vocab = Vocab.from_text(text)
+    ids = vocab.encode(text)
+    V, H = len(vocab), 20
+    params = reference.init_params(V, H, seed=2)
+    steps = {}
+    for lr in (0.1, 0.01):
+        model = CharRNN.from_params(params)
+        model.train_step(ids[:25], ids[1:26], np.zeros(H), learning_rate=lr)
+        steps[lr] = {n: model.params[n] - params[n] for n in PARAM_NAMES}
+        ref_params, ref_memory = copy_dict(params), {n: np.zeros_like(p) for n, p in params.items()}
+        reference.train_step(ids[:25], ids[1:26], np.zeros((H, 1)), ref_params, ref_memory, lr)
+        for n in PARAM_NAMES:
+            assert_close(model.params[n], ref_params[n], TOL, f"lr {lr}: {n}")
+    for n in PARAM_NAMES:
+        assert_close(steps[0.01][n] * 10, steps[0.1][n], 1e-8, n)
+
+
+def test_separate_models_train_concurrently():
+    """Separate models in separate threads (the core releases the GIL) give
+    exactly the results of training them one after the other."""
+    import threading
+    text = english_like_text(3000, seed=7)
+    vocab = Vocab.from_text(text)
+    ids = vocab.encode(text)
+    V, H = len(vocab), 48
+
+    def run(seed, results):
+        model = CharRNN(V, H, seed=seed)
+        h = np.zeros((H, 1))
+        losses = []
+        for inputs, targets, reset in data_pass(ids, SEQ_LENGTH, 60):
+            if reset:
+                h = np.zeros((H, 1))
+            loss, h = model.train_step(inputs, targets, h)
+            losses.append(loss)
+        results[seed] = (losses, model.params)
+
+    sequential, concurrent = {}, {}
+    for seed in range(4):
+        run(seed, sequential)
+    threads = [threading.Thread(target=run, args=(seed, concurrent)) for seed in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seed in range(4):
+        assert concurrent[seed][0] == sequential[seed][0]
+        for n in PARAM_NAMES:
+            np.testing.assert_array_equal(concurrent[seed][1][n], sequential[seed][1][n])
