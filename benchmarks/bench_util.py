@@ -1,0 +1,123 @@
+"""Small helpers of the benchmark: statistics, markdown, RSS, machine info."""
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+
+import numpy as np
+
+
+# -- statistics ---------------------------------------------------------------
+
+def median(xs) -> float:
+    return float(np.median(np.asarray(xs, dtype=float)))
+
+
+def quartiles(xs) -> tuple[float, float]:
+    q1, q3 = np.percentile(np.asarray(xs, dtype=float), [25, 75])
+    return float(q1), float(q3)
+
+
+def rel_diff(a: float, b: float) -> float:
+    """|a - b| relative to the larger magnitude (0 when both are 0)."""
+    scale = max(abs(a), abs(b))
+    return 0.0 if scale == 0 else abs(a - b) / scale
+
+
+# -- formatting ---------------------------------------------------------------
+
+def table(headers, rows) -> str:
+    """A markdown table (cells converted with str)."""
+    lines = ["| " + " | ".join(map(str, headers)) + " |",
+             "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fmt_us(seconds: float) -> str:
+    """Seconds as microseconds with a thousands separator."""
+    us = seconds * 1e6
+    return f"{us:,.1f}" if us < 1000 else f"{us:,.0f}"
+
+
+def fmt_mb(n_bytes: float) -> str:
+    return f"{n_bytes / 1e6:,.1f} MB"
+
+
+def verdict(ok) -> str:
+    return "n/a" if ok is None else ("**yes**" if ok else "**no**")
+
+
+# -- memory -------------------------------------------------------------------
+
+def rss() -> dict:
+    """Current and peak resident set size of this process in bytes:
+    {'rss': VmRSS, 'peak': VmHWM} from /proc/self/status, else peak from
+    getrusage (ru_maxrss) and rss None."""
+    try:
+        out = {}
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    out["rss" if key == "VmRSS" else "peak"] = int(value.split()[0]) * 1024
+        if len(out) == 2:
+            return out
+    except OSError:
+        pass
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"rss": None, "peak": maxrss if sys.platform == "darwin" else maxrss * 1024}
+
+
+# -- machine ------------------------------------------------------------------
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags_summary() -> str:
+    """The widest x86 SIMD extension advertised (for context only)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    for simd in ("avx512f", "avx2", "avx", "sse4_2"):
+                        if simd in flags:
+                            return simd
+    except OSError:
+        pass
+    return "?"
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages (other work on the machine skews timings)."""
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except (OSError, AttributeError):
+        return "?"
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def blas_owner(filepath: str) -> str:
+    """Which package ships a BLAS library, from its path."""
+    path = filepath.replace("\\", "/")
+    for pkg in ("numpy", "scipy", "torch", "sklearn"):
+        if f"/{pkg}.libs/" in path or f"/{pkg}/" in path:
+            return pkg
+    return "system"
