@@ -8,7 +8,7 @@ compiled from the same ``src/_core.pyx``. Set ``CHARRNN_EXT_CORE`` to
 import importlib
 import os
 
-import numpy as np
+from .defaults import BLAS_THREADS
 
 # CPU features each variant needs (names as numpy's runtime detection spells them)
 _REQUIREMENTS = {
@@ -44,7 +44,17 @@ def load_core(name=None):
     """(variant name, core module): ``name``, else $CHARRNN_EXT_CORE, else the best available."""
     name = name or os.environ.get("CHARRNN_EXT_CORE") or available_variants()[0]
     if name == "baseline":
-        return name, importlib.import_module("charrnn_ext._core")
+        try:
+            return name, importlib.import_module("charrnn_ext._core")
+        except ImportError as exc:
+            here = os.path.dirname(os.path.abspath(__file__))
+            if os.path.exists(os.path.join(here, os.pardir, "setup.py")):
+                raise ImportError(
+                    f"charrnn_ext was imported from its source tree ({here}), which has no "
+                    "compiled core. Install it (pip install .) and run from another "
+                    "directory, or use the charrnn-train / charrnn-sample commands."
+                ) from exc
+            raise
     if name not in _REQUIREMENTS:
         raise ValueError(f"unknown core variant {name!r}; choose baseline, x86_64_v3 or x86_64_v4")
     if name not in available_variants():
@@ -53,3 +63,51 @@ def load_core(name=None):
 
 
 variant, core = load_core()
+
+
+def _core_blas_controllers():
+    """threadpoolctl controllers of the BLAS library the core's dgemm calls
+    (scipy's, through scipy.linalg.cython_blas). Where scipy's BLAS cannot be
+    told apart from numpy's (a shared system BLAS), all BLAS libraries."""
+    from threadpoolctl import ThreadpoolController
+
+    import scipy
+
+    libs = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+    site = os.path.dirname(os.path.dirname(os.path.abspath(scipy.__file__)))
+    ours = []
+    for lib in libs:
+        try:
+            top = os.path.relpath(os.path.abspath(lib.filepath), site).split(os.sep)[0]
+        except ValueError:  # another drive on Windows
+            continue
+        if top.startswith("scipy"):
+            ours.append(lib)
+    return ours or libs
+
+
+def set_blas_threads(n: int) -> None:
+    """Set the number of threads of the BLAS the core calls (scipy's OpenBLAS).
+
+    charrnn_ext sets it to 1 on import (override with the environment variable
+    CHARRNN_EXT_BLAS_THREADS): the step's matrices are small (T = 25-30 rows),
+    where OpenBLAS's threads cost far more than they bring (a LARGE step took
+    ~20 ms with 2 threads against ~5 ms with 1 on a 2-core machine); one
+    thread also makes results independent of the thread count and leaves the
+    other cores to models trained in parallel Python threads. numpy's own
+    BLAS, which the numpy reference uses, is left alone.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"the number of BLAS threads must be a positive integer, got {n!r}")
+    for lib in _core_blas_controllers():
+        lib.set_num_threads(n)
+
+
+def _blas_threads_from_env() -> int:
+    value = os.environ.get("CHARRNN_EXT_BLAS_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return BLAS_THREADS
+
+
+set_blas_threads(_blas_threads_from_env())

@@ -608,3 +608,84 @@ def first_invalid_id(const i32[::1] ids, int vocab_size):
                 bad = i
                 break
     return bad
+
+
+# ---------------------------------------------------------------------------
+# text <-> ids: one pass over the str's own buffer (1, 2 or 4 bytes per
+# character), no intermediate copies
+# ---------------------------------------------------------------------------
+
+from cpython.unicode cimport (PyUnicode_1BYTE_KIND, PyUnicode_2BYTE_KIND,
+                              PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_KIND)
+from libc.stdint cimport uint8_t, uint16_t, uint32_t
+
+
+def mark_code_points(str text, uint8_t[::1] present):
+    """Set present[c] = 1 for every code point c of text; present has
+    0x110000 entries (every Unicode code point)."""
+    cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(text)
+    cdef int kind = PyUnicode_KIND(text)
+    cdef void *data = PyUnicode_DATA(text)
+    if present.shape[0] < 0x110000:
+        raise ValueError("present must have 0x110000 entries")
+    with nogil:
+        if kind == PyUnicode_1BYTE_KIND:
+            for i in range(n):
+                present[(<uint8_t *> data)[i]] = 1
+        elif kind == PyUnicode_2BYTE_KIND:
+            for i in range(n):
+                present[(<uint16_t *> data)[i]] = 1
+        else:
+            for i in range(n):
+                present[(<uint32_t *> data)[i]] = 1
+
+
+cdef inline Py_ssize_t encode_buffer(const void *data, int kind, Py_ssize_t n,
+                                     const i32 *lookup, Py_ssize_t size,
+                                     i32 *out) noexcept nogil:
+    """out[i] = lookup[c_i] for the n characters of a PEP 393 buffer of the
+    given kind; returns the first index whose code point is unknown, or -1."""
+    cdef Py_ssize_t i
+    cdef uint32_t c
+    cdef i32 ix
+    cdef const uint8_t *d1 = <const uint8_t *> data
+    cdef const uint16_t *d2 = <const uint16_t *> data
+    cdef const uint32_t *d4 = <const uint32_t *> data
+    if kind == PyUnicode_1BYTE_KIND:
+        for i in range(n):
+            c = d1[i]
+            ix = lookup[c] if c < size else -1
+            if ix < 0:
+                return i
+            out[i] = ix
+    elif kind == PyUnicode_2BYTE_KIND:
+        for i in range(n):
+            c = d2[i]
+            ix = lookup[c] if c < size else -1
+            if ix < 0:
+                return i
+            out[i] = ix
+    else:
+        for i in range(n):
+            c = d4[i]
+            ix = lookup[c] if c < size else -1
+            if ix < 0:
+                return i
+            out[i] = ix
+    return -1
+
+
+def encode_text(str text, const i32[::1] lookup, i32[::1] out):
+    """out (n,) = lookup[code point] for each character of text (n = len(text));
+    lookup maps code points below len(lookup) to ids, -1 for unknown ones.
+    Returns the index of the first unknown character, or -1."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text), bad
+    if out.shape[0] != n:
+        raise ValueError("out must have one entry per character")
+    if n == 0:
+        return -1
+    cdef int kind = PyUnicode_KIND(text)
+    cdef const void *data = PyUnicode_DATA(text)
+    with nogil:
+        bad = encode_buffer(data, kind, n, &lookup[0], lookup.shape[0], &out[0])
+    return bad
