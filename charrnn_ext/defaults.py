@@ -12,3 +12,10 @@ SEED = 0                # random seed of initialisation and sampling
 INIT_SCALE = 0.01       # weights are randn * INIT_SCALE, biases zero
 CLIP = 5.0              # gradients are clipped elementwise to [-CLIP, CLIP]
 ADAGRAD_EPS = 1e-8      # p -= lr * g / sqrt(mem + ADAGRAD_EPS)
+
+# -- the training and sampling tools (python -m charrnn_ext.train / .sample) --
+EVAL_EVERY = 1000       # measure validation bits/char every this many iterations
+VAL_MAX_CHARS = 10_000  # validation is measured on at most this many held-out characters
+CHECKPOINT_EVERY = 1000 # write the --checkpoint file every this many iterations
+ENCODING = "utf-8"      # text encoding of the input file
+BLAS_THREADS = 1        # threads of the BLAS the core calls (see charrnn_ext.set_blas_threads)
