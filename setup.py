@@ -22,8 +22,14 @@ if sys.platform == "win32":
     variants = {"x86_64_v3": ["/arch:AVX2"], "x86_64_v4": ["/arch:AVX512"]}
 else:
     # -fno-math-errno lets sqrt/division vectorise; IEEE semantics are otherwise kept.
-    base_args = ["-O3", "-fno-math-errno", "-fno-trapping-math"]
-    variants = {"x86_64_v3": ["-march=x86-64-v3"], "x86_64_v4": ["-march=x86-64-v4", "-mprefer-vector-width=512"]}
+    # -g0: no debug info in the wheel (Python's own CFLAGS add -g).
+    base_args = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-g0"]
+    # x86-64-v3 / v4 spelled out, so that compilers older than GCC 11 accept them
+    v3 = ["-mavx", "-mavx2", "-mfma", "-mbmi", "-mbmi2", "-mf16c", "-mlzcnt", "-mmovbe",
+          "-msse4.2", "-mpopcnt"]
+    v4 = v3 + ["-mavx512f", "-mavx512cd", "-mavx512bw", "-mavx512dq", "-mavx512vl",
+               "-mprefer-vector-width=512"]
+    variants = {"x86_64_v3": v3, "x86_64_v4": v4}
 
 # the target platform (respects cross-compilation, e.g. macOS arm64 from x86_64)
 target = sysconfig.get_platform().lower()
