@@ -32,6 +32,7 @@ ctypedef int i32
 
 cdef f64 CLIP = 5.0
 cdef f64 ADAGRAD_EPS = 1e-8
+cdef int OUTPUT_BLOCK = 128   # rows of Why per block of the fused output-layer update
 
 
 # ---------------------------------------------------------------------------
@@ -371,7 +372,7 @@ cdef class Workspace:
         return loss
 
     cdef void _backward(self, const i32 *inputs, const i32 *targets,
-                        int T) noexcept nogil:
+                        int T, bint with_dWhy) noexcept nogil:
         """BPTT over the chunk of the last _forward; writes the clipped
         gradients dWxh (present columns only), dWhh, dWhy, dbh, dby.
 
@@ -398,9 +399,11 @@ cdef class Workspace:
             row = dY + t * V
             for v in range(V):
                 dby[v] += row[v]
-        # dWhy (V, H) = dY^T (V, T) @ hs[1:] (T, H)
-        gemm_rowmajor(b'T', b'N', V, H, T, 1.0, dY, V, hs + H, H,
-                      0.0, &self.dWhy[0, 0], H)
+        # dWhy (V, H) = dY^T (V, T) @ hs[1:] (T, H); the fused training step
+        # computes it block by block in _update_output_layer instead
+        if with_dWhy:
+            gemm_rowmajor(b'T', b'N', V, H, T, 1.0, dY, V, hs + H, H,
+                          0.0, &self.dWhy[0, 0], H)
         # dhs (T, H) = dY (T, V) @ Why (V, H)
         gemm_rowmajor(b'N', b'N', T, H, V, 1.0, dY, V, &self.Why[0, 0], H,
                       0.0, dh, H)
@@ -457,9 +460,26 @@ cdef class Workspace:
         clip_only(&self.dbh[0], H)
         clip_only(&self.dby[0], V)
 
+    cdef void _update_output_layer(self, int T, f64 learning_rate) noexcept nogil:
+        """dWhy = dY^T hs[1:], clipping and Adagrad of Why, in blocks of
+        OUTPUT_BLOCK rows of V so that each block of the gradient is used
+        while it sits in cache (dY (T, V) must hold the output error).
+        Writes the clipped dWhy, updates Why and mWhy in place."""
+        cdef int H = self.hidden_size, V = self.vocab_size, v0, rows
+        cdef f64 *dY = &self.probs[0, 0]
+        cdef f64 *hs = &self.hs[0, 0]
+        v0 = 0
+        while v0 < V:
+            rows = OUTPUT_BLOCK if v0 + OUTPUT_BLOCK <= V else V - v0
+            gemm_rowmajor(b'T', b'N', rows, H, T, 1.0, dY + v0, V, hs + H, H,
+                          0.0, &self.dWhy[v0, 0], H)
+            clip_adagrad(&self.Why[v0, 0], &self.dWhy[v0, 0], &self.mWhy[v0, 0],
+                         rows * H, learning_rate)
+            v0 += rows
+
     cdef void _clip_update(self, f64 learning_rate) noexcept nogil:
-        """Clip every gradient and apply Adagrad to params and memory in
-        place; for Wxh only the present columns (the rest have zero gradient,
+        """Clip every gradient but dWhy (see _update_output_layer) and apply
+        Adagrad to params and memory in place; for Wxh only the present columns (the rest have zero gradient,
         which would change neither the parameter nor its memory)."""
         cdef int H = self.hidden_size, V = self.vocab_size, i, k, idx
         cdef f64 *Wxh = &self.Wxh[0, 0]
@@ -476,8 +496,6 @@ cdef class Workspace:
                 Wxh[idx] -= learning_rate * g / sqrt(mWxh[idx] + ADAGRAD_EPS)
         clip_adagrad(&self.Whh[0, 0], &self.dWhh[0, 0], &self.mWhh[0, 0],
                      H * H, learning_rate)
-        clip_adagrad(&self.Why[0, 0], &self.dWhy[0, 0], &self.mWhy[0, 0],
-                     V * H, learning_rate)
         clip_adagrad(&self.bh[0], &self.dbh[0], &self.mbh[0], H, learning_rate)
         clip_adagrad(&self.by[0], &self.dby[0], &self.mby[0], V, learning_rate)
 
@@ -494,7 +512,8 @@ cdef class Workspace:
         with nogil:
             transpose(&self.Whh[0, 0], &self.WhhT[0, 0], self.hidden_size)
             loss = self._forward(&inputs[0], &targets[0], T, &h[0])
-            self._backward(&inputs[0], &targets[0], T)
+            self._backward(&inputs[0], &targets[0], T, False)
+            self._update_output_layer(T, learning_rate)
             self._clip_update(learning_rate)
         return loss
 
@@ -509,7 +528,7 @@ cdef class Workspace:
         with nogil:
             transpose(&self.Whh[0, 0], &self.WhhT[0, 0], self.hidden_size)
             loss = self._forward(&inputs[0], &targets[0], T, &h[0])
-            self._backward(&inputs[0], &targets[0], T)
+            self._backward(&inputs[0], &targets[0], T, True)
             self._clip()
         return loss
 
