@@ -5,8 +5,10 @@ contiguity, id range): the core runs without bounds checks.
 """
 from __future__ import annotations
 
-import numbers
 import math
+import numbers
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import numpy as np
 
@@ -20,6 +22,17 @@ def _positive_int(value, name: str) -> int:
     if value <= 0:
         raise ValueError(f"{name} must be positive, got {value}")
     return int(value)
+
+
+_MAX_ELEMENTS = 2**31 - 1  # the core indexes matrices with C ints
+
+
+def _check_size(vocab_size: int, hidden_size: int) -> None:
+    if vocab_size * hidden_size > _MAX_ELEMENTS or hidden_size * hidden_size > _MAX_ELEMENTS:
+        raise ValueError(
+            f"vocab_size * hidden_size = {vocab_size * hidden_size:,} is too large "
+            f"(the core handles matrices of up to {_MAX_ELEMENTS:,} elements)"
+        )
 
 
 def _as_ids(values, name: str, vocab_size: int) -> np.ndarray:
@@ -59,7 +72,7 @@ def _as_learning_rate(value) -> float:
 class CharRNN:
     """A vanilla tanh RNN over characters, trained with Adagrad (min-char-rnn).
 
-    ``params`` and ``memory`` are dicts of float64 arrays named and shaped as in
+    ``params`` and ``memory`` are read-only mappings of float64 arrays named and shaped as in
     the seed (Wxh (H,V), Whh (H,H), Why (V,H), bh (H,1), by (V,1)); the model
     owns them and the core updates them in place. ``grads`` holds the clipped
     gradients of the last step. A model is not safe to share between threads;
@@ -69,6 +82,7 @@ class CharRNN:
     def __init__(self, vocab_size: int, hidden_size: int = HIDDEN_SIZE, seed=None):
         V = _positive_int(vocab_size, "vocab_size")
         H = _positive_int(hidden_size, "hidden_size")
+        _check_size(V, H)
         params = init_params(V, H, seed)
         self._install(params, None)
 
@@ -82,7 +96,7 @@ class CharRNN:
 
     @staticmethod
     def _checked(arrays, what: str, shapes=None) -> dict:
-        if not isinstance(arrays, dict):
+        if not isinstance(arrays, Mapping):
             raise TypeError(f"{what} must be a dict of arrays named {', '.join(PARAM_NAMES)}")
         missing = [n for n in PARAM_NAMES if n not in arrays]
         if missing:
@@ -119,6 +133,7 @@ class CharRNN:
 
     def _install(self, params: dict, memory) -> None:
         H, V = params["Whh"].shape[0], params["Why"].shape[0]
+        _check_size(V, H)
         shapes = param_shapes(V, H)
         if memory is None:
             memory = {n: np.zeros(shapes[n]) for n in PARAM_NAMES}
@@ -127,14 +142,17 @@ class CharRNN:
             negative = [n for n in PARAM_NAMES if np.any(memory[n] < 0)]
             if negative:
                 raise ValueError(f"memory['{negative[0]}'] has negative entries (Adagrad sums squares)")
-        self.params = params
-        self.memory = memory
-        self.grads = {n: np.zeros(shapes[n]) for n in PARAM_NAMES}
+        grads = {n: np.zeros(shapes[n]) for n in PARAM_NAMES}
         self._core = _core.Workspace(
             [params[n] for n in PARAM_NAMES],
             [memory[n] for n in PARAM_NAMES],
-            [self.grads[n] for n in PARAM_NAMES],
+            [grads[n] for n in PARAM_NAMES],
         )
+        # read-only mappings: the core holds these very arrays, so entries can
+        # be changed in place (model.params["Whh"][...] = ...) but not rebound
+        self.params = MappingProxyType(params)
+        self.memory = MappingProxyType(memory)
+        self.grads = MappingProxyType(grads)
 
     # -- sizes ---------------------------------------------------------------
     @property
