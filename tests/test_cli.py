@@ -1,0 +1,567 @@
+"""The command-line tools, driven as subprocesses exactly as a user runs them:
+``python -m charrnn_ext.train`` and ``python -m charrnn_ext.sample``.
+
+Every run uses a temporary working directory, so the installed package (not
+the source tree) is imported, and tiny sizes (hidden 8-16, a few hundred
+iterations) on small generated English and Chinese text.
+"""
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from charrnn_ext import CharRNN, Vocab, load_checkpoint, reference
+from charrnn_ext.spec import PARAM_NAMES, init_params
+
+ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "COLUMNS")}
+ENV.update(PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
+
+WORDS = ("the quick brown fox jumps over a lazy dog while seven small birds sing "
+         "in tall green trees and old men read their morning papers").split()
+HANZI = "我们的生活中有很多美好事物幸福之路在这里人与自然和谐相处学习工作读书"
+
+
+def english_text(n_sentences=60, seed=0):
+    rng = random.Random(seed)
+    sentences = []
+    for _ in range(n_sentences):
+        words = [rng.choice(WORDS) for _ in range(rng.randint(4, 9))]
+        sentences.append(" ".join(words).capitalize() + ".")
+    return "\n".join(" ".join(sentences[i:i + 3]) for i in range(0, len(sentences), 3)) + "\n"
+
+
+def chinese_text(n_sentences=60, seed=1):
+    rng = random.Random(seed)
+    return "".join("".join(rng.choice(HANZI) for _ in range(rng.randint(5, 12)))
+                   + rng.choice("，。！？") for _ in range(n_sentences)) + "\n"
+
+
+def run_cli(tool, *args, cwd, stdin=None, env=None, timeout=120):
+    """Run ``python -m charrnn_ext.<tool> args`` in cwd; returns
+    (returncode, stdout, stderr) with the streams decoded as UTF-8."""
+    proc = subprocess.run(
+        [sys.executable, "-m", f"charrnn_ext.{tool}", *map(str, args)], cwd=cwd,
+        input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True, env=env or ENV, timeout=timeout,
+    )
+    return proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8")
+
+
+def run_many(jobs, cwd):
+    """Several CLI runs at once (each is mostly interpreter start-up)."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda job: run_cli(*job, cwd=cwd), jobs))
+
+
+TINY = ["--hidden-size", 12, "--seq-length", 16, "--sample-length", 24]
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def assert_same_state(a, b):
+    """Two checkpoints hold bit-identical training states."""
+    for name in PARAM_NAMES:
+        assert np.array_equal(a.model.params[name], b.model.params[name]), name
+        assert np.array_equal(a.model.memory[name], b.model.memory[name]), name
+    assert np.array_equal(a.hidden, b.hidden)
+    assert (a.iteration, a.position) == (b.iteration, b.position)
+    assert a.smooth_loss == b.smooth_loss
+    assert a.rng.bit_generator.state == b.rng.bit_generator.state
+    for key in a.history:
+        assert np.array_equal(a.history[key], b.history[key]), key
+
+
+def progress_lines(stdout):
+    """The lines a run prints while training: samples, ---- and iter lines."""
+    body = stdout.split("\n----\nsummary:")[0]
+    start = body.index("----")
+    return body[start:].splitlines()
+
+
+def timing_free(stdout):
+    """The output without the lines that differ between identical runs."""
+    return [line for line in stdout.splitlines()
+            if not line.startswith(("speed:", "checkpoint:"))]
+
+
+@pytest.fixture(scope="module")
+def texts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("texts")
+    (d / "en.txt").write_text(english_text(), encoding="utf-8")
+    (d / "zh.txt").write_text(chinese_text(), encoding="utf-8")
+    return d
+
+
+@pytest.fixture(scope="module")
+def trained(texts):
+    """A small English model, trained once, with its stdout."""
+    ckpt = texts / "en.npz"
+    rc, out, err = run_cli("train", "en.txt", *TINY, "--iters", 300, "--sample-every", 100,
+                           "--eval-every", 100, "--checkpoint", ckpt, cwd=texts)
+    assert rc == 0, err
+    return ckpt, out
+
+
+# ---------------------------------------------------------------------------
+# training: output, data pass, determinism
+# ---------------------------------------------------------------------------
+
+def test_train_output_format(texts, trained):
+    ckpt_path, out = trained
+    text = (texts / "en.txt").read_text(encoding="utf-8")
+    lines = out.splitlines()
+    V = len(set(text))
+    assert lines[0] == f"data has {len(text)} characters, {V} unique."
+    n_val = int(len(text) * 0.05)
+    assert lines[1] == (f"training on {len(text) - n_val} characters, validating on the last "
+                        f"{n_val} (--val-fraction 0.05)")
+    # samples of --sample-length characters between ---- lines, as in the seed
+    samples = re.findall(r"^----\n (.*?) \n----$", out, flags=re.M | re.S)
+    assert len(samples) == 3
+    assert all(len(s) == 24 and set(s) <= set(text) for s in samples)
+    iters = re.findall(r"^iter (\d+), loss: (\d+\.\d{6}), val: (\d+\.\d{4}) bits/char$", out, re.M)
+    assert [int(i) for i, _, _ in iters] == [0, 100, 200]
+    losses = [float(x) for _, x, _ in iters]
+    assert losses[0] > losses[1] > losses[2]  # the smoothed loss goes down
+    # the smoothed loss after the first step: -log(1/V) * T * 0.999 + loss0 * 0.001
+    ids = Vocab.from_text(text).encode(text)
+    loss0 = CharRNN(V, 12, seed=0).loss(ids[:16], ids[1:17], None)
+    assert iters[0][1] == "%f" % (-math.log(1.0 / V) * 16 * 0.999 + loss0 * 0.001)
+    assert float(iters[2][2]) < float(iters[0][2]) < math.log2(V) + 0.01
+    # the summary
+    m = re.search(r"^summary: 300 iterations, smoothed loss (\S+) \((\S+) bits/char\)$", out, re.M)
+    assert m and math.isclose(float(m.group(2)), float(m.group(1)) / 16 / math.log(2), rel_tol=1e-3)
+    ckpt = load_checkpoint(ckpt_path)
+    assert float(m.group(1)) == pytest.approx(ckpt.smooth_loss, abs=1e-6)
+    m = re.search(r"^bits per character: train (\S+) \((\d+) characters\), "
+                  r"validation (\S+) \((\d+) characters\)$", out, re.M)
+    n_train = len(text) - n_val
+    assert m and int(m.group(2)) == n_train - 1 and int(m.group(4)) == n_val - 1
+    for measured, part in ((m.group(1), ids[:n_train]), (m.group(3), ids[n_train:])):
+        expected = ckpt.model.loss(part[:-1], part[1:], None) / (part.size - 1) / math.log(2)
+        assert float(measured) == pytest.approx(expected, abs=1e-4)
+    assert re.search(r"^speed: 300 steps in \S+ s, \S+ steps/s$", out, re.M)
+    assert lines[-1] == f"checkpoint: {ckpt_path} (iteration 300)"
+    assert ckpt.iteration == 300 and ckpt.model.hidden_size == 12
+
+
+def test_data_pass_matches_the_seed_and_the_reference(texts, tmp_path):
+    """The CLI's steps are the seed's loop: chunks left to right, hidden state
+    carried, reset at the end of the (training part of the) text. Replayed
+    in-process with the numpy reference, from the same start, they agree;
+    replayed with CharRNN they agree bit for bit."""
+    text = (texts / "en.txt").read_text(encoding="utf-8")
+    T, H, steps = 40, 8, 120
+    rc, _, err = run_cli("train", texts / "en.txt", "--hidden-size", H, "--seq-length", T,
+                         "--iters", steps, "--val-fraction", 0.1, "--seed", 7,
+                         "--checkpoint", "c.npz", cwd=tmp_path)
+    assert rc == 0, err
+    ckpt = load_checkpoint(tmp_path / "c.npz")
+    vocab = Vocab.from_text(text)
+    ids = vocab.encode(text)
+    data = ids[:len(ids) - int(len(ids) * 0.1)]
+    assert steps * T > 2 * len(data)  # the pass wraps around at least twice
+    ref_params = init_params(len(vocab), H, seed=7)
+    ref_memory = {k: np.zeros_like(v) for k, v in ref_params.items()}
+    model = CharRNN(len(vocab), H, seed=7)
+    p, h_ref, h = 0, None, None
+    with threadpool_limits(limits=1):
+        for n in range(steps):
+            if p + T + 1 >= len(data) or n == 0:
+                h_ref, h, p = np.zeros((H, 1)), np.zeros((H, 1)), 0
+            x, y = data[p:p + T], data[p + 1:p + T + 1]
+            _, h_ref = reference.train_step(list(x), list(y), h_ref, ref_params, ref_memory, 0.1)
+            _, h = model.train_step(x, y, h, 0.1)
+            p += T
+    assert ckpt.position == p
+    assert np.array_equal(ckpt.hidden, h)
+    for name in PARAM_NAMES:
+        assert np.array_equal(ckpt.model.params[name], model.params[name]), name
+        np.testing.assert_allclose(ckpt.model.params[name], ref_params[name], rtol=1e-7, atol=1e-10)
+        np.testing.assert_allclose(ckpt.model.memory[name], ref_memory[name], rtol=1e-7, atol=1e-10)
+
+
+def test_same_seed_same_everything(texts, tmp_path):
+    args = ["en.txt", *TINY, "--iters", 250, "--sample-every", 50, "--eval-every", 50, "--seed", 3]
+    (rc1, out1, _), (rc2, out2, _), (rc3, out3, _) = run_many([
+        ("train", *args, "--checkpoint", tmp_path / "a.npz"),
+        ("train", *args, "--checkpoint", tmp_path / "b.npz"),
+        ("train", *args[:-1], 4, "--checkpoint", tmp_path / "c.npz"),
+    ], cwd=texts)
+    assert rc1 == rc2 == rc3 == 0
+    a, b, c = (load_checkpoint(tmp_path / f"{x}.npz") for x in "abc")
+    assert_same_state(a, b)
+    assert timing_free(out1) == timing_free(out2)
+    assert not np.array_equal(a.model.params["Whh"], c.model.params["Whh"])  # --seed matters
+    assert progress_lines(out1) != progress_lines(out3)
+
+
+def test_chinese_text(texts, tmp_path):
+    text = (texts / "zh.txt").read_text(encoding="utf-8")
+    rc, out, err = run_cli("train", texts / "zh.txt", *TINY, "--iters", 200, "--sample-every", 100,
+                           "--checkpoint", "zh.npz", cwd=tmp_path)
+    assert rc == 0, err
+    assert out.splitlines()[0] == f"data has {len(text)} characters, {len(set(text))} unique."
+    samples = re.findall(r"^----\n (.*?) \n----$", out, flags=re.M | re.S)
+    assert len(samples) == 2 and all(len(s) == 24 and set(s) <= set(text) for s in samples)
+    ckpt = load_checkpoint(tmp_path / "zh.npz")
+    assert ckpt.vocab.chars == "".join(sorted(set(text)))
+    rc, out, err = run_cli("sample", "zh.npz", "--prime", "我们", "--length", 30, "--seed", 2,
+                           cwd=tmp_path)
+    assert rc == 0, err
+    assert out.startswith("我们") and len(out) == 2 + 30 + 1
+    assert set(out[:-1]) <= set(text)
+
+
+def test_stdin_input(texts, tmp_path):
+    data = (texts / "en.txt").read_bytes()
+    rc, out, err = run_cli("train", "-", *TINY, "--iters", 100, "--checkpoint", "s.npz",
+                           stdin=data, cwd=tmp_path)
+    assert rc == 0, err
+    text = data.decode("utf-8")
+    assert out.splitlines()[0] == f"data has {len(text)} characters, {len(set(text))} unique."
+    assert load_checkpoint(tmp_path / "s.npz").data_size == len(text)
+
+
+def test_encoding_flag(texts, tmp_path):
+    text = (texts / "zh.txt").read_text(encoding="utf-8")
+    (tmp_path / "gb.txt").write_bytes(text.encode("gb18030"))
+    (rc1, out1, _), (rc2, _, err2) = run_many([
+        ("train", "gb.txt", *TINY, "--iters", 5, "--encoding", "gb18030"),
+        ("train", "gb.txt", *TINY, "--iters", 5),
+    ], cwd=tmp_path)
+    assert rc1 == 0 and out1.splitlines()[0] == f"data has {len(text)} characters, {len(set(text))} unique."
+    assert rc2 == 2 and "not valid utf-8" in err2 and "--encoding" in err2
+
+
+def test_default_corpus(tmp_path):
+    rc, out, err = run_cli("train", "--iters", 2, "--hidden-size", 8, "--checkpoint", "d.npz",
+                           cwd=tmp_path)
+    assert rc == 0, err
+    first, second = out.splitlines()[:2]
+    assert first.startswith("no input file given: training on the built-in demo corpus")
+    assert "Python standard library" in first and "argparse" in first
+    n_chars = int(re.match(r"data has (\d+) characters", second).group(1))
+    assert n_chars > 100_000
+    assert load_checkpoint(tmp_path / "d.npz").data_size == n_chars
+
+
+def test_small_validation_split_disables_validation(tmp_path):
+    (tmp_path / "t.txt").write_text("abcdefghij" * 4, encoding="utf-8")  # 40 chars: 5% is 2 chars
+    (rc1, out1, err1), (rc2, out2, err2) = run_many([
+        ("train", "t.txt", "--seq-length", 8, "--hidden-size", 8, "--iters", 20,
+         "--val-fraction", 0.03, "--eval-every", 5),   # 1 held-out char: too few
+        ("train", "t.txt", "--seq-length", 8, "--hidden-size", 8, "--iters", 20,
+         "--eval-every", 5),                            # 2 held-out chars: one prediction
+    ], cwd=tmp_path)
+    assert rc1 == 0, err1
+    assert "training on 40 characters, no validation" in out1
+    assert "validation disabled" in out1 and "val:" not in out1
+    assert rc2 == 0, err2
+    assert "validating on the last 2" in out2 and "validation " in out2
+    assert re.search(r"validation \d+\.\d+ \(1 characters\)$", out2, re.M)
+    assert "iter 5, loss:" in out2 and ", val: " in out2
+
+
+def test_help(tmp_path):
+    (rc1, out1, _), (rc2, out2, _) = run_many([("train", "--help"), ("sample", "--help")],
+                                              cwd=tmp_path)
+    assert rc1 == rc2 == 0
+    for flag in ("--hidden-size", "--seq-length", "--learning-rate", "--iters", "--sample-every",
+                 "--sample-length", "--temperature", "--seed", "--val-fraction", "--checkpoint",
+                 "--resume", "--plot", "--encoding", "--eval-every", "--checkpoint-every"):
+        assert flag in out1
+    flat = " ".join(out1.split())
+    assert "(default: 100)" in flat and "(default: 25)" in flat and "(default: 0.1)" in flat
+    for flag in ("--length", "--temperature", "--prime", "--seed"):
+        assert flag in out2
+
+
+# ---------------------------------------------------------------------------
+# checkpoints: resume, Ctrl-C, divergence
+# ---------------------------------------------------------------------------
+
+def test_resume_is_bit_identical(texts, tmp_path):
+    """N steps, a resume and N more == 2N steps straight: the full training
+    state and the printed samples and losses. The resumed run takes its
+    settings from the checkpoint and saves back to the same file."""
+    args = ["en.txt", *TINY, "--sample-every", 40, "--eval-every", 80, "--checkpoint-every", 50]
+    (rc1, straight, e1), (rc2, first, e2) = run_many([
+        ("train", *args, "--iters", 240, "--checkpoint", tmp_path / "a.npz"),
+        ("train", *args, "--iters", 120, "--checkpoint", tmp_path / "b.npz"),
+    ], cwd=texts)
+    assert rc1 == rc2 == 0, e1 + e2
+    before = load_checkpoint(tmp_path / "b.npz")
+    assert before.iteration == 120
+    rc, second, err = run_cli("train", "en.txt", "--resume", tmp_path / "b.npz", "--iters", 240,
+                              cwd=texts)
+    assert rc == 0, err
+    assert f"resuming from {tmp_path / 'b.npz'} at iteration 120" in second
+    a, b = load_checkpoint(tmp_path / "a.npz"), load_checkpoint(tmp_path / "b.npz")
+    assert b.iteration == 240
+    n_train = b.data_size - int(b.data_size * 0.05)
+    assert 120 * 16 < n_train < 240 * 16  # the data pass wraps (resets h) after the resume
+    assert_same_state(a, b)
+    assert progress_lines(first) + progress_lines(second) == progress_lines(straight)
+
+
+def test_resume_errors(texts, trained, tmp_path):
+    ckpt, _ = trained
+    (tmp_path / "other.txt").write_text(english_text(seed=5) + "Zebra!\n", encoding="utf-8")
+    before = sha(ckpt)
+    results = run_many([
+        ("train", "other.txt", "--resume", ckpt, "--iters", 400),
+        ("train", texts / "en.txt", "--resume", ckpt, "--iters", 400, "--hidden-size", 20),
+        ("train", texts / "en.txt", "--resume", ckpt, "--iters", 300),
+    ], cwd=tmp_path)
+    (rc1, _, err1), (rc2, _, err2), (rc3, out3, _) = results
+    assert rc1 == 2 and "vocabulary" in err1 and "'Z'" in err1 and "differs" in err1
+    assert rc2 == 2 and "--hidden-size 20 differs" in err2
+    assert rc3 == 0 and "nothing to do" in out3
+    for _, _, err in results:
+        assert "Traceback" not in err and err.count("\n") <= 1
+    assert sha(ckpt) == before
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint(texts, tmp_path):
+    cmd = [sys.executable, "-m", "charrnn_ext.train", str(texts / "en.txt"), "--hidden-size", "8",
+           "--seq-length", "16", "--iters", str(10**9), "--sample-every", "1000",
+           "--eval-every", str(10**6), "--checkpoint", "int.npz"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for line in proc.stdout:  # wait until training is under way
+            if line.startswith(b"iter 0,"):
+                break
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err
+    m = re.search(rb"^interrupted at iteration (\d+) of 1000000000$", out, re.M)
+    assert m, out[-500:]
+    stopped = int(m.group(1))
+    ckpt = load_checkpoint(tmp_path / "int.npz")
+    assert ckpt.iteration == stopped > 0
+    # resuming from the interrupted state ends exactly where a straight run does
+    target = stopped + 37
+    (rc1, _, e1), (rc2, _, e2) = run_many([
+        ("train", texts / "en.txt", "--resume", "int.npz", "--iters", target),
+        ("train", texts / "en.txt", "--hidden-size", 8, "--seq-length", 16, "--iters", target,
+         "--sample-every", 1000, "--eval-every", 10**6, "--checkpoint", "straight.npz"),
+    ], cwd=tmp_path)
+    assert rc1 == rc2 == 0, e1 + e2
+    assert_same_state(load_checkpoint(tmp_path / "int.npz"), load_checkpoint(tmp_path / "straight.npz"))
+
+
+def test_divergence_keeps_the_last_good_checkpoint(texts, trained, tmp_path):
+    ckpt, _ = trained
+    before = sha(ckpt)
+    rc, out, err = run_cli("train", texts / "en.txt", *TINY, "--iters", 50,
+                           "--learning-rate", 1e308, "--checkpoint", ckpt, cwd=tmp_path)
+    assert rc == 1
+    assert "diverged" in err and "--learning-rate" in err and "Traceback" not in err
+    assert err.count("\n") == 1
+    assert sha(ckpt) == before
+    assert [p.name for p in ckpt.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+# ---------------------------------------------------------------------------
+# bad input: one line on stderr, exit status 2, checkpoint untouched
+# ---------------------------------------------------------------------------
+
+BAD_TRAIN = [
+    (["missing.txt"], "missing.txt: no such file"),
+    (["adir"], "adir is a directory"),
+    (["empty.txt"], "empty.txt is empty"),
+    (["short.txt"], "short.txt has 10 characters; training needs at least --seq-length + 1 = 26"),
+    (["binary.txt"], "binary.txt is not valid utf-8 text"),
+    (["en.txt", "--encoding", "no-such-codec"], "unknown --encoding"),
+    (["en.txt", "--hidden-size", 0], "--hidden-size: must be a positive integer, got 0"),
+    (["en.txt", "--hidden-size", -4], "--hidden-size: must be a positive integer"),
+    (["en.txt", "--hidden-size", "ten"], "--hidden-size: expected an integer"),
+    (["en.txt", "--hidden-size", 100_000], "--hidden-size 100000 with "),  # too big to fit
+    (["en.txt", "--seq-length", 0], "--seq-length: must be a positive integer"),
+    (["en.txt", "--iters", -1], "--iters: must be a positive integer"),
+    (["en.txt", "--sample-every", 0], "--sample-every: must be a positive integer"),
+    (["en.txt", "--sample-length", 0], "--sample-length: must be a positive integer"),
+    (["en.txt", "--eval-every", 0], "--eval-every: must be a positive integer"),
+    (["en.txt", "--checkpoint-every", 0], "--checkpoint-every: must be a positive integer"),
+    (["en.txt", "--learning-rate", 0], "--learning-rate: must be positive"),
+    (["en.txt", "--learning-rate", -0.1], "--learning-rate: must be positive"),
+    (["en.txt", "--learning-rate", "inf"], "--learning-rate: expected a finite number"),
+    (["en.txt", "--temperature", -1], "--temperature: must not be negative"),
+    (["en.txt", "--val-fraction", 1], "--val-fraction: must be in [0, 1)"),
+    (["en.txt", "--val-fraction", -0.5], "--val-fraction: must be in [0, 1)"),
+    (["en.txt", "--val-fraction", "nan"], "--val-fraction: expected a finite number"),
+    (["en.txt", "--seed", -1], "--seed: must be an integer in [0, 2**32)"),
+    (["en.txt", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["short.txt", "--seq-length", 4, "--val-fraction", 0.9],
+     "leaving 1 to train on; training needs at least --seq-length + 1 = 5"),
+    (["en.txt", "--resume", "missing.npz"], "--resume: checkpoint missing.npz does not exist"),
+    (["en.txt", "--resume", "truncated.npz"], "truncated.npz is a damaged or truncated checkpoint"),
+    (["en.txt", "--resume", "en.txt"], "en.txt is not a charrnn_ext checkpoint"),
+    (["en.txt", "--resume", "foreign.npz"], "foreign.npz is not a charrnn_ext checkpoint"),
+    (["en.txt", "--resume", "adir"], "adir is a directory"),
+    (["en.txt", "--checkpoint", "adir"], "--checkpoint adir is a directory"),
+    (["en.txt", "--checkpoint", "nodir/c.npz"], "does not exist"),
+    (["en.txt", "--plot", "nodir/loss.png"], "does not exist"),
+]
+BAD_TRAIN_IDS = [" ".join(map(str, args))[:40] for args, _ in BAD_TRAIN]
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(texts, trained, tmp_path_factory):
+    """All the bad-input runs at once, each with --checkpoint pointing at an
+    existing good checkpoint (that must survive untouched)."""
+    d = tmp_path_factory.mktemp("bad")
+    (d / "en.txt").write_bytes((texts / "en.txt").read_bytes())
+    (d / "empty.txt").write_bytes(b"")
+    (d / "short.txt").write_text("0123456789", encoding="utf-8")
+    (d / "binary.txt").write_bytes(b"some text \xff\xfe then more text " * 4)
+    (d / "adir").mkdir()
+    data = trained[0].read_bytes()
+    (d / "truncated.npz").write_bytes(data[:len(data) // 2])
+    np.savez(d / "foreign.npz", weights=np.zeros(3))
+    good = d / "good.npz"
+    good.write_bytes(data)
+    jobs = []
+    for args, _ in BAD_TRAIN:
+        extra = [] if "--checkpoint" in args or "--resume" in args else ["--checkpoint", good]
+        jobs.append(("train", *args, *extra, "--iters", 5) if "--iters" not in args
+                    else ("train", *args, *extra))
+    results = run_many(jobs, cwd=d)
+    return results, sha(good), good, d
+
+
+@pytest.mark.parametrize("case", range(len(BAD_TRAIN)), ids=BAD_TRAIN_IDS)
+def test_bad_train_input(bad_inputs, case):
+    results, good_sha, good, d = bad_inputs
+    rc, out, err = results[case]
+    _, message = BAD_TRAIN[case]
+    assert rc == 2, (out, err)
+    assert "Traceback" not in err
+    assert err.endswith("\n") and err.count("\n") == 1, err  # one line
+    assert message in err
+    assert sha(good) == good_sha  # never overwritten nor damaged
+    assert not [p for p in d.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_checkpoint_refuses_to_overwrite_other_files(texts, tmp_path):
+    """--checkpoint naming a file that is not a checkpoint (say, the input
+    text, by a slip) is refused before any training."""
+    (tmp_path / "notes.txt").write_text("precious notes\n", encoding="utf-8")
+    rc, _, err = run_cli("train", texts / "en.txt", *TINY, "--iters", 5, "--checkpoint", "notes.txt",
+                         cwd=tmp_path)
+    assert rc == 2 and "refusing to overwrite --checkpoint notes.txt" in err
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "precious notes\n"
+
+
+# ---------------------------------------------------------------------------
+# --plot
+# ---------------------------------------------------------------------------
+
+def test_plot_without_matplotlib(texts, tmp_path):
+    """A clear one-line message before training when the extra is missing."""
+    fake = tmp_path / "fake"
+    (fake / "matplotlib").mkdir(parents=True)
+    (fake / "matplotlib" / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
+    env = dict(ENV, PYTHONPATH=str(fake))
+    rc, out, err = run_cli("train", texts / "en.txt", *TINY, "--iters", 5, "--plot", "loss.png",
+                           cwd=tmp_path, env=env)
+    assert rc == 2 and out == ""
+    assert "--plot needs matplotlib" in err and "charrnn_ext[plot]" in err and err.count("\n") == 1
+    assert not (tmp_path / "loss.png").exists()
+
+
+def test_plot(texts, tmp_path):
+    pytest.importorskip("matplotlib")
+    rc, out, err = run_cli("train", texts / "en.txt", *TINY, "--iters", 200, "--sample-every", 50,
+                           "--eval-every", 50, "--plot", "loss.png", cwd=tmp_path)
+    assert rc == 0, err
+    assert out.splitlines()[-1] == "plot: loss.png"
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rc, _, err = run_cli("train", texts / "en.txt", "--plot", "loss.xyz", cwd=tmp_path)
+    assert rc == 2 and "unknown image type '.xyz'" in err
+
+
+# ---------------------------------------------------------------------------
+# the sample tool
+# ---------------------------------------------------------------------------
+
+def test_sample_is_deterministic_with_a_seed(trained):
+    ckpt_path, _ = trained
+    d = ckpt_path.parent
+    runs = run_many([
+        ("sample", ckpt_path, "--length", 80, "--seed", 1),
+        ("sample", ckpt_path, "--length", 80, "--seed", 1),
+        ("sample", ckpt_path, "--length", 80, "--seed", 2),
+        ("sample", ckpt_path, "--length", 80, "--temperature", 0, "--seed", 1),
+        ("sample", ckpt_path, "--length", 80, "--temperature", 0, "--seed", 2),
+        ("sample", ckpt_path, "--length", 50, "--temperature", 0.8, "--prime", "The quick", "--seed", 1),
+    ], cwd=d)
+    assert all(rc == 0 for rc, _, _ in runs), runs
+    (_, a, _), (_, b, _), (_, c, _), (_, g1, _), (_, g2, _), (_, primed, _) = runs
+    assert a == b and a != c
+    assert len(a) == 81 and a.endswith("\n")
+    assert g1 == g2  # greedy ignores the seed
+    assert primed.startswith("The quick") and len(primed) == len("The quick") + 50 + 1
+    # the same text as the Python API produces from the prime-warmed state
+    ckpt = load_checkpoint(ckpt_path)
+    ids = ckpt.vocab.encode("The quick")
+    h = ckpt.model.advance(ids[:-1])
+    gen = ckpt.model.sample(h, int(ids[-1]), 50, temperature=0.8, rng=np.random.default_rng(1))
+    assert primed == "The quick" + ckpt.vocab.decode(gen) + "\n"
+
+
+def test_sample_bad_input(trained, tmp_path):
+    ckpt_path, _ = trained
+    (tmp_path / "notes.txt").write_text("hello\n", encoding="utf-8")
+    data = ckpt_path.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[:1000])
+    cases = [
+        (("sample", ckpt_path, "--prime", "héllo"), "--prime: character 'é' (U+00E9)"),
+        (("sample", ckpt_path, "--prime", "狐"), "is not in the vocabulary"),
+        (("sample", "missing.npz"), "missing.npz does not exist"),
+        (("sample", "cut.npz"), "cut.npz is a damaged or truncated checkpoint"),
+        (("sample", "notes.txt"), "notes.txt is not a charrnn_ext checkpoint"),
+        (("sample", tmp_path), "is a directory"),
+        (("sample", ckpt_path, "--length", 0), "--length: must be a positive integer"),
+        (("sample", ckpt_path, "--temperature", -0.5), "--temperature: must not be negative"),
+        (("sample",), "the following arguments are required: CKPT"),
+    ]
+    results = run_many([job for job, _ in cases], cwd=tmp_path)
+    for (job, message), (rc, out, err) in zip(cases, results):
+        assert rc == 2, job
+        assert out == "" and "Traceback" not in err and err.count("\n") == 1, (job, err)
+        assert message in err, (job, err)
+
+
+def test_long_splits_are_measured_on_spread_windows():
+    """Bits per character of a long split come from 10 evenly spaced windows
+    (about VAL_MAX_CHARS predictions in all), start and end included."""
+    from charrnn_ext import defaults
+    from charrnn_ext.train import _predictions, _probe
+
+    ids = np.arange(100_000, dtype=np.int32)
+    windows = _probe(ids)
+    assert len(windows) == 10 and _predictions(windows) == defaults.VAL_MAX_CHARS
+    assert windows[0][0] == 0 and windows[-1][-1] == ids[-1]
+    assert all(np.all(np.diff(w) == 1) for w in windows)  # contiguous windows
+    short = ids[:defaults.VAL_MAX_CHARS + 1]
+    assert len(_probe(short)) == 1 and _probe(short)[0] is short
