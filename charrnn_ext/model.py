@@ -25,18 +25,29 @@ def _positive_int(value, name: str) -> int:
 
 
 _MAX_ELEMENTS = 2**31 - 1  # the core indexes matrices with C ints
+_INT32 = np.dtype(np.int32)
+_FLOAT64 = np.dtype(np.float64)
 
 
 def _check_size(vocab_size: int, hidden_size: int) -> None:
-    if vocab_size * hidden_size > _MAX_ELEMENTS or hidden_size * hidden_size > _MAX_ELEMENTS:
-        raise ValueError(
-            f"vocab_size * hidden_size = {vocab_size * hidden_size:,} is too large "
-            f"(the core handles matrices of up to {_MAX_ELEMENTS:,} elements)"
-        )
+    for what, size in (("vocab_size * hidden_size", vocab_size * hidden_size),
+                       ("hidden_size * hidden_size", hidden_size * hidden_size)):
+        if size > _MAX_ELEMENTS:
+            raise ValueError(
+                f"{what} = {size:,} is too large "
+                f"(the core handles matrices of up to {_MAX_ELEMENTS:,} elements)"
+            )
 
 
 def _as_ids(values, name: str, vocab_size: int) -> np.ndarray:
     """A C-contiguous int32 array of ids in [0, vocab_size), or a clear error."""
+    if (type(values) is np.ndarray and values.dtype == _INT32 and values.ndim == 1
+            and values.size and values.flags.c_contiguous):
+        # the common case (slices of an encoded text): only the range check
+        bad = _core.first_invalid_id(values, vocab_size)
+        if bad >= 0:
+            raise ValueError(f"{name}[{bad}] = {values[bad]} is outside [0, {vocab_size})")
+        return values
     arr = np.asarray(values)
     if arr.ndim != 1:
         if arr.ndim == 0:
@@ -172,6 +183,13 @@ class CharRNN:
         H = self.hidden_size
         if hprev is None:
             return np.zeros(H)
+        if type(hprev) is np.ndarray and hprev.dtype == _FLOAT64 and hprev.size == H:
+            h = hprev.reshape(H).copy()   # a fresh C-contiguous copy
+            if hprev.shape not in ((H, 1), (H,)):
+                raise ValueError(f"hprev must have shape ({H}, 1) or ({H},), got {hprev.shape}")
+            if not np.isfinite(h).all():
+                raise ValueError("hprev contains NaN or infinite values")
+            return h
         arr = np.asarray(hprev)
         if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
             raise TypeError(f"hprev must be a real array, got dtype {arr.dtype}")
