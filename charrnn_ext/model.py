@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -39,32 +40,38 @@ def _check_size(vocab_size: int, hidden_size: int) -> None:
             )
 
 
-def _as_ids(values, name: str, vocab_size: int) -> np.ndarray:
-    """A C-contiguous int32 array of ids in [0, vocab_size), or a clear error."""
+def _as_ids(values, name: str, vocab_size: int, allow_empty: bool = False) -> np.ndarray:
+    """A private C-contiguous int32 copy of ids in [0, vocab_size), or a clear error.
+
+    Always a copy: the core reads the ids with the GIL released and without
+    bounds checks, so the array it reads must be one no other thread can change
+    after it was checked.
+    """
     if (type(values) is np.ndarray and values.dtype == _INT32 and values.ndim == 1
-            and values.size and values.flags.c_contiguous):
-        # the common case (slices of an encoded text): only the range check
-        bad = _core.first_invalid_id(values, vocab_size)
-        if bad >= 0:
-            raise ValueError(f"{name}[{bad}] = {values[bad]} is outside [0, {vocab_size})")
-        return values
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        if arr.ndim == 0:
-            raise ValueError(f"{name} must be a 1-D sequence of ids, got a scalar")
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty: a chunk needs at least one id")
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"{name} must be integer ids, got dtype {arr.dtype}")
-    if arr.dtype != np.int32:
-        lo, hi = arr.min(), arr.max()
-        if lo < 0 or hi >= vocab_size:
-            bad = int(np.flatnonzero((arr < 0) | (arr >= vocab_size))[0])
-            raise ValueError(f"{name}[{bad}] = {arr[bad]} is outside [0, {vocab_size})")
-        arr = arr.astype(np.int32)
-    elif not arr.flags.c_contiguous:
-        arr = np.ascontiguousarray(arr)
+            and values.size):
+        arr = values.copy()  # the common case (slices of an encoded text)
+    else:
+        if isinstance(values, np.ma.MaskedArray):
+            raise TypeError(f"{name} must be a plain integer array, not a masked array")
+        if isinstance(values, (str, bytes)):
+            raise TypeError(f"{name} must be a sequence of integer ids, not {type(values).__name__}")
+        arr = np.asarray(values)
+        if arr.ndim != 1:
+            if arr.ndim == 0:
+                raise ValueError(f"{name} must be a 1-D sequence of ids, got a scalar")
+            raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+        if arr.size == 0:
+            if allow_empty:
+                return np.zeros(0, dtype=np.int32)
+            raise ValueError(f"{name} is empty: a chunk needs at least one id")
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"{name} must be integer ids, got dtype {arr.dtype}")
+        if arr.dtype != _INT32:
+            lo, hi = arr.min(), arr.max()
+            if lo < 0 or hi >= vocab_size:
+                bad = int(np.flatnonzero((arr < 0) | (arr >= vocab_size))[0])
+                raise ValueError(f"{name}[{bad}] = {arr[bad]} is outside [0, {vocab_size})")
+        arr = np.array(arr, dtype=np.int32, order="C", copy=True)
     bad = _core.first_invalid_id(arr, vocab_size)
     if bad >= 0:
         raise ValueError(f"{name}[{bad}] = {arr[bad]} is outside [0, {vocab_size})")
@@ -86,14 +93,18 @@ class CharRNN:
     ``params`` and ``memory`` are read-only mappings of float64 arrays named and shaped as in
     the seed (Wxh (H,V), Whh (H,H), Why (V,H), bh (H,1), by (V,1)); the model
     owns them and the core updates them in place. ``grads`` holds the clipped
-    gradients of the last step. A model is not safe to share between threads;
-    separate models train concurrently (the core releases the GIL).
+    gradients of the last step. Calls on one model are serialised by a lock
+    (it owns its work buffers); separate models run concurrently in threads
+    (the core releases the GIL).
     """
 
     def __init__(self, vocab_size: int, hidden_size: int = HIDDEN_SIZE, seed=None):
         V = _positive_int(vocab_size, "vocab_size")
         H = _positive_int(hidden_size, "hidden_size")
         _check_size(V, H)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                                 or not 0 <= seed < 2**32):
+            raise TypeError(f"seed must be None or an integer in [0, 2**32), got {seed!r}")
         params = init_params(V, H, seed)
         self._install(params, None)
 
@@ -112,7 +123,7 @@ class CharRNN:
         missing = [n for n in PARAM_NAMES if n not in arrays]
         if missing:
             raise ValueError(f"{what} is missing {', '.join(missing)}")
-        extra = sorted(set(arrays) - set(PARAM_NAMES))
+        extra = sorted(map(repr, set(arrays) - set(PARAM_NAMES)))
         if extra:
             raise ValueError(f"{what} has unknown entries {', '.join(map(str, extra))}")
         out = {}
@@ -154,6 +165,8 @@ class CharRNN:
             if negative:
                 raise ValueError(f"memory['{negative[0]}'] has negative entries (Adagrad sums squares)")
         grads = {n: np.zeros(shapes[n]) for n in PARAM_NAMES}
+        # one call at a time per model: the core's work buffers are per model
+        self._lock = threading.Lock()
         self._core = _core.Workspace(
             [params[n] for n in PARAM_NAMES],
             [memory[n] for n in PARAM_NAMES],
@@ -164,6 +177,16 @@ class CharRNN:
         self.params = MappingProxyType(params)
         self.memory = MappingProxyType(memory)
         self.grads = MappingProxyType(grads)
+
+    def copy(self) -> "CharRNN":
+        """An independent model with copies of params and memory."""
+        return CharRNN.from_params(self.params, self.memory)
+
+    def __copy__(self) -> "CharRNN":
+        return self.copy()
+
+    def __deepcopy__(self, memo) -> "CharRNN":
+        return self.copy()
 
     # -- sizes ---------------------------------------------------------------
     @property
@@ -200,12 +223,20 @@ class CharRNN:
             raise ValueError("hprev contains NaN or infinite values")
         return h
 
-    def _chunk(self, inputs, targets):
+    def _chunk(self, inputs, targets, whole: bool = True):
+        """Validated private copies of inputs and targets. ``whole``: the core
+        keeps the whole chunk in its work buffers (train_step, loss_and_grads),
+        whose offsets are C ints."""
         V = self.vocab_size
         x = _as_ids(inputs, "inputs", V)
         y = _as_ids(targets, "targets", V)
         if x.shape != y.shape:
             raise ValueError(f"inputs and targets differ in length ({x.size} vs {y.size})")
+        if whole and (x.size + 1) * max(V, self.hidden_size) > _MAX_ELEMENTS:
+            raise ValueError(
+                f"a chunk of {x.size:,} steps is too long for one step at this model size; "
+                "split it (model.loss accepts any length)"
+            )
         return x, y
 
     # -- the seed's functions ------------------------------------------------
@@ -214,8 +245,9 @@ class CharRNN:
         (a dict of fresh arrays shaped like params); nothing is updated."""
         x, y = self._chunk(inputs, targets)
         h = self._hidden(hprev)
-        loss = self._core.loss_and_grads(x, y, h)
-        grads = {n: g.copy() for n, g in self.grads.items()}
+        with self._lock:
+            loss = self._core.loss_and_grads(x, y, h)
+            grads = {n: g.copy() for n, g in self.grads.items()}
         return loss, grads, h.reshape(-1, 1)
 
     def train_step(self, inputs, targets, hprev, learning_rate: float = LEARNING_RATE):
@@ -224,22 +256,26 @@ class CharRNN:
         x, y = self._chunk(inputs, targets)
         h = self._hidden(hprev)
         lr = _as_learning_rate(learning_rate)
-        loss = self._core.train_step(x, y, h, lr)
+        with self._lock:
+            loss = self._core.train_step(x, y, h, lr)
         return loss, h.reshape(-1, 1)
 
     def loss(self, inputs, targets, hprev, return_hidden: bool = False):
         """Forward-only summed cross-entropy (nats) of the chunk, any length;
         with return_hidden=True returns (loss, h)."""
-        x, y = self._chunk(inputs, targets)
+        x, y = self._chunk(inputs, targets, whole=False)
         h = self._hidden(hprev)
-        loss = self._core.loss(x, y, h)
+        with self._lock:
+            loss = self._core.loss(x, y, h)
         return (loss, h.reshape(-1, 1)) if return_hidden else loss
 
     def advance(self, inputs, hprev=None) -> np.ndarray:
         """The hidden state (H, 1) after reading ``inputs`` from ``hprev``."""
-        x = _as_ids(inputs, "inputs", self.vocab_size)
+        x = _as_ids(inputs, "inputs", self.vocab_size, allow_empty=True)
         h = self._hidden(hprev)
-        self._core.advance(x, h)
+        if x.size:
+            with self._lock:
+                self._core.advance(x, h)
         return h.reshape(-1, 1)
 
     def sample(self, h, seed_ix, n, temperature: float = 1.0, rng=None, return_hidden: bool = False):
@@ -266,10 +302,16 @@ class CharRNN:
         out = np.zeros(int(n), dtype=np.int32)
         if temperature > 0:
             if not isinstance(rng, np.random.Generator):
-                rng = np.random.default_rng(rng)
+                try:
+                    rng = np.random.default_rng(rng)
+                except (TypeError, ValueError) as exc:
+                    raise TypeError(
+                        f"rng must be a numpy Generator, an int seed or None, got {rng!r}"
+                    ) from exc
             uniforms = rng.random(int(n))
         else:
             uniforms = np.zeros(int(n))
         if n:
-            self._core.sample(hv, int(seed_ix), uniforms, temperature, out)
+            with self._lock:
+                self._core.sample(hv, int(seed_ix), uniforms, temperature, out)
         return (out, hv.reshape(-1, 1)) if return_hidden else out

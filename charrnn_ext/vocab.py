@@ -12,6 +12,14 @@ from ._dispatch import core as _core
 _MAX_CODE_POINT = 0x10FFFF
 
 
+def _as_str(text) -> str:
+    if type(text) is str:
+        return text
+    if isinstance(text, str):
+        return str(text)  # a str subclass: the core reads plain str buffers
+    raise TypeError(f"text must be str, not {type(text).__name__}")
+
+
 def _from_code_points(codes: np.ndarray) -> str:
     return np.ascontiguousarray(codes, dtype="<u4").tobytes().decode("utf-32-le", "surrogatepass")
 
@@ -19,19 +27,21 @@ def _from_code_points(codes: np.ndarray) -> str:
 class Vocab:
     """Sorted distinct characters of a text; ``len(vocab)`` is the vocabulary size."""
 
-    __slots__ = ("chars", "_codes", "_lookup")
+    __slots__ = ("_chars", "_codes", "_lookup")
 
     def __init__(self, chars):
         chars = list(chars)
         if not chars:
             raise ValueError("a vocabulary needs at least one character")
         for ch in chars:
-            if not isinstance(ch, str) or len(ch) != 1:
+            if not isinstance(ch, str):
+                raise TypeError(f"vocabulary entries must be characters (str), got {ch!r}")
+            if len(ch) != 1:
                 raise ValueError(f"vocabulary entries must be single characters, got {ch!r}")
         codes = np.array([ord(ch) for ch in chars], dtype=np.uint32)
         if np.any(np.diff(codes.astype(np.int64)) <= 0):
             raise ValueError("vocabulary characters must be distinct and sorted")
-        self.chars = "".join(chars)
+        self._chars = "".join(chars)
         self._codes = codes
         # code point -> id, -1 where the character is not in the vocabulary
         self._lookup = np.full(int(codes[-1]) + 1, -1, dtype=np.int32)
@@ -40,14 +50,18 @@ class Vocab:
     @classmethod
     def from_text(cls, text: str) -> "Vocab":
         """The sorted distinct characters of ``text`` (which must not be empty)."""
-        if not isinstance(text, str):
-            raise TypeError(f"text must be str, not {type(text).__name__}")
+        text = _as_str(text)
         if not text:
             raise ValueError("cannot build a vocabulary from empty text")
         marks = np.zeros(_MAX_CODE_POINT + 1, dtype=np.uint8)
         _core.mark_code_points(text, marks)
         present = np.flatnonzero(marks)
         return cls(_from_code_points(present))
+
+    @property
+    def chars(self) -> str:
+        """The vocabulary's characters in id order (sorted by code point)."""
+        return self._chars
 
     def __len__(self) -> int:
         return len(self._codes)
@@ -63,8 +77,7 @@ class Vocab:
 
         A character outside the vocabulary is a ValueError naming it.
         """
-        if not isinstance(text, str):
-            raise TypeError(f"text must be str, not {type(text).__name__}")
+        text = _as_str(text)
         ids = np.empty(len(text), dtype=np.int32)
         bad = _core.encode_text(text, self._lookup, ids)
         if bad >= 0:

@@ -32,6 +32,7 @@ ctypedef int i32
 
 cdef f64 CLIP = 5.0
 cdef f64 ADAGRAD_EPS = 1e-8
+cdef int LOSS_BLOCK = 256     # steps per block of the forward-only loss
 cdef int OUTPUT_BLOCK = 128   # rows of Why per block of the fused output-layer update
 
 
@@ -534,16 +535,16 @@ cdef class Workspace:
 
     def loss(self, const i32[::1] inputs, const i32[::1] targets, f64[::1] h):
         """Forward-only summed loss over any number of steps (processed in
-        blocks of the buffer capacity); h (H,) becomes the last hidden state."""
+        blocks of LOSS_BLOCK steps); h (H,) becomes the last hidden state."""
         cdef Py_ssize_t n = inputs.shape[0], start = 0
         cdef int block
         cdef f64 loss = 0.0
-        if n > self.capacity:
-            self.reserve(<int> min(n, 256))
+        # fixed blocks, so the result does not depend on the buffers' history
+        self.reserve(<int> min(n, LOSS_BLOCK))
         with nogil:
             transpose(&self.Whh[0, 0], &self.WhhT[0, 0], self.hidden_size)
             while start < n:
-                block = <int> min(n - start, <Py_ssize_t> self.capacity)
+                block = <int> min(n - start, <Py_ssize_t> LOSS_BLOCK)
                 loss += self._forward(&inputs[start], &targets[start], block, &h[0])
                 start += block
         return loss
