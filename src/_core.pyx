@@ -640,59 +640,53 @@ from cpython.unicode cimport (PyUnicode_1BYTE_KIND, PyUnicode_2BYTE_KIND,
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 
 
+ctypedef fused code_unit:
+    uint8_t
+    uint16_t
+    uint32_t
+
+
+cdef inline void mark_units(const code_unit *data, Py_ssize_t n,
+                            uint8_t *present) noexcept nogil:
+    """present[c] = 1 for the n code points of one PEP 393 buffer."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        present[data[i]] = 1
+
+
+cdef inline Py_ssize_t encode_units(const code_unit *data, Py_ssize_t n,
+                                    const i32 *lookup, Py_ssize_t size,
+                                    i32 *out) noexcept nogil:
+    """out[i] = lookup[c_i] for the n code points of one PEP 393 buffer;
+    returns the first index whose code point is unknown (-1 in lookup or
+    beyond it), or -1."""
+    cdef Py_ssize_t i
+    cdef uint32_t c
+    cdef i32 ix
+    for i in range(n):
+        c = data[i]
+        ix = lookup[c] if c < size else -1
+        if ix < 0:
+            return i
+        out[i] = ix
+    return -1
+
+
 def mark_code_points(str text, uint8_t[::1] present):
     """Set present[c] = 1 for every code point c of text; present has
     0x110000 entries (every Unicode code point)."""
-    cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(text)
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text)
     cdef int kind = PyUnicode_KIND(text)
-    cdef void *data = PyUnicode_DATA(text)
+    cdef const void *data = PyUnicode_DATA(text)
     if present.shape[0] < 0x110000:
         raise ValueError("present must have 0x110000 entries")
     with nogil:
         if kind == PyUnicode_1BYTE_KIND:
-            for i in range(n):
-                present[(<uint8_t *> data)[i]] = 1
+            mark_units(<const uint8_t *> data, n, &present[0])
         elif kind == PyUnicode_2BYTE_KIND:
-            for i in range(n):
-                present[(<uint16_t *> data)[i]] = 1
+            mark_units(<const uint16_t *> data, n, &present[0])
         else:
-            for i in range(n):
-                present[(<uint32_t *> data)[i]] = 1
-
-
-cdef inline Py_ssize_t encode_buffer(const void *data, int kind, Py_ssize_t n,
-                                     const i32 *lookup, Py_ssize_t size,
-                                     i32 *out) noexcept nogil:
-    """out[i] = lookup[c_i] for the n characters of a PEP 393 buffer of the
-    given kind; returns the first index whose code point is unknown, or -1."""
-    cdef Py_ssize_t i
-    cdef uint32_t c
-    cdef i32 ix
-    cdef const uint8_t *d1 = <const uint8_t *> data
-    cdef const uint16_t *d2 = <const uint16_t *> data
-    cdef const uint32_t *d4 = <const uint32_t *> data
-    if kind == PyUnicode_1BYTE_KIND:
-        for i in range(n):
-            c = d1[i]
-            ix = lookup[c] if c < size else -1
-            if ix < 0:
-                return i
-            out[i] = ix
-    elif kind == PyUnicode_2BYTE_KIND:
-        for i in range(n):
-            c = d2[i]
-            ix = lookup[c] if c < size else -1
-            if ix < 0:
-                return i
-            out[i] = ix
-    else:
-        for i in range(n):
-            c = d4[i]
-            ix = lookup[c] if c < size else -1
-            if ix < 0:
-                return i
-            out[i] = ix
-    return -1
+            mark_units(<const uint32_t *> data, n, &present[0])
 
 
 def encode_text(str text, const i32[::1] lookup, i32[::1] out):
@@ -706,6 +700,12 @@ def encode_text(str text, const i32[::1] lookup, i32[::1] out):
         return -1
     cdef int kind = PyUnicode_KIND(text)
     cdef const void *data = PyUnicode_DATA(text)
+    cdef Py_ssize_t size = lookup.shape[0]
     with nogil:
-        bad = encode_buffer(data, kind, n, &lookup[0], lookup.shape[0], &out[0])
+        if kind == PyUnicode_1BYTE_KIND:
+            bad = encode_units(<const uint8_t *> data, n, &lookup[0], size, &out[0])
+        elif kind == PyUnicode_2BYTE_KIND:
+            bad = encode_units(<const uint16_t *> data, n, &lookup[0], size, &out[0])
+        else:
+            bad = encode_units(<const uint32_t *> data, n, &lookup[0], size, &out[0])
     return bad
