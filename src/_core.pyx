@@ -19,7 +19,9 @@ spelling: the input layer is a column lookup of Wxh; only the recurrence is
 sequential, the output layer and dWhy, Why^T dY, dWhh are one matrix product
 each over all T steps (BLAS dgemm from scipy); the Wxh gradient, clipping and
 Adagrad touch only the columns of characters present in the chunk; softmax
-subtracts the row maximum.
+subtracts the row maximum. The recurrence uses Whh transposed (refreshed from
+Whh at every call, so that params changed in place by the caller are seen),
+which turns Whh @ h into contiguous, vectorisable row updates.
 """
 import numpy as np
 
@@ -374,8 +376,9 @@ cdef class Workspace:
 
     cdef void _backward(self, const i32 *inputs, const i32 *targets,
                         int T, bint with_dWhy) noexcept nogil:
-        """BPTT over the chunk of the last _forward; writes the clipped
-        gradients dWxh (present columns only), dWhh, dWhy, dbh, dby.
+        """BPTT over the chunk of the last _forward; writes the unclipped
+        gradients dWxh (present columns only, the others stay zero), dWhh,
+        dbh, dby and, if with_dWhy, dWhy.
 
         Overwrites probs with dY (T, V) and dhs with dh_raw (T, H).
         """
