@@ -17,6 +17,7 @@ from ._dispatch import core as _core
 from .defaults import HIDDEN_SIZE, LEARNING_RATE
 from .spec import PARAM_NAMES, init_params, param_shapes
 
+
 def _positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
@@ -102,9 +103,11 @@ class CharRNN:
         V = _positive_int(vocab_size, "vocab_size")
         H = _positive_int(hidden_size, "hidden_size")
         _check_size(V, H)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                                 or not 0 <= seed < 2**32):
-            raise TypeError(f"seed must be None or an integer in [0, 2**32), got {seed!r}")
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+                raise TypeError(f"seed must be None or an integer, got {seed!r}")
+            if not 0 <= seed < 2**32:
+                raise ValueError(f"seed must be in [0, 2**32), got {seed}")
         params = init_params(V, H, seed)
         self._install(params, None)
 

@@ -131,7 +131,8 @@ def test_params_cannot_be_rebound():
 @pytest.mark.parametrize("call, error", [
     (lambda: CharRNN(5, 4, seed=1.5), TypeError),
     (lambda: CharRNN(5, 4, seed="abc"), TypeError),
-    (lambda: CharRNN(5, 4, seed=-1), TypeError),
+    (lambda: CharRNN(5, 4, seed=-1), ValueError),
+    (lambda: CharRNN(5, 4, seed=2**32), ValueError),
     (lambda: CharRNN(5, 4, seed=0).sample(None, 0, 3, rng="abc"), TypeError),
     (lambda: CharRNN(5, 4, seed=0).train_step("abc", [1, 2, 3], None), TypeError),
     (lambda: CharRNN(5, 4, seed=0).train_step(np.ma.array([1, 2], mask=[0, 1]), [1, 2], None),
