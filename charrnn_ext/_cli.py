@@ -51,10 +51,15 @@ def _float(text: str) -> float:
     return value
 
 
+MAX_INT = 2**31 - 1  # sizes, lengths and counts the core handles as C ints
+
+
 def positive_int(text: str) -> int:
     value = _int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    if value > MAX_INT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_INT}, got {text}")
     return value
 
 
@@ -100,6 +105,10 @@ def run(main, argv, prog: str) -> int:
         _flush_quietly()
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        _flush_quietly()
+        print(f"{prog}: error: out of memory (try smaller sizes or lengths)", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # the reader went away: silence the final flush of stdout as well
         try:

@@ -12,6 +12,7 @@ import math
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 import zlib
@@ -122,6 +123,9 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
                         "else none)")
     c.add_argument("--checkpoint-every", type=positive_int, metavar="N",
                    help=f"iterations between checkpoints (default: {d.CHECKPOINT_EVERY})")
+    c.add_argument("--overwrite", action="store_true",
+                   help="let a fresh run replace an existing --checkpoint file (without it, "
+                        "an existing checkpoint is only continued, with --resume)")
     c.add_argument("--resume", metavar="PATH",
                    help="continue the run saved in this checkpoint, on the same text; N steps, "
                         "then a resume and N more give bit-identical parameters to 2N steps")
@@ -165,23 +169,34 @@ def _settings(args, resumed: Checkpoint | None) -> dict:
 
 
 def _check_output(path: str, what: str) -> None:
-    if os.path.isdir(path):
+    """Fail before training, not after it, if ``path`` cannot be written."""
+    if not path:
+        raise CLIError(f"{what} needs a file name")
+    if path.endswith(os.sep) or os.path.isdir(path):
         raise CLIError(f"{what} {path} is a directory")
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise CLIError(f"{what} {path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise CLIError(f"{what} {path}: directory {parent} is not writable")
+    try:  # a real write in that directory (permissions, read-only or special file systems)
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".charrnn-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise CLIError(f"{what} {path}: cannot write in {parent} ({exc.strerror or exc})") from None
 
 
-def _check_checkpoint_target(path: str, resume_path: str | None) -> None:
+def _check_checkpoint_target(path: str, resume_path: str | None, overwrite: bool) -> None:
     _check_output(path, "--checkpoint")
     if os.path.exists(path) and not (resume_path and os.path.exists(resume_path)
                                      and os.path.samefile(path, resume_path)):
         try:  # never overwrite a file that is not one of our checkpoints
-            load_checkpoint(path)
+            existing = load_checkpoint(path)
         except (ValueError, OSError) as exc:
             raise CLIError(f"refusing to overwrite --checkpoint {path}: {exc}") from None
+        if not overwrite:  # nor, unasked, a trained model
+            raise CLIError(f"--checkpoint {path} already holds a run at iteration "
+                           f"{existing.iteration}; pass --resume {path} to continue it, "
+                           f"or --overwrite to start over")
 
 
 def _load_resume(path: str) -> Checkpoint:
@@ -226,11 +241,17 @@ def _read_text(path: str | None, encoding: str) -> tuple[str, str, str | None]:
                 f"{len(modules)} Python standard library modules ({', '.join(modules)})")
         return text, "the demo corpus", note
     try:
-        codecs.lookup(encoding)
+        info = codecs.lookup(encoding)
     except LookupError:
         raise CLIError(f"unknown --encoding {encoding!r}") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise CLIError(f"--encoding {encoding!r} is not a text encoding")
+    if info.name == "utf-8":
+        encoding = "utf-8-sig"  # a byte-order mark is not part of the text
     if path == "-":
         name = "standard input"
+        if sys.stdin is None:
+            raise CLIError("standard input is closed")
         data = sys.stdin.buffer.read()
     else:
         name = path
@@ -251,8 +272,10 @@ def _read_text(path: str | None, encoding: str) -> tuple[str, str, str | None]:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         bad = exc.object[exc.start:exc.end][:4].hex(" ")
-        raise CLIError(f"{name} is not valid {encoding} text: cannot decode byte(s) {bad} at "
+        raise CLIError(f"{name} is not valid {info.name} text: cannot decode byte(s) {bad} at "
                        f"offset {exc.start} (use --encoding to name its encoding)") from None
+    except UnicodeError as exc:
+        raise CLIError(f"{name} cannot be decoded as {info.name}: {exc}") from None
     if not text:
         raise CLIError(f"{name} has no text")
     return text, name, None
@@ -342,16 +365,32 @@ class _Signals:
 
 
 class _Output:
-    """Lines to stdout; through tqdm's writer when a progress bar is shown."""
+    """Lines to stdout; through tqdm's writer when a progress bar is shown.
+
+    If the reader of stdout goes away (``| head``), further output is
+    discarded and ``_Output.closed`` tells the training loop to stop, save
+    and exit, as on Ctrl-C, instead of losing the work since the last save."""
+
+    closed = False
 
     def __init__(self, bar):
         self.bar = bar
 
     def line(self, text: str) -> None:
-        if self.bar is not None:
-            self.bar.write(text, file=sys.stdout)
-        else:
-            print(text, flush=True)
+        if _Output.closed:
+            return
+        try:
+            if self.bar is not None:
+                self.bar.write(text, file=sys.stdout)
+            else:
+                print(text, flush=True)
+        except BrokenPipeError:
+            _Output.closed = True
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            except (OSError, ValueError):
+                pass
 
 
 def _core_variant() -> str:
@@ -400,19 +439,20 @@ def _plot(Figure, path: str, history: dict, seq_length: int) -> None:
     ax.set_title("charrnn_ext training loss")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    fig.savefig(path, dpi=120)
+    ext = os.path.splitext(path)[1][1:].lower()
+    fig.savefig(path, dpi=120, format=ext or "png")  # exactly at path, even without extension
 
 
 def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     tolerant_stdout()
 
-    resumed = _load_resume(args.resume) if args.resume else None
+    resumed = _load_resume(args.resume) if args.resume is not None else None
     cfg = _settings(args, resumed)
     ckpt_path = args.checkpoint if args.checkpoint is not None else args.resume
     if ckpt_path is not None:
-        _check_checkpoint_target(ckpt_path, args.resume)
-    Figure = _prepare_plot(args.plot) if args.plot else None
+        _check_checkpoint_target(ckpt_path, args.resume, args.overwrite)
+    Figure = _prepare_plot(args.plot) if args.plot is not None else None
 
     if resumed is not None and resumed.iteration >= cfg["iters"]:
         print(f"{args.resume} is at iteration {resumed.iteration}, already at or past "
@@ -559,7 +599,7 @@ def _main(argv) -> int:
                     bar.update(1)
                 if ckpt_path is not None and n % checkpoint_every == 0 and n < iters:
                     save(n)
-                if signals.signum is not None:
+                if signals.signum is not None or _Output.closed:
                     break
             elapsed = time.perf_counter() - t_start
             if bar is not None:
@@ -573,6 +613,8 @@ def _main(argv) -> int:
             train_bpc = _bits_per_char(model, train_probe)
             val_bpc = _bits_per_char(model, val_probe) if val_probe is not None else None
             status = 0 if signals.signum is None else 128 + signals.signum
+            if _Output.closed and status == 0:
+                status = 1  # stdout was closed: stopped early, state saved
     finally:
         if bar is not None:
             bar.close()

@@ -472,6 +472,64 @@ def test_checkpoint_refuses_to_overwrite_other_files(texts, tmp_path):
     assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "precious notes\n"
 
 
+def test_fresh_run_does_not_replace_a_trained_checkpoint(texts, trained, tmp_path):
+    """Forgetting --resume must not silently overwrite a trained model: a fresh
+    run onto an existing checkpoint is refused unless --overwrite is given."""
+    ckpt = tmp_path / "model.npz"
+    ckpt.write_bytes(trained[0].read_bytes())
+    before = sha(ckpt)
+    rc, _, err = run_cli("train", texts / "en.txt", *TINY, "--iters", 5, "--checkpoint", ckpt,
+                         cwd=tmp_path)
+    assert rc == 2 and "already holds a run at iteration 300" in err and "--resume" in err
+    assert len(err.strip().splitlines()) == 1 and sha(ckpt) == before
+    rc, _, err = run_cli("train", texts / "en.txt", *TINY, "--iters", 5, "--checkpoint", ckpt,
+                         "--overwrite", cwd=tmp_path)
+    assert rc == 0, err
+    assert load_checkpoint(ckpt).iteration == 5
+
+
+@pytest.mark.parametrize("target", ["", "sub/", "missing/dir/model.npz", "/proc/model.npz"])
+def test_unwritable_checkpoint_is_refused_before_training(texts, tmp_path, target):
+    (tmp_path / "sub").mkdir()
+    rc, out, err = run_cli("train", texts / "en.txt", *TINY, "--iters", 5, "--checkpoint", target,
+                           cwd=tmp_path)
+    assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "iter 0" not in out  # nothing was trained
+
+
+def test_byte_order_mark_is_not_a_character(tmp_path):
+    text = english_text(20)
+    (tmp_path / "plain.txt").write_text(text, encoding="utf-8")
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    outs = run_many([("train", name, *TINY, "--iters", 2) for name in ("plain.txt", "bom.txt")],
+                    cwd=tmp_path)
+    firsts = [out.splitlines()[0] for _, out, _ in outs]
+    assert all(rc == 0 for rc, _, _ in outs)
+    assert firsts[0] == firsts[1]  # same "data has N characters, V unique."
+
+
+def test_non_text_encoding_is_a_clear_error(texts, tmp_path):
+    for enc in ("rot13", "base64", "punycode"):
+        rc, _, err = run_cli("train", texts / "en.txt", *TINY, "--iters", 2, "--encoding", enc,
+                             cwd=tmp_path)
+        assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_closed_stdout_stops_and_saves(texts, tmp_path):
+    """`... | head`: training stops when stdout goes away and saves its state,
+    instead of losing everything since the last interval save."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "charrnn_ext.train", str(texts / "en.txt"), *map(str, TINY),
+         "--iters", "1000000", "--sample-every", "50", "--checkpoint", "model.npz"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        env=ENV)
+    proc.stdout.readline()
+    proc.stdout.close()          # the reader goes away
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and b"Traceback" not in err
+    assert load_checkpoint(tmp_path / "model.npz").iteration >= 1
+
+
 # ---------------------------------------------------------------------------
 # --plot
 # ---------------------------------------------------------------------------
