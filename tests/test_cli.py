@@ -373,7 +373,8 @@ def test_divergence_keeps_the_last_good_checkpoint(texts, trained, tmp_path):
     ckpt, _ = trained
     before = sha(ckpt)
     rc, out, err = run_cli("train", texts / "en.txt", *TINY, "--iters", 50,
-                           "--learning-rate", 1e308, "--checkpoint", ckpt, cwd=tmp_path)
+                           "--learning-rate", 1e308, "--checkpoint", ckpt, "--overwrite",
+                           cwd=tmp_path)
     assert rc == 1
     assert "diverged" in err and "--learning-rate" in err and "Traceback" not in err
     assert err.count("\n") == 1
@@ -442,7 +443,10 @@ def bad_inputs(texts, trained, tmp_path_factory):
     good.write_bytes(data)
     jobs = []
     for args, _ in BAD_TRAIN:
-        extra = [] if "--checkpoint" in args or "--resume" in args else ["--checkpoint", good]
+        # --overwrite: even a run allowed to replace the checkpoint must not
+        # touch it when its input is bad
+        extra = ([] if "--checkpoint" in args or "--resume" in args
+                 else ["--checkpoint", good, "--overwrite"])
         jobs.append(("train", *args, *extra, "--iters", 5) if "--iters" not in args
                     else ("train", *args, *extra))
     results = run_many(jobs, cwd=d)
