@@ -1,8 +1,10 @@
 """charrnn_ext: Karpathy's min-char-rnn with a fast, exact Cython core."""
+from ._dispatch import set_blas_threads
 from .checkpoint import load_checkpoint
 from .model import CharRNN
 from .spec import PARAM_NAMES
 from .vocab import Vocab
 
 __version__ = "0.1.0"
-__all__ = ["CharRNN", "Vocab", "PARAM_NAMES", "load_checkpoint", "__version__"]
+__all__ = ["CharRNN", "Vocab", "PARAM_NAMES", "load_checkpoint", "set_blas_threads",
+           "__version__"]
