@@ -306,18 +306,32 @@ def _load_data(args, cfg: dict, resumed: Checkpoint | None):
     return vocab, ids, n_train, note
 
 
-def _check_memory(V: int, H: int) -> None:
-    """Refuse a model whose arrays cannot fit in this machine's memory (the
-    operating system would kill the process rather than raise MemoryError)."""
-    need = 3 * 8 * (H * H + 2 * V * H + H + V)  # params, Adagrad memory, gradients
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation: MemAvailable on Linux,
+    else the physical memory; None where neither is known."""
     try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):  # not POSIX: no check
-        return
-    if total > 0 and need > total:
+        return None
+
+
+def _check_memory(V: int, H: int) -> None:
+    """Refuse a model whose arrays cannot fit in the memory available now (the
+    operating system would kill the process rather than raise MemoryError)."""
+    # params, Adagrad memory and gradients, plus the core's transposed Whh
+    need = 8 * (3 * (H * H + 2 * V * H + H + V) + H * H)
+    available = _available_memory()
+    if available and need > available:
         raise CLIError(f"--hidden-size {H} with {V} characters needs {need / 2**30:.1f} GiB for "
-                       f"the parameters, their Adagrad memory and gradients; this machine has "
-                       f"{total / 2**30:.1f} GiB")
+                       f"the parameters, their Adagrad memory and gradients; "
+                       f"{available / 2**30:.1f} GiB of memory is available")
 
 
 def _vocab_mismatch(text_vocab: Vocab, ckpt_vocab: Vocab, resume_path: str) -> str:

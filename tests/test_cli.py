@@ -527,7 +527,9 @@ def test_closed_stdout_stops_and_saves(texts, tmp_path):
          "--iters", "1000000", "--sample-every", "50", "--checkpoint", "model.npz"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
         env=ENV)
-    proc.stdout.readline()
+    for line in proc.stdout:     # wait until training runs (the header is printed first)
+        if line.startswith(b"iter 0"):
+            break
     proc.stdout.close()          # the reader goes away
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and b"Traceback" not in err
