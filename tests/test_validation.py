@@ -83,23 +83,17 @@ BAD_IDS = [
 ]
 
 
+@pytest.mark.parametrize("side", ["inputs", "targets"])
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("bad,error", BAD_IDS)
-def test_bad_inputs(model, chunk, method, bad, error):
+def test_bad_ids(model, chunk, method, bad, error, side):
     snap = snapshot(model)
     good = chunk[0][: len(bad)] if np.ndim(bad) == 1 and len(bad) else chunk[0]
     with pytest.raises(error):
-        call(model, method, bad, good)
-    assert_unchanged(model, snap)
-
-
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("bad,error", BAD_IDS)
-def test_bad_targets(model, chunk, method, bad, error):
-    snap = snapshot(model)
-    good = chunk[0][: len(bad)] if np.ndim(bad) == 1 and len(bad) else chunk[0]
-    with pytest.raises(error):
-        call(model, method, good, bad)
+        if side == "inputs":
+            call(model, method, bad, good)
+        else:
+            call(model, method, good, bad)
     assert_unchanged(model, snap)
 
 
