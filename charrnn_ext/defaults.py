@@ -19,3 +19,4 @@ VAL_MAX_CHARS = 10_000  # validation is measured on at most this many held-out c
 CHECKPOINT_EVERY = 1000 # write the --checkpoint file every this many iterations
 ENCODING = "utf-8"      # text encoding of the input file
 BLAS_THREADS = 1        # threads of the BLAS the core calls (see charrnn_ext.set_blas_threads)
+NUM_THREADS = 0         # threads of the core's output layer; 0: one per usable CPU (set_num_threads)

@@ -27,7 +27,18 @@ import numpy as np
 
 from libc.math cimport INFINITY, log, sqrt
 from libc.string cimport memcpy, memset
+from cython.parallel cimport prange
 from scipy.linalg.cython_blas cimport dgemm
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define CHARRNN_EXT_OPENMP 1
+    #else
+    #define CHARRNN_EXT_OPENMP 0
+    #endif
+    """
+    const int CHARRNN_EXT_OPENMP
 
 ctypedef double f64
 ctypedef int i32
@@ -36,6 +47,42 @@ cdef f64 CLIP = 5.0
 cdef f64 ADAGRAD_EPS = 1e-8
 cdef int LOSS_BLOCK = 256     # steps per block of the forward-only loss
 cdef int OUTPUT_BLOCK = 128   # rows of Why per block of the fused output-layer update
+# The output layer (the V rows of Why and by) is split into a fixed number of
+# stripes of rows, which threads may share out. The split depends only on the
+# layer's size, never on the thread count, and partial results are combined
+# in stripe order: results are the same bit for bit with any number of threads.
+cdef int MAX_STRIPES = 4
+cdef Py_ssize_t STRIPE_MIN_ELEMENTS = 131072   # V * H below this: one stripe, no threads
+
+cdef int num_threads = 1     # threads of the striped output layer (set_num_threads)
+
+
+def set_num_threads(int n):
+    """Use up to n threads (>= 1) for the output layer of every later call
+    (at most the number of stripes; a build without OpenMP always uses one)."""
+    global num_threads
+    if n < 1:
+        raise ValueError(f"the number of threads must be at least 1, got {n}")
+    num_threads = n
+
+
+def get_num_threads():
+    """The number of threads set with set_num_threads."""
+    return num_threads
+
+
+def has_openmp():
+    """Whether this build of the core was compiled with OpenMP."""
+    return bool(CHARRNN_EXT_OPENMP)
+
+
+def stripe_count(Py_ssize_t vocab_size, Py_ssize_t hidden_size):
+    """The number of output-layer stripes of a (V, H) model."""
+    cdef Py_ssize_t by_size
+    if vocab_size * hidden_size < STRIPE_MIN_ELEMENTS:
+        return 1
+    by_size = vocab_size // OUTPUT_BLOCK
+    return <int> max(1, min(MAX_STRIPES, by_size))
 
 
 # ---------------------------------------------------------------------------
@@ -190,9 +237,10 @@ cdef inline void gemm_rowmajor(char trans_a, char trans_b, int m, int n, int k,
           <f64 *> a, &lda, &beta, c, &ldc)
 
 
-cdef inline void matvec_t(const f64 *w, const f64 *x, f64 *y,
+cdef inline void matvec_t(const f64 *w, int ld, const f64 *x, f64 *y,
                           int rows, int cols) noexcept nogil:
-    """y (cols,) = W^T @ x, W (rows, cols) row-major, x (rows,). y is overwritten.
+    """y (cols,) = W^T @ x, W (rows, cols) row-major with row stride ld >= cols,
+    x (rows,). y is overwritten.
 
     Accumulates four scaled rows of W at a time: a plain loop over contiguous
     memory that compilers vectorise without reassociating any long sum.
@@ -205,10 +253,10 @@ cdef inline void matvec_t(const f64 *w, const f64 *x, f64 *y,
     cdef f64 x0, x1, x2, x3
     memset(y, 0, cols * sizeof(f64))
     while i + 3 < rows:
-        w0 = w + i * cols
-        w1 = w0 + cols
-        w2 = w1 + cols
-        w3 = w2 + cols
+        w0 = w + <Py_ssize_t> i * ld
+        w1 = w0 + ld
+        w2 = w1 + ld
+        w3 = w2 + ld
         x0 = x[i]
         x1 = x[i + 1]
         x2 = x[i + 2]
@@ -217,7 +265,7 @@ cdef inline void matvec_t(const f64 *w, const f64 *x, f64 *y,
             y[j] = y[j] + ((w0[j] * x0 + w1[j] * x1) + (w2[j] * x2 + w3[j] * x3))
         i += 4
     while i < rows:
-        w0 = w + i * cols
+        w0 = w + <Py_ssize_t> i * ld
         x0 = x[i]
         for j in range(cols):
             y[j] = y[j] + w0[j] * x0
@@ -276,8 +324,12 @@ cdef class Workspace:
     Invariant: dWxh is zero outside the columns listed in ``present[:n_present]``
     (the characters of the last chunk), so only those columns are ever zeroed,
     clipped or updated.
+
+    The output layer is split into ``n_stripes`` stripes of rows of Why / by
+    (stripe s holds rows stripe_lo(s) to stripe_lo(s + 1)); each stripe's work
+    is independent, so the stripes run on up to ``num_threads`` threads.
     """
-    cdef readonly int hidden_size, vocab_size, capacity
+    cdef readonly int hidden_size, vocab_size, capacity, n_stripes
     cdef f64[:, ::1] Wxh, Whh, Why          # (H,V) (H,H) (V,H)
     cdef f64[::1] bh, by                    # (H,) (V,)
     cdef f64[:, ::1] mWxh, mWhh, mWhy
@@ -286,8 +338,13 @@ cdef class Workspace:
     cdef f64[::1] dbh, dby
     # work buffers
     cdef f64[:, ::1] hs        # (capacity + 1, H): hs[0] = h_prev, hs[t+1] = h_t
-    cdef f64[:, ::1] probs     # (capacity, V): logits -> probabilities -> dY
+    cdef f64[:, ::1] probs     # (capacity, V): logits -> exp -> probabilities -> dY
     cdef f64[:, ::1] dhs       # (capacity, H): Why^T dY, then dh_raw
+    cdef f64[:, :, ::1] dh_parts   # (n_stripes, capacity, H): each stripe's part of Why^T dY
+    cdef f64[:, ::1] stripe_max    # (n_stripes, capacity): max logit of each stripe and step
+    cdef f64[:, ::1] stripe_sum    # (n_stripes, capacity): sum exp(logit - stripe max)
+    cdef f64[:, ::1] stripe_scale  # (n_stripes, capacity): exp(stripe max - max) / total
+    cdef f64[::1] target_logit     # (capacity,): logit of each step's target
     cdef f64[::1] dh_next      # (H,)
     cdef f64[:, ::1] WhhT      # (H, H): Whh transposed, refreshed at every call
     cdef f64[::1] logits       # (V,) sampling scratch
@@ -315,6 +372,7 @@ cdef class Workspace:
                            (dby, (V,))):
             if tuple(arr.shape)[:len(shape)] != shape or arr.size != np.prod(shape):
                 raise ValueError("inconsistent parameter shapes")
+        self.n_stripes = stripe_count(V, H)
         self.dh_next = np.zeros(H)
         self.WhhT = np.zeros((H, H))
         self.logits = np.zeros(V)
@@ -329,10 +387,16 @@ cdef class Workspace:
         """Make the work buffers hold chunks of up to ``length`` steps."""
         if length <= self.capacity:
             return
-        cdef int H = self.hidden_size, V = self.vocab_size
+        cdef int H = self.hidden_size, V = self.vocab_size, S = self.n_stripes
         self.hs = np.zeros((length + 1, H))
         self.probs = np.zeros((length, V))
         self.dhs = np.zeros((length, H))
+        # one stripe writes its part of Why^T dY straight into dhs
+        self.dh_parts = np.zeros((S if S > 1 else 0, length, H))
+        self.stripe_max = np.zeros((S, length))
+        self.stripe_sum = np.zeros((S, length))
+        self.stripe_scale = np.zeros((S, length))
+        self.target_logit = np.zeros(length)
         new_present = np.zeros(length, dtype=np.int32)
         if self.n_present:
             new_present[:self.n_present] = np.asarray(self.present)[:self.n_present]
@@ -341,76 +405,177 @@ cdef class Workspace:
 
     # -- kernels -------------------------------------------------------------
 
-    cdef f64 _forward(self, const i32 *inputs, const i32 *targets, int T,
-                      f64 *h) noexcept nogil:
-        """Forward pass over T <= capacity steps from h (H,).
+    cdef inline int stripe_lo(self, int s) noexcept nogil:
+        """First row of stripe s (stripe_lo(n_stripes) == V)."""
+        return <int> ((<Py_ssize_t> s * self.vocab_size) // self.n_stripes)
 
-        Fills hs (T+1, H) and probs (T, V) with the softmax probabilities.
-        Writes the last hidden state to h. Returns the summed cross-entropy.
-        """
+    cdef inline int stripe_threads(self) noexcept nogil:
+        """Threads to use for the stripes: at most one per stripe."""
+        return num_threads if num_threads < self.n_stripes else self.n_stripes
+
+    cdef void _recurrence(self, const i32 *inputs, int T, f64 *h) noexcept nogil:
+        """hs[0] = h (H,), hs[t + 1] = tanh(Wxh[:, x_t] + Whh hs[t] + bh) for
+        t < T (hs (T+1, H) is written; WhhT must hold Whh^T)."""
         cdef int H = self.hidden_size, V = self.vocab_size
         cdef int t, i, x
         cdef f64 *hs = &self.hs[0, 0]
         cdef const f64 *Wxh = &self.Wxh[0, 0]
         cdef const f64 *bh = &self.bh[0]
-        cdef const f64 *by = &self.by[0]
         cdef f64 *h_t
-        cdef f64 loss = 0.0
         memcpy(hs, h, H * sizeof(f64))
-        # the recurrence: the only sequential part
         for t in range(T):
             h_t = hs + (t + 1) * H
-            matvec_t(&self.WhhT[0, 0], hs + t * H, h_t, H, H)
+            matvec_t(&self.WhhT[0, 0], H, hs + t * H, h_t, H, H)
             x = inputs[t]
             for i in range(H):
                 h_t[i] = (Wxh[i * V + x] + h_t[i]) + bh[i]
             for i in range(H):
                 h_t[i] = vtanh(h_t[i])
-        # logits (T, V) = hs[1:] (T, H) @ Why^T (H, V): one product for all T
-        gemm_rowmajor(b'N', b'T', T, V, H, 1.0, hs + H, H,
-                      &self.Why[0, 0], H, 0.0, &self.probs[0, 0], V)
+
+    cdef void _stripe_forward(self, int s, const i32 *targets, int T) noexcept nogil:
+        """Stripe s of the output layer over hs[1:T+1]: probs[:, lo:hi] =
+        exp(logits - stripe max) for logits = hs[1:] Why[lo:hi]^T + by[lo:hi];
+        records stripe_max[s, t], stripe_sum[s, t] and, for the targets in the
+        stripe, target_logit[t]."""
+        cdef int H = self.hidden_size, V = self.vocab_size
+        cdef int lo = self.stripe_lo(s), hi = self.stripe_lo(s + 1), n = hi - lo
+        cdef int t, v, target
+        cdef f64 *row
+        cdef const f64 *by = &self.by[lo]
+        cdef f64 top
+        # logits (T, n) = hs[1:] (T, H) @ Why[lo:hi]^T (H, n): one product for all T
+        gemm_rowmajor(b'N', b'T', T, n, H, 1.0, &self.hs[1, 0], H,
+                      &self.Why[lo, 0], H, 0.0, &self.probs[0, lo], V)
         for t in range(T):
-            loss += softmax_row(&self.probs[t, 0], by, V, targets[t])
-        memcpy(h, hs + T * H, H * sizeof(f64))
+            row = &self.probs[t, lo]
+            for v in range(n):
+                row[v] = row[v] + by[v]
+            target = targets[t]
+            if lo <= target < hi:
+                self.target_logit[t] = row[target - lo]
+            top = row_max(row, n)
+            for v in range(n):
+                row[v] = vexp(row[v] - top)
+            self.stripe_max[s, t] = top
+            self.stripe_sum[s, t] = row_sum(row, n)
+
+    cdef f64 _forward(self, const i32 *inputs, const i32 *targets, int T,
+                      f64 *h) noexcept nogil:
+        """Forward pass over T <= capacity steps from h (H,).
+
+        Fills hs (T+1, H), probs (T, V) with exp(logit - stripe max) and
+        stripe_scale (S, T) with the factors that turn them into softmax
+        probabilities. Writes the last hidden state to h. Returns the summed
+        cross-entropy."""
+        cdef int H = self.hidden_size, S = self.n_stripes
+        cdef int t, s
+        cdef f64 top, total, loss = 0.0
+        # the recurrence: the only sequential part
+        self._recurrence(inputs, T, h)
+        # the output layer, stripe by stripe
+        if S > 1 and self.stripe_threads() > 1:
+            for s in prange(S, num_threads=self.stripe_threads(), schedule='static', chunksize=1):
+                self._stripe_forward(s, targets, T)
+        else:
+            for s in range(S):
+                self._stripe_forward(s, targets, T)
+        # combine the stripes, in stripe order: softmax over all V
+        for t in range(T):
+            top = self.stripe_max[0, t]
+            for s in range(1, S):
+                top = self.stripe_max[s, t] if self.stripe_max[s, t] > top else top
+            total = 0.0
+            for s in range(S):
+                self.stripe_scale[s, t] = vexp(self.stripe_max[s, t] - top)
+                total += self.stripe_sum[s, t] * self.stripe_scale[s, t]
+            for s in range(S):
+                self.stripe_scale[s, t] = self.stripe_scale[s, t] / total
+            # -log softmax(target) = log(sum exp(logit - max)) - (logit_target - max)
+            loss += log(total) - (self.target_logit[t] - top)
+        memcpy(h, &self.hs[T, 0], H * sizeof(f64))
         return loss
 
-    cdef void _backward(self, const i32 *inputs, const i32 *targets,
-                        int T, bint with_dWhy) noexcept nogil:
-        """BPTT over the chunk of the last _forward; writes the unclipped
-        gradients dWxh (present columns only, the others stay zero), dWhh,
-        dbh, dby and, if with_dWhy, dWhy.
-
-        Overwrites probs with dY (T, V) and dhs with dh_raw (T, H).
-        """
+    cdef void _stripe_backward(self, int s, const i32 *targets, int T,
+                               bint update, f64 learning_rate) noexcept nogil:
+        """Stripe s of the output layer's backward pass (after _forward):
+        probs[:, lo:hi] becomes dY = P - onehot(targets); dby[lo:hi] = sum_t dY;
+        this stripe's part of Why^T dY goes to dh_parts[s] (or to dhs when
+        there is one stripe); dWhy[lo:hi] = dY^T hs[1:] (unclipped), or, if
+        update, clipped and applied to Why[lo:hi] / mWhy[lo:hi] by Adagrad.
+        Works in blocks of OUTPUT_BLOCK rows, so that each block of Why is
+        read once from memory for all three uses, before it is updated."""
         cdef int H = self.hidden_size, V = self.vocab_size
-        cdef int t, i, v, x, k
-        cdef f64 *dY = &self.probs[0, 0]
+        cdef int lo = self.stripe_lo(s), hi = self.stripe_lo(s + 1), n = hi - lo
+        cdef int t, v, v0, rows, target
+        cdef f64 *row
+        cdef f64 *dby = &self.dby[lo]
+        cdef f64 *dh = &self.dh_parts[s, 0, 0] if self.n_stripes > 1 else &self.dhs[0, 0]
+        cdef f64 scale
+        for t in range(T):
+            row = &self.probs[t, lo]
+            scale = self.stripe_scale[s, t]
+            for v in range(n):
+                row[v] = row[v] * scale
+            target = targets[t]
+            if lo <= target < hi:
+                row[target - lo] -= 1.0
+        memset(dby, 0, n * sizeof(f64))
+        for t in range(T):
+            row = &self.probs[t, lo]
+            for v in range(n):
+                dby[v] += row[v]
+        v0 = lo
+        while v0 < hi:
+            rows = OUTPUT_BLOCK if v0 + OUTPUT_BLOCK <= hi else hi - v0
+            # dh (T, H) += dY[:, block] (T, rows) @ Why[block] (rows, H)
+            gemm_rowmajor(b'N', b'N', T, H, rows, 1.0, &self.probs[0, v0], V,
+                          &self.Why[v0, 0], H, 0.0 if v0 == lo else 1.0, dh, H)
+            # dWhy[block] (rows, H) = dY[:, block]^T (rows, T) @ hs[1:] (T, H)
+            gemm_rowmajor(b'T', b'N', rows, H, T, 1.0, &self.probs[0, v0], V,
+                          &self.hs[1, 0], H, 0.0, &self.dWhy[v0, 0], H)
+            if update:
+                clip_adagrad(&self.Why[v0, 0], &self.dWhy[v0, 0], &self.mWhy[v0, 0],
+                             rows * H, learning_rate)
+            v0 += rows
+
+    cdef void _output_backward(self, const i32 *targets, int T, bint update,
+                               f64 learning_rate) noexcept nogil:
+        """All stripes of the output layer's backward pass (see
+        _stripe_backward), then dhs (T, H) = Why^T dY summed in stripe order."""
+        cdef int H = self.hidden_size, S = self.n_stripes, s, t, i
+        cdef f64 *dh
+        cdef f64 *part
+        if S > 1 and self.stripe_threads() > 1:
+            for s in prange(S, num_threads=self.stripe_threads(), schedule='static', chunksize=1):
+                self._stripe_backward(s, targets, T, update, learning_rate)
+        else:
+            for s in range(S):
+                self._stripe_backward(s, targets, T, update, learning_rate)
+        if S > 1:
+            for t in range(T):
+                dh = &self.dhs[t, 0]
+                part = &self.dh_parts[0, t, 0]
+                for i in range(H):
+                    dh[i] = part[i]
+                for s in range(1, S):
+                    part = &self.dh_parts[s, t, 0]
+                    for i in range(H):
+                        dh[i] = dh[i] + part[i]
+
+    cdef void _hidden_backward(self, const i32 *inputs, int T) noexcept nogil:
+        """BPTT through the recurrence (after _output_backward filled dhs with
+        Why^T dY): writes the unclipped dWxh (present columns only, the others
+        stay zero), dWhh and dbh. Overwrites dhs with dh_raw (T, H)."""
+        cdef int H = self.hidden_size, V = self.vocab_size
+        cdef int t, i, x, k
         cdef f64 *dh = &self.dhs[0, 0]
         cdef f64 *hs = &self.hs[0, 0]
         cdef f64 *dh_next = &self.dh_next[0]
         cdef f64 *dWxh = &self.dWxh[0, 0]
         cdef f64 *dbh = &self.dbh[0]
-        cdef f64 *dby = &self.dby[0]
         cdef f64 *row
         cdef f64 *h_t
         cdef f64 d
-        # dY = P - onehot(targets)
-        for t in range(T):
-            dY[t * V + targets[t]] -= 1.0
-        # dby = sum_t dY[t]
-        memset(dby, 0, V * sizeof(f64))
-        for t in range(T):
-            row = dY + t * V
-            for v in range(V):
-                dby[v] += row[v]
-        # dWhy (V, H) = dY^T (V, T) @ hs[1:] (T, H); the fused training step
-        # computes it block by block in _update_output_layer instead
-        if with_dWhy:
-            gemm_rowmajor(b'T', b'N', V, H, T, 1.0, dY, V, hs + H, H,
-                          0.0, &self.dWhy[0, 0], H)
-        # dhs (T, H) = dY (T, V) @ Why (V, H)
-        gemm_rowmajor(b'N', b'N', T, H, V, 1.0, dY, V, &self.Why[0, 0], H,
-                      0.0, dh, H)
         # the sequential part: dh_raw[t] = (1 - h_t^2) * (dhs[t] + Whh^T dh_raw[t+1])
         memset(dh_next, 0, H * sizeof(f64))
         for t in range(T - 1, -1, -1):
@@ -420,7 +585,7 @@ cdef class Workspace:
                 d = row[i] + dh_next[i]
                 row[i] = (1.0 - h_t[i] * h_t[i]) * d
             if t > 0:
-                matvec_t(&self.Whh[0, 0], row, dh_next, H, H)
+                matvec_t(&self.Whh[0, 0], H, row, dh_next, H, H)
         # dbh = sum_t dh_raw[t]
         memset(dbh, 0, H * sizeof(f64))
         for t in range(T):
@@ -464,25 +629,8 @@ cdef class Workspace:
         clip_only(&self.dbh[0], H)
         clip_only(&self.dby[0], V)
 
-    cdef void _update_output_layer(self, int T, f64 learning_rate) noexcept nogil:
-        """dWhy = dY^T hs[1:], clipping and Adagrad of Why, in blocks of
-        OUTPUT_BLOCK rows of V so that each block of the gradient is used
-        while it sits in cache (dY (T, V) must hold the output error).
-        Writes the clipped dWhy, updates Why and mWhy in place."""
-        cdef int H = self.hidden_size, V = self.vocab_size, v0, rows
-        cdef f64 *dY = &self.probs[0, 0]
-        cdef f64 *hs = &self.hs[0, 0]
-        v0 = 0
-        while v0 < V:
-            rows = OUTPUT_BLOCK if v0 + OUTPUT_BLOCK <= V else V - v0
-            gemm_rowmajor(b'T', b'N', rows, H, T, 1.0, dY + v0, V, hs + H, H,
-                          0.0, &self.dWhy[v0, 0], H)
-            clip_adagrad(&self.Why[v0, 0], &self.dWhy[v0, 0], &self.mWhy[v0, 0],
-                         rows * H, learning_rate)
-            v0 += rows
-
     cdef void _clip_update(self, f64 learning_rate) noexcept nogil:
-        """Clip every gradient but dWhy (see _update_output_layer) and apply
+        """Clip every gradient but dWhy (see _stripe_backward) and apply
         Adagrad to params and memory in place; for Wxh only the present columns (the rest have zero gradient,
         which would change neither the parameter nor its memory)."""
         cdef int H = self.hidden_size, V = self.vocab_size, i, k, idx
@@ -503,6 +651,15 @@ cdef class Workspace:
         clip_adagrad(&self.bh[0], &self.dbh[0], &self.mbh[0], H, learning_rate)
         clip_adagrad(&self.by[0], &self.dby[0], &self.mby[0], V, learning_rate)
 
+    cdef void _stripe_logits(self, int s, const f64 *WhyT, const f64 *h,
+                             f64 *y) noexcept nogil:
+        """y[lo:hi] = Why[lo:hi] h + by[lo:hi] for stripe s, from WhyT (H, V) =
+        Why^T and h (H,); y (V,) is written in the stripe's range only."""
+        cdef int lo = self.stripe_lo(s), hi = self.stripe_lo(s + 1), v
+        matvec_t(WhyT + lo, self.vocab_size, h, y + lo, self.hidden_size, hi - lo)
+        for v in range(lo, hi):
+            y[v] = y[v] + self.by[v]
+
     # -- Python entry points (arguments validated by charrnn_ext.model) ------
 
     def train_step(self, const i32[::1] inputs, const i32[::1] targets,
@@ -516,8 +673,8 @@ cdef class Workspace:
         with nogil:
             transpose(&self.Whh[0, 0], &self.WhhT[0, 0], self.hidden_size)
             loss = self._forward(&inputs[0], &targets[0], T, &h[0])
-            self._backward(&inputs[0], &targets[0], T, False)
-            self._update_output_layer(T, learning_rate)
+            self._output_backward(&targets[0], T, True, learning_rate)
+            self._hidden_backward(&inputs[0], T)
             self._clip_update(learning_rate)
         return loss
 
@@ -532,7 +689,8 @@ cdef class Workspace:
         with nogil:
             transpose(&self.Whh[0, 0], &self.WhhT[0, 0], self.hidden_size)
             loss = self._forward(&inputs[0], &targets[0], T, &h[0])
-            self._backward(&inputs[0], &targets[0], T, True)
+            self._output_backward(&targets[0], T, False, 0.0)
+            self._hidden_backward(&inputs[0], T)
             self._clip()
         return loss
 
@@ -563,7 +721,7 @@ cdef class Workspace:
         with nogil:
             transpose(&self.Whh[0, 0], &self.WhhT[0, 0], self.hidden_size)
             for t in range(n):
-                matvec_t(&self.WhhT[0, 0], &h[0], z, H, H)
+                matvec_t(&self.WhhT[0, 0], H, &h[0], z, H, H)
                 x = inputs[t]
                 for i in range(H):
                     h[i] = (Wxh[i * V + x] + z[i]) + self.bh[i]
@@ -586,17 +744,21 @@ cdef class Workspace:
         cdef const f64 *Wxh = &self.Wxh[0, 0]
         cdef f64[:, ::1] WhyT = np.ascontiguousarray(np.asarray(self.Why).T)  # (H, V)
         cdef f64 top, total, threshold, cumulative
+        cdef int s, S = self.n_stripes, threads = self.stripe_threads()
         with nogil:
             transpose(&self.Whh[0, 0], &self.WhhT[0, 0], self.hidden_size)
             for t in range(n):
-                matvec_t(&self.WhhT[0, 0], hv, z, H, H)
+                matvec_t(&self.WhhT[0, 0], H, hv, z, H, H)
                 for i in range(H):
                     hv[i] = (Wxh[i * V + x] + z[i]) + self.bh[i]
                 for i in range(H):
                     hv[i] = vtanh(hv[i])
-                matvec_t(&WhyT[0, 0], hv, y, H, V)
-                for v in range(V):
-                    y[v] = y[v] + self.by[v]
+                if S > 1 and threads > 1:
+                    for s in prange(S, num_threads=threads, schedule='static', chunksize=1):
+                        self._stripe_logits(s, &WhyT[0, 0], hv, y)
+                else:
+                    for s in range(S):
+                        self._stripe_logits(s, &WhyT[0, 0], hv, y)
                 top = row_max(y, V)
                 if temperature == 0.0:
                     best = 0

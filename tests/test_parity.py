@@ -73,6 +73,10 @@ SHAPES = [
     pytest.param(1, 7, 10, 0.3, id="V1"),
     pytest.param(2, 1, 1, 0.5, id="V2-H1-T1"),
     pytest.param(30, 13, 300, 0.1, id="T300-beyond-initial-buffers"),
+    # the output layer in stripes (V * H >= 131072): 2 stripes of 150 rows
+    # (blocks of 128 + 22), 3 uneven stripes and a target-free last stripe
+    pytest.param(300, 440, 9, 0.1, id="V300-H440-two-stripes"),
+    pytest.param(517, 256, 12, 0.1, id="V517-H256-four-stripes"),
 ]
 
 

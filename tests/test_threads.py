@@ -1,0 +1,147 @@
+"""The core's threads (charrnn_ext.set_num_threads): the output layer of a
+large model is cut into stripes that run on several OpenMP threads. The cut
+depends only on the model's size, so every result must be the same bit for
+bit whatever the number of threads -- and the same as the numpy reference
+within the parity bounds (tests/test_parity.py runs striped shapes too)."""
+import numpy as np
+import pytest
+
+import charrnn_ext
+from charrnn_ext import CharRNN, PARAM_NAMES, reference
+from charrnn_ext._dispatch import core
+
+from conftest import assert_close, copy_dict, random_chunk, random_params
+
+THREAD_COUNTS = (1, 2, 3, 8)
+
+
+@pytest.fixture
+def restore_threads():
+    before = charrnn_ext.get_num_threads()
+    yield
+    charrnn_ext.set_num_threads(before)
+
+
+def test_stripe_count_depends_on_size_only():
+    assert core.stripe_count(65, 100) == 1          # SMALL: no threads at all
+    assert core.stripe_count(300, 440) == 2
+    assert core.stripe_count(3150, 200) == 4        # the seed's setting
+    assert core.stripe_count(1, 10**6) == 1         # never more stripes than row blocks
+
+
+def run_everything(V, H, T, n_threads, steps=4, seed=0):
+    """Train a few steps, then loss_and_grads, loss, advance and sample with
+    n_threads threads; returns every result."""
+    charrnn_ext.set_num_threads(n_threads)
+    assert charrnn_ext.get_num_threads() == n_threads
+    rng = np.random.default_rng(seed)
+    params = random_params(V, H, rng, 0.1)
+    model = CharRNN.from_params(params)
+    h = np.zeros((H, 1))
+    out = {"losses": []}
+    for _ in range(steps):
+        inputs, targets = random_chunk(V, T, rng)
+        loss, h = model.train_step(inputs, targets, h)
+        out["losses"].append(loss)
+    inputs, targets = random_chunk(V, T, rng)
+    out["lg_loss"], out["grads"], out["lg_h"] = model.loss_and_grads(inputs, targets, h)
+    out["loss"] = model.loss(*random_chunk(V, 3 * T, rng), h)
+    out["advance"] = model.advance(random_chunk(V, T, rng)[0], h)
+    out["sample"] = model.sample(h, 0, 50, rng=7)
+    out["greedy"] = model.sample(h, 1, 20, temperature=0)
+    out["params"] = copy_dict(model.params)
+    out["memory"] = copy_dict(model.memory)
+    out["h"] = h
+    return out
+
+
+@pytest.mark.parametrize("V,H,T", [(517, 256, 12), (300, 440, 9), (65, 100, 25)])
+def test_results_identical_for_any_thread_count(V, H, T, restore_threads):
+    runs = [run_everything(V, H, T, n) for n in THREAD_COUNTS]
+    first = runs[0]
+    for n, run in zip(THREAD_COUNTS[1:], runs[1:]):
+        assert run["losses"] == first["losses"], n
+        for key in ("lg_loss", "loss"):
+            assert run[key] == first[key], (n, key)
+        for key in ("lg_h", "advance", "h", "sample", "greedy"):
+            assert np.array_equal(run[key], first[key]), (n, key)
+        for name in PARAM_NAMES:
+            for key in ("grads", "params", "memory"):
+                assert np.array_equal(run[key][name], first[key][name]), (n, key, name)
+
+
+def test_striped_training_matches_reference(restore_threads):
+    """Several fused steps on a striped model with 2 threads, teacher-forced
+    against the reference (each step from the reference's own state)."""
+    charrnn_ext.set_num_threads(2)
+    V, H, T = 517, 256, 16
+    rng = np.random.default_rng(3)
+    params = random_params(V, H, rng, 0.1)
+    memory = {n: np.zeros_like(p) for n, p in params.items()}
+    h = np.zeros((H, 1))
+    for step in range(5):
+        inputs, targets = random_chunk(V, T, rng)
+        if step == 2:
+            targets[:] = 0          # every target in the first stripe
+        model = CharRNN.from_params(params, memory)
+        loss, h_core = model.train_step(inputs, targets, h)
+        ref_loss, h_ref = reference.train_step(list(inputs), list(targets), h, params, memory, 0.1)
+        assert abs(loss - ref_loss) <= 1e-10 * abs(ref_loss), step
+        assert_close(h_core, h_ref, 1e-10, "h")
+        for name in PARAM_NAMES:
+            assert_close(model.params[name], params[name], 1e-9, f"param {name}")
+            assert_close(model.memory[name], memory[name], 1e-9, f"memory {name}")
+        h = h_ref
+
+
+def test_two_models_in_two_threads_with_core_threads(restore_threads):
+    """Python threads and the core's OpenMP threads together: two striped
+    models trained at once give the same results as one after the other."""
+    import threading
+
+    charrnn_ext.set_num_threads(2)
+    V, H, T = 517, 256, 10
+    rng = np.random.default_rng(5)
+    params = random_params(V, H, rng, 0.1)
+    chunks = [random_chunk(V, T, rng) for _ in range(6)]
+
+    def train(model, out):
+        h = np.zeros((H, 1))
+        for x, y in chunks:
+            loss, h = model.train_step(x, y, h)
+            out.append(loss)
+
+    serial = []
+    train(CharRNN.from_params(params), serial)
+    results = [[], []]
+    threads = [threading.Thread(target=train, args=(CharRNN.from_params(params), r)) for r in results]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results[0] == serial and results[1] == serial
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5, "2", None])
+def test_set_num_threads_rejects_bad_values(bad, restore_threads):
+    with pytest.raises(ValueError, match="positive integer"):
+        charrnn_ext.set_num_threads(bad)
+
+
+def test_default_threads_follow_environment(tmp_path):
+    """CHARRNN_EXT_NUM_THREADS sets the default at import; without it the
+    default is one thread per usable CPU."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import charrnn_ext; print(charrnn_ext.get_num_threads())"
+    env = {k: v for k, v in os.environ.items() if k != "CHARRNN_EXT_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, check=True).stdout
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert int(out) == cpus
+    env["CHARRNN_EXT_NUM_THREADS"] = "3"
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, check=True).stdout
+    assert int(out) == 3
