@@ -9,10 +9,17 @@ baseline module needs nothing beyond the platform's baseline ISA.
 import os
 import sys
 import sysconfig
+import tempfile
 
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+try:
+    from setuptools.errors import CCompilerError, DistutilsError
+except ImportError:  # older setuptools
+    from distutils.errors import CCompilerError, DistutilsError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORE_SOURCE = os.path.join("src", "_core.pyx")
@@ -48,47 +55,53 @@ def variant_source(name):
             f.write(text)
     return path
 
-def openmp_flags():
-    """(compile args, link args) for OpenMP, or ([], []) where the compiler has
-    none (e.g. Apple clang) or CHARRNN_EXT_NO_OPENMP is set: the core then runs
-    its output-layer stripes on one thread, with the same results."""
-    if os.environ.get("CHARRNN_EXT_NO_OPENMP"):
-        return [], []
-    if sys.platform == "win32":
-        return ["/openmp"], []
-    if sys.platform == "darwin":
-        return [], []
-    import shutil
-    import subprocess
-    import tempfile
-    compiler = (sysconfig.get_config_var("CC") or "cc").split()
-    if not shutil.which(compiler[0]):
-        return [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "omp.c")
-        with open(src, "w") as f:
-            f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n")
-        try:
-            result = subprocess.run(compiler + ["-fopenmp", src, "-o", os.path.join(tmp, "omp")],
-                                    capture_output=True, timeout=120)
-        except (OSError, subprocess.SubprocessError):
+def no_openmp_requested() -> bool:
+    return os.environ.get("CHARRNN_EXT_NO_OPENMP", "").strip() not in ("", "0")
+
+
+class BuildExt(build_ext):
+    """build_ext that adds OpenMP flags where the compiler actually in use
+    ($CC, CFLAGS, ... as setuptools configured it) compiles and links an
+    OpenMP program. Without OpenMP (e.g. Apple clang, or CHARRNN_EXT_NO_OPENMP=1)
+    the core runs its output-layer stripes on one thread, with the same results."""
+
+    def build_extensions(self):
+        compile_args, link_args = self.openmp_flags()
+        for ext in self.extensions:
+            ext.extra_compile_args = list(ext.extra_compile_args or []) + compile_args
+            ext.extra_link_args = list(ext.extra_link_args or []) + link_args
+        super().build_extensions()
+
+    def openmp_flags(self):
+        if no_openmp_requested():
             return [], []
-    return (["-fopenmp"], ["-fopenmp"]) if result.returncode == 0 else ([], [])
+        if self.compiler.compiler_type == "msvc":
+            return ["/openmp"], []
+        with tempfile.TemporaryDirectory() as tmp:
+            source = os.path.join(tmp, "omp_probe.c")
+            with open(source, "w") as f:
+                f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n")
+            try:
+                objects = self.compiler.compile([source], output_dir=tmp, extra_postargs=["-fopenmp"])
+                self.compiler.link_executable(objects, "omp_probe", output_dir=tmp,
+                                              extra_postargs=["-fopenmp"])
+            except (CCompilerError, DistutilsError, OSError):
+                print("charrnn_ext: the compiler has no OpenMP; the core will use one thread")
+                return [], []
+        return ["-fopenmp"], ["-fopenmp"]
 
 
-omp_compile, omp_link = openmp_flags()
 common = dict(
     include_dirs=[np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
 )
-extensions = [Extension("charrnn_ext._core", [CORE_SOURCE], extra_compile_args=base_args + omp_compile,
-                        extra_link_args=omp_link, **common)]
+extensions = [Extension("charrnn_ext._core", [CORE_SOURCE], extra_compile_args=base_args, **common)]
 for name, flags in variants.items():
     extensions.append(Extension(f"charrnn_ext._core_{name}", [variant_source(name)],
-                                extra_compile_args=base_args + flags + omp_compile,
-                                extra_link_args=omp_link, **common))
+                                extra_compile_args=base_args + flags, **common))
 
 setup(
+    cmdclass={"build_ext": BuildExt},
     ext_modules=cythonize(
         extensions,
         language_level=3,

@@ -6,7 +6,9 @@ compiled from the same ``src/_core.pyx``. Set ``CHARRNN_EXT_CORE`` to
 ``baseline``, ``x86_64_v3`` or ``x86_64_v4`` to force one.
 """
 import importlib
+import numbers
 import os
+import warnings
 
 from .defaults import BLAS_THREADS, NUM_THREADS
 
@@ -86,21 +88,39 @@ def _core_blas_controllers():
     return ours or libs
 
 
+_MAX_THREADS = 1024
+_state = {"requested": 1, "blas": 1}
+
+
+def _thread_count(n, what: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"the number of {what} must be a positive integer, got {n!r}")
+    return int(min(n, _MAX_THREADS))
+
+
+def _apply_threads() -> None:
+    # OpenBLAS threads started inside the core's threads multiply: a LARGE
+    # step took 25 ms with 2 x 2 threads against 2.5 ms with 2 core threads
+    # and 1 BLAS thread. A multithreaded BLAS therefore gets the cores alone.
+    core.set_num_threads(1 if _state["blas"] > 1 else _state["requested"])
+
+
 def set_blas_threads(n: int) -> None:
     """Set the number of threads of the BLAS the core calls (scipy's OpenBLAS).
 
     charrnn_ext sets it to 1 on import (override with the environment variable
     CHARRNN_EXT_BLAS_THREADS): the step's matrices are small (T = 25-30 rows),
     where OpenBLAS's threads cost far more than they bring (a LARGE step took
-    ~20 ms with 2 threads against ~5 ms with 1 on a 2-core machine); one
-    thread also makes results independent of the thread count and leaves the
-    other cores to models trained in parallel Python threads. numpy's own
+    ~20 ms with 2 threads against ~5 ms with 1 on a 2-core machine); the core
+    spreads a large output layer over its own threads instead (set_num_threads),
+    and uses only one of its own while the BLAS has more than one. numpy's own
     BLAS, which the numpy reference uses, is left alone.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"the number of BLAS threads must be a positive integer, got {n!r}")
+    n = _thread_count(n, "BLAS threads")
     for lib in _core_blas_controllers():
         lib.set_num_threads(n)
+    _state["blas"] = n
+    _apply_threads()
 
 
 def usable_cpus() -> int:
@@ -115,30 +135,42 @@ def set_num_threads(n: int) -> None:
     """Set how many threads the core may use within one call.
 
     The output layer (the V rows of Why) is cut into a fixed number of stripes
-    (up to 4, and only when V * H >= 131072, e.g. the seed's V = 2566, H = 200),
-    which run in parallel on up to n OpenMP threads: on 2 cores a LARGE
-    training step is ~1.7x faster and sampling ~1.5-2x. The cut depends only
-    on the model's size, so results are the same bit for bit for every n.
-    Default: one thread per usable CPU (environment variable
-    CHARRNN_EXT_NUM_THREADS overrides). Use 1 when you train several models in
-    parallel Python threads or processes, one per core.
+    (up to 4, and only when V * H >= 131072 and V >= 256, e.g. the seed's
+    V = 2566, H = 200), which run in parallel on up to n OpenMP threads in
+    train_step, loss_and_grads and loss (on 2 cores a LARGE training step is
+    ~1.6x faster; smaller models and sampling always run on one thread). The
+    cut depends only on the model's size, so results are the same bit for bit
+    for every n. Default: one thread per usable CPU, or $OMP_NUM_THREADS if
+    lower; $CHARRNN_EXT_NUM_THREADS overrides both. Use 1 when you train
+    several models in parallel Python threads or processes, one per core.
+    The core uses one thread regardless in a build without OpenMP, while its
+    BLAS has more than one thread (set_blas_threads), and in a process forked
+    after import (GNU OpenMP does not survive fork; use the 'spawn' or
+    'forkserver' start method of multiprocessing to keep the threads).
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"the number of threads must be a positive integer, got {n!r}")
-    core.set_num_threads(n)
+    _state["requested"] = _thread_count(n, "threads")
+    _apply_threads()
 
 
 def get_num_threads() -> int:
-    """The number of threads set with set_num_threads."""
+    """The number of threads the core may use within one call (see set_num_threads)."""
     return core.get_num_threads()
 
 
 def _threads_from_env(name: str, default: int) -> int:
     value = os.environ.get(name, "").strip()
-    if value.isdigit() and int(value) > 0:
-        return int(value)
+    if not value:
+        return default
+    first = value.split(",")[0].strip()    # OMP_NUM_THREADS may list one count per level
+    if first.isascii() and first.isdigit() and int(first) > 0:
+        return min(int(first), _MAX_THREADS)
+    warnings.warn(f"ignoring {name}={value!r}: not a positive integer", RuntimeWarning, stacklevel=2)
     return default
 
 
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=core._after_fork_in_child)
 set_blas_threads(_threads_from_env("CHARRNN_EXT_BLAS_THREADS", BLAS_THREADS))
-set_num_threads(_threads_from_env("CHARRNN_EXT_NUM_THREADS", NUM_THREADS or usable_cpus()))
+set_num_threads(_threads_from_env(
+    "CHARRNN_EXT_NUM_THREADS",
+    NUM_THREADS or min(usable_cpus(), _threads_from_env("OMP_NUM_THREADS", _MAX_THREADS))))

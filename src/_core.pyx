@@ -55,20 +55,31 @@ cdef int MAX_STRIPES = 4
 cdef Py_ssize_t STRIPE_MIN_ELEMENTS = 131072   # V * H below this: one stripe, no threads
 
 cdef int num_threads = 1     # threads of the striped output layer (set_num_threads)
+cdef bint forked = False     # set for good in a child of fork(): one thread from then on
 
 
 def set_num_threads(int n):
     """Use up to n threads (>= 1) for the output layer of every later call
-    (at most the number of stripes; a build without OpenMP always uses one)."""
+    (at most the number of stripes). A build without OpenMP, and a process
+    forked from one that may have started OpenMP threads, always use one."""
     global num_threads
     if n < 1:
         raise ValueError(f"the number of threads must be at least 1, got {n}")
-    num_threads = n
+    num_threads = n if CHARRNN_EXT_OPENMP and not forked else 1
 
 
 def get_num_threads():
-    """The number of threads set with set_num_threads."""
+    """The number of threads the output layer may use."""
     return num_threads
+
+
+def _after_fork_in_child():
+    """Called in the child after os.fork(): GNU libgomp's thread pool does not
+    survive fork (the child would wait forever for the parent's workers), so
+    the child computes on one thread for good -- with the same results."""
+    global num_threads, forked
+    forked = True
+    num_threads = 1
 
 
 def has_openmp():
@@ -340,7 +351,7 @@ cdef class Workspace:
     cdef f64[:, ::1] hs        # (capacity + 1, H): hs[0] = h_prev, hs[t+1] = h_t
     cdef f64[:, ::1] probs     # (capacity, V): logits -> exp -> probabilities -> dY
     cdef f64[:, ::1] dhs       # (capacity, H): Why^T dY, then dh_raw
-    cdef f64[:, :, ::1] dh_parts   # (n_stripes, capacity, H): each stripe's part of Why^T dY
+    cdef f64[:, :, ::1] dh_parts   # (n_stripes - 1, capacity, H): stripe s's part of Why^T dY at [s - 1]
     cdef f64[:, ::1] stripe_max    # (n_stripes, capacity): max logit of each stripe and step
     cdef f64[:, ::1] stripe_sum    # (n_stripes, capacity): sum exp(logit - stripe max)
     cdef f64[:, ::1] stripe_scale  # (n_stripes, capacity): exp(stripe max - max) / total
@@ -391,8 +402,8 @@ cdef class Workspace:
         self.hs = np.zeros((length + 1, H))
         self.probs = np.zeros((length, V))
         self.dhs = np.zeros((length, H))
-        # one stripe writes its part of Why^T dY straight into dhs
-        self.dh_parts = np.zeros((S if S > 1 else 0, length, H))
+        # stripe 0 writes its part of Why^T dY straight into dhs, the others here
+        self.dh_parts = np.zeros((S - 1, length, H))
         self.stripe_max = np.zeros((S, length))
         self.stripe_sum = np.zeros((S, length))
         self.stripe_scale = np.zeros((S, length))
@@ -499,8 +510,8 @@ cdef class Workspace:
                                bint update, f64 learning_rate) noexcept nogil:
         """Stripe s of the output layer's backward pass (after _forward):
         probs[:, lo:hi] becomes dY = P - onehot(targets); dby[lo:hi] = sum_t dY;
-        this stripe's part of Why^T dY goes to dh_parts[s] (or to dhs when
-        there is one stripe); dWhy[lo:hi] = dY^T hs[1:] (unclipped), or, if
+        this stripe's part of Why^T dY goes to dhs for stripe 0, to
+        dh_parts[s - 1] for the others; dWhy[lo:hi] = dY^T hs[1:] (unclipped), or, if
         update, clipped and applied to Why[lo:hi] / mWhy[lo:hi] by Adagrad.
         Works in blocks of OUTPUT_BLOCK rows, so that each block of Why is
         read once from memory for all three uses, before it is updated."""
@@ -509,7 +520,7 @@ cdef class Workspace:
         cdef int t, v, v0, rows, target
         cdef f64 *row
         cdef f64 *dby = &self.dby[lo]
-        cdef f64 *dh = &self.dh_parts[s, 0, 0] if self.n_stripes > 1 else &self.dhs[0, 0]
+        cdef f64 *dh = &self.dh_parts[s - 1, 0, 0] if s > 0 else &self.dhs[0, 0]
         cdef f64 scale
         for t in range(T):
             row = &self.probs[t, lo]
@@ -551,16 +562,12 @@ cdef class Workspace:
         else:
             for s in range(S):
                 self._stripe_backward(s, targets, T, update, learning_rate)
-        if S > 1:
+        for s in range(1, S):
             for t in range(T):
                 dh = &self.dhs[t, 0]
-                part = &self.dh_parts[0, t, 0]
+                part = &self.dh_parts[s - 1, t, 0]
                 for i in range(H):
-                    dh[i] = part[i]
-                for s in range(1, S):
-                    part = &self.dh_parts[s, t, 0]
-                    for i in range(H):
-                        dh[i] = dh[i] + part[i]
+                    dh[i] = dh[i] + part[i]
 
     cdef void _hidden_backward(self, const i32 *inputs, int T) noexcept nogil:
         """BPTT through the recurrence (after _output_backward filled dhs with
@@ -651,15 +658,6 @@ cdef class Workspace:
         clip_adagrad(&self.bh[0], &self.dbh[0], &self.mbh[0], H, learning_rate)
         clip_adagrad(&self.by[0], &self.dby[0], &self.mby[0], V, learning_rate)
 
-    cdef void _stripe_logits(self, int s, const f64 *WhyT, const f64 *h,
-                             f64 *y) noexcept nogil:
-        """y[lo:hi] = Why[lo:hi] h + by[lo:hi] for stripe s, from WhyT (H, V) =
-        Why^T and h (H,); y (V,) is written in the stripe's range only."""
-        cdef int lo = self.stripe_lo(s), hi = self.stripe_lo(s + 1), v
-        matvec_t(WhyT + lo, self.vocab_size, h, y + lo, self.hidden_size, hi - lo)
-        for v in range(lo, hi):
-            y[v] = y[v] + self.by[v]
-
     # -- Python entry points (arguments validated by charrnn_ext.model) ------
 
     def train_step(self, const i32[::1] inputs, const i32[::1] targets,
@@ -744,7 +742,6 @@ cdef class Workspace:
         cdef const f64 *Wxh = &self.Wxh[0, 0]
         cdef f64[:, ::1] WhyT = np.ascontiguousarray(np.asarray(self.Why).T)  # (H, V)
         cdef f64 top, total, threshold, cumulative
-        cdef int s, S = self.n_stripes, threads = self.stripe_threads()
         with nogil:
             transpose(&self.Whh[0, 0], &self.WhhT[0, 0], self.hidden_size)
             for t in range(n):
@@ -753,12 +750,11 @@ cdef class Workspace:
                     hv[i] = (Wxh[i * V + x] + z[i]) + self.bh[i]
                 for i in range(H):
                     hv[i] = vtanh(hv[i])
-                if S > 1 and threads > 1:
-                    for s in prange(S, num_threads=threads, schedule='static', chunksize=1):
-                        self._stripe_logits(s, &WhyT[0, 0], hv, y)
-                else:
-                    for s in range(S):
-                        self._stripe_logits(s, &WhyT[0, 0], hv, y)
+                # one thread: a parallel region per character would cost more than
+                # it saves on a busy machine (a descheduled worker stalls every one)
+                matvec_t(&WhyT[0, 0], V, hv, y, H, V)
+                for v in range(V):
+                    y[v] = y[v] + self.by[v]
                 top = row_max(y, V)
                 if temperature == 0.0:
                     best = 0

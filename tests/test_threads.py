@@ -3,6 +3,8 @@ large model is cut into stripes that run on several OpenMP threads. The cut
 depends only on the model's size, so every result must be the same bit for
 bit whatever the number of threads -- and the same as the numpy reference
 within the parity bounds (tests/test_parity.py runs striped shapes too)."""
+import os
+
 import numpy as np
 import pytest
 
@@ -128,15 +130,95 @@ def test_set_num_threads_rejects_bad_values(bad, restore_threads):
         charrnn_ext.set_num_threads(bad)
 
 
-def test_default_threads_follow_environment(tmp_path):
-    """CHARRNN_EXT_NUM_THREADS sets the default at import; without it the
-    default is one thread per usable CPU."""
-    import os
+def test_set_num_threads_accepts_numpy_and_huge_integers(restore_threads):
+    charrnn_ext.set_num_threads(np.int64(1))
+    assert charrnn_ext.get_num_threads() == 1
+    charrnn_ext.set_num_threads(2**40)            # capped, no OverflowError
+    expected = charrnn_ext.get_num_threads()
+    assert expected >= 1
+    assert expected == (1 if not core.has_openmp() else expected)
+
+
+def test_multithreaded_blas_puts_the_core_on_one_thread(restore_threads):
+    """OpenBLAS threads inside the core's threads multiply (measured 10x
+    slower): while the core's BLAS has several threads, the core uses one."""
+    if not core.has_openmp():
+        pytest.skip("a build without OpenMP always uses one thread")
+    charrnn_ext.set_num_threads(2)
+    assert charrnn_ext.get_num_threads() == 2
+    try:
+        charrnn_ext.set_blas_threads(2)
+        assert charrnn_ext.get_num_threads() == 1
+    finally:
+        charrnn_ext.set_blas_threads(1)
+    assert charrnn_ext.get_num_threads() == 2
+
+
+FORK_SCRIPT = """
+import os, sys, numpy as np, charrnn_ext
+from charrnn_ext import CharRNN
+charrnn_ext.set_num_threads(2)
+V, H, T = 517, 256, 10
+rng = np.random.default_rng(0)
+ids = rng.integers(0, V, 4 * T + 1).astype(np.int32)
+def train(model):
+    h = None
+    for k in range(4):
+        loss, h = model.train_step(ids[k * T:(k + 1) * T], ids[k * T + 1:(k + 1) * T + 1], h)
+    return loss
+parent = train(CharRNN(V, H, seed=1))          # the parent's OpenMP threads exist now
+pid = os.fork()
+if pid == 0:
+    charrnn_ext.set_num_threads(2)              # asking again must not bring them back
+    ok = charrnn_ext.get_num_threads() == 1 and train(CharRNN(V, H, seed=1)) == parent
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status))
+print("parent-again", train(CharRNN(V, H, seed=1)) == parent)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_after_threads_does_not_hang(tmp_path):
+    """GNU libgomp does not survive fork(): a child that entered a parallel
+    region would wait forever. The child runs on one thread (same results)."""
     import subprocess
     import sys
 
-    code = "import charrnn_ext; print(charrnn_ext.get_num_threads())"
-    env = {k: v for k, v in os.environ.items() if k != "CHARRNN_EXT_NUM_THREADS"}
+    proc = subprocess.run([sys.executable, "-c", FORK_SCRIPT], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "child 0" in proc.stdout and "parent-again True" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("value,expected", [("3", 3), (" 2 ", 2), ("²", None), ("two", None),
+                                            ("0", None), ("3000000000", 1024)])
+def test_thread_environment_variable_parsing(value, expected, tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import warnings; warnings.simplefilter('always');"
+            "import charrnn_ext; print(charrnn_ext._dispatch._state['requested'])")
+    env = dict(os.environ, CHARRNN_EXT_NUM_THREADS=value)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    if expected is None:
+        assert "ignoring CHARRNN_EXT_NUM_THREADS" in proc.stderr
+        assert int(proc.stdout) >= 1
+    else:
+        assert int(proc.stdout) == expected
+
+
+def test_default_threads_follow_environment(tmp_path):
+    """CHARRNN_EXT_NUM_THREADS sets the default at import; without it the
+    default is one thread per usable CPU."""
+    import subprocess
+    import sys
+
+    code = "import charrnn_ext; print(charrnn_ext._dispatch._state['requested'])"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CHARRNN_EXT_NUM_THREADS", "OMP_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
                          capture_output=True, text=True, check=True).stdout
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -145,3 +227,8 @@ def test_default_threads_follow_environment(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
                          capture_output=True, text=True, check=True).stdout
     assert int(out) == 3
+    del env["CHARRNN_EXT_NUM_THREADS"]
+    env["OMP_NUM_THREADS"] = "1,1"            # honoured when lower than the CPUs
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, check=True).stdout
+    assert int(out) == 1
