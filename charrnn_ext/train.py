@@ -22,6 +22,7 @@ import numpy as np
 from . import defaults
 from ._cli import (ArgumentParser, CLIError, fraction, nonneg_float, positive_float,
                    positive_int, prog_name, run, seed_int, tolerant_stdout)
+from ._dispatch import set_num_threads
 from .checkpoint import Checkpoint, empty_history, load_checkpoint
 from .model import CharRNN
 from .vocab import Vocab
@@ -83,6 +84,10 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
                         "demo corpus (source of Python standard library modules) is used")
     p.add_argument("--encoding", default=d.ENCODING, metavar="NAME",
                    help=f"text encoding of the input (default: {d.ENCODING})")
+    p.add_argument("--threads", type=positive_int, metavar="N",
+                   help="threads the core may use for a large output layer (V * H >= 131072); "
+                        "results are the same for any N (default: one per usable CPU, or "
+                        "$CHARRNN_EXT_NUM_THREADS)")
     m = p.add_argument_group("model and training (when resuming, the checkpoint's values "
                              "are the defaults)")
     m.add_argument("--hidden-size", type=positive_int, metavar="H",
@@ -460,6 +465,8 @@ def _plot(Figure, path: str, history: dict, seq_length: int) -> None:
 def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     tolerant_stdout()
+    if args.threads is not None:
+        set_num_threads(args.threads)
 
     resumed = _load_resume(args.resume) if args.resume is not None else None
     cfg = _settings(args, resumed)

@@ -209,6 +209,24 @@ def test_same_seed_same_everything(texts, tmp_path):
     assert progress_lines(out1) != progress_lines(out3)
 
 
+def test_threads_flag_does_not_change_results(tmp_path):
+    """--threads only spreads a large output layer (V * H >= 131072, here 3
+    stripes) over threads: checkpoints and output are bit-identical."""
+    rng = random.Random(7)
+    alphabet = [chr(0x4E00 + k) for k in range(400)]
+    (tmp_path / "big.txt").write_text("".join(rng.choice(alphabet) for _ in range(3000)),
+                                      encoding="utf-8")
+    args = ["big.txt", "--hidden-size", 400, "--seq-length", 16, "--iters", 30,
+            "--sample-every", 10, "--sample-length", 20, "--eval-every", 10]
+    runs = run_many([("train", *args, "--threads", n, "--checkpoint", f"t{n}.npz") for n in (1, 2)]
+                    + [("train", *args, "--threads", 0)], cwd=tmp_path)
+    (rc1, out1, err1), (rc2, out2, err2), (rc0, _, err0) = runs
+    assert rc1 == 0 and rc2 == 0, (err1, err2)
+    assert_same_state(load_checkpoint(tmp_path / "t1.npz"), load_checkpoint(tmp_path / "t2.npz"))
+    assert timing_free(out1) == timing_free(out2)
+    assert rc0 == 2 and "--threads: must be a positive integer" in err0
+
+
 def test_chinese_text(texts, tmp_path):
     text = (texts / "zh.txt").read_text(encoding="utf-8")
     rc, out, err = run_cli("train", texts / "zh.txt", *TINY, "--iters", 200, "--sample-every", 100,
