@@ -601,7 +601,7 @@ class Bench:
                 c1, c2 = median([x[1] for x in one]), median([x[1] for x in two])
                 rows.append([name, label, f"{s1:,.1f}", f"{s2:,.1f}", f"**{s2 / s1:.2f}×**",
                              f"{c1:.2f} / {c2:.2f}"])
-                if ctx is self.blas_single:
+                if ctx == self.blas_single:   # bound methods: equal, never identical
                     self.target(f"Threads: {name} two threads ≥ 1.6× one thread (1 thread per model)",
                                 f"{s2 / s1:.2f}×", s2 / s1 >= 1.6)
         self.emit(f"Two independent `CharRNN` models (own parameters, own data pass), each trained in its own "
