@@ -7,6 +7,8 @@ import math
 import os
 import sys
 
+from .defaults import MAX_THREADS
+
 
 class CLIError(Exception):
     """An error reported as one line on stderr, exit status ``code``
@@ -61,6 +63,15 @@ def positive_int(text: str) -> int:
     if value > MAX_INT:
         raise argparse.ArgumentTypeError(f"must be at most {MAX_INT}, got {text}")
     return value
+
+
+def threads_int(text: str) -> int:
+    """A positive thread count; counts above defaults.MAX_THREADS are capped
+    (as set_num_threads caps them)."""
+    value = _int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return min(value, MAX_THREADS)
 
 
 def seed_int(text: str) -> int:

@@ -10,7 +10,7 @@ import numbers
 import os
 import warnings
 
-from .defaults import BLAS_THREADS, NUM_THREADS
+from .defaults import BLAS_THREADS, MAX_THREADS, NUM_THREADS
 
 # CPU features each variant needs (names as numpy's runtime detection spells them)
 _REQUIREMENTS = {
@@ -88,14 +88,13 @@ def _core_blas_controllers():
     return ours or libs
 
 
-_MAX_THREADS = 1024
 _state = {"requested": 1, "blas": 1}
 
 
 def _thread_count(n, what: str) -> int:
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"the number of {what} must be a positive integer, got {n!r}")
-    return int(min(n, _MAX_THREADS))
+    return int(min(n, MAX_THREADS))
 
 
 def _apply_threads() -> None:
@@ -136,7 +135,7 @@ def set_num_threads(n: int) -> None:
 
     The output layer (the V rows of Why) is cut into a fixed number of stripes
     (up to 4, and only when V * H >= 131072 and V >= 256, e.g. the seed's
-    V = 2566, H = 200), which run in parallel on up to n OpenMP threads in
+    book, V = 2566 and H = 200, or the LARGE benchmark, V = 3150), which run in parallel on up to n OpenMP threads in
     train_step, loss_and_grads and loss (on 2 cores a LARGE training step is
     ~1.6x faster; smaller models and sampling always run on one thread). The
     cut depends only on the model's size, so results are the same bit for bit
@@ -153,7 +152,10 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """The number of threads the core may use within one call (see set_num_threads)."""
+    """The number of threads the core may use within one call (see
+    set_num_threads). A call uses at most one per stripe of the model, and
+    at most the calling thread's OpenMP limit (OMP_NUM_THREADS, or
+    threadpoolctl.threadpool_limits on "openmp" or on every library)."""
     return core.get_num_threads()
 
 
@@ -163,7 +165,7 @@ def _threads_from_env(name: str, default: int) -> int:
         return default
     first = value.split(",")[0].strip()    # OMP_NUM_THREADS may list one count per level
     if first.isascii() and first.isdigit() and int(first) > 0:
-        return min(int(first), _MAX_THREADS)
+        return min(int(first), MAX_THREADS)
     warnings.warn(f"ignoring {name}={value!r}: not a positive integer", RuntimeWarning, stacklevel=2)
     return default
 
@@ -173,4 +175,4 @@ if hasattr(os, "register_at_fork"):
 set_blas_threads(_threads_from_env("CHARRNN_EXT_BLAS_THREADS", BLAS_THREADS))
 set_num_threads(_threads_from_env(
     "CHARRNN_EXT_NUM_THREADS",
-    NUM_THREADS or min(usable_cpus(), _threads_from_env("OMP_NUM_THREADS", _MAX_THREADS))))
+    NUM_THREADS or min(usable_cpus(), _threads_from_env("OMP_NUM_THREADS", MAX_THREADS))))

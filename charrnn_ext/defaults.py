@@ -20,3 +20,4 @@ CHECKPOINT_EVERY = 1000 # write the --checkpoint file every this many iterations
 ENCODING = "utf-8"      # text encoding of the input file
 BLAS_THREADS = 1        # threads of the BLAS the core calls (see charrnn_ext.set_blas_threads)
 NUM_THREADS = 0         # threads of the core's output layer; 0: one per usable CPU (set_num_threads)
+MAX_THREADS = 1024      # larger thread counts (API, CLI, environment) are capped to this

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import defaults
 from ._cli import (ArgumentParser, CLIError, fraction, nonneg_float, positive_float,
-                   positive_int, prog_name, run, seed_int, tolerant_stdout)
+                   positive_int, prog_name, run, seed_int, threads_int, tolerant_stdout)
 from ._dispatch import set_num_threads
 from .checkpoint import Checkpoint, empty_history, load_checkpoint
 from .model import CharRNN
@@ -84,10 +84,10 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
                         "demo corpus (source of Python standard library modules) is used")
     p.add_argument("--encoding", default=d.ENCODING, metavar="NAME",
                    help=f"text encoding of the input (default: {d.ENCODING})")
-    p.add_argument("--threads", type=positive_int, metavar="N",
+    p.add_argument("--threads", type=threads_int, metavar="N",
                    help="threads the core may use for a large output layer (V * H >= 131072); "
-                        "results are the same for any N (default: one per usable CPU, or "
-                        "$CHARRNN_EXT_NUM_THREADS)")
+                        "results are the same for any N (default: $CHARRNN_EXT_NUM_THREADS, else "
+                        "one per usable CPU or $OMP_NUM_THREADS if lower)")
     m = p.add_argument_group("model and training (when resuming, the checkpoint's values "
                              "are the defaults)")
     m.add_argument("--hidden-size", type=positive_int, metavar="H",
@@ -577,10 +577,11 @@ def _main(argv) -> int:
     # One BLAS thread: the core's matrix products are small (H x T, V x H), so
     # threads cost more than they save, and a multithreaded BLAS may split
     # sums differently from run to run, which would break bit-identical
-    # reproducibility (training is chaotic: one differing bit grows).
+    # reproducibility (training is chaotic: one differing bit grows). The
+    # core's own threads (--threads) do not change any result.
     from threadpoolctl import threadpool_limits
     try:
-        with threadpool_limits(limits=1), _Signals() as signals:
+        with threadpool_limits(limits=1, user_api="blas"), _Signals() as signals:
             while n < iters:
                 # the seed's data pass: chunks left to right, reset at the end
                 if p + T + 1 >= n_train or n == 0:

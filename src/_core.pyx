@@ -33,12 +33,18 @@ from scipy.linalg.cython_blas cimport dgemm
 cdef extern from *:
     """
     #ifdef _OPENMP
+    #include <omp.h>
     #define CHARRNN_EXT_OPENMP 1
+    static int charrnn_ext_omp_max_threads(void) { return omp_get_max_threads(); }
     #else
     #define CHARRNN_EXT_OPENMP 0
+    static int charrnn_ext_omp_max_threads(void) { return 1; }
     #endif
     """
     const int CHARRNN_EXT_OPENMP
+    # the calling thread's OpenMP limit (OMP_NUM_THREADS, omp_set_num_threads,
+    # threadpoolctl's limits on "openmp")
+    int omp_max_threads "charrnn_ext_omp_max_threads" () noexcept nogil
 
 ctypedef double f64
 ctypedef int i32
@@ -70,7 +76,8 @@ def set_num_threads(int n):
 
 
 def get_num_threads():
-    """The number of threads the output layer may use."""
+    """The number of threads the output layer may use (it uses at most one
+    per stripe, and at most the calling thread's OpenMP limit)."""
     return num_threads
 
 
@@ -422,8 +429,15 @@ cdef class Workspace:
         return <int> ((<Py_ssize_t> s * self.vocab_size) // self.n_stripes)
 
     cdef inline int stripe_threads(self) noexcept nogil:
-        """Threads to use for the stripes: at most one per stripe."""
-        return num_threads if num_threads < self.n_stripes else self.n_stripes
+        """Threads to use for the stripes: num_threads, at most one per stripe
+        and at most the calling thread's OpenMP limit."""
+        cdef int n = num_threads if num_threads < self.n_stripes else self.n_stripes
+        cdef int limit = omp_max_threads()
+        return n if n < limit else (limit if limit > 1 else 1)
+
+    def threads(self):
+        """The threads a call from this Python thread would use now."""
+        return self.stripe_threads() if self.n_stripes > 1 else 1
 
     cdef void _recurrence(self, const i32 *inputs, int T, f64 *h) noexcept nogil:
         """hs[0] = h (H,), hs[t + 1] = tanh(Wxh[:, x_t] + Whh hs[t] + bh) for

@@ -219,8 +219,12 @@ def test_threads_flag_does_not_change_results(tmp_path):
     args = ["big.txt", "--hidden-size", 400, "--seq-length", 16, "--iters", 30,
             "--sample-every", 10, "--sample-length", 20, "--eval-every", 10]
     runs = run_many([("train", *args, "--threads", n, "--checkpoint", f"t{n}.npz") for n in (1, 2)]
-                    + [("train", *args, "--threads", 0)], cwd=tmp_path)
-    (rc1, out1, err1), (rc2, out2, err2), (rc0, _, err0) = runs
+                    + [("train", *args, "--threads", 0),
+                       ("train", *args, "--threads", 3_000_000_000, "--checkpoint", "tbig.npz")],
+                    cwd=tmp_path)
+    (rc1, out1, err1), (rc2, out2, err2), (rc0, _, err0), (rc_big, _, err_big) = runs
+    assert rc_big == 0, err_big                     # capped like set_num_threads, not refused
+    assert_same_state(load_checkpoint(tmp_path / "t1.npz"), load_checkpoint(tmp_path / "tbig.npz"))
     assert rc1 == 0 and rc2 == 0, (err1, err2)
     assert_same_state(load_checkpoint(tmp_path / "t1.npz"), load_checkpoint(tmp_path / "t2.npz"))
     assert timing_free(out1) == timing_free(out2)

@@ -74,10 +74,39 @@ SHAPES = [
     pytest.param(2, 1, 1, 0.5, id="V2-H1-T1"),
     pytest.param(30, 13, 300, 0.1, id="T300-beyond-initial-buffers"),
     # the output layer in stripes (V * H >= 131072): 2 stripes of 150 rows
-    # (blocks of 128 + 22), 3 uneven stripes and a target-free last stripe
+    # (blocks of 128 + 22); 4 stripes of 129, 129, 129 and 130 rows
     pytest.param(300, 440, 9, 0.1, id="V300-H440-two-stripes"),
     pytest.param(517, 256, 12, 0.1, id="V517-H256-four-stripes"),
 ]
+
+
+def stripe_edges(V, H):
+    """The first and last row of every output-layer stripe of a (V, H) model."""
+    from charrnn_ext._dispatch import core
+    S = core.stripe_count(V, H)
+    bounds = [s * V // S for s in range(S + 1)]
+    return sorted({b for lo, hi in zip(bounds, bounds[1:]) for b in (lo, hi - 1)})
+
+
+@pytest.mark.parametrize("V,H", [(300, 440), (517, 256), (1030, 128)])
+def test_targets_on_stripe_edges(V, H):
+    """Targets (and inputs) on the first and last row of every stripe: the
+    stripe that owns a target must be the one that reads its logit and
+    subtracts its one-hot, whatever the thread count."""
+    edges = stripe_edges(V, H)
+    assert len(edges) >= 4
+    rng = np.random.default_rng(V + H)
+    params = random_params(V, H, rng, 0.1)
+    targets = np.array(edges + edges[::-1], dtype=np.int32)
+    inputs = np.roll(targets, 1)
+    hprev = rng.uniform(-1, 1, (H, 1))
+    check_loss_and_grads(params, inputs, targets, hprev)
+    memory = {n: rng.uniform(0, 2, params[n].shape) for n in PARAM_NAMES}
+    check_train_step(params, memory, inputs, targets, hprev)
+    model = CharRNN.from_params(params)
+    loss = model.loss(inputs, targets, hprev)
+    ref_loss = reference.lossFun(list(inputs), list(targets), hprev, params)[0]
+    assert abs(loss - ref_loss) <= RTOL * abs(ref_loss)
 
 
 @pytest.mark.parametrize("V,H,T,scale", SHAPES)

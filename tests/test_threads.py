@@ -35,7 +35,7 @@ def run_everything(V, H, T, n_threads, steps=4, seed=0):
     """Train a few steps, then loss_and_grads, loss, advance and sample with
     n_threads threads; returns every result."""
     charrnn_ext.set_num_threads(n_threads)
-    assert charrnn_ext.get_num_threads() == n_threads
+    assert charrnn_ext.get_num_threads() == (n_threads if core.has_openmp() else 1)
     rng = np.random.default_rng(seed)
     params = random_params(V, H, rng, 0.1)
     model = CharRNN.from_params(params)
@@ -134,9 +134,7 @@ def test_set_num_threads_accepts_numpy_and_huge_integers(restore_threads):
     charrnn_ext.set_num_threads(np.int64(1))
     assert charrnn_ext.get_num_threads() == 1
     charrnn_ext.set_num_threads(2**40)            # capped, no OverflowError
-    expected = charrnn_ext.get_num_threads()
-    assert expected >= 1
-    assert expected == (1 if not core.has_openmp() else expected)
+    assert charrnn_ext.get_num_threads() == (1024 if core.has_openmp() else 1)
 
 
 def test_multithreaded_blas_puts_the_core_on_one_thread(restore_threads):
@@ -152,6 +150,31 @@ def test_multithreaded_blas_puts_the_core_on_one_thread(restore_threads):
     finally:
         charrnn_ext.set_blas_threads(1)
     assert charrnn_ext.get_num_threads() == 2
+
+
+def test_openmp_limit_of_the_calling_thread_caps_the_core(restore_threads):
+    """threadpoolctl's limits on OpenMP (or on every library) apply to the
+    core too; results stay the same."""
+    from threadpoolctl import threadpool_limits
+
+    if not core.has_openmp():
+        pytest.skip("a build without OpenMP always uses one thread")
+    charrnn_ext.set_num_threads(2)
+    V, H, T = 517, 256, 10
+    rng = np.random.default_rng(11)
+    params = random_params(V, H, rng, 0.1)
+    x, y = random_chunk(V, T, rng)
+    model = CharRNN.from_params(params)
+    assert model._core.threads() == 2
+    free = model.train_step(x, y, None)[0]
+    with threadpool_limits(limits=1, user_api="openmp"):
+        assert model._core.threads() == 1
+        limited = CharRNN.from_params(params).train_step(x, y, None)[0]
+    with threadpool_limits(limits=1):
+        assert model._core.threads() == 1
+    assert model._core.threads() == 2
+    assert limited == free
+    assert CharRNN(65, 100)._core.threads() == 1      # one stripe: never threads
 
 
 FORK_SCRIPT = """
