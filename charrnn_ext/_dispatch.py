@@ -135,11 +135,11 @@ def set_num_threads(n: int) -> None:
 
     The output layer (the V rows of Why) is cut into a fixed number of stripes
     (up to 4, and only when V * H >= 131072 and V >= 256, e.g. the seed's
-    book, V = 2566 and H = 200, or the LARGE benchmark, V = 3150), which run in parallel on up to n OpenMP threads in
-    train_step, loss_and_grads and loss (on 2 cores a LARGE training step is
-    ~1.6x faster; smaller models and sampling always run on one thread). The
-    cut depends only on the model's size, so results are the same bit for bit
-    for every n. Default: one thread per usable CPU, or $OMP_NUM_THREADS if
+    book, V = 2566 and H = 200), which run in parallel on up to n OpenMP
+    threads in train_step, loss_and_grads and loss (on 2 cores a LARGE
+    training step is ~1.6-1.9x faster; smaller models and sampling always run
+    on one thread). The cut depends only on the model's size, so results are
+    the same bit for bit for every n. Default: one thread per usable CPU, or $OMP_NUM_THREADS if
     lower; $CHARRNN_EXT_NUM_THREADS overrides both. Use 1 when you train
     several models in parallel Python threads or processes, one per core.
     The core uses one thread regardless in a build without OpenMP, while its

@@ -359,7 +359,7 @@ cdef class Workspace:
     cdef f64[:, ::1] hs        # (capacity + 1, H): hs[0] = h_prev, hs[t+1] = h_t
     cdef f64[:, ::1] probs     # (capacity, V): logits -> exp -> probabilities -> dY
     cdef f64[:, ::1] dhs       # (capacity, H): Why^T dY, then dh_raw
-    cdef f64[:, :, ::1] dh_parts   # (n_stripes - 1, capacity, H): stripe s's part of Why^T dY at [s - 1]
+    cdef f64[:, :, ::1] dh_parts   # (n_stripes - 1, capacity, H): [s - 1] = stripe s's Why^T dY
     cdef f64[:, ::1] stripe_max    # (n_stripes, capacity): max logit of each stripe and step
     cdef f64[:, ::1] stripe_sum    # (n_stripes, capacity): sum exp(logit - stripe max)
     cdef f64[:, ::1] stripe_scale  # (n_stripes, capacity): exp(stripe max - max) / total
@@ -437,7 +437,7 @@ cdef class Workspace:
 
     def threads(self):
         """The threads a call from this Python thread would use now."""
-        return self.stripe_threads() if self.n_stripes > 1 else 1
+        return self.stripe_threads()
 
     cdef void _recurrence(self, const i32 *inputs, int T, f64 *h) noexcept nogil:
         """hs[0] = h (H,), hs[t + 1] = tanh(Wxh[:, x_t] + Whh hs[t] + bh) for
@@ -493,14 +493,14 @@ cdef class Workspace:
         stripe_scale (S, T) with the factors that turn them into softmax
         probabilities. Writes the last hidden state to h. Returns the summed
         cross-entropy."""
-        cdef int H = self.hidden_size, S = self.n_stripes
+        cdef int H = self.hidden_size, S = self.n_stripes, threads = self.stripe_threads()
         cdef int t, s
         cdef f64 top, total, loss = 0.0
         # the recurrence: the only sequential part
         self._recurrence(inputs, T, h)
-        # the output layer, stripe by stripe
-        if S > 1 and self.stripe_threads() > 1:
-            for s in prange(S, num_threads=self.stripe_threads(), schedule='static', chunksize=1):
+        # the output layer, stripe by stripe (no OpenMP at all on one thread)
+        if threads > 1:
+            for s in prange(S, num_threads=threads, schedule='static', chunksize=1):
                 self._stripe_forward(s, targets, T)
         else:
             for s in range(S):
@@ -569,10 +569,11 @@ cdef class Workspace:
         """All stripes of the output layer's backward pass (see
         _stripe_backward), then dhs (T, H) = Why^T dY summed in stripe order."""
         cdef int H = self.hidden_size, S = self.n_stripes, s, t, i
+        cdef int threads = self.stripe_threads()
         cdef f64 *dh
         cdef f64 *part
-        if S > 1 and self.stripe_threads() > 1:
-            for s in prange(S, num_threads=self.stripe_threads(), schedule='static', chunksize=1):
+        if threads > 1:
+            for s in prange(S, num_threads=threads, schedule='static', chunksize=1):
                 self._stripe_backward(s, targets, T, update, learning_rate)
         else:
             for s in range(S):
