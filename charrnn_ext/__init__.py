@@ -1,10 +1,96 @@
 """charrnn_ext: Karpathy's min-char-rnn with a fast, exact Cython core."""
-from ._dispatch import get_num_threads, set_blas_threads, set_num_threads
-from .checkpoint import load_checkpoint
-from .model import CharRNN
-from .spec import PARAM_NAMES
-from .vocab import Vocab
+__version__ = "0.2.0"
 
-__version__ = "0.1.0"
-__all__ = ["CharRNN", "Vocab", "PARAM_NAMES", "load_checkpoint", "set_blas_threads",
-           "set_num_threads", "get_num_threads", "__version__"]
+
+def _find_compiled_package():
+    """Where this package's modules come from, when it is imported from a
+    source checkout that has no compiled core.
+
+    ``python -m charrnn_ext.train`` in the root of a clone puts the clone
+    first on sys.path, so Python finds this source package, whose core was
+    never compiled here (``pip install .`` compiled it into site-packages).
+    Then the installed copy of the same version is used: ``__path__`` points
+    at it, so every submodule (and the compiled core) is imported from there.
+    A source tree with an in-place build (``setup.py build_ext --inplace``)
+    uses its own modules. Returns the directory to use, or None when nothing
+    compiled can be found (the import of the core then says what to do)."""
+    import importlib.machinery
+    import os
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+
+    def compiled(directory: str) -> bool:
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return False
+        return any(n.startswith("_core") and n.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+                   for n in names)
+
+    if compiled(here):
+        return None
+    for entry in sys.path:
+        candidate = os.path.join(entry or os.getcwd(), "charrnn_ext")
+        try:
+            if os.path.samefile(candidate, here):
+                continue
+        except OSError:
+            continue  # no such directory
+        if compiled(candidate) and _version_of(candidate) == __version__:
+            return candidate
+    if sys.argv[:1] == ["-m"]:  # python -m charrnn_ext...: one line, no traceback
+        sys.stderr.write(
+            f"charrnn_ext: {here} is a source tree without a compiled core, and no installed "
+            f"charrnn_ext {__version__} was found; run `pip install .` here first\n")
+        raise SystemExit(1)
+    return None
+
+
+def _version_of(package_dir: str):
+    """The ``__version__`` written in another copy's __init__.py (read, not imported)."""
+    import os
+    import re
+    try:
+        with open(os.path.join(package_dir, "__init__.py"), encoding="utf-8") as f:
+            match = re.search(r'^__version__ = "([^"]+)"', f.read(), re.MULTILINE)
+    except OSError:
+        return None
+    return match.group(1) if match else None
+
+
+_installed = _find_compiled_package()
+if _installed is not None:
+    __path__ = [_installed]  # noqa: F811 -- submodules come from the installed copy
+del _installed
+
+# The public names, imported on first use (PEP 562): `import charrnn_ext` stays
+# light, so the command-line tools can install their Ctrl-C handling before
+# numpy and the core are loaded.
+_EXPORTS = {
+    "CharRNN": ".model", "Vocab": ".vocab", "PARAM_NAMES": ".spec",
+    "load_checkpoint": ".checkpoint", "Checkpoint": ".checkpoint",
+    "evaluate": ".evaluation",
+    "set_blas_threads": "._dispatch", "set_num_threads": "._dispatch",
+    "get_num_threads": "._dispatch",
+}
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name):
+    import importlib
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("__"):  # a submodule, as if the package imported it
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -144,3 +144,154 @@ def tolerant_stdout() -> None:
             stream.reconfigure(errors="backslashreplace")
         except (AttributeError, ValueError, OSError):
             pass
+
+
+# -- outputs and resources ---------------------------------------------------
+
+class RunLock:
+    """``PATH.lock`` beside a checkpoint (beside its target, for a symlink),
+    held with flock for a run's lifetime so that a second run on the same
+    file is refused. The kernel drops the lock when the process ends, however
+    it ends, so a lock file left by a crash is not held and is taken over.
+    Where flock does not exist (Windows) runs are not locked."""
+
+    def __init__(self, path: str):
+        self.path = os.path.realpath(path) + ".lock"
+        self._fd = None
+
+    def acquire(self) -> bool:
+        """True if this run now holds the lock; False if another run does."""
+        try:
+            import fcntl
+        except ImportError:
+            return True
+        for _ in range(10):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                return True  # an unwritable directory: the save itself will report it
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                return False
+            try:  # the file may have been released (unlinked) while we waited
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except OSError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            self._fd = fd
+            return True
+        return False
+
+    def owner(self) -> str:
+        try:
+            with open(self.path) as f:
+                pid = f.read().strip()
+        except OSError:
+            pid = ""
+        return f"process {pid}" if pid.isdigit() else "lock " + self.path
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+
+
+def check_distinct_paths(outputs: dict, inputs: dict, allowed=()) -> None:
+    """Refuse a run whose outputs name the same file as another output or an
+    input (e.g. --plot naming the checkpoint). ``outputs``/``inputs`` map a
+    description to a path or None; ``allowed`` lists (output, input) pairs
+    that may be one file (--checkpoint continuing --resume)."""
+    def key(path):
+        return os.path.normcase(os.path.realpath(path))
+
+    named = [(what, p, True) for what, p in outputs.items() if p] + \
+            [(what, p, False) for what, p in inputs.items() if p]
+    for i, (what_a, a, out_a) in enumerate(named):
+        for what_b, b, out_b in named[i + 1:]:
+            if not (out_a or out_b) or (what_a, what_b) in allowed or (what_b, what_a) in allowed:
+                continue
+            same = key(a) == key(b)
+            if not same and os.path.exists(a) and os.path.exists(b):
+                try:
+                    same = os.path.samefile(a, b)
+                except OSError:
+                    same = False
+            if same:
+                raise CLIError(f"{what_a} {a} is the same file as {what_b} {b}; "
+                               f"name different files")
+
+
+def _cgroup_limit() -> int | None:
+    """Bytes this process may still allocate under its cgroup's memory limit
+    (cgroup v2 memory.max, or v1 memory.limit_in_bytes, minus current use);
+    None where there is no limit or no cgroup."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            entries = [line.rstrip("\n").split(":", 2) for line in f]
+    except OSError:
+        return None
+    candidates = []
+    for entry in entries:
+        if len(entry) != 3:
+            continue
+        _, controllers, rel = entry
+        if controllers == "":  # v2
+            base = os.path.join("/sys/fs/cgroup", rel.lstrip("/"))
+            candidates.append((base, "memory.max", "memory.current"))
+            candidates.append(("/sys/fs/cgroup", "memory.max", "memory.current"))
+        elif "memory" in controllers.split(","):  # v1
+            for root in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/memory,cpuacct"):
+                candidates.append((os.path.join(root, rel.lstrip("/")), "memory.limit_in_bytes",
+                                   "memory.usage_in_bytes"))
+                candidates.append((root, "memory.limit_in_bytes", "memory.usage_in_bytes"))
+    best = None
+    for base, limit_name, usage_name in candidates:
+        try:
+            with open(os.path.join(base, limit_name)) as f:
+                limit = f.read().strip()
+            if limit == "max":
+                continue
+            with open(os.path.join(base, usage_name)) as f:
+                usage = int(f.read().strip())
+            room = max(int(limit) - usage, 0)
+        except (OSError, ValueError):
+            continue
+        if int(limit) >= 2**60:  # v1's "no limit"
+            continue
+        best = room if best is None else min(best, room)
+    return best
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation: the smaller of the
+    host's MemAvailable (Linux; else the physical memory) and the room left
+    under the cgroup's limit (containers); None where neither is known."""
+    host = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    host = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if host is None:
+        try:
+            host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):  # not POSIX
+            host = None
+    limit = _cgroup_limit()
+    if host is None:
+        return limit
+    return host if limit is None else min(host, limit)

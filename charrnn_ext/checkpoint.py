@@ -10,13 +10,22 @@ loading a file from a stranger cannot run code. Members:
     params.<name>     float64      Wxh (H,V), Whh (H,H), Why (V,H), bh (H,1), by (V,1)
     memory.<name>     float64      the Adagrad memory, same shapes
     hidden            float64 (H,) hidden state carried into the next step
+                                   (sampling starts from it: the model has
+                                   rarely seen a zero state)
     smooth_loss       float64      the smoothed loss
     state             str    JSON: iteration, position (the data pointer p),
                                    data_size, data_crc32 of the training text,
-                                   core (the build of the Cython core used)
+                                   core (the build of the Cython core used),
+                                   best_val_bpc / best_iteration (the best
+                                   held-out score so far, or null),
+                                   interval_loss / interval_steps (summed loss
+                                   and steps since the last history point)
     rng_state         str    JSON: the sampling Generator's bit_generator.state
     hyperparameters   str    JSON: the training run's settings
     history.*         arrays of the loss curves (for --plot)
+
+Version 1 files (no best score, no interval sums, no history.interval_bpc /
+history.train_bpc) still load: the missing curves read as NaN.
 
 Files are written atomically (a temporary file in the same directory, then
 ``os.replace``), so a crash or Ctrl-C while saving leaves the previous
@@ -27,34 +36,54 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model import CharRNN
+from .defaults import SEQ_LENGTH
+from .model import _MAX_ELEMENTS, CharRNN, check_real_dtype
 from .spec import PARAM_NAMES
 from .vocab import Vocab
 
 FORMAT_NAME = "charrnn_ext checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
-# Bit generators a checkpoint may name (a whitelist: never getattr on file data).
+# Bit generators a checkpoint may name (a whitelist: never getattr on file
+# data) -> (class, the fields of its bit_generator.state besides its name).
+# numpy's state setters range-check nothing (an MT19937 pos of 10**9 or a
+# Philox buffer_pos of -1 crash the process at the next draw), so every field
+# is checked against this first. A field is an int bound b (an integer in
+# [0, b)), (dtype, n) (n unsigned integers of dtype; JSON lists in a file),
+# or a dict of fields.
+_PCG_FIELDS = {"state": {"state": 2**128, "inc": 2**128}, "has_uint32": 2, "uinteger": 2**32}
 _BIT_GENERATORS = {
-    "PCG64": np.random.PCG64,
-    "PCG64DXSM": np.random.PCG64DXSM,
-    "Philox": np.random.Philox,
-    "SFC64": np.random.SFC64,
-    "MT19937": np.random.MT19937,
+    "PCG64": (np.random.PCG64, _PCG_FIELDS),
+    "PCG64DXSM": (np.random.PCG64DXSM, _PCG_FIELDS),
+    "Philox": (np.random.Philox, {
+        "state": {"counter": (np.uint64, 4), "key": (np.uint64, 2)},
+        "buffer": (np.uint64, 4), "buffer_pos": 4 + 1,  # 4: buffer used up
+        "has_uint32": 2, "uinteger": 2**32}),
+    "SFC64": (np.random.SFC64, {"state": {"state": (np.uint64, 4)}, "has_uint32": 2,
+                                "uinteger": 2**32}),
+    "MT19937": (np.random.MT19937, {"state": {"key": (np.uint32, 624), "pos": 624 + 1}}),
 }
 
+# history.<key>: the loss curves. Keys in one group have equal lengths.
 _HISTORY_KEYS = {
-    "iteration": np.int64,     # iterations at which the smoothed loss was recorded
-    "smooth_loss": np.float64,  # the smoothed loss (nats per chunk) there
-    "val_iteration": np.int64,  # iterations at which validation was measured
-    "val_bpc": np.float64,      # validation bits per character there
+    "iteration": np.int64,       # iterations (steps done) at which the training loss was recorded
+    "smooth_loss": np.float64,   # the smoothed loss (nats per chunk) there
+    "interval_bpc": np.float64,  # mean loss of the steps since the previous point, bits/char
+    "val_iteration": np.int64,   # iterations (steps done) at which the model was evaluated
+    "val_bpc": np.float64,       # held-out bits per character there (a continuation, see evaluation.py)
+    "train_bpc": np.float64,     # training-span bits per character there (the same way)
 }
+_HISTORY_GROUPS = (("iteration", "smooth_loss", "interval_bpc"),
+                   ("val_iteration", "val_bpc", "train_bpc"))
+_HISTORY_ADDED_IN_V2 = ("interval_bpc", "train_bpc")
 
 
 def empty_history() -> dict:
@@ -62,18 +91,24 @@ def empty_history() -> dict:
     return {key: np.zeros(0, dtype=dtype) for key, dtype in _HISTORY_KEYS.items()}
 
 
-@dataclass
+@dataclass(repr=False)
 class Checkpoint:
-    """The state of a training run.
+    """The state of a training run: what the training loop carries from step
+    to step, and what a checkpoint file holds.
 
     ``model`` (a CharRNN with its Adagrad memory) and ``vocab`` are what the
-    sampler needs; the rest lets ``python -m charrnn_ext.train --resume``
-    continue bit-identically: ``iteration`` (steps done), ``position`` (the
-    data pointer p of the next chunk), ``hidden`` (H, 1), ``smooth_loss``,
-    ``rng`` (the sampling Generator, in its saved state), the run's
-    ``hyperparameters``, the loss ``history``, ``data_size`` and
-    ``data_crc32`` of the text and ``core``, the build of the Cython core
-    that trained it (bit-identical resumption needs the same one).
+    sampler needs, with ``hidden`` (H, 1), the hidden state carried by
+    training (sampling and evaluation start from it); the rest lets
+    ``python -m charrnn_ext.train --resume`` continue bit-identically:
+    ``iteration`` (steps done), ``position`` (the data pointer p of the next
+    chunk), ``smooth_loss`` (None: the loss of a uniform guess over a chunk,
+    as at iteration 0), ``rng`` (the sampling Generator, in its saved state),
+    the run's ``hyperparameters``, the loss ``history``, ``best_val_bpc`` and
+    ``best_iteration`` (the best held-out score so far and when; None before
+    any), ``interval_loss`` / ``interval_steps`` (the history point being
+    accumulated), ``data_size`` and ``data_crc32`` of the text and ``core``,
+    the build of the Cython core that trained it (bit-identical resumption
+    needs the same one).
     """
 
     model: CharRNN
@@ -81,18 +116,62 @@ class Checkpoint:
     iteration: int = 0
     position: int = 0
     hidden: np.ndarray | None = None
-    smooth_loss: float = float("nan")
+    smooth_loss: float | None = None
     rng: np.random.Generator = field(default_factory=np.random.default_rng)
     hyperparameters: dict = field(default_factory=dict)
     history: dict = field(default_factory=empty_history)
     data_size: int = 0
     data_crc32: int = 0
     core: str = ""
+    best_val_bpc: float | None = None
+    best_iteration: int | None = None
+    interval_loss: float = 0.0
+    interval_steps: int = 0
     version: int = FORMAT_VERSION
 
     def __post_init__(self):
         if self.hidden is None:
             self.hidden = np.zeros((self.model.hidden_size, 1))
+        if self.smooth_loss is None:  # min-char-rnn's loss at iteration 0
+            T = self.hyperparameters.get("seq_length", SEQ_LENGTH)
+            self.smooth_loss = -math.log(1.0 / self.model.vocab_size) * T
+
+    def __repr__(self) -> str:
+        best = ("none" if self.best_val_bpc is None else
+                f"{self.best_val_bpc:.4f} bits/char at iteration {self.best_iteration}")
+        return (f"Checkpoint({self.model!r}, {len(self.vocab)} characters, iteration "
+                f"{self.iteration}, smoothed loss {self.smooth_loss:.6g}, best validation "
+                f"{best}, rng {self.rng.bit_generator.__class__.__name__})")
+
+    def record_step(self, loss: float) -> None:
+        """Count one training step: iteration, smoothed loss (min-char-rnn's
+        0.999 / 0.001 average) and the history point being accumulated."""
+        self.iteration += 1
+        self.smooth_loss = self.smooth_loss * 0.999 + loss * 0.001
+        self.interval_loss += loss
+        self.interval_steps += 1
+
+    def close_interval(self, seq_length: int) -> None:
+        """Append a training-loss point (at this iteration) to the history."""
+        if self.interval_steps == 0:
+            return
+        bpc = self.interval_loss / self.interval_steps / seq_length / math.log(2.0)
+        for key, value in (("iteration", self.iteration), ("smooth_loss", self.smooth_loss),
+                           ("interval_bpc", bpc)):
+            self.history[key] = np.append(self.history[key], value).astype(_HISTORY_KEYS[key])
+        self.interval_loss, self.interval_steps = 0.0, 0
+
+    def record_evaluation(self, val_bpc: float | None, train_bpc: float) -> bool:
+        """Append an evaluation at this iteration to the history; True if
+        val_bpc is the best held-out score so far."""
+        values = (("val_iteration", self.iteration), ("train_bpc", train_bpc),
+                  ("val_bpc", float("nan") if val_bpc is None else val_bpc))
+        for key, value in values:
+            self.history[key] = np.append(self.history[key], value).astype(_HISTORY_KEYS[key])
+        if val_bpc is None or (self.best_val_bpc is not None and val_bpc >= self.best_val_bpc):
+            return False
+        self.best_val_bpc, self.best_iteration = float(val_bpc), self.iteration
+        return True
 
     def save(self, path) -> None:
         """Write the checkpoint to ``path`` atomically (see the module doc)."""
@@ -120,15 +199,24 @@ def _arrays(ckpt: Checkpoint) -> dict:
             "data_size": int(ckpt.data_size),
             "data_crc32": int(ckpt.data_crc32),
             "core": str(ckpt.core),
+            "best_val_bpc": None if ckpt.best_val_bpc is None else float(ckpt.best_val_bpc),
+            "best_iteration": None if ckpt.best_iteration is None else int(ckpt.best_iteration),
+            "interval_loss": float(ckpt.interval_loss),
+            "interval_steps": int(ckpt.interval_steps),
         }),
-        "rng_state": _json_array(ckpt.rng.bit_generator.state),
+        "rng_state": _json_array(_rng_json(ckpt.rng)),
         "hyperparameters": _json_array(ckpt.hyperparameters),
     }
     for name in PARAM_NAMES:
         arrays[f"params.{name}"] = model.params[name]
         arrays[f"memory.{name}"] = model.memory[name]
-    for key, dtype in _HISTORY_KEYS.items():
-        arrays[f"history.{key}"] = np.asarray(ckpt.history.get(key, ()), dtype=dtype).reshape(-1)
+    for group in _HISTORY_GROUPS:  # a curve missing from a group reads as NaN
+        given = {key: np.asarray(ckpt.history[key]).reshape(-1)
+                 for key in group if key in ckpt.history}
+        size = max((a.size for a in given.values()), default=0)
+        for key in group:
+            value = given.get(key, np.full(size, np.nan))
+            arrays[f"history.{key}"] = np.asarray(value, dtype=_HISTORY_KEYS[key])
     return arrays
 
 
@@ -142,9 +230,16 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
     """Write ``ckpt`` to ``path`` atomically: the arrays go to a temporary
     file in the same directory, which is flushed to disk and then renamed over
     ``path``. On any error (or KeyboardInterrupt) the temporary file is
-    removed and an existing file at ``path`` is left untouched."""
+    removed and an existing file at ``path`` is left untouched. What would
+    not load is refused (ValueError) before anything is written: the arrays
+    pass through the loader's own checks (_validate) first."""
     path = os.fspath(path)
     arrays = _arrays(ckpt)
+    try:
+        _validate(arrays)
+    except _PARSE_ERRORS as exc:
+        raise ValueError(f"cannot save checkpoint {path}: it would not load "
+                         f"({_describe(exc)})") from None
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
@@ -172,37 +267,195 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
         os.close(dir_fd)
 
 
-def _read_arrays(path: str) -> dict:
-    """The arrays of the archive at ``path``, or ValueError. Any exception
-    while parsing the file's bytes means a damaged or foreign file (numpy's
-    header parser alone can raise SyntaxError, tokenize.TokenError, ...), so
-    all of them become one clear ValueError."""
-    with open(path, "rb") as f:  # OSError (e.g. PermissionError) propagates
-        head = f.read(4)
-    if head != b"PK\x03\x04":  # every .npz (zip) archive starts so
-        what = "empty" if not head else "not an .npz archive"
-        raise ValueError(f"{path} is not a charrnn_ext checkpoint ({what})")
+# -- what a file may hold ------------------------------------------------------
+# Loading reads a file from a stranger. Its invariants, each checked before the
+# bytes it guards are read: the path is a regular file (reading a FIFO or a
+# device never ends) of at most _max_file_size() bytes; every member is one
+# the format defines (_member_limits), stored uncompressed, with a .npy header
+# whose dtype is real (model.check_real_dtype) or a string and whose shape
+# needs exactly the member's declared size, within the member's limit; and the
+# declared sizes add up to at most the file's size (no two members share
+# bytes). So nothing is decompressed, and loading allocates about the file's
+# size, in time proportional to it.
+
+_MAX_JSON_BYTES = 2**20      # a JSON member (state, rng_state, hyperparameters), as UTF-32
+_NPY_MAX_HEADER = 10_000     # bytes of a member's .npy header (numpy's own default)
+_MEMBER_OVERHEAD = 2 * 1024  # zip headers of one member, besides its .npy header
+
+
+def _member_limits() -> dict:
+    """Every member a checkpoint may hold (stored as ``<name>.npy``) -> the
+    most bytes its data may take. The one list of members: the loader refuses
+    any other and save_checkpoint checks what it writes against it, so a new
+    member needs its line here."""
+    limits = {
+        "format": 4 * 64, "version": 8, "smooth_loss": 8,
+        "vocab": 8 * 0x110000,                   # one per code point at most
+        "hidden": 8 * math.isqrt(_MAX_ELEMENTS),  # H * H is within the core's limit
+        "state": _MAX_JSON_BYTES, "rng_state": _MAX_JSON_BYTES,
+        "hyperparameters": _MAX_JSON_BYTES,
+    }
+    for name in PARAM_NAMES:   # each within the core's limit on a matrix
+        limits[f"params.{name}"] = limits[f"memory.{name}"] = 8 * _MAX_ELEMENTS
+    for key in _HISTORY_KEYS:  # at most one point per iteration (a C int)
+        limits[f"history.{key}"] = 8 * _MAX_ELEMENTS
+    return limits
+
+
+def _max_file_size() -> int:
+    """The largest file a checkpoint can be: every member at its limit."""
+    limits = _member_limits()
+    return sum(limits.values()) + len(limits) * (_NPY_MAX_HEADER + _MEMBER_OVERHEAD)
+
+
+def _check_member(name: str, dtype: np.dtype, shape: tuple) -> int:
+    """The bytes of data of member ``name`` with this dtype and shape, or
+    ValueError unless the format defines the member, its dtype is real or a
+    string, and its size is within the member's limit. Loading checks each
+    member's .npy header so before reading its data; saving checks each
+    array it is about to write."""
+    limits = _member_limits()
+    if name not in limits:
+        raise ValueError(f"'{name}' is not a member of a charrnn_ext checkpoint")
+    if dtype.kind != "U" or dtype.fields is not None:
+        try:
+            check_real_dtype(dtype, f"'{name}'")
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+    if not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise ValueError(f"'{name}' has shape {shape}")
+    nbytes = dtype.itemsize * math.prod(shape)
+    if nbytes > limits[name]:
+        raise ValueError(f"'{name}' takes {nbytes:,} bytes, more than the {limits[name]:,} "
+                         "a checkpoint may hold there")
+    return nbytes
+
+
+def _file_kind(mode: int) -> str | None:
+    """None for a regular file, else what it is."""
+    if stat.S_ISREG(mode):
+        return None
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _open_regular(path: str):
+    """(binary file object, size) of the regular file ``path``, or ValueError.
+    Checked before opening (opening a FIFO waits for a writer, reading a
+    device may never end) and again on the open file, which may not be the
+    file checked (O_NONBLOCK makes opening a FIFO return at once)."""
+    limit = _max_file_size()
+
+    def check(st) -> None:
+        kind = _file_kind(st.st_mode)
+        if kind is not None:
+            raise ValueError(f"{path} is not a charrnn_ext checkpoint ({kind}, not a regular file)")
+        if st.st_size > limit:
+            raise ValueError(f"{path} is not a charrnn_ext checkpoint ({st.st_size:,} bytes, "
+                             f"more than a checkpoint can be)")
+
+    check(os.stat(path))  # OSError (FileNotFoundError, PermissionError, ...) propagates
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()  # reads every member, checking its CRC-32
-        if bad is not None:
-            raise ValueError(f"member {bad} fails its CRC check")
-        loaded = np.load(path, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 -- see the docstring
-        raise ValueError(f"{path} is a damaged or truncated checkpoint ({_describe(exc)})") from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path} is not a charrnn_ext checkpoint (not an .npz archive)")
-    with loaded:
+        st = os.fstat(fd)
+        check(st)
+        return os.fdopen(fd, "rb"), st.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class _Refused(ValueError):
+    """A file refused by a check of ours (its message is final)."""
+
+
+class _Foreign(_Refused):
+    """A zip archive that is not a charrnn_ext checkpoint at all."""
+
+
+def _npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo):
+    """(dtype, shape, header size) of the .npy member ``info``: only its
+    header is read, at most _NPY_MAX_HEADER bytes of it."""
+    with archive.open(info) as fp:
+        version = np.lib.format.read_magic(fp)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fp, max_header_size=_NPY_MAX_HEADER)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fp, max_header_size=_NPY_MAX_HEADER)
+        else:
+            raise _Refused(f"member {info.filename} is .npy version {version}, not 1.0 or 2.0")
+        return dtype, shape, fp.tell()
+
+
+def _read_members(archive: zipfile.ZipFile, file_size: int) -> dict:
+    """The arrays of the checkpoint ``archive`` (see the invariants above)."""
+    members = {}
+    for info in archive.infolist():
+        name = info.filename[:-len(".npy")] if info.filename.endswith(".npy") else info.filename
+        if name in members:
+            raise _Refused(f"member {info.filename} appears twice")
+        members[name] = info
+    if "format" not in members:
+        raise _Foreign("no format marker")
+    limits = _member_limits()
+    unknown = [info.filename for name, info in members.items()
+               if name not in limits or not info.filename.endswith(".npy")]
+    if unknown:
+        raise _Refused(f"member {unknown[0][:80]!r} is not part of the format")
+    for info in members.values():
+        if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+            raise _Refused(f"member {info.filename} is compressed (checkpoints are stored)")
+    if sum(info.file_size for info in members.values()) > file_size:
+        raise _Refused("its members claim more bytes than the file holds")
+    arrays = {}
+    for name in ["format"] + [n for n in members if n != "format"]:
+        info = members[name]
+        dtype, shape, header_size = _npy_header(archive, info)
         try:
-            fmt = loaded["format"] if "format" in loaded.files else None
-        except Exception as exc:  # noqa: BLE001
-            raise ValueError(f"{path} is a damaged checkpoint ({_describe(exc)})") from None
-        if fmt is None or fmt.dtype.kind != "U" or fmt.shape != () or str(fmt) != FORMAT_NAME:
-            raise ValueError(f"{path} is not a charrnn_ext checkpoint (no format marker)")
+            nbytes = _check_member(name, dtype, shape)
+        except ValueError as exc:
+            raise _Refused(str(exc)) from None
+        if info.file_size != header_size + nbytes:
+            raise _Refused(f"member {info.filename} declares {info.file_size:,} bytes, "
+                           f"its header {header_size + nbytes:,}")
+        with archive.open(info) as fp:  # reads exactly file_size bytes, checking the CRC
+            arrays[name] = np.lib.format.read_array(fp, allow_pickle=False,
+                                                    max_header_size=_NPY_MAX_HEADER)
+        if name == "format":
+            fmt = arrays["format"]
+            if fmt.dtype.kind != "U" or fmt.shape != () or str(fmt) != FORMAT_NAME:
+                raise _Foreign("no format marker")
+    return arrays
+
+
+def _read_arrays(path: str) -> dict:
+    """The arrays of the checkpoint file at ``path``, or ValueError (OSError
+    if it cannot be read). Any other exception while parsing the file's bytes
+    means a damaged or foreign file (numpy's header parser alone can raise
+    SyntaxError, tokenize.TokenError, ...), so all of them become one clear
+    ValueError; only MemoryError passes."""
+    f, size = _open_regular(path)
+    with f:
+        head = f.read(4)
+        if head != b"PK\x03\x04":  # every .npz (zip) archive starts so
+            what = "empty" if not head else "not an .npz archive"
+            raise ValueError(f"{path} is not a charrnn_ext checkpoint ({what})")
+        f.seek(0)
         try:
-            return {key: loaded[key] for key in loaded.files}
-        except Exception as exc:  # noqa: BLE001
-            raise ValueError(f"{path} is a damaged checkpoint ({_describe(exc)})") from None
+            with zipfile.ZipFile(f) as archive:
+                return _read_members(archive, size)
+        except _Foreign as exc:
+            raise ValueError(f"{path} is not a charrnn_ext checkpoint ({exc})") from None
+        except _Refused as exc:
+            raise ValueError(f"{path} is a damaged or incompatible checkpoint: {exc}") from None
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- see the docstring
+            raise ValueError(f"{path} is a damaged or truncated checkpoint ({_describe(exc)})") from None
 
 
 def _describe(exc: BaseException) -> str:
@@ -221,9 +474,42 @@ def _get(arrays: dict, key: str, kind: str, ndim: int | None = None) -> np.ndarr
     return arr
 
 
+_MAX_JSON_DEPTH = 32  # nesting of [ and { in a JSON member (rng_state needs 2)
+_JSON_SYNTAX = re.compile(r'[\[\]{}"\\]')
+
+
+def _check_json_depth(text: str, key: str) -> None:
+    """ValueError if ``text`` nests arrays and objects more than
+    _MAX_JSON_DEPTH deep (json.loads recurses once per level: 100,000 levels
+    are a RecursionError, or with a raised recursion limit a C stack
+    overflow). Brackets inside strings do not count; the scan lexes strings
+    as JSON does up to the first error, where json.loads stops too."""
+    depth, in_string, escaped = 0, False, -1
+    for match in _JSON_SYNTAX.finditer(text):
+        i = match.start()
+        if i == escaped:  # the character after a backslash, in a string
+            continue
+        c = text[i]
+        if in_string:
+            if c == "\\":
+                escaped = i + 1
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c in "[{":
+            depth += 1
+            if depth > _MAX_JSON_DEPTH:
+                raise ValueError(f"'{key}' nests JSON deeper than {_MAX_JSON_DEPTH} levels")
+        elif c in "]}":
+            depth -= 1
+
+
 def _json(arrays: dict, key: str) -> dict:
+    text = str(_get(arrays, key, "U", 0))  # at most _MAX_JSON_BYTES (_member_limits)
+    _check_json_depth(text, key)
     try:
-        value = json.loads(str(_get(arrays, key, "U", 0)))
+        value = json.loads(text)
     except json.JSONDecodeError:
         raise ValueError(f"'{key}' is not valid JSON") from None
     if not isinstance(value, dict):
@@ -237,15 +523,63 @@ def _nonneg_int(value, what: str) -> int:
     return value
 
 
+def _plain(value):
+    """A bit_generator.state as JSON data: arrays become lists of ints."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _rng_json(rng) -> dict:
+    """The JSON form of the Generator ``rng``'s state, as a checkpoint holds it."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy Generator, got {type(rng).__name__}")
+    return _plain(rng.bit_generator.state)
+
+
+def _rng_fields(value, spec, where: str):
+    """``value`` (JSON data) checked against ``spec`` (see _BIT_GENERATORS),
+    with its arrays as numpy arrays; ValueError naming the first bad field."""
+    if isinstance(spec, dict):
+        if not isinstance(value, dict) or set(value) != set(spec):
+            raise ValueError(f"{where} must hold exactly {', '.join(sorted(spec))}")
+        return {key: _rng_fields(value[key], spec[key], f"{where}.{key}") for key in spec}
+    if isinstance(spec, int):
+        if type(value) is not int or not 0 <= value < spec:
+            raise ValueError(f"{where} must be an integer in [0, {spec})")
+        return value
+    dtype, length = spec
+    bound = 2 ** (8 * np.dtype(dtype).itemsize)
+    if not isinstance(value, list) or len(value) != length or \
+            not all(type(v) is int and 0 <= v < bound for v in value):
+        raise ValueError(f"{where} must be a list of {length} integers in [0, 2**{bound.bit_length() - 1})")
+    return np.array(value, dtype=dtype)
+
+
 def _restore_rng(state: dict) -> np.random.Generator:
+    """The Generator whose state is ``state`` (the JSON form, _rng_json), or
+    ValueError: every field is checked (_BIT_GENERATORS) before numpy sees it."""
     name = state.get("bit_generator")
-    if name not in _BIT_GENERATORS:
-        raise ValueError(f"unknown random generator {name!r}")
-    bit_generator = _BIT_GENERATORS[name]()
+    if not isinstance(name, str) or name not in _BIT_GENERATORS:
+        raise ValueError(f"unknown random generator {str(name)[:40]!r}")
+    cls, spec = _BIT_GENERATORS[name]
     try:
-        bit_generator.state = state
+        fields = _rng_fields({k: v for k, v in state.items() if k != "bit_generator"},
+                             spec, "rng_state")
+    except ValueError as exc:
+        raise ValueError(f"'rng_state' is not a valid {name} state ({exc})") from None
+    bit_generator = cls()
+    try:
+        bit_generator.state = {"bit_generator": name, **fields}
     except (ValueError, TypeError, KeyError, OverflowError):
         raise ValueError(f"'rng_state' is not a valid {name} state") from None
+    # numpy keeps what it is given: the state reads back as written
+    if _plain(bit_generator.state) != state:
+        raise ValueError(f"'rng_state' is not a valid {name} state (it does not read back)")
     return np.random.Generator(bit_generator)
 
 
@@ -282,23 +616,60 @@ def _parse(arrays: dict) -> Checkpoint:
     core = state.get("core", "")
     if not isinstance(core, str):
         raise ValueError(f"core must be a string, got {core!r}")
+    best_val_bpc = state.get("best_val_bpc")
+    best_iteration = state.get("best_iteration")
+    if best_val_bpc is None or best_iteration is None:
+        best_val_bpc = best_iteration = None
+    else:
+        if isinstance(best_val_bpc, bool) or not isinstance(best_val_bpc, (int, float)) \
+                or not math.isfinite(best_val_bpc) or best_val_bpc < 0:
+            raise ValueError(f"best_val_bpc must be a non-negative number, got {best_val_bpc!r}")
+        best_val_bpc = float(best_val_bpc)
+        best_iteration = _nonneg_int(best_iteration, "best_iteration")
+    interval_loss = state.get("interval_loss", 0.0)
+    if isinstance(interval_loss, bool) or not isinstance(interval_loss, (int, float)) \
+            or not math.isfinite(interval_loss) or interval_loss < 0:
+        raise ValueError(f"interval_loss must be a non-negative number, got {interval_loss!r}")
+    interval_steps = _nonneg_int(state.get("interval_steps", 0), "interval_steps")
     rng = _restore_rng(_json(arrays, "rng_state"))
     hyperparameters = _json(arrays, "hyperparameters")
     history = {}
-    for key, dtype in _HISTORY_KEYS.items():
-        arr = arrays.get(f"history.{key}", np.zeros(0, dtype=dtype))
-        if arr.ndim != 1 or arr.dtype.kind not in ("iu" if dtype is np.int64 else "f"):
-            raise ValueError(f"'history.{key}' has the wrong type")
-        history[key] = arr.astype(dtype)
-    if history["iteration"].size != history["smooth_loss"].size or \
-            history["val_iteration"].size != history["val_bpc"].size:
-        raise ValueError("the loss history is inconsistent")
+    for group in _HISTORY_GROUPS:
+        size = None
+        for key in group:
+            dtype = _HISTORY_KEYS[key]
+            if f"history.{key}" not in arrays and key in _HISTORY_ADDED_IN_V2 and version < 2:
+                continue  # filled below, once the group's length is known
+            arr = arrays.get(f"history.{key}", np.zeros(0, dtype=dtype))
+            if arr.ndim != 1 or arr.dtype.kind not in ("iu" if dtype is np.int64 else "f"):
+                raise ValueError(f"'history.{key}' has the wrong type")
+            if size is not None and arr.size != size:
+                raise ValueError("the loss history is inconsistent")
+            size = arr.size
+            history[key] = arr.astype(dtype)
+        for key in group:
+            history.setdefault(key, np.full(size or 0, np.nan))
     return Checkpoint(
         model=model, vocab=vocab, iteration=iteration, position=position,
         hidden=np.array(hidden, dtype=np.float64).reshape(H, 1), smooth_loss=smooth_loss,
         rng=rng, hyperparameters=hyperparameters, history=history,
-        data_size=data_size, data_crc32=data_crc32, core=core, version=version,
+        data_size=data_size, data_crc32=data_crc32, core=core,
+        best_val_bpc=best_val_bpc, best_iteration=best_iteration,
+        interval_loss=float(interval_loss), interval_steps=interval_steps, version=version,
     )
+
+
+# What _parse raises on contents it cannot accept.
+_PARSE_ERRORS = (ValueError, KeyError, TypeError, OverflowError, AttributeError)
+
+
+def _validate(arrays: dict) -> Checkpoint:
+    """The checkpoint ``arrays`` hold, or an error from _PARSE_ERRORS: what
+    load_checkpoint accepts, and so what save_checkpoint may write (one code
+    path for both: a file saved always loads)."""
+    for name, arr in arrays.items():
+        _check_member(name, arr.dtype, arr.shape)
+    return _parse(arrays)
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -318,6 +689,6 @@ def load_checkpoint(path) -> Checkpoint:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     arrays = _read_arrays(path)
     try:
-        return _parse(arrays)
-    except (ValueError, KeyError, TypeError, OverflowError, AttributeError) as exc:
+        return _validate(arrays)
+    except _PARSE_ERRORS as exc:
         raise ValueError(f"{path} is a damaged or incompatible checkpoint: {_describe(exc)}") from None

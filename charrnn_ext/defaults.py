@@ -14,8 +14,10 @@ CLIP = 5.0              # gradients are clipped elementwise to [-CLIP, CLIP]
 ADAGRAD_EPS = 1e-8      # p -= lr * g / sqrt(mem + ADAGRAD_EPS)
 
 # -- the training and sampling tools (python -m charrnn_ext.train / .sample) --
-EVAL_EVERY = 1000       # measure validation bits/char every this many iterations
-VAL_MAX_CHARS = 10_000  # validation is measured on at most this many held-out characters
+EVAL_EVERY = 2000       # evaluate (held-out and training bits/char) every this many iterations
+EVAL_WARMUP = 1_000     # evaluation first reads this many training characters (charrnn_ext.evaluate)
+EVAL_TRAIN_CHARS = 10_000  # the training figure: the last this many training characters
+VAL_MAX_CHARS = 100_000 # the held-out figure: at most this many held-out characters (a prefix)
 CHECKPOINT_EVERY = 1000 # write the --checkpoint file every this many iterations
 ENCODING = "utf-8"      # text encoding of the input file
 BLAS_THREADS = 1        # threads of the BLAS the core calls (see charrnn_ext.set_blas_threads)

@@ -9,7 +9,6 @@ import math
 import numbers
 import threading
 from collections.abc import Mapping
-from types import MappingProxyType
 
 import numpy as np
 
@@ -39,6 +38,66 @@ def _check_size(vocab_size: int, hidden_size: int) -> None:
                 f"{what} = {size:,} is too large "
                 f"(the core handles matrices of up to {_MAX_ELEMENTS:,} elements)"
             )
+
+
+def check_real_dtype(dtype: np.dtype, what: str) -> None:
+    """TypeError unless ``dtype`` holds real numbers that float64 represents
+    without overflow: integers and float16/32/64. Refused: bool, complex,
+    strings, objects, records, and floats wider than float64 (a float128
+    holding 1e400 would become inf in the cast, after any finiteness check
+    made before it). The one rule for every array that becomes float64 model
+    state: from_params (params, memory), hprev, and every numeric member of a
+    checkpoint (charrnn_ext.checkpoint)."""
+    if not (dtype.kind in "iu" or (dtype.kind == "f" and dtype.itemsize <= 8)):
+        raise TypeError(f"{what} must be a real array (integers or float16/32/64), "
+                        f"got dtype {dtype}")
+
+
+def _real_array(values, what: str) -> np.ndarray:
+    """``values`` as an ndarray passing check_real_dtype (not yet copied).
+    Masked arrays are refused: np.asarray would silently drop the mask."""
+    if isinstance(values, np.ma.MaskedArray):
+        raise TypeError(f"{what} must be a plain array, not a masked array (the mask would be ignored)")
+    arr = np.asarray(values)
+    check_real_dtype(arr.dtype, what)
+    return arr
+
+
+def _storage(shape) -> np.ndarray:
+    """A zeroed C-contiguous float64 array of ``shape`` for the core to hold.
+
+    Its memory belongs to a bytearray, so the array (and every view of it,
+    whose ``.base`` is the flat frombuffer array) does not own its data and
+    cannot be resized, not even with ``refcheck=False``: the core's pointers
+    into it stay valid for the model's lifetime."""
+    flat = np.frombuffer(bytearray(8 * math.prod(shape)), dtype=np.float64)
+    return flat.reshape(shape)
+
+
+class _ArrayViews(Mapping):
+    """A read-only mapping name -> a fresh view of one of the model's arrays.
+
+    Each lookup returns a new view: its values are the model's (the core
+    updates them in place; entries can be changed in place), but changing the
+    view's shape, strides or dtype changes only that view, never the arrays
+    the core reads or the sizes it was built for."""
+
+    __slots__ = ("_arrays",)
+
+    def __init__(self, arrays: dict):
+        self._arrays = arrays
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._arrays[name].view()
+
+    def __iter__(self):
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
 
 
 def _as_ids(values, name: str, vocab_size: int, allow_empty: bool = False) -> np.ndarray:
@@ -94,7 +153,10 @@ class CharRNN:
     ``params`` and ``memory`` are read-only mappings of float64 arrays named and shaped as in
     the seed (Wxh (H,V), Whh (H,H), Why (V,H), bh (H,1), by (V,1)); the model
     owns them and the core updates them in place. ``grads`` holds the clipped
-    gradients of the last step. Calls on one model are serialised by a lock
+    gradients of the last step. Each lookup (``model.params["Whh"]``) returns
+    a fresh view of the model's array: its entries can be changed in place,
+    but neither the mappings nor the arrays the core reads can be replaced,
+    reshaped or resized through them. Calls on one model are serialised by a lock
     (it owns its work buffers); separate models run concurrently in threads
     (the core releases the GIL).
     """
@@ -109,7 +171,7 @@ class CharRNN:
             if not 0 <= seed < 2**32:
                 raise ValueError(f"seed must be in [0, 2**32), got {seed}")
         params = init_params(V, H, seed)
-        self._install(params, None)
+        self._install(self._checked(params, "params"), None)
 
     @classmethod
     def from_params(cls, params, memory=None) -> "CharRNN":
@@ -131,9 +193,7 @@ class CharRNN:
             raise ValueError(f"{what} has unknown entries {', '.join(map(str, extra))}")
         out = {}
         for name in PARAM_NAMES:
-            arr = np.asarray(arrays[name])
-            if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
-                raise TypeError(f"{what}['{name}'] must be a real array, got dtype {arr.dtype}")
+            arr = _real_array(arrays[name], f"{what}['{name}']")
             if arr.size == 0:
                 raise ValueError(f"{what}['{name}'] is empty")
             out[name] = arr
@@ -151,23 +211,27 @@ class CharRNN:
                     f"{what}['{name}'] has shape {arr.shape}, expected {shape} "
                     f"(from Wxh: hidden_size={shapes['Whh'][0]}, vocab_size={shapes['Why'][0]})"
                 )
-            if not np.all(np.isfinite(arr)):
+            out[name] = _storage(shape)
+            out[name][...] = arr
+            # finiteness of what the core will read: checked after the cast
+            if not np.isfinite(out[name]).all():
                 raise ValueError(f"{what}['{name}'] contains NaN or infinite values")
-            out[name] = np.array(arr, dtype=np.float64, order="C", copy=True)
         return out
 
     def _install(self, params: dict, memory) -> None:
+        """Build the core on ``params`` (from _checked: private arrays from
+        _storage) and ``memory`` (None: zeros)."""
         H, V = params["Whh"].shape[0], params["Why"].shape[0]
         _check_size(V, H)
         shapes = param_shapes(V, H)
         if memory is None:
-            memory = {n: np.zeros(shapes[n]) for n in PARAM_NAMES}
+            memory = {n: _storage(shapes[n]) for n in PARAM_NAMES}
         else:
             memory = self._checked(memory, "memory", shapes)
             negative = [n for n in PARAM_NAMES if np.any(memory[n] < 0)]
             if negative:
                 raise ValueError(f"memory['{negative[0]}'] has negative entries (Adagrad sums squares)")
-        grads = {n: np.zeros(shapes[n]) for n in PARAM_NAMES}
+        grads = {n: _storage(shapes[n]) for n in PARAM_NAMES}
         # one call at a time per model: the core's work buffers are per model
         self._lock = threading.Lock()
         self._core = _core.Workspace(
@@ -175,15 +239,28 @@ class CharRNN:
             [memory[n] for n in PARAM_NAMES],
             [grads[n] for n in PARAM_NAMES],
         )
-        # read-only mappings: the core holds these very arrays, so entries can
-        # be changed in place (model.params["Whh"][...] = ...) but not rebound
-        self.params = MappingProxyType(params)
-        self.memory = MappingProxyType(memory)
-        self.grads = MappingProxyType(grads)
+        # The core holds these very arrays: they stay private (the public
+        # mappings hand out views), so their shapes always match the core's.
+        self._params, self._memory, self._grads = params, memory, grads
+
+    @property
+    def params(self) -> Mapping:
+        """The parameters: name -> a fresh view of the model's array (read-only mapping)."""
+        return _ArrayViews(self._params)
+
+    @property
+    def memory(self) -> Mapping:
+        """The Adagrad memory: name -> a fresh view of the model's array (read-only mapping)."""
+        return _ArrayViews(self._memory)
+
+    @property
+    def grads(self) -> Mapping:
+        """The clipped gradients of the last step: name -> a fresh view (read-only mapping)."""
+        return _ArrayViews(self._grads)
 
     def copy(self) -> "CharRNN":
         """An independent model with copies of params and memory."""
-        return CharRNN.from_params(self.params, self.memory)
+        return CharRNN.from_params(self._params, self._memory)
 
     def __copy__(self) -> "CharRNN":
         return self.copy()
@@ -192,13 +269,15 @@ class CharRNN:
         return self.copy()
 
     # -- sizes ---------------------------------------------------------------
+    # The sizes are the core's: ids and hidden states are validated against
+    # the very sizes the core indexes with (it runs without bounds checks).
     @property
     def hidden_size(self) -> int:
-        return self.params["Whh"].shape[0]
+        return self._core.hidden_size
 
     @property
     def vocab_size(self) -> int:
-        return self.params["Why"].shape[0]
+        return self._core.vocab_size
 
     def __repr__(self) -> str:
         return f"CharRNN(vocab_size={self.vocab_size}, hidden_size={self.hidden_size})"
@@ -216,13 +295,11 @@ class CharRNN:
             if not np.isfinite(h).all():
                 raise ValueError("hprev contains NaN or infinite values")
             return h
-        arr = np.asarray(hprev)
-        if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
-            raise TypeError(f"hprev must be a real array, got dtype {arr.dtype}")
+        arr = _real_array(hprev, "hprev")
         if arr.shape not in ((H, 1), (H,)):
             raise ValueError(f"hprev must have shape ({H}, 1) or ({H},), got {arr.shape}")
         h = np.array(arr, dtype=np.float64, order="C", copy=True).reshape(H)
-        if not np.all(np.isfinite(h)):
+        if not np.all(np.isfinite(h)):  # after the cast: what the core reads
             raise ValueError("hprev contains NaN or infinite values")
         return h
 
@@ -250,7 +327,7 @@ class CharRNN:
         h = self._hidden(hprev)
         with self._lock:
             loss = self._core.loss_and_grads(x, y, h)
-            grads = {n: g.copy() for n, g in self.grads.items()}
+            grads = {n: g.copy() for n, g in self._grads.items()}
         return loss, grads, h.reshape(-1, 1)
 
     def train_step(self, inputs, targets, hprev, learning_rate: float = LEARNING_RATE):

@@ -1,33 +1,45 @@
 """``python -m charrnn_ext.train``: train a character-level RNN on a text file.
 
-Karpathy's min-char-rnn training loop on the Cython core, with the seed's
-data pass, defaults and output, plus validation, checkpoints that resume
-bit-identically, a progress bar and a loss plot. Run with ``--help``.
+Karpathy's min-char-rnn training loop on the Cython core, with min-char-rnn's
+data pass, defaults and output, plus evaluation on held-out text, the best
+model kept, checkpoints that resume bit-identically, a progress bar and a
+loss plot. Run with ``--help``.
 """
 from __future__ import annotations
 
-import argparse
-import codecs
-import math
-import os
-import signal
-import sys
-import tempfile
-import threading
-import time
-import zlib
+import signal as _signal
+import sys as _sys
 
-import numpy as np
+# Ctrl-C while the heavy modules below are imported: exit quietly with 130.
+try:
+    _previous_sigint = _signal.signal(_signal.SIGINT, lambda *_: _sys.exit(130))
+except ValueError:  # imported outside the main thread
+    _previous_sigint = None
 
-from . import defaults
-from ._cli import (ArgumentParser, CLIError, fraction, nonneg_float, positive_float,
-                   positive_int, prog_name, run, seed_int, threads_int, tolerant_stdout)
-from ._dispatch import set_num_threads
-from .checkpoint import Checkpoint, empty_history, load_checkpoint
-from .model import CharRNN
-from .vocab import Vocab
+import argparse  # noqa: E402
+import codecs  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import zlib  # noqa: E402
 
-LN2 = math.log(2.0)
+import numpy as np  # noqa: E402
+
+from . import __version__, defaults  # noqa: E402
+from ._cli import (ArgumentParser, CLIError, RunLock, available_memory, check_distinct_paths,  # noqa: E402
+                   fraction, nonneg_float, positive_float, positive_int, prog_name, run,
+                   seed_int, threads_int, tolerant_stdout)
+from ._dispatch import set_num_threads  # noqa: E402
+from .checkpoint import Checkpoint, load_checkpoint  # noqa: E402
+from .evaluation import LN2, evaluate  # noqa: E402
+from .model import CharRNN  # noqa: E402
+from .vocab import Vocab  # noqa: E402
+
+if _previous_sigint is not None:
+    _signal.signal(_signal.SIGINT, _previous_sigint)
 
 # The run's settings: (flag destination, default). Values not given on the
 # command line come from the checkpoint when resuming, else from here.
@@ -45,33 +57,49 @@ SETTINGS = {
     "checkpoint_every": defaults.CHECKPOINT_EVERY,
 }
 
-DESCRIPTION = """\
+# A loss above DIVERGED_FACTOR times that of a uniform guess (T * ln V) for
+# DIVERGED_STEPS steps in a row is divergence, as is a NaN or infinite one.
+DIVERGED_FACTOR = 3.0
+DIVERGED_STEPS = 50
+
+DESCRIPTION = f"""\
 Train a character-level language model (a vanilla tanh RNN with Adagrad:
-Karpathy's min-char-rnn) on a text file.
+Karpathy's min-char-rnn) on a text file, and save it for charrnn_ext.sample.
 
 The text is read left to right in chunks of --seq-length characters, the
 hidden state carried from chunk to chunk and reset to zero at the end of the
-text (the seed's data pass). Every --sample-every iterations a sample is
+text (min-char-rnn's data pass). Every --sample-every iterations a sample is
 printed between ---- lines, then `iter N, loss: X` with the smoothed loss
-(nats per chunk, as in the seed). The last --val-fraction of the text is held
-out; its loss in bits per character is printed every --eval-every iterations
-and in the final summary.
+(nats per chunk, as in min-char-rnn).
 
-Training is deterministic: the same command with the same --seed gives
-bit-identical parameters and output on the same machine. Ctrl-C stops early
-(after writing the checkpoint if --checkpoint is given; exit status 130).
+The numbers in bits per character: the last --val-fraction of the text is
+held out. Every --eval-every iterations, and at the end, the model is scored
+the way it runs: from the hidden state training carried, it reads the last
+{defaults.EVAL_WARMUP:,} + {defaults.EVAL_TRAIN_CHARS:,} characters of the training text (the \
+"train" figure is
+its loss on the last {defaults.EVAL_TRAIN_CHARS:,}) and goes on into the held-out text (the
+"validation" figure: the first {defaults.VAL_MAX_CHARS:,} held-out characters, or all of them).
+A zero hidden state, which training rarely sees, would understate the model.
+
+The run is saved to --checkpoint (default: a new file named after the input,
+never an existing one), and the model with the best validation figure to a
+second file beside it, NAME.best.npz (--no-keep-best to skip). Training is
+deterministic: the same command with the same --seed gives bit-identical
+parameters and output on the same machine and core build. Ctrl-C stops
+early after saving (exit status 130).
 """
 
 EPILOG = """\
 examples:
-  python -m charrnn_ext.train                      # built-in demo corpus
-  python -m charrnn_ext.train input.txt --checkpoint model.npz
-  python -m charrnn_ext.train input.txt --resume model.npz --iters 20000
+  python -m charrnn_ext.train                      # built-in demo corpus -> demo.npz
+  python -m charrnn_ext.train input.txt            # -> input.npz (input-2.npz if that exists)
+  python -m charrnn_ext.train input.txt --resume input.npz --iters 20000
   cat *.txt | python -m charrnn_ext.train - --hidden-size 256 --plot loss.png
-  python -m charrnn_ext.sample model.npz --prime "The " --length 500
+  python -m charrnn_ext.sample input.npz --prime "The " --length 500
 
-exit status: 0 done, 1 training diverged or a file could not be written,
-2 bad input or options, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+exit status: 0 done, 1 training diverged or an output could not be written
+(the checkpoint is saved where possible), 2 bad input or options,
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 
@@ -79,6 +107,7 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
     d = defaults
     p = ArgumentParser(prog=prog or prog_name("charrnn_ext.train"), description=DESCRIPTION,
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"%(prog)s (charrnn_ext) {__version__}")
     p.add_argument("input", nargs="?", metavar="input.txt",
                    help="the text to train on; '-' reads standard input; without it, a built-in "
                         "demo corpus (source of Python standard library modules) is used")
@@ -115,19 +144,23 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
                    help="temperature of the printed samples; 0 takes the most likely character "
                         f"(default: {d.TEMPERATURE})")
     o.add_argument("--eval-every", type=positive_int, metavar="N",
-                   help="measure validation bits per character every N iterations, on at most "
-                        f"{d.VAL_MAX_CHARS} held-out characters (evenly spaced windows of a "
-                        f"longer split) (default: {d.EVAL_EVERY})")
+                   help="score the model (train and validation bits per character, see above) "
+                        f"every N iterations and at the end (default: {d.EVAL_EVERY})")
     o.add_argument("--plot", metavar="PNG",
-                   help="write the training and validation loss curves to this image at the end "
+                   help="write the loss curves (mean training loss per --sample-every "
+                        "iterations, validation) in bits per character to this image at the end "
                         "(needs matplotlib: pip install 'charrnn_ext[plot]')")
     c = p.add_argument_group("checkpoints")
     c.add_argument("--checkpoint", metavar="PATH",
-                   help="save the full training state here (atomically) every --checkpoint-every "
-                        "iterations, at the end and on Ctrl-C (default: the --resume file, "
-                        "else none)")
+                   help="save the full training state here (atomically; through a symlink to "
+                        "its target) every --checkpoint-every iterations, at the end and on "
+                        "Ctrl-C (default: the --resume file, else a new file in the current "
+                        "directory named after the input: input.npz, input-2.npz, ...)")
     c.add_argument("--checkpoint-every", type=positive_int, metavar="N",
                    help=f"iterations between checkpoints (default: {d.CHECKPOINT_EVERY})")
+    c.add_argument("--no-keep-best", dest="keep_best", action="store_false",
+                   help="do not keep the model with the best validation figure in "
+                        "CHECKPOINT.best.npz (kept by default when there is a held-out part)")
     c.add_argument("--overwrite", action="store_true",
                    help="let a fresh run replace an existing --checkpoint file (without it, "
                         "an existing checkpoint is only continued, with --resume)")
@@ -135,8 +168,6 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
                    help="continue the run saved in this checkpoint, on the same text; N steps, "
                         "then a resume and N more give bit-identical parameters to 2N steps")
     return p
-
-
 # ---------------------------------------------------------------------------
 # checks done before any work
 # ---------------------------------------------------------------------------
@@ -173,35 +204,106 @@ def _settings(args, resumed: Checkpoint | None) -> dict:
     return out
 
 
+
+
+def best_path(checkpoint: str) -> str:
+    """Where the best model of a run saved to ``checkpoint`` is kept: beside
+    it, ``model.npz`` -> ``model.best.npz``."""
+    root, ext = os.path.splitext(checkpoint)
+    return f"{root}.best{ext or '.npz'}"
+
+
 def _check_output(path: str, what: str) -> None:
-    """Fail before training, not after it, if ``path`` cannot be written."""
+    """Fail before training, not after it, if ``path`` cannot be written: a
+    real write in its directory, with a temporary name as long as the one a
+    checkpoint save uses (so a name too long for the file system fails here)."""
     if not path:
         raise CLIError(f"{what} needs a file name")
     if path.endswith(os.sep) or os.path.isdir(path):
         raise CLIError(f"{what} {path} is a directory")
-    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise CLIError(f"{what} {path} is not a regular file")
+    target = os.path.realpath(path)  # saves write through a symlink to its target
+    parent = os.path.dirname(target)
     if not os.path.isdir(parent):
         raise CLIError(f"{what} {path}: directory {parent} does not exist")
-    try:  # a real write in that directory (permissions, read-only or special file systems)
-        fd, probe = tempfile.mkstemp(dir=parent, prefix=".charrnn-probe-")
+    try:
+        fd, probe = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp",
+                                     dir=parent)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
         raise CLIError(f"{what} {path}: cannot write in {parent} ({exc.strerror or exc})") from None
 
 
-def _check_checkpoint_target(path: str, resume_path: str | None, overwrite: bool) -> None:
-    _check_output(path, "--checkpoint")
-    if os.path.exists(path) and not (resume_path and os.path.exists(resume_path)
-                                     and os.path.samefile(path, resume_path)):
-        try:  # never overwrite a file that is not one of our checkpoints
-            existing = load_checkpoint(path)
-        except (ValueError, OSError) as exc:
-            raise CLIError(f"refusing to overwrite --checkpoint {path}: {exc}") from None
-        if not overwrite:  # nor, unasked, a trained model
-            raise CLIError(f"--checkpoint {path} already holds a run at iteration "
-                           f"{existing.iteration}; pass --resume {path} to continue it, "
-                           f"or --overwrite to start over")
+def _check_existing(path: str, what: str, continued: str | None, overwrite: bool) -> None:
+    """A fresh run never replaces a file that is not one of our checkpoints,
+    nor, unless --overwrite, a trained model; the run being continued
+    (``continued``: the --resume file, or the best file of that run) is fine."""
+    if not os.path.lexists(path):
+        return
+    if continued and os.path.exists(continued) and os.path.samefile(path, continued):
+        return
+    try:
+        existing = load_checkpoint(path)
+    except (ValueError, OSError) as exc:
+        raise CLIError(f"refusing to overwrite {what} {path}: {exc}") from None
+    if not overwrite:
+        hint = (f"pass --resume {path} to continue it, or --overwrite to start over"
+                if what == "--checkpoint" else "pass --overwrite to start over")
+        held = "a run" if what == "--checkpoint" else "a model"
+        raise CLIError(f"{what} {path} already holds {held} at iteration "
+                       f"{existing.iteration}; {hint}")
+
+
+def _take_checkpoint_path(args, keep_best: bool) -> tuple[str, RunLock]:
+    """The checkpoint path of this run, locked for the run's lifetime (a second
+    run on the same file is refused). Without --checkpoint and --resume, a new
+    file in the current directory named after the input (input.npz, then
+    input-2.npz, ...): an existing file is never chosen."""
+    path = args.checkpoint if args.checkpoint is not None else args.resume
+    if path is not None:
+        _check_output(path, "--checkpoint")
+        lock = RunLock(path)
+        if not lock.acquire():
+            raise CLIError(f"another run is writing --checkpoint {path} ({lock.owner()}); "
+                           f"wait for it or choose another file")
+        try:
+            _check_existing(path, "--checkpoint", args.resume, args.overwrite)
+            if keep_best:
+                continuing = args.resume is not None and os.path.samefile(path, args.resume) \
+                    if os.path.exists(path) else False
+                _check_output(best_path(path), "the best-model file")
+                _check_existing(best_path(path), "the best-model file",
+                                best_path(path) if continuing else None, args.overwrite)
+        except BaseException:
+            lock.release()
+            raise
+        return path, lock
+    if args.input is None:
+        stem = "demo"
+    elif args.input == "-":
+        stem = "stdin"
+    else:
+        stem = os.path.splitext(os.path.basename(os.path.normpath(args.input)))[0] or "model"
+    for k in range(1, 10_000):
+        path = f"{stem}.npz" if k == 1 else f"{stem}-{k}.npz"
+        if os.path.lexists(path) or os.path.lexists(best_path(path)):
+            continue
+        if k == 1:
+            try:
+                _check_output(path, "the checkpoint")
+            except CLIError as exc:
+                raise CLIError(f"{exc} (name another place with --checkpoint PATH)") from None
+        lock = RunLock(path)
+        if not lock.acquire():
+            continue
+        if os.path.lexists(path) or os.path.lexists(best_path(path)):  # created meanwhile
+            lock.release()
+            continue
+        return path, lock
+    raise CLIError(f"no free checkpoint name {stem}-N.npz in the current directory; "
+                   f"name one with --checkpoint PATH")
 
 
 def _load_resume(path: str) -> Checkpoint:
@@ -228,8 +330,6 @@ def _prepare_plot(path: str):
         raise CLIError(f"--plot {path}: unknown image type '.{ext}' "
                        f"(use one of {', '.join('.' + e for e in sorted(supported))})")
     return Figure
-
-
 # ---------------------------------------------------------------------------
 # the text
 # ---------------------------------------------------------------------------
@@ -311,32 +411,16 @@ def _load_data(args, cfg: dict, resumed: Checkpoint | None):
     return vocab, ids, n_train, note
 
 
-def _available_memory() -> int | None:
-    """Bytes of memory available to a new allocation: MemAvailable on Linux,
-    else the physical memory; None where neither is known."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # not POSIX: no check
-        return None
-
-
 def _check_memory(V: int, H: int) -> None:
     """Refuse a model whose arrays cannot fit in the memory available now (the
     operating system would kill the process rather than raise MemoryError)."""
     # params, Adagrad memory and gradients, plus the core's transposed Whh
     need = 8 * (3 * (H * H + 2 * V * H + H + V) + H * H)
-    available = _available_memory()
+    available = available_memory()
     if available and need > available:
         raise CLIError(f"--hidden-size {H} with {V} characters needs {need / 2**30:.1f} GiB for "
                        f"the parameters, their Adagrad memory and gradients; "
-                       f"{available / 2**30:.1f} GiB of memory is available")
+                       f"{available / 2**30:.1f} GiB of memory is available to this process")
 
 
 def _vocab_mismatch(text_vocab: Vocab, ckpt_vocab: Vocab, resume_path: str) -> str:
@@ -373,43 +457,67 @@ class _Signals:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
+            for sig in (_signal.SIGINT, _signal.SIGTERM):
+                self._previous[sig] = _signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+            _signal.signal(sig, handler)
         return False
 
 
+
+
 class _Output:
-    """Lines to stdout; through tqdm's writer when a progress bar is shown.
+    """Lines to stdout; through tqdm's writer while a progress bar is shown.
 
-    If the reader of stdout goes away (``| head``), further output is
-    discarded and ``_Output.closed`` tells the training loop to stop, save
-    and exit, as on Ctrl-C, instead of losing the work since the last save."""
+    If stdout fails (the reader went away as in ``| head``, a full disk, a
+    closed descriptor), further output is discarded and ``failure`` says why:
+    the training loop then stops and saves, as on Ctrl-C, instead of losing
+    the work since the last save."""
 
-    closed = False
-
-    def __init__(self, bar):
-        self.bar = bar
+    def __init__(self):
+        self.bar = None
+        self.failure = None
 
     def line(self, text: str) -> None:
-        if _Output.closed:
+        if self.failure is not None:
             return
         try:
+            if sys.stdout is None:
+                raise OSError("standard output is closed")
             if self.bar is not None:
                 self.bar.write(text, file=sys.stdout)
+                sys.stdout.flush()
             else:
                 print(text, flush=True)
-        except BrokenPipeError:
-            _Output.closed = True
-            try:
+        except (OSError, ValueError) as exc:
+            self.failure = ("the reader went away" if isinstance(exc, BrokenPipeError)
+                            else getattr(exc, "strerror", None) or str(exc))
+            try:  # discard what is still buffered, so that exiting cannot fail
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, sys.stdout.fileno())
-            except (OSError, ValueError):
+            except (OSError, ValueError, AttributeError):
                 pass
+
+
+def _progress_bar(total: int, initial: int):
+    """tqdm's bar on stderr when it is a terminal, else None. A terminal that
+    reports no width (0 x 0, as some consoles do) gets 80 columns."""
+    try:
+        if not sys.stderr.isatty():
+            return None
+    except (AttributeError, ValueError):
+        return None
+    from tqdm import tqdm
+    try:
+        width = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        width = 0
+    sizing = {"dynamic_ncols": True} if width > 0 else {"ncols": 80}
+    return tqdm(total=total, initial=initial, unit="it", mininterval=0.2, file=sys.stderr,
+                **sizing)
 
 
 def _core_variant() -> str:
@@ -422,40 +530,33 @@ def _core_variant() -> str:
     return str(variant)
 
 
-def _probe(ids: np.ndarray, max_chars: int = defaults.VAL_MAX_CHARS, pieces: int = 10) -> list:
-    """Where to measure bits per character in ids: all of it when it has at
-    most max_chars predictions, else `pieces` evenly spaced windows with
-    about max_chars predictions in all (a fair sample of a long text)."""
-    if ids.size <= max_chars + 1:
-        return [ids]
-    width = max_chars // pieces + 1
-    starts = np.linspace(0, ids.size - width, pieces).astype(np.int64)
-    return [ids[s:s + width] for s in starts]
-
-
-def _predictions(windows: list) -> int:
-    return sum(w.size - 1 for w in windows)
-
-
-def _bits_per_char(model: CharRNN, windows: list) -> float:
-    """Forward-only loss over each window (inputs w[:-1], targets w[1:]),
-    each from a zero hidden state, in bits per predicted character."""
-    nats = sum(model.loss(w[:-1], w[1:], None) for w in windows)
-    return nats / _predictions(windows) / LN2
-
-
-def _plot(Figure, path: str, history: dict, seq_length: int) -> None:
+def _plot(Figure, path: str, run: Checkpoint, seq_length: int) -> None:
+    """Mean training loss per interval and the evaluations, in bits per
+    character, from the start to the last iteration."""
+    h = run.history
+    it, bpc = h["iteration"], h["interval_bpc"]
+    if run.interval_steps:  # the interval still open at the end
+        it = np.append(it, run.iteration)
+        bpc = np.append(bpc, run.interval_loss / run.interval_steps / seq_length / LN2)
+    if not np.isfinite(bpc).any():  # a version 1 checkpoint: only the smoothed loss
+        bpc = h["smooth_loss"] / seq_length / LN2
+        it = h["iteration"]
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.add_subplot()
-    if history["iteration"].size:
-        ax.plot(history["iteration"], history["smooth_loss"] / seq_length / LN2,
-                label="training (smoothed)")
-    if history["val_iteration"].size:
-        ax.plot(history["val_iteration"], history["val_bpc"], "o-", markersize=3,
-                label="validation")
+    ok = np.isfinite(bpc)
+    if ok.any():
+        ax.plot(it[ok], bpc[ok], lw=1, label="training (mean loss per interval)")
+    for key, style, label in (("train_bpc", "s--", "training text, continued"),
+                              ("val_bpc", "o-", "validation (held-out text, continued)")):
+        ok = np.isfinite(h[key])
+        if ok.any():
+            ax.plot(h["val_iteration"][ok], h[key][ok], style, markersize=3, label=label)
+    if run.best_val_bpc is not None:
+        ax.plot([run.best_iteration], [run.best_val_bpc], "*", markersize=12,
+                label=f"best validation ({run.best_val_bpc:.3f} at {run.best_iteration})")
     ax.set_xlabel("iteration")
     ax.set_ylabel("bits per character")
-    ax.set_title("charrnn_ext training loss")
+    ax.set_title("charrnn_ext training")
     ax.grid(True, alpha=0.3)
     ax.legend()
     ext = os.path.splitext(path)[1][1:].lower()
@@ -463,48 +564,60 @@ def _plot(Figure, path: str, history: dict, seq_length: int) -> None:
 
 
 def _main(argv) -> int:
+    # -- 1. options, the run to resume, the outputs (all checked before any work)
     args = build_parser().parse_args(argv)
     tolerant_stdout()
     if args.threads is not None:
         set_num_threads(args.threads)
-
     resumed = _load_resume(args.resume) if args.resume is not None else None
     cfg = _settings(args, resumed)
-    ckpt_path = args.checkpoint if args.checkpoint is not None else args.resume
-    if ckpt_path is not None:
-        _check_checkpoint_target(ckpt_path, args.resume, args.overwrite)
-    Figure = _prepare_plot(args.plot) if args.plot is not None else None
-
     if resumed is not None and resumed.iteration >= cfg["iters"]:
         print(f"{args.resume} is at iteration {resumed.iteration}, already at or past "
               f"--iters {cfg['iters']}: nothing to do")
         return 0
+    Figure = _prepare_plot(args.plot) if args.plot is not None else None
+    text = _load_data(args, cfg, resumed)
+    ckpt_path, lock = _take_checkpoint_path(args, args.keep_best)
+    try:
+        check_distinct_paths(
+            outputs={"--checkpoint": ckpt_path, "--plot": args.plot,
+                     "the best-model file": best_path(ckpt_path) if args.keep_best else None},
+            inputs={"the input text": args.input if args.input != "-" else None,
+                    "--resume": args.resume},
+            allowed=(("--checkpoint", "--resume"),))
+        return _train(args, cfg, resumed, text, ckpt_path, Figure)
+    finally:
+        lock.release()
 
-    vocab, ids, n_train, note = _load_data(args, cfg, resumed)
+
+def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: str,
+           Figure) -> int:
+    prog = build_parser().prog
+    # -- 2. the text: training part and held-out part ------------------------
+    vocab, ids, n_train, note = text
     N, V, n_val = ids.size, len(vocab), ids.size - n_train
-    T = cfg["seq_length"]
+    T, H = cfg["seq_length"], cfg["hidden_size"]
     data = ids[:n_train]
-    val_probe = _probe(ids[n_train:]) if n_val else None
-    train_probe = _probe(data)
-    data_crc32 = zlib.crc32(ids)
-    core = _core_variant()
+    keep_best = args.keep_best and n_val > 0
+    best_file = best_path(ckpt_path) if keep_best else None
 
+    # -- 3. the run state: resumed, or a fresh model -------------------------
     if resumed is not None:
-        model, rng = resumed.model, resumed.rng
-        n, p, hprev = resumed.iteration, resumed.position, resumed.hidden
-        smooth_loss = resumed.smooth_loss
-        history = {k: list(v) for k, v in resumed.history.items()}
+        run = resumed
     else:
-        _check_memory(V, cfg["hidden_size"])
+        _check_memory(V, H)
         try:
-            model = CharRNN(V, cfg["hidden_size"], seed=cfg["seed"])
+            model = CharRNN(V, H, seed=cfg["seed"])
         except (ValueError, MemoryError) as exc:
-            raise CLIError(f"--hidden-size {cfg['hidden_size']} with {V} characters: "
+            raise CLIError(f"--hidden-size {H} with {V} characters: "
                            f"{exc or 'not enough memory'}") from None
-        rng = np.random.default_rng(cfg["seed"])
-        n, p, hprev = 0, 0, np.zeros((cfg["hidden_size"], 1))
-        smooth_loss = -math.log(1.0 / V) * T  # loss at iteration 0
-        history = {k: [] for k in empty_history()}
+        run = Checkpoint(model=model, vocab=vocab, rng=np.random.default_rng(cfg["seed"]),
+                         hyperparameters=dict(cfg))
+    run.hyperparameters = dict(cfg)
+    if best_file is None or not os.path.exists(best_file):
+        run.best_val_bpc = run.best_iteration = None  # no best model kept (yet) for this run
+    run.data_size, run.data_crc32, core = N, zlib.crc32(ids), _core_variant()
+    model = run.model
 
     lines = [note] if note else []
     lines.append(f"data has {N} characters, {V} unique.")
@@ -513,65 +626,58 @@ def _main(argv) -> int:
                      f"(--val-fraction {cfg['val_fraction']:g})")
     else:
         lines.append(f"training on {n_train} characters, no validation")
-    lines.append(f"hidden size {cfg['hidden_size']}, seq length {T}, learning rate "
+    lines.append(f"hidden size {H}, seq length {T}, learning rate "
                  f"{cfg['learning_rate']:g}, seed {cfg['seed']}, {cfg['iters']} iterations")
     if resumed is not None:
-        lines.append(f"resuming from {args.resume} at iteration {n}")
-        prog = build_parser().prog
-        if resumed.data_size != N or resumed.data_crc32 != data_crc32:
+        lines.append(f"resuming from {args.resume} at iteration {run.iteration}")
+        if resumed.data_size != N or resumed.data_crc32 != run.data_crc32:
             print(f"{prog}: warning: this text differs from the one {args.resume} was "
                   f"trained on (same vocabulary); continuing on it", file=sys.stderr)
         if resumed.core and resumed.core != core:
             print(f"{prog}: warning: {args.resume} was trained with the {resumed.core} build "
                   f"of the core, this run uses {core}: the result will not be bit-identical "
                   f"to an uninterrupted run", file=sys.stderr)
+    lines.append(f"saving to {ckpt_path}" + (f", the best model to {best_file}" if best_file else ""))
+    run.core = core
+    out = _Output()
     for line in lines:
-        print(line)
-    sys.stdout.flush()
+        out.line(line)
 
-    iters = cfg["iters"]
-    lr = cfg["learning_rate"]
-    sample_every, sample_length = cfg["sample_every"], cfg["sample_length"]
-    temperature, eval_every = cfg["temperature"], cfg["eval_every"]
-    checkpoint_every = cfg["checkpoint_every"]
-    hyper = dict(cfg)
-    saved_at = None  # iteration of the last checkpoint written by this run
+    iters, lr = cfg["iters"], cfg["learning_rate"]
+    sample_every, eval_every = cfg["sample_every"], cfg["eval_every"]
+    uniform_loss = T * math.log(V)  # the loss of a uniform guess over a chunk
+    saved_at = None                  # iteration of the last checkpoint this run wrote
+    bad_steps = 0                    # consecutive steps with a loss far above uniform_loss
 
-    def snapshot(at: int) -> Checkpoint:
-        return Checkpoint(
-            model=model, vocab=vocab, iteration=at, position=p, hidden=hprev,
-            smooth_loss=smooth_loss, rng=rng, hyperparameters=hyper,
-            history={k: np.asarray(v) for k, v in history.items()},
-            data_size=N, data_crc32=data_crc32, core=core,
-        )
-
-    def diverged(what: str, at: int) -> CLIError:
-        if ckpt_path is None:
-            kept = "no checkpoint was written"
-        elif saved_at is None:
+    def diverged(what: str) -> CLIError:
+        if saved_at is None:
             kept = f"{ckpt_path} was not written by this run"
         else:
             kept = f"the last good checkpoint, {ckpt_path}, is from iteration {saved_at}"
-        return CLIError(f"training diverged: {what} at iteration {at} (try a lower "
+        return CLIError(f"training diverged: {what} at iteration {run.iteration} (try a lower "
                         f"--learning-rate); {kept}", code=1)
 
-    def save(at: int) -> None:
-        nonlocal saved_at
+    def save(path: str) -> None:
         if not all(np.all(np.isfinite(a)) for a in model.params.values()):
-            raise diverged("the parameters became infinite or NaN", at)
+            raise diverged("the parameters became infinite or NaN")
         try:
-            snapshot(at).save(ckpt_path)
+            run.save(os.path.realpath(path))  # through a symlink, to its target
         except OSError as exc:
-            raise CLIError(f"cannot write checkpoint {ckpt_path}: {exc.strerror or exc}",
-                           code=1) from None
-        saved_at = at
+            raise CLIError(f"cannot write {path}: {exc.strerror or exc}", code=1) from None
 
-    bar = None
-    if sys.stderr.isatty():
-        from tqdm import tqdm
-        bar = tqdm(total=iters, initial=n, unit="it", dynamic_ncols=True, mininterval=0.2,
-                   file=sys.stderr)
-    out = _Output(bar)
+    def evaluate_and_keep():
+        """Score the model in its current state (as a checkpoint now would
+        hold it), record it, keep it if best; the scores."""
+        scores = evaluate(model, ids, n_train, run.hidden)
+        if not all(math.isfinite(x) for x in (scores.train_bpc, scores.val_bpc or 0.0)):
+            raise diverged("the evaluated loss became infinite or NaN")
+        if run.record_evaluation(scores.val_bpc, scores.train_bpc) and best_file is not None:
+            save(best_file)
+        return scores
+
+    # -- 4. the training loop: min-char-rnn's, plus evaluation and saves -----
+    bar = _progress_bar(iters, run.iteration)
+    out.bar = bar
     steps_done = 0
     t_start = time.perf_counter()
     # One BLAS thread: the core's matrix products are small (H x T, V x H), so
@@ -582,84 +688,100 @@ def _main(argv) -> int:
     from threadpoolctl import threadpool_limits
     try:
         with threadpool_limits(limits=1, user_api="blas"), _Signals() as signals:
-            while n < iters:
-                # the seed's data pass: chunks left to right, reset at the end
-                if p + T + 1 >= n_train or n == 0:
-                    hprev = np.zeros((model.hidden_size, 1))  # reset RNN memory
-                    p = 0  # go from start of data
-                inputs = data[p:p + T]
-                targets = data[p + 1:p + T + 1]
+            while run.iteration < iters:
+                n = run.iteration
+                evaluated = n % eval_every == 0 and (
+                    not run.history["val_iteration"].size or run.history["val_iteration"][-1] != n)
+                scores = evaluate_and_keep() if evaluated else None
+                # min-char-rnn's data pass: chunks left to right, reset at the end
+                if run.position + T + 1 >= n_train or n == 0:
+                    run.hidden = np.zeros((H, 1))  # reset RNN memory
+                    run.position = 0               # go from start of data
+                p = run.position
+                inputs, targets = data[p:p + T], data[p + 1:p + T + 1]
                 report = n % sample_every == 0
                 if report:
-                    sample_ix = model.sample(hprev, int(inputs[0]), sample_length,
-                                             temperature=temperature, rng=rng)
+                    sample_ix = model.sample(run.hidden, int(inputs[0]), cfg["sample_length"],
+                                             temperature=cfg["temperature"], rng=run.rng)
                     out.line("----\n %s \n----" % (vocab.decode(sample_ix),))
-                loss, hprev = model.train_step(inputs, targets, hprev, lr)
+                loss, run.hidden = model.train_step(inputs, targets, run.hidden, lr)
                 if not math.isfinite(loss):
-                    raise diverged(f"the loss became {loss}", n)
-                smooth_loss = smooth_loss * 0.999 + loss * 0.001
-                evaluate = val_probe is not None and n % eval_every == 0
-                if report or evaluate:
-                    line = "iter %d, loss: %f" % (n, smooth_loss)
-                    if report:
-                        history["iteration"].append(n)
-                        history["smooth_loss"].append(smooth_loss)
-                    if evaluate:
-                        bpc = _bits_per_char(model, val_probe)
-                        if not math.isfinite(bpc):
-                            raise diverged("the validation loss became infinite or NaN", n)
-                        history["val_iteration"].append(n)
-                        history["val_bpc"].append(bpc)
-                        line += ", val: %.4f bits/char" % bpc
-                    out.line(line)
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{smooth_loss:.4g}", refresh=False)
-                p += T  # move data pointer
-                n += 1  # iteration counter
+                    raise diverged(f"the loss became {loss}")
+                bad_steps = bad_steps + 1 if loss > DIVERGED_FACTOR * uniform_loss else 0
+                if bad_steps >= DIVERGED_STEPS:
+                    raise diverged(f"the loss stayed above {DIVERGED_FACTOR:g} times that of a "
+                                   f"uniform guess ({uniform_loss:.1f}) for {bad_steps} steps")
+                run.record_step(loss)
+                run.position += T  # move data pointer
                 steps_done += 1
+                if report or evaluated:
+                    line = "iter %d, loss: %f" % (n, run.smooth_loss)
+                    if scores is not None and scores.val_bpc is not None:
+                        line += ", val: %.4f bits/char" % scores.val_bpc
+                    out.line(line)
+                if report:
+                    run.close_interval(T)
                 if bar is not None:
                     bar.update(1)
-                if ckpt_path is not None and n % checkpoint_every == 0 and n < iters:
-                    save(n)
-                if signals.signum is not None or _Output.closed:
+                    if n % 50 == 0 and run.interval_steps:
+                        recent = run.interval_loss / run.interval_steps / T / LN2
+                        bar.set_postfix_str(f"loss={recent:.3f} bits/char", refresh=False)
+                if run.iteration % cfg["checkpoint_every"] == 0 and run.iteration < iters \
+                        and bad_steps == 0:
+                    save(ckpt_path)
+                    saved_at = run.iteration
+                if signals.signum is not None or out.failure is not None:
                     break
             elapsed = time.perf_counter() - t_start
             if bar is not None:
                 bar.close()
-                bar = None
-                out = _Output(None)
+                bar = out.bar = None
+
+            # -- 5. the end: a last evaluation, the saves ----------------------
             if signals.signum is not None:
-                out.line(f"interrupted at iteration {n} of {iters}")
-            if ckpt_path is not None and saved_at != n:
-                save(n)
-            train_bpc = _bits_per_char(model, train_probe)
-            val_bpc = _bits_per_char(model, val_probe) if val_probe is not None else None
-            status = 0 if signals.signum is None else 128 + signals.signum
-            if _Output.closed and status == 0:
-                status = 1  # stdout was closed: stopped early, state saved
+                out.line(f"interrupted at iteration {run.iteration} of {iters}")
+            final = evaluate_and_keep()
+            save(ckpt_path)
+            saved_at = run.iteration
     finally:
         if bar is not None:
             bar.close()
 
-    smooth_bpc = smooth_loss / T / LN2
+    # -- 6. the summary --------------------------------------------------------
+    smooth_bpc = run.smooth_loss / T / LN2
     out.line("----")
-    out.line(f"summary: {n} iterations, smoothed loss {smooth_loss:f} ({smooth_bpc:.4f} bits/char)")
-    measured = f"bits per character: train {train_bpc:.4f} ({_predictions(train_probe)} characters)"
-    if val_bpc is not None:
-        out.line(f"{measured}, validation {val_bpc:.4f} ({_predictions(val_probe)} characters)")
+    out.line(f"summary: {run.iteration} iterations, smoothed loss {run.smooth_loss:f} "
+             f"({smooth_bpc:.4f} bits/char)")
+    measured = (f"bits per character, continuing from the trained state: train "
+                f"{final.train_bpc:.4f} (last {final.train_chars} training characters)")
+    if final.val_bpc is not None:
+        out.line(f"{measured}, validation {final.val_bpc:.4f} (first {final.val_chars} held-out "
+                 f"characters)")
     else:
         out.line(f"{measured}, validation disabled")
+    if best_file is not None and run.best_val_bpc is not None:
+        out.line(f"best validation: {run.best_val_bpc:.4f} bits/char at iteration "
+                 f"{run.best_iteration}, kept in {best_file}")
     rate = steps_done / elapsed if elapsed > 0 else float("inf")
     out.line(f"speed: {steps_done} steps in {elapsed:.2f} s, {rate:.1f} steps/s")
-    if ckpt_path is not None:
-        out.line(f"checkpoint: {ckpt_path} (iteration {saved_at})")
+    out.line(f"checkpoint: {ckpt_path} (iteration {saved_at})")
     if Figure is not None:
         try:
-            _plot(Figure, args.plot, {k: np.asarray(v) for k, v in history.items()}, T)
+            _plot(Figure, args.plot, run, T)
         except (OSError, ValueError) as exc:
             raise CLIError(f"cannot write --plot {args.plot}: {exc}", code=1) from None
         out.line(f"plot: {args.plot}")
-    return status
+    out.line(f"sample from it: {_sample_command()} {ckpt_path}")
+    if out.failure is not None:
+        raise CLIError(f"stopped at iteration {run.iteration}: cannot write to standard output "
+                       f"({out.failure}); the run is saved in {ckpt_path}", code=1)
+    return 0 if signals.signum is None else 128 + signals.signum
+
+
+def _sample_command() -> str:
+    """How the user runs the sampler: the way they ran the trainer."""
+    train = prog_name("charrnn_ext.train")
+    return "python -m charrnn_ext.sample" if train.startswith("python") else "charrnn-sample"
 
 
 def main(argv=None) -> int:

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from charrnn_ext import CharRNN, Vocab, load_checkpoint, reference
+from charrnn_ext import CharRNN, Vocab, evaluate, load_checkpoint, reference
 from charrnn_ext.spec import PARAM_NAMES, init_params
 
 ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "COLUMNS")}
@@ -71,17 +71,29 @@ def sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def assert_same_state(a, b):
-    """Two checkpoints hold bit-identical training states."""
+def assert_same_state(a, b, resumed=False):
+    """Two checkpoints hold bit-identical training states. ``resumed``: b
+    was stopped and resumed, so it also holds the evaluations made at the
+    end of its first run (every run ends with one); a's must be among them."""
     for name in PARAM_NAMES:
         assert np.array_equal(a.model.params[name], b.model.params[name]), name
         assert np.array_equal(a.model.memory[name], b.model.memory[name]), name
     assert np.array_equal(a.hidden, b.hidden)
     assert (a.iteration, a.position) == (b.iteration, b.position)
     assert a.smooth_loss == b.smooth_loss
+    assert (a.interval_loss, a.interval_steps) == (b.interval_loss, b.interval_steps)
     assert a.rng.bit_generator.state == b.rng.bit_generator.state
-    for key in a.history:
+    for key in ("iteration", "smooth_loss", "interval_bpc"):
         assert np.array_equal(a.history[key], b.history[key]), key
+    if not resumed:
+        for key in ("val_iteration", "val_bpc", "train_bpc"):
+            assert np.array_equal(a.history[key], b.history[key], equal_nan=True), key
+        assert (a.best_val_bpc, a.best_iteration) == (b.best_val_bpc, b.best_iteration)
+        return
+    where = np.searchsorted(b.history["val_iteration"], a.history["val_iteration"])
+    assert np.array_equal(b.history["val_iteration"][where], a.history["val_iteration"])
+    for key in ("val_bpc", "train_bpc"):
+        assert np.array_equal(b.history[key][where], a.history[key], equal_nan=True), key
 
 
 def progress_lines(stdout):
@@ -94,7 +106,8 @@ def progress_lines(stdout):
 def timing_free(stdout):
     """The output without the lines that differ between identical runs."""
     return [line for line in stdout.splitlines()
-            if not line.startswith(("speed:", "checkpoint:"))]
+            if not line.startswith(("speed:", "checkpoint:", "saving to", "sample from it:",
+                                    "best validation:"))]
 
 
 @pytest.fixture(scope="module")
@@ -146,15 +159,26 @@ def test_train_output_format(texts, trained):
     assert m and math.isclose(float(m.group(2)), float(m.group(1)) / 16 / math.log(2), rel_tol=1e-3)
     ckpt = load_checkpoint(ckpt_path)
     assert float(m.group(1)) == pytest.approx(ckpt.smooth_loss, abs=1e-6)
-    m = re.search(r"^bits per character: train (\S+) \((\d+) characters\), "
-                  r"validation (\S+) \((\d+) characters\)$", out, re.M)
+    m = re.search(r"^bits per character, continuing from the trained state: train (\S+) "
+                  r"\(last (\d+) training characters\), validation (\S+) "
+                  r"\(first (\d+) held-out characters\)$", out, re.M)
     n_train = len(text) - n_val
-    assert m and int(m.group(2)) == n_train - 1 and int(m.group(4)) == n_val - 1
-    for measured, part in ((m.group(1), ids[:n_train]), (m.group(3), ids[n_train:])):
-        expected = ckpt.model.loss(part[:-1], part[1:], None) / (part.size - 1) / math.log(2)
-        assert float(measured) == pytest.approx(expected, abs=1e-4)
+    assert m and int(m.group(2)) == min(n_train - 1, 10_000) and int(m.group(4)) == n_val
+    scores = evaluate(ckpt.model, ids, n_train, ckpt.hidden)  # from the saved state
+    assert float(m.group(1)) == pytest.approx(scores.train_bpc, abs=1e-4)
+    assert float(m.group(3)) == pytest.approx(scores.val_bpc, abs=1e-4)
+    assert ckpt.history["val_iteration"][-1] == 300 and ckpt.history["val_bpc"][-1] == scores.val_bpc
+    # the best model kept beside the checkpoint scores what the summary says
+    m = re.search(r"^best validation: (\S+) bits/char at iteration (\d+), kept in (\S+)$", out, re.M)
+    assert m and m.group(3) == str(texts / "en.best.npz")
+    best = load_checkpoint(m.group(3))
+    assert best.iteration == int(m.group(2)) == ckpt.best_iteration
+    assert best.best_val_bpc == ckpt.best_val_bpc == min(ckpt.history["val_bpc"])
+    assert evaluate(best.model, ids, n_train, best.hidden).val_bpc == best.best_val_bpc
+    assert float(m.group(1)) == pytest.approx(best.best_val_bpc, abs=1e-4)
     assert re.search(r"^speed: 300 steps in \S+ s, \S+ steps/s$", out, re.M)
-    assert lines[-1] == f"checkpoint: {ckpt_path} (iteration 300)"
+    assert f"checkpoint: {ckpt_path} (iteration 300)" in lines
+    assert lines[-1] == f"sample from it: python -m charrnn_ext.sample {ckpt_path}"
     assert ckpt.iteration == 300 and ckpt.model.hidden_size == 12
 
 
@@ -294,7 +318,7 @@ def test_small_validation_split_disables_validation(tmp_path):
     assert "validation disabled" in out1 and "val:" not in out1
     assert rc2 == 0, err2
     assert "validating on the last 2" in out2 and "validation " in out2
-    assert re.search(r"validation \d+\.\d+ \(1 characters\)$", out2, re.M)
+    assert re.search(r"validation \d+\.\d+ \(first 2 held-out characters\)$", out2, re.M)
     assert "iter 5, loss:" in out2 and ", val: " in out2
 
 
@@ -336,7 +360,7 @@ def test_resume_is_bit_identical(texts, tmp_path):
     assert b.iteration == 240
     n_train = b.data_size - int(b.data_size * 0.05)
     assert 120 * 16 < n_train < 240 * 16  # the data pass wraps (resets h) after the resume
-    assert_same_state(a, b)
+    assert_same_state(a, b, resumed=True)
     assert progress_lines(first) + progress_lines(second) == progress_lines(straight)
 
 
@@ -388,7 +412,8 @@ def test_ctrl_c_saves_a_resumable_checkpoint(texts, tmp_path):
          "--sample-every", 1000, "--eval-every", 10**6, "--checkpoint", "straight.npz"),
     ], cwd=tmp_path)
     assert rc1 == rc2 == 0, e1 + e2
-    assert_same_state(load_checkpoint(tmp_path / "int.npz"), load_checkpoint(tmp_path / "straight.npz"))
+    assert_same_state(load_checkpoint(tmp_path / "straight.npz"), load_checkpoint(tmp_path / "int.npz"),
+                      resumed=True)
 
 
 def test_divergence_keeps_the_last_good_checkpoint(texts, trained, tmp_path):
@@ -580,7 +605,7 @@ def test_plot(texts, tmp_path):
     rc, out, err = run_cli("train", texts / "en.txt", *TINY, "--iters", 200, "--sample-every", 50,
                            "--eval-every", 50, "--plot", "loss.png", cwd=tmp_path)
     assert rc == 0, err
-    assert out.splitlines()[-1] == "plot: loss.png"
+    assert "plot: loss.png" in out.splitlines()
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rc, _, err = run_cli("train", texts / "en.txt", "--plot", "loss.xyz", cwd=tmp_path)
     assert rc == 2 and "unknown image type '.xyz'" in err
@@ -638,16 +663,29 @@ def test_sample_bad_input(trained, tmp_path):
         assert message in err, (job, err)
 
 
-def test_long_splits_are_measured_on_spread_windows():
-    """Bits per character of a long split come from 10 evenly spaced windows
-    (about VAL_MAX_CHARS predictions in all), start and end included."""
-    from charrnn_ext import defaults
-    from charrnn_ext.train import _predictions, _probe
+def test_evaluation_is_a_continuation_of_the_training_text():
+    """evaluate(): from the given state, read the warm-up, score the last
+    training characters, then go on into the held-out prefix, in one pass
+    (equal to scoring the concatenated spans step by step)."""
+    from charrnn_ext import evaluate
 
-    ids = np.arange(100_000, dtype=np.int32)
-    windows = _probe(ids)
-    assert len(windows) == 10 and _predictions(windows) == defaults.VAL_MAX_CHARS
-    assert windows[0][0] == 0 and windows[-1][-1] == ids[-1]
-    assert all(np.all(np.diff(w) == 1) for w in windows)  # contiguous windows
-    short = ids[:defaults.VAL_MAX_CHARS + 1]
-    assert len(_probe(short)) == 1 and _probe(short)[0] is short
+    rng = np.random.default_rng(0)
+    V, H = 7, 6
+    model = CharRNN(V, H, seed=2)
+    ids = rng.integers(0, V, 400).astype(np.int32)
+    h0 = rng.standard_normal((H, 1)) * 0.5
+    n_train = 300
+    s = evaluate(model, ids, n_train, h0, warmup=40, train_chars=50, val_chars=30)
+    assert (s.train_chars, s.val_chars) == (50, 30)
+    # the same by hand: inputs ids[209:249] warm up, ids[249:299] -> targets ids[250:300],
+    # then ids[299:329] -> targets ids[300:330]
+    h = model.advance(ids[209:249], h0)
+    train_nats, h = model.loss(ids[249:299], ids[250:300], h, return_hidden=True)
+    val_nats = model.loss(ids[299:329], ids[300:330], h)
+    assert s.train_bpc == pytest.approx(train_nats / 50 / math.log(2), rel=1e-12)
+    assert s.val_bpc == pytest.approx(val_nats / 30 / math.log(2), rel=1e-12)
+    # the starting state matters (it is the state training carried), and short texts clamp
+    assert evaluate(model, ids, n_train, None, warmup=0) != evaluate(model, ids, n_train, h0, warmup=0)
+    short = evaluate(model, ids, n_train, h0, warmup=10**6, train_chars=10**6, val_chars=10**6)
+    assert (short.train_chars, short.val_chars) == (n_train - 1, 100)
+    assert evaluate(model, ids, ids.size, h0).val_bpc is None

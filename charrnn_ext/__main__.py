@@ -1,0 +1,28 @@
+"""``python -m charrnn_ext``: list the commands."""
+import sys
+
+from . import __version__
+
+USAGE = f"""\
+charrnn_ext {__version__}: Karpathy's min-char-rnn, a character-level RNN, on a fast Cython core.
+
+commands:
+  python -m charrnn_ext.train [input.txt]   train a model (charrnn-train); without a file,
+                                            on a built-in demo corpus
+  python -m charrnn_ext.sample MODEL.npz    generate text from a trained model (charrnn-sample)
+
+Each command explains itself with --help and tells its version with --version.
+"""
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("--version", "-V"):
+        print(f"charrnn_ext {__version__}")
+        return 0
+    print(USAGE, end="")
+    return 0 if not argv or argv[0] in ("-h", "--help") else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
