@@ -133,7 +133,7 @@ def run(main, argv, prog: str) -> int:
 def _flush_quietly() -> None:
     try:
         sys.stdout.flush()
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # AttributeError: no stdout at all (>&-)
         pass
 
 
@@ -232,45 +232,46 @@ def check_distinct_paths(outputs: dict, inputs: dict, allowed=()) -> None:
                                f"name different files")
 
 
-def _cgroup_limit() -> int | None:
+def cgroup_room(proc_cgroup: str = "/proc/self/cgroup",
+                cgroup_root: str = "/sys/fs/cgroup") -> int | None:
     """Bytes this process may still allocate under its cgroup's memory limit
-    (cgroup v2 memory.max, or v1 memory.limit_in_bytes, minus current use);
-    None where there is no limit or no cgroup."""
+    (cgroup v2 memory.max, or v1 memory.limit_in_bytes, minus current use),
+    the smallest over the cgroup and the hierarchy's root; None where there is
+    no limit or no cgroup."""
     try:
-        with open("/proc/self/cgroup") as f:
+        with open(proc_cgroup) as f:
             entries = [line.rstrip("\n").split(":", 2) for line in f]
     except OSError:
         return None
-    candidates = []
+    candidates = []  # (directory, limit file, usage file)
     for entry in entries:
         if len(entry) != 3:
             continue
         _, controllers, rel = entry
-        if controllers == "":  # v2
-            base = os.path.join("/sys/fs/cgroup", rel.lstrip("/"))
-            candidates.append((base, "memory.max", "memory.current"))
-            candidates.append(("/sys/fs/cgroup", "memory.max", "memory.current"))
-        elif "memory" in controllers.split(","):  # v1
-            for root in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/memory,cpuacct"):
-                candidates.append((os.path.join(root, rel.lstrip("/")), "memory.limit_in_bytes",
-                                   "memory.usage_in_bytes"))
-                candidates.append((root, "memory.limit_in_bytes", "memory.usage_in_bytes"))
-    best = None
+        if controllers == "":  # v2: one unified hierarchy
+            for base in (os.path.join(cgroup_root, rel.lstrip("/")), cgroup_root):
+                candidates.append((base, "memory.max", "memory.current"))
+        elif "memory" in controllers.split(","):  # v1: the memory controller's hierarchy
+            for root in (os.path.join(cgroup_root, "memory"), cgroup_root):
+                for base in (os.path.join(root, rel.lstrip("/")), root):
+                    candidates.append((base, "memory.limit_in_bytes", "memory.usage_in_bytes"))
+    room = None
     for base, limit_name, usage_name in candidates:
         try:
             with open(os.path.join(base, limit_name)) as f:
-                limit = f.read().strip()
-            if limit == "max":
+                text = f.read().strip()
+            if text == "max":
+                continue
+            limit = int(text)
+            if limit >= 2**60:  # v1 writes "no limit" as a huge number
                 continue
             with open(os.path.join(base, usage_name)) as f:
                 usage = int(f.read().strip())
-            room = max(int(limit) - usage, 0)
         except (OSError, ValueError):
             continue
-        if int(limit) >= 2**60:  # v1's "no limit"
-            continue
-        best = room if best is None else min(best, room)
-    return best
+        left = max(limit - usage, 0)
+        room = left if room is None else min(room, left)
+    return room
 
 
 def available_memory() -> int | None:
@@ -291,7 +292,7 @@ def available_memory() -> int | None:
             host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         except (AttributeError, ValueError, OSError):  # not POSIX
             host = None
-    limit = _cgroup_limit()
+    limit = cgroup_room()
     if host is None:
         return limit
     return host if limit is None else min(host, limit)

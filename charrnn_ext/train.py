@@ -504,7 +504,7 @@ class _Output:
 
 def _progress_bar(total: int, initial: int):
     """tqdm's bar on stderr when it is a terminal, else None. A terminal that
-    reports no width (0 x 0, as some consoles do) gets 80 columns."""
+    reports no size (0 x 0, as some consoles do) gets 80 x 24."""
     try:
         if not sys.stderr.isatty():
             return None
@@ -512,10 +512,11 @@ def _progress_bar(total: int, initial: int):
         return None
     from tqdm import tqdm
     try:
-        width = os.get_terminal_size(sys.stderr.fileno()).columns
+        size = os.get_terminal_size(sys.stderr.fileno())
     except (OSError, ValueError):
-        width = 0
-    sizing = {"dynamic_ncols": True} if width > 0 else {"ncols": 80}
+        size = os.terminal_size((0, 0))
+    # tqdm draws nothing on a terminal of 0 columns or 0 rows
+    sizing = {"dynamic_ncols": True} if min(size) > 0 else {"ncols": 80, "nrows": 24}
     return tqdm(total=total, initial=initial, unit="it", mininterval=0.2, file=sys.stderr,
                 **sizing)
 
@@ -575,7 +576,6 @@ def _main(argv) -> int:
         print(f"{args.resume} is at iteration {resumed.iteration}, already at or past "
               f"--iters {cfg['iters']}: nothing to do")
         return 0
-    Figure = _prepare_plot(args.plot) if args.plot is not None else None
     text = _load_data(args, cfg, resumed)
     ckpt_path, lock = _take_checkpoint_path(args, args.keep_best)
     try:
@@ -585,6 +585,7 @@ def _main(argv) -> int:
             inputs={"the input text": args.input if args.input != "-" else None,
                     "--resume": args.resume},
             allowed=(("--checkpoint", "--resume"),))
+        Figure = _prepare_plot(args.plot) if args.plot is not None else None
         return _train(args, cfg, resumed, text, ckpt_path, Figure)
     finally:
         lock.release()

@@ -10,7 +10,11 @@ Nothing here reads /work/shared/data: the "real-looking" texts are generated.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -212,3 +216,32 @@ __all__ = [
     "random_memory", "random_chunk", "copy_dict", "english_like_text", "cjk_text",
     "data_pass", "reference_hidden_after", "reference_probs", "reference",
 ]
+
+
+# ---------------------------------------------------------------------------
+# the command-line tools, run as subprocesses
+# ---------------------------------------------------------------------------
+
+ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "COLUMNS")}
+ENV.update(PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
+
+
+def run_cli(tool, *args, cwd, stdin=None, env=None, timeout=120):
+    """Run ``python -m charrnn_ext.<tool> args`` in cwd; returns
+    (returncode, stdout, stderr) with the streams decoded as UTF-8."""
+    proc = subprocess.run(
+        [sys.executable, "-m", f"charrnn_ext.{tool}", *map(str, args)], cwd=cwd,
+        input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True, env=env or ENV, timeout=timeout,
+    )
+    return proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8")
+
+
+def run_many(jobs, cwd):
+    """Several CLI runs at once (each is mostly interpreter start-up)."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda job: run_cli(*job, cwd=cwd), jobs))
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()

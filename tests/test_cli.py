@@ -5,17 +5,13 @@ Every run uses a temporary working directory, so the installed package (not
 the source tree) is imported, and tiny sizes (hidden 8-16, a few hundred
 iterations) on small generated English and Chinese text.
 """
-import hashlib
-import json
 import math
-import os
 import random
 import re
 import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -23,9 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from charrnn_ext import CharRNN, Vocab, evaluate, load_checkpoint, reference
 from charrnn_ext.spec import PARAM_NAMES, init_params
-
-ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "COLUMNS")}
-ENV.update(PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
+from conftest import ENV, run_cli, run_many, sha
 
 WORDS = ("the quick brown fox jumps over a lazy dog while seven small birds sing "
          "in tall green trees and old men read their morning papers").split()
@@ -47,28 +41,7 @@ def chinese_text(n_sentences=60, seed=1):
                    + rng.choice("，。！？") for _ in range(n_sentences)) + "\n"
 
 
-def run_cli(tool, *args, cwd, stdin=None, env=None, timeout=120):
-    """Run ``python -m charrnn_ext.<tool> args`` in cwd; returns
-    (returncode, stdout, stderr) with the streams decoded as UTF-8."""
-    proc = subprocess.run(
-        [sys.executable, "-m", f"charrnn_ext.{tool}", *map(str, args)], cwd=cwd,
-        input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
-        capture_output=True, env=env or ENV, timeout=timeout,
-    )
-    return proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8")
-
-
-def run_many(jobs, cwd):
-    """Several CLI runs at once (each is mostly interpreter start-up)."""
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return list(pool.map(lambda job: run_cli(*job, cwd=cwd), jobs))
-
-
 TINY = ["--hidden-size", 12, "--seq-length", 16, "--sample-length", 24]
-
-
-def sha(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def assert_same_state(a, b, resumed=False):
