@@ -24,6 +24,14 @@ def lossFun(inputs, targets, hprev, params):
     hprev is Hx1 array of initial hidden state
     returns the loss, gradients on model parameters (a dict), and last hidden state
     """
+    loss, grads, h = raw_lossFun(inputs, targets, hprev, params)
+    for dparam in grads.values():
+        np.clip(dparam, -CLIP, CLIP, out=dparam)  # clip to mitigate exploding gradients
+    return loss, grads, h
+
+
+def raw_lossFun(inputs, targets, hprev, params):
+    """lossFun without the clipping: the loss, the raw gradients, the last hidden state."""
     Wxh, Whh, Why, bh, by = (params[n] for n in PARAM_NAMES)
     vocab_size = Why.shape[0]
     xs, hs, ys, ps = {}, {}, {}, {}
@@ -53,10 +61,39 @@ def lossFun(inputs, targets, hprev, params):
         dWxh += np.dot(dhraw, xs[t].T)
         dWhh += np.dot(dhraw, hs[t - 1].T)
         dhnext = np.dot(Whh.T, dhraw)
-    for dparam in [dWxh, dWhh, dWhy, dbh, dby]:
-        np.clip(dparam, -CLIP, CLIP, out=dparam)  # clip to mitigate exploding gradients
     grads = dict(zip(PARAM_NAMES, [dWxh, dWhh, dWhy, dbh, dby]))
     return loss, grads, hs[len(inputs) - 1]
+
+
+def batch_lossFun(inputs, targets, hprev, params):
+    """B parallel streams, written as the obvious loop over min-char-rnn's lossFun.
+
+    inputs, targets: B lists of T integers (stream b reads inputs[b]);
+    hprev: (H, B) array, column b the hidden state of stream b.
+    Returns the mean over streams of each stream's summed chunk loss, the mean
+    over streams of the gradients, clipped to [-CLIP, CLIP] after averaging,
+    and the last hidden states (H, B). With B = 1 this is lossFun.
+    """
+    hprev = np.asarray(hprev, dtype=np.float64)
+    B = len(inputs)
+    hprev = hprev.reshape(-1, B)
+    losses, grads, hs = [], [], []
+    for b in range(B):
+        loss, g, h = raw_lossFun(inputs[b], targets[b], hprev[:, b:b + 1], params)
+        losses.append(loss)
+        grads.append(g)
+        hs.append(h)
+    mean = {name: sum(g[name] for g in grads) / B for name in PARAM_NAMES}
+    for dparam in mean.values():
+        np.clip(dparam, -CLIP, CLIP, out=dparam)
+    return sum(losses) / B, mean, np.hstack(hs)
+
+
+def batch_train_step(inputs, targets, hprev, params, memory, learning_rate):
+    """batch_lossFun followed by one Adagrad update."""
+    loss, grads, h = batch_lossFun(inputs, targets, hprev, params)
+    adagrad_update(params, grads, memory, learning_rate)
+    return loss, h
 
 
 def adagrad_update(params, grads, memory, learning_rate):
