@@ -47,7 +47,7 @@ import numpy as np
 from .defaults import SEQ_LENGTH
 from .model import _MAX_ELEMENTS, CharRNN, check_real_dtype
 from .spec import PARAM_NAMES
-from .vocab import Vocab
+from .vocab import _MAX_CODE_POINT, Vocab
 
 FORMAT_NAME = "charrnn_ext checkpoint"
 FORMAT_VERSION = 2
@@ -290,7 +290,7 @@ def _member_limits() -> dict:
     member needs its line here."""
     limits = {
         "format": 4 * 64, "version": 8, "smooth_loss": 8,
-        "vocab": 8 * 0x110000,                   # one per code point at most
+        "vocab": 8 * (_MAX_CODE_POINT + 1),      # one per code point at most
         "hidden": 8 * math.isqrt(_MAX_ELEMENTS),  # H * H is within the core's limit
         "state": _MAX_JSON_BYTES, "rng_state": _MAX_JSON_BYTES,
         "hyperparameters": _MAX_JSON_BYTES,
@@ -387,48 +387,54 @@ def _npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo):
         elif version == (2, 0):
             shape, _, dtype = np.lib.format.read_array_header_2_0(fp, max_header_size=_NPY_MAX_HEADER)
         else:
-            raise _Refused(f"member {info.filename} is .npy version {version}, not 1.0 or 2.0")
+            raise _Refused(f"member {info.filename!r} is .npy version {version}, not 1.0 or 2.0")
         return dtype, shape, fp.tell()
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, info: zipfile.ZipInfo) -> np.ndarray:
+    """The array of the stored member ``name``. Its data is read only once its
+    .npy header passes _check_member and needs exactly the declared size."""
+    dtype, shape, header_size = _npy_header(archive, info)
+    try:
+        nbytes = _check_member(name, dtype, shape)
+    except ValueError as exc:
+        raise _Refused(str(exc)) from None
+    if info.file_size != header_size + nbytes:
+        raise _Refused(f"member {info.filename!r} declares {info.file_size:,} bytes, "
+                       f"its header {header_size + nbytes:,}")
+    with archive.open(info) as fp:  # reads exactly file_size bytes, checking the CRC
+        return np.lib.format.read_array(fp, allow_pickle=False, max_header_size=_NPY_MAX_HEADER)
 
 
 def _read_members(archive: zipfile.ZipFile, file_size: int) -> dict:
     """The arrays of the checkpoint ``archive`` (see the invariants above)."""
-    members = {}
+    members, others = {}, []
     for info in archive.infolist():
-        name = info.filename[:-len(".npy")] if info.filename.endswith(".npy") else info.filename
+        if not info.filename.endswith(".npy"):
+            others.append(info.filename)
+            continue
+        name = info.filename[:-len(".npy")]
         if name in members:
-            raise _Refused(f"member {info.filename} appears twice")
+            raise _Refused(f"member {info.filename[:80]!r} appears twice")
         members[name] = info
     if "format" not in members:
         raise _Foreign("no format marker")
+    for info in members.values():  # stored: what is read is in the file, nothing inflates
+        if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+            raise _Refused(f"member {info.filename!r} is compressed (checkpoints are stored)")
+    fmt = _read_member(archive, "format", members["format"])
+    if fmt.dtype.kind != "U" or fmt.shape != () or str(fmt) != FORMAT_NAME:
+        raise _Foreign("no format marker")
     limits = _member_limits()
-    unknown = [info.filename for name, info in members.items()
-               if name not in limits or not info.filename.endswith(".npy")]
+    unknown = others + [info.filename for name, info in members.items() if name not in limits]
     if unknown:
         raise _Refused(f"member {unknown[0][:80]!r} is not part of the format")
-    for info in members.values():
-        if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
-            raise _Refused(f"member {info.filename} is compressed (checkpoints are stored)")
     if sum(info.file_size for info in members.values()) > file_size:
         raise _Refused("its members claim more bytes than the file holds")
-    arrays = {}
-    for name in ["format"] + [n for n in members if n != "format"]:
-        info = members[name]
-        dtype, shape, header_size = _npy_header(archive, info)
-        try:
-            nbytes = _check_member(name, dtype, shape)
-        except ValueError as exc:
-            raise _Refused(str(exc)) from None
-        if info.file_size != header_size + nbytes:
-            raise _Refused(f"member {info.filename} declares {info.file_size:,} bytes, "
-                           f"its header {header_size + nbytes:,}")
-        with archive.open(info) as fp:  # reads exactly file_size bytes, checking the CRC
-            arrays[name] = np.lib.format.read_array(fp, allow_pickle=False,
-                                                    max_header_size=_NPY_MAX_HEADER)
-        if name == "format":
-            fmt = arrays["format"]
-            if fmt.dtype.kind != "U" or fmt.shape != () or str(fmt) != FORMAT_NAME:
-                raise _Foreign("no format marker")
+    arrays = {"format": fmt}
+    for name, info in members.items():
+        if name != "format":
+            arrays[name] = _read_member(archive, name, info)
     return arrays
 
 
