@@ -9,7 +9,8 @@ loading a file from a stranger cannot run code. Members:
     vocab             uint32 (V,)  code points of the vocabulary, sorted
     params.<name>     float64      Wxh (H,V), Whh (H,H), Why (V,H), bh (H,1), by (V,1)
     memory.<name>     float64      the Adagrad memory, same shapes
-    hidden            float64 (H,) hidden state carried into the next step
+    hidden            float64 (H, B) hidden states carried into the next step,
+                                   one column per stream (version 1: (H,))
                                    (sampling starts from it: the model has
                                    rarely seen a zero state)
     smooth_loss       float64      the smoothed loss
@@ -97,8 +98,9 @@ class Checkpoint:
     to step, and what a checkpoint file holds.
 
     ``model`` (a CharRNN with its Adagrad memory) and ``vocab`` are what the
-    sampler needs, with ``hidden`` (H, 1), the hidden state carried by
-    training (sampling and evaluation start from it); the rest lets
+    sampler needs, with ``hidden`` (H, B), the hidden states carried by
+    training, one column per stream (sampling and evaluation start from
+    stream 0's); the rest lets
     ``python -m charrnn_ext.train --resume`` continue bit-identically:
     ``iteration`` (steps done), ``position`` (the data pointer p of the next
     chunk), ``smooth_loss`` (None: the loss of a uniform guess over a chunk,
@@ -191,7 +193,7 @@ def _arrays(ckpt: Checkpoint) -> dict:
         "format": np.array(FORMAT_NAME),
         "version": np.array(FORMAT_VERSION, dtype=np.int64),
         "vocab": codes.astype(np.uint32),
-        "hidden": np.asarray(ckpt.hidden, dtype=np.float64).reshape(-1),
+        "hidden": np.asarray(ckpt.hidden, dtype=np.float64).reshape(model.hidden_size, -1),
         "smooth_loss": np.array(ckpt.smooth_loss, dtype=np.float64),
         "state": _json_array({
             "iteration": int(ckpt.iteration),
@@ -291,7 +293,7 @@ def _member_limits() -> dict:
     limits = {
         "format": 4 * 64, "version": 8, "smooth_loss": 8,
         "vocab": 8 * (_MAX_CODE_POINT + 1),      # one per code point at most
-        "hidden": 8 * math.isqrt(_MAX_ELEMENTS),  # H * H is within the core's limit
+        "hidden": 8 * _MAX_ELEMENTS,             # H * B, one state per stream
         "state": _MAX_JSON_BYTES, "rng_state": _MAX_JSON_BYTES,
         "hyperparameters": _MAX_JSON_BYTES,
     }
@@ -608,9 +610,14 @@ def _parse(arrays: dict) -> Checkpoint:
         raise ValueError(f"the parameters are for {model.vocab_size} characters, "
                          f"the vocabulary has {len(vocab)}")
     H = model.hidden_size
-    hidden = _get(arrays, "hidden", "f", 1)
-    if hidden.shape != (H,) or not np.all(np.isfinite(hidden)):
-        raise ValueError(f"'hidden' must be {H} finite numbers")
+    hidden = _get(arrays, "hidden", "f")
+    if hidden.ndim == 1:          # version 1, or one stream
+        hidden = hidden.reshape(-1, 1)
+    if hidden.ndim != 2 or hidden.shape[0] != H or hidden.shape[1] < 1:
+        raise ValueError(f"'hidden' must be (H, streams) = ({H}, B), got shape {hidden.shape}")
+    hidden = np.array(hidden, dtype=np.float64, order="C")
+    if not np.all(np.isfinite(hidden)):
+        raise ValueError("'hidden' holds NaN or infinite values")
     smooth_loss = float(_get(arrays, "smooth_loss", "f", 0))
     if not math.isfinite(smooth_loss):
         raise ValueError("the smoothed loss is not finite")
@@ -657,7 +664,7 @@ def _parse(arrays: dict) -> Checkpoint:
             history.setdefault(key, np.full(size or 0, np.nan))
     return Checkpoint(
         model=model, vocab=vocab, iteration=iteration, position=position,
-        hidden=np.array(hidden, dtype=np.float64).reshape(H, 1), smooth_loss=smooth_loss,
+        hidden=hidden, smooth_loss=smooth_loss,
         rng=rng, hyperparameters=hyperparameters, history=history,
         data_size=data_size, data_crc32=data_crc32, core=core,
         best_val_bpc=best_val_bpc, best_iteration=best_iteration,
