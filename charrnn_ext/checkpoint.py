@@ -1,8 +1,8 @@
 """Training checkpoints: everything needed to continue a run, as plain data.
 
 A checkpoint is an uncompressed ``.npz`` archive (``np.savez``) of numeric and
-string arrays only: it is read with ``np.load(..., allow_pickle=False)``, so
-loading a file from a stranger cannot run code. Members:
+string arrays only, read member by member from their ``.npy`` headers (never
+pickle), so loading a file from a stranger cannot run code. Members:
 
     format            str    FORMAT_NAME (identifies the file)
     version           int64  FORMAT_VERSION
@@ -27,6 +27,12 @@ loading a file from a stranger cannot run code. Members:
 
 Version 1 files (no best score, no interval sums, no history.interval_bpc /
 history.train_bpc) still load: the missing curves read as NaN.
+
+Members are stored uncompressed (np.savez); a compressed member, a member the
+format does not define, or one larger than its shape and the model's limits
+allow is refused before anything is decompressed or allocated, so loading
+takes time and memory bounded by the file's size. Saving runs the loader's
+own checks on what it writes, so a saved file always loads.
 
 Files are written atomically (a temporary file in the same directory, then
 ``os.replace``), so a crash or Ctrl-C while saving leaves the previous
