@@ -1,10 +1,14 @@
-"""Build the Cython core ``charrnn_ext._core`` (all metadata lives in pyproject.toml).
+"""Build the extension modules of charrnn_ext (all metadata lives in pyproject.toml).
 
-On x86-64 the same source, src/_core.pyx, is also compiled for the
-x86-64-v3 (AVX2 + FMA) and x86-64-v4 (AVX-512) instruction sets as
-``_core_x86_64_v3`` / ``_core_x86_64_v4``; ``charrnn_ext._dispatch`` picks the
-best one the CPU supports at import time. The wheel stays portable: the
-baseline module needs nothing beyond the platform's baseline ISA.
+``charrnn_ext._core`` (src/_core.pyx) is the numerical core. On x86-64 the
+same source is also compiled for the x86-64-v3 (AVX2 + FMA) and x86-64-v4
+(AVX-512) instruction sets, as the variants ``_core_x86_64_v3`` /
+``_core_x86_64_v4``; ``charrnn_ext._dispatch`` picks the best variant the CPU
+supports at import time. The wheel stays portable: the baseline variant needs
+nothing beyond the platform's baseline ISA.
+
+``charrnn_ext._text`` (src/_text.pyx), the text encoder of charrnn_ext.vocab,
+is built once: it has no variants.
 """
 import os
 import sys
@@ -23,6 +27,7 @@ except ImportError:  # older setuptools
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORE_SOURCE = os.path.join("src", "_core.pyx")
+TEXT_SOURCE = os.path.join("src", "_text.pyx")
 
 if sys.platform == "win32":
     base_args = ["/O2", "/fp:precise"]
@@ -60,14 +65,17 @@ def no_openmp_requested() -> bool:
 
 
 class BuildExt(build_ext):
-    """build_ext that adds OpenMP flags where the compiler actually in use
-    ($CC, CFLAGS, ... as setuptools configured it) compiles and links an
-    OpenMP program. Without OpenMP (e.g. Apple clang, or CHARRNN_EXT_NO_OPENMP=1)
-    the core runs its output-layer stripes on one thread, with the same results."""
+    """build_ext that adds OpenMP flags to the core's variants where the
+    compiler actually in use ($CC, CFLAGS, ... as setuptools configured it)
+    compiles and links an OpenMP program. Without OpenMP (e.g. Apple clang, or
+    CHARRNN_EXT_NO_OPENMP=1) the core runs its output-layer stripes on one
+    thread, with the same results."""
 
     def build_extensions(self):
         compile_args, link_args = self.openmp_flags()
         for ext in self.extensions:
+            if not ext.name.startswith("charrnn_ext._core"):
+                continue
             ext.extra_compile_args = list(ext.extra_compile_args or []) + compile_args
             ext.extra_link_args = list(ext.extra_link_args or []) + link_args
         super().build_extensions()
@@ -95,7 +103,8 @@ common = dict(
     include_dirs=[np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
 )
-extensions = [Extension("charrnn_ext._core", [CORE_SOURCE], extra_compile_args=base_args, **common)]
+extensions = [Extension("charrnn_ext._core", [CORE_SOURCE], extra_compile_args=base_args, **common),
+              Extension("charrnn_ext._text", [TEXT_SOURCE], extra_compile_args=base_args, **common)]
 for name, flags in variants.items():
     extensions.append(Extension(f"charrnn_ext._core_{name}", [variant_source(name)],
                                 extra_compile_args=base_args + flags, **common))

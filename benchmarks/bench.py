@@ -176,7 +176,7 @@ class Bench:
             ["Python", f"{platform.python_version()} ({platform.python_implementation()})"],
             ["numpy / scipy / threadpoolctl", f"{np.__version__} / {scipy.__version__} / {threadpoolctl.__version__}"],
             ["charrnn_ext", f"{charrnn_ext.__version__} from `{Path(charrnn_ext.__file__).parent}`"],
-            ["core build / threads", f"{_dispatch.variant}, OpenMP {'yes' if _dispatch.core.has_openmp() else 'no'}; "
+            ["core variant / threads", f"{_dispatch.variant}, OpenMP {'yes' if _dispatch.core.has_openmp() else 'no'}; "
                                      f"{charrnn_ext.get_num_threads()} threads by default; output layer in "
                                      f"{_dispatch.core.stripe_count(self.corpus('SMALL').V, self.corpus('SMALL').hidden)} stripe(s) at SMALL, "
                                      f"{_dispatch.core.stripe_count(self.corpus('LARGE').V, self.corpus('LARGE').hidden)} at LARGE"],

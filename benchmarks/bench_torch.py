@@ -296,7 +296,7 @@ def main(argv=None) -> int:
                   f"OpenMP: {torch.backends.openmp.is_available()})"],
         ["torch threads (default: intra-op / inter-op)",
          f"{torch_default_threads} / {torch.get_num_interop_threads()}"],
-        ["charrnn_ext", f"{charrnn_ext.__version__} (core build `{variant}`) from "
+        ["charrnn_ext", f"{charrnn_ext.__version__} (core variant `{variant}`) from "
                         f"`{Path(charrnn_ext.__file__).parent}`"],
         ["data directory", f"`{data_dir}`" + ("" if data_dir.is_dir() else " (missing: texts are generated)")],
     ]))

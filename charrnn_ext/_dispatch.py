@@ -1,6 +1,6 @@
-"""Pick the fastest build of the Cython core that this CPU can run.
+"""Pick the fastest variant of the Cython core that this CPU can run.
 
-The wheel carries ``_core`` (portable baseline) and, on x86-64,
+The wheel carries the variants ``_core`` (portable baseline) and, on x86-64,
 ``_core_x86_64_v3`` (AVX2 + FMA) and ``_core_x86_64_v4`` (AVX-512), all
 compiled from the same ``src/_core.pyx``. Set ``CHARRNN_EXT_CORE`` to
 ``baseline``, ``x86_64_v3`` or ``x86_64_v4`` to force one.
@@ -29,7 +29,7 @@ def _cpu_features() -> dict:
 
 
 def available_variants() -> list:
-    """The core builds importable here and runnable on this CPU, best first."""
+    """The core's variants importable here and runnable on this CPU, best first."""
     features = _cpu_features()
     found = []
     for name, needs in _REQUIREMENTS.items():
@@ -98,9 +98,8 @@ def _thread_count(n, what: str) -> int:
 
 
 def _apply_threads() -> None:
-    # OpenBLAS threads started inside the core's threads multiply: a LARGE
-    # step took 25 ms with 2 x 2 threads against 2.5 ms with 2 core threads
-    # and 1 BLAS thread. A multithreaded BLAS therefore gets the cores alone.
+    # OpenBLAS threads started inside the core's threads multiply (measured:
+    # benchmarks/README.md), so a multithreaded BLAS gets the cores alone.
     core.set_num_threads(1 if _state["blas"] > 1 else _state["requested"])
 
 
@@ -109,8 +108,8 @@ def set_blas_threads(n: int) -> None:
 
     charrnn_ext sets it to 1 on import (override with the environment variable
     CHARRNN_EXT_BLAS_THREADS): the step's matrices are small (T = 25-30 rows),
-    where OpenBLAS's threads cost far more than they bring (a LARGE step took
-    ~20 ms with 2 threads against ~5 ms with 1 on a 2-core machine); the core
+    where OpenBLAS's threads cost far more than they bring (measured in
+    benchmarks/README.md); the core
     spreads a large output layer over its own threads instead (set_num_threads),
     and uses only one of its own while the BLAS has more than one. numpy's own
     BLAS, which the numpy reference uses, is left alone.

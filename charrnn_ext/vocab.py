@@ -1,13 +1,13 @@
 """The character vocabulary: sorted distinct characters <-> integer ids.
 
-Building and encoding run in the Cython core, one pass over the string's own
-buffer (no Python loop per character, no UTF-32 copy).
+Building and encoding run in Cython (charrnn_ext._text), one pass over the
+string's own buffer (no Python loop per character, no UTF-32 copy).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ._dispatch import core as _core
+from ._text import encode_text, mark_code_points
 
 _MAX_CODE_POINT = 0x10FFFF
 
@@ -16,7 +16,7 @@ def _as_str(text) -> str:
     if type(text) is str:
         return text
     if isinstance(text, str):
-        return str(text)  # a str subclass: the core reads plain str buffers
+        return str(text)  # a str subclass: the encoder reads plain str buffers
     raise TypeError(f"text must be str, not {type(text).__name__}")
 
 
@@ -54,7 +54,7 @@ class Vocab:
         if not text:
             raise ValueError("cannot build a vocabulary from empty text")
         marks = np.zeros(_MAX_CODE_POINT + 1, dtype=np.uint8)
-        _core.mark_code_points(text, marks)
+        mark_code_points(text, marks)
         present = np.flatnonzero(marks)
         return cls(_from_code_points(present))
 
@@ -79,7 +79,7 @@ class Vocab:
         """
         text = _as_str(text)
         ids = np.empty(len(text), dtype=np.int32)
-        bad = _core.encode_text(text, self._lookup, ids)
+        bad = encode_text(text, self._lookup, ids)
         if bad >= 0:
             ch = text[bad]
             raise ValueError(

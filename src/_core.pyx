@@ -1,29 +1,42 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # cython: initializedcheck=False, nonecheck=False
-"""Cython core of charrnn_ext: one tanh-RNN training step (forward, BPTT,
-clipping, Adagrad), forward-only loss and sampling, over C-contiguous float64
-buffers with the GIL released.
+"""The core of charrnn_ext: min-char-rnn's training step, forward-only loss
+and sampling, over C-contiguous float64 arrays with the GIL released.
 
 Shapes (H = hidden size, V = vocabulary size, T = chunk length):
     Wxh (H, V)   Whh (H, H)   Why (V, H)   bh (H,)   by (V,)
-The same shapes hold for the Adagrad memory (m*) and the gradients (d*).
+The Adagrad memory (m*) and the gradients (d*) have the same shapes.
 
-The Python layer (``charrnn_ext.model``) validates everything handed down:
-bounds checking is off here, so ids must already be in [0, V).
+The file reads like llm.c's train_gpt2.c: vectorisable math first; then the
+layer kernels, free ``noexcept nogil`` functions on raw pointers, in
+forward/backward pairs named for their layer, each opening with its shapes:
 
-Work buffers live in ``Workspace`` and are allocated only when the chunk
-length grows past the current capacity, never per step.
+    rnn_step                    one step of the recurrence (training, advance, sample)
+    rnn_forward / rnn_backward  input column of Wxh + tanh recurrence, over a chunk
+    output_forward / output_backward
+                                softmax output layer + cross-entropy, over a chunk
+    output_backward_update      output_backward with the clipping and Adagrad
+                                update of Why fused in, block by block
+    clip, adagrad               the update (clip_columns, adagrad_columns: Wxh)
+    output_step, draw_id        sampling
 
-Arithmetic follows the best numerical practice rather than the seed's
-spelling: the input layer is a column lookup of Wxh; only the recurrence is
-sequential, the output layer and dWhy, Why^T dY, dWhh are one matrix product
-each over all T steps (BLAS dgemm from scipy); the Wxh gradient, clipping and
-Adagrad touch only the columns of characters present in the chunk; softmax
-subtracts the row maximum. The recurrence uses Whh transposed (refreshed from
-Whh at every call, so that params changed in place by the caller are seen),
-which turns Whh @ h into contiguous, vectorisable row updates.
+and last the Workspace, which owns the work buffers and whose entry points run
+the kernels: train_step is forward -> backward -> clip -> update.
+
+Invariants the kernels rely on:
+  * ids are in [0, V): the Python layer (charrnn_ext.model) validates every
+    array it hands down, and bounds checking is off here;
+  * the input layer is a column lookup of Wxh, never a one-hot product;
+    dWxh is zero outside the columns of the ids of the last chunk;
+  * the output layer runs in a fixed number of stripes of rows of Why
+    (stripe_count); partial results are combined in stripe order, so results
+    are the same bit for bit with any number of threads;
+  * the recurrence reads Whh transposed (WhhT), copied from Whh at every
+    entry, so that parameters changed in place by the caller are seen.
 """
 import numpy as np
+
+from charrnn_ext.defaults import ADAGRAD_EPS, CLIP
 
 from libc.math cimport INFINITY, log, sqrt
 from libc.string cimport memcpy, memset
@@ -49,15 +62,12 @@ cdef extern from *:
 ctypedef double f64
 ctypedef int i32
 
-cdef f64 CLIP = 5.0
-cdef f64 ADAGRAD_EPS = 1e-8
 cdef int LOSS_BLOCK = 256     # steps per block of the forward-only loss
-cdef int OUTPUT_BLOCK = 128   # rows of Why per block of the fused output-layer update
-cdef int SAMPLE_BLOCK = 512   # columns of Why^T per block of the sampling matvec
+cdef int OUTPUT_BLOCK = 128   # rows of Why per block of output_backward(_update)
+cdef int SAMPLE_BLOCK = 512   # columns of Why^T per block of output_step
 # The output layer (the V rows of Why and by) is split into a fixed number of
 # stripes of rows, which threads may share out. The split depends only on the
-# layer's size, never on the thread count, and partial results are combined
-# in stripe order: results are the same bit for bit with any number of threads.
+# layer's size, never on the thread count.
 cdef int MAX_STRIPES = 4
 cdef Py_ssize_t STRIPE_MIN_ELEMENTS = 131072   # V * H below this: one stripe, no threads
 
@@ -104,10 +114,23 @@ def stripe_count(Py_ssize_t vocab_size, Py_ssize_t hidden_size):
     return <int> max(1, min(MAX_STRIPES, by_size))
 
 
+cdef inline int stripe_lo(int s, int S, int V) noexcept nogil:
+    """First row of stripe s of S over V rows (stripe_lo(S, S, V) == V)."""
+    return <int> ((<Py_ssize_t> s * V) // S)
+
+
+cdef inline int stripe_threads(int S) noexcept nogil:
+    """Threads for S stripes: num_threads, at most one per stripe and at most
+    the calling thread's OpenMP limit."""
+    cdef int n = num_threads if num_threads < S else S
+    cdef int limit = omp_max_threads()
+    return n if n < limit else (limit if limit > 1 else 1)
+
+
 # ---------------------------------------------------------------------------
 # branch-free exp and tanh that the compiler can vectorise (glibc's scalar
-# exp and tanh cost ~11 ns and ~28 ns per call and dominated the step).
-# Both are accurate to a few ulp (tested against numpy in tests/).
+# exp and tanh are not vectorised). Both are accurate to a few ulp (tested
+# against numpy in tests/test_parity.py).
 # ---------------------------------------------------------------------------
 
 cdef union Bits:
@@ -187,7 +210,7 @@ def _tanh(const f64[::1] x, f64[::1] out):
 
 
 # ---------------------------------------------------------------------------
-# small BLAS-like helpers (nogil)
+# sums, maxima and matrix products (nogil)
 # ---------------------------------------------------------------------------
 
 cdef inline f64 row_sum(const f64 *a, int n) noexcept nogil:
@@ -223,24 +246,6 @@ cdef inline f64 row_max(const f64 *a, int n) noexcept nogil:
     for k in range(1, 8):
         m[0] = m[k] if m[k] > m[0] else m[0]
     return m[0]
-
-
-cdef inline f64 softmax_row(f64 *p, const f64 *by, int n, int target) noexcept nogil:
-    """p (n,) holds W h; turn it into softmax(p + by) in place and return
-    the cross-entropy -log softmax(p + by)[target]."""
-    cdef int v
-    cdef f64 top, total, target_logit
-    for v in range(n):
-        p[v] = p[v] + by[v]
-    top = row_max(p, n)
-    target_logit = p[target] - top
-    for v in range(n):
-        p[v] = vexp(p[v] - top)
-    total = row_sum(p, n)
-    for v in range(n):
-        p[v] = p[v] / total
-    # -log softmax(target) = log(sum exp(logit - max)) - (logit_target - max)
-    return log(total) - target_logit
 
 
 cdef inline void gemm_rowmajor(char trans_a, char trans_b, int m, int n, int k,
@@ -291,7 +296,7 @@ cdef inline void matvec_t(const f64 *w, int ld, const f64 *x, f64 *y,
         i += 1
 
 
-cdef inline void transpose(const f64 *a, f64 *out, int n) noexcept nogil:
+cdef inline void transpose(f64 *out, const f64 *a, int n) noexcept nogil:
     """out (n, n) = A (n, n)^T, in 16 x 16 tiles."""
     cdef int i0, j0, i, j, i1, j1
     for i0 in range(0, n, 16):
@@ -303,502 +308,665 @@ cdef inline void transpose(const f64 *a, f64 *out, int n) noexcept nogil:
                     out[j * n + i] = a[i * n + j]
 
 
-cdef inline void clip_adagrad(f64 *param, f64 *grad, f64 *mem, Py_ssize_t n,
-                              f64 learning_rate) noexcept nogil:
-    """Clip grad (n,) to [-5, 5] in place, then Adagrad in place:
-    mem += g*g; param -= lr * g / sqrt(mem + 1e-8)."""
-    cdef Py_ssize_t i
-    cdef f64 g
-    for i in range(n):
-        g = grad[i]
-        g = CLIP if g > CLIP else (-CLIP if g < -CLIP else g)
-        grad[i] = g
-        mem[i] += g * g
-        param[i] -= learning_rate * g / sqrt(mem[i] + ADAGRAD_EPS)
+# ---------------------------------------------------------------------------
+# the recurrence: h_t = tanh(Wxh[:, x_t] + Whh h_{t-1} + bh)
+# ---------------------------------------------------------------------------
+
+cdef inline void rnn_step(f64 *h, const f64 *h_prev, int x, const f64 *Wxh,
+                          const f64 *WhhT, const f64 *bh, int H, int V) noexcept nogil:
+    """h (H,) = tanh(Wxh[:, x] + Whh h_prev + bh).
+    h_prev (H,), Wxh (H, V), WhhT (H, H) = Whh^T, bh (H,); h must not overlap h_prev."""
+    cdef int i
+    matvec_t(WhhT, H, h_prev, h, H, H)
+    for i in range(H):
+        h[i] = (Wxh[i * V + x] + h[i]) + bh[i]
+    for i in range(H):
+        h[i] = vtanh(h[i])
 
 
-cdef inline void clip_only(f64 *grad, Py_ssize_t n) noexcept nogil:
-    """Clip grad (n,) to [-5, 5] in place."""
-    cdef Py_ssize_t i
-    cdef f64 g
-    for i in range(n):
-        g = grad[i]
-        grad[i] = CLIP if g > CLIP else (-CLIP if g < -CLIP else g)
+cdef void rnn_forward(f64 *hs, const i32 *inputs, int T, const f64 *Wxh,
+                      const f64 *WhhT, const f64 *bh, int H, int V) noexcept nogil:
+    """hs (T+1, H): from hs[0] = h_prev, hs[t+1] = rnn_step(hs[t], inputs[t]).
+    inputs (T,) ids, Wxh (H, V), WhhT (H, H) = Whh^T, bh (H,)."""
+    cdef int t
+    for t in range(T):
+        rnn_step(hs + (t + 1) * H, hs + t * H, inputs[t], Wxh, WhhT, bh, H, V)
+
+
+cdef void rnn_backward(f64 *dWxh, f64 *dWhh, f64 *dbh, f64 *dhs, f64 *dh_next,
+                       const f64 *hs, const i32 *inputs, int T, const f64 *Whh,
+                       int H, int V) noexcept nogil:
+    """Backward of rnn_forward. dhs (T, H) holds dloss/dhs[1:] from the output
+    layer and becomes dh_raw, the gradient at the input of the tanh:
+        dh_raw[t] = (1 - hs[t+1]^2) * (dhs[t] + Whh^T dh_raw[t+1])
+    then dWhh (H, H) = dh_raw^T hs[:T], dbh (H,) = sum_t dh_raw[t] and
+    dWxh[:, inputs[t]] += dh_raw[t] (dWxh (H, V): the chunk's columns must be
+    zero on entry, the others are not touched).
+    hs (T+1, H) from rnn_forward, inputs (T,), Whh (H, H), dh_next (H,) scratch."""
+    cdef int t, i, x
+    cdef f64 *row
+    cdef const f64 *h_t
+    cdef f64 d
+    # the sequential part
+    memset(dh_next, 0, H * sizeof(f64))
+    for t in range(T - 1, -1, -1):
+        row = dhs + t * H
+        h_t = hs + (t + 1) * H
+        for i in range(H):
+            d = row[i] + dh_next[i]
+            row[i] = (1.0 - h_t[i] * h_t[i]) * d
+        if t > 0:
+            matvec_t(Whh, H, row, dh_next, H, H)
+    memset(dbh, 0, H * sizeof(f64))
+    for t in range(T):
+        row = dhs + t * H
+        for i in range(H):
+            dbh[i] += row[i]
+    # dWhh (H, H) = dh_raw^T (H, T) @ hs[:T] (T, H)
+    gemm_rowmajor(b'T', b'N', H, H, T, 1.0, dhs, H, hs, H, 0.0, dWhh, H)
+    for t in range(T):
+        x = inputs[t]
+        row = dhs + t * H
+        for i in range(H):
+            dWxh[i * V + x] += row[i]
+
+
+cdef int distinct_ids(i32 *present, unsigned char *seen, const i32 *ids,
+                      int n) noexcept nogil:
+    """present[:k] = the distinct ids of ids (n,) in order of first
+    appearance; returns k. seen (V,) is all zero on entry and on return."""
+    cdef int k = 0, t, x
+    for t in range(n):
+        x = ids[t]
+        if not seen[x]:
+            seen[x] = 1
+            present[k] = x
+            k += 1
+    for t in range(k):
+        seen[present[t]] = 0
+    return k
+
+
+cdef void zero_columns(f64 *a, const i32 *columns, int n_columns, int rows,
+                       int cols) noexcept nogil:
+    """a[:, columns[k]] = 0 for k < n_columns; a (rows, cols)."""
+    cdef int k, i
+    for k in range(n_columns):
+        for i in range(rows):
+            a[i * cols + columns[k]] = 0.0
 
 
 # ---------------------------------------------------------------------------
-# the workspace: views of the model's arrays plus preallocated work buffers
+# the output layer: P = softmax(hs Why^T + by), loss = -sum log P[target]
+#
+# It runs in S stripes of rows of Why (stripe s: rows stripe_lo(s) to
+# stripe_lo(s + 1)), on up to `threads` OpenMP threads. The softmax stays
+# factored between forward and backward: probs[n, lo:hi] holds
+# exp(logit - stripe max) and scale[s, n] the factor that makes it P.
 # ---------------------------------------------------------------------------
+
+cdef void output_forward_stripe(f64 *probs, f64 *top, f64 *total, f64 *target_logit,
+                                const f64 *hs, const i32 *targets, const f64 *Why,
+                                const f64 *by, int lo, int hi, int N, int H,
+                                int V) noexcept nogil:
+    """Rows lo:hi of the output layer over N states: probs[:, lo:hi] (N, hi-lo;
+    row stride V) = exp(logit - top) for logit = hs (N, H) Why[lo:hi]^T +
+    by[lo:hi]; top (N,) the stripe's largest logit, total (N,) its sum of
+    exp(logit - top), target_logit[n] (N,) set where targets[n] is in [lo, hi)."""
+    cdef int n = hi - lo, t, v, target
+    cdef f64 *row
+    cdef const f64 *b = by + lo
+    cdef f64 m
+    # logits (N, n) = hs (N, H) @ Why[lo:hi]^T (H, n): one product for all N
+    gemm_rowmajor(b'N', b'T', N, n, H, 1.0, hs, H, Why + <Py_ssize_t> lo * H, H,
+                  0.0, probs + lo, V)
+    for t in range(N):
+        row = probs + <Py_ssize_t> t * V + lo
+        for v in range(n):
+            row[v] = row[v] + b[v]
+        target = targets[t]
+        if lo <= target < hi:
+            target_logit[t] = row[target - lo]
+        m = row_max(row, n)
+        for v in range(n):
+            row[v] = vexp(row[v] - m)
+        top[t] = m
+        total[t] = row_sum(row, n)
+
+
+cdef f64 output_forward(f64 *probs, f64 *scale, f64 *stripe_max, f64 *stripe_sum,
+                        f64 *target_logit, const f64 *hs, const i32 *targets,
+                        const f64 *Why, const f64 *by, int N, int H, int V, int S,
+                        int threads) noexcept nogil:
+    """Softmax output layer and cross-entropy over N states: logits (N, V) =
+    hs (N, H) Why^T + by; returns sum_n -log softmax(logits[n])[targets[n]].
+    Leaves probs (N, V) and scale (S, N) for output_backward (P = probs *
+    scale, stripe by stripe). stripe_max, stripe_sum (S, N), target_logit (N,):
+    scratch. Stripes run on `threads` threads (1: no OpenMP region at all)."""
+    cdef int t, s, lo, hi
+    cdef f64 top, total, loss = 0.0
+    if threads > 1:
+        for s in prange(S, num_threads=threads, schedule='static', chunksize=1):
+            output_forward_stripe(probs, stripe_max + s * N, stripe_sum + s * N, target_logit,
+                                  hs, targets, Why, by, stripe_lo(s, S, V),
+                                  stripe_lo(s + 1, S, V), N, H, V)
+    else:
+        for s in range(S):
+            output_forward_stripe(probs, stripe_max + s * N, stripe_sum + s * N, target_logit,
+                                  hs, targets, Why, by, stripe_lo(s, S, V),
+                                  stripe_lo(s + 1, S, V), N, H, V)
+    # combine the stripes, in stripe order: softmax over all V
+    for t in range(N):
+        top = stripe_max[t]
+        for s in range(1, S):
+            top = stripe_max[s * N + t] if stripe_max[s * N + t] > top else top
+        total = 0.0
+        for s in range(S):
+            scale[s * N + t] = vexp(stripe_max[s * N + t] - top)
+            total += stripe_sum[s * N + t] * scale[s * N + t]
+        for s in range(S):
+            scale[s * N + t] = scale[s * N + t] / total
+        # -log softmax(target) = log(sum exp(logit - max)) - (logit_target - max)
+        loss += log(total) - (target_logit[t] - top)
+    return loss
+
+
+cdef void crossentropy_softmax_backward(f64 *dY, f64 *dby, const f64 *scale,
+                                        const i32 *targets, int lo, int hi, int N,
+                                        int V) noexcept nogil:
+    """Columns lo:hi of dY (N, V), in place over output_forward's probs:
+    dY = P - onehot(targets) with P = probs * scale (scale (N,): this stripe's
+    factors); dby[lo:hi] = sum_n dY[n, lo:hi]."""
+    cdef int n = hi - lo, t, v, target
+    cdef f64 *row
+    cdef f64 *db = dby + lo
+    cdef f64 f
+    for t in range(N):
+        row = dY + <Py_ssize_t> t * V + lo
+        f = scale[t]
+        for v in range(n):
+            row[v] = row[v] * f
+        target = targets[t]
+        if lo <= target < hi:
+            row[target - lo] -= 1.0
+    memset(db, 0, n * sizeof(f64))
+    for t in range(N):
+        row = dY + <Py_ssize_t> t * V + lo
+        for v in range(n):
+            db[v] += row[v]
+
+
+cdef inline void output_rows_backward(f64 *dh, f64 *dWhy, const f64 *dY, const f64 *hs,
+                                      const f64 *Why, int v0, int rows, int N, int H,
+                                      int V, bint accumulate) noexcept nogil:
+    """Rows v0:v0+rows of Why: dh (N, H) = dY[:, rows] (N, rows) @ Why[rows]
+    (rows, H), added to dh if accumulate; dWhy[rows] (rows, H) = dY[:, rows]^T
+    @ hs (N, H). dY (N, V), Why and dWhy (V, H)."""
+    gemm_rowmajor(b'N', b'N', N, H, rows, 1.0, dY + v0, V, Why + <Py_ssize_t> v0 * H, H,
+                  1.0 if accumulate else 0.0, dh, H)
+    gemm_rowmajor(b'T', b'N', rows, H, N, 1.0, dY + v0, V, hs, H,
+                  0.0, dWhy + <Py_ssize_t> v0 * H, H)
+
+
+cdef void output_backward_stripe(f64 *dh, f64 *dWhy, f64 *dby, f64 *dY, const f64 *scale,
+                                 const f64 *hs, const i32 *targets, const f64 *Why,
+                                 int lo, int hi, int N, int H, int V) noexcept nogil:
+    """Rows lo:hi of output_backward; this stripe's part of dY Why goes to dh (N, H)."""
+    cdef int v0 = lo, rows
+    crossentropy_softmax_backward(dY, dby, scale, targets, lo, hi, N, V)
+    while v0 < hi:
+        rows = OUTPUT_BLOCK if v0 + OUTPUT_BLOCK <= hi else hi - v0
+        output_rows_backward(dh, dWhy, dY, hs, Why, v0, rows, N, H, V, v0 != lo)
+        v0 += rows
+
+
+cdef void output_backward_update_stripe(f64 *dh, f64 *dWhy, f64 *dby, f64 *dY,
+                                        const f64 *scale, const f64 *hs,
+                                        const i32 *targets, f64 *Why, f64 *mWhy,
+                                        int lo, int hi, int N, int H, int V,
+                                        f64 learning_rate, f64 clip_bound,
+                                        f64 eps) noexcept nogil:
+    """Rows lo:hi of output_backward_update: in blocks of OUTPUT_BLOCK rows, so
+    that each block of Why comes from memory once for dh, dWhy and its update."""
+    cdef int v0 = lo, rows
+    cdef Py_ssize_t at
+    crossentropy_softmax_backward(dY, dby, scale, targets, lo, hi, N, V)
+    while v0 < hi:
+        rows = OUTPUT_BLOCK if v0 + OUTPUT_BLOCK <= hi else hi - v0
+        output_rows_backward(dh, dWhy, dY, hs, Why, v0, rows, N, H, V, v0 != lo)
+        at = <Py_ssize_t> v0 * H
+        clip(dWhy + at, rows * H, clip_bound)
+        adagrad(Why + at, mWhy + at, dWhy + at, rows * H, learning_rate, eps)
+        v0 += rows
+
+
+cdef void add_stripe_parts(f64 *dh, const f64 *dh_parts, int S,
+                           Py_ssize_t n) noexcept nogil:
+    """dh (n,) += dh_parts[s - 1] (n,) for s = 1 .. S-1, in stripe order."""
+    cdef int s
+    cdef Py_ssize_t i
+    cdef const f64 *part
+    for s in range(1, S):
+        part = dh_parts + (s - 1) * n
+        for i in range(n):
+            dh[i] = dh[i] + part[i]
+
+
+cdef void output_backward(f64 *dh, f64 *dh_parts, f64 *dWhy, f64 *dby, f64 *dY,
+                          const f64 *scale, const f64 *hs, const i32 *targets,
+                          const f64 *Why, int N, int H, int V, int S,
+                          int threads) noexcept nogil:
+    """Backward of output_forward (dY and scale as it left them): dY (N, V) =
+    P - onehot(targets) in place, dby (V,) = sum_n dY[n], dWhy (V, H) = dY^T hs
+    (unclipped), dh (N, H) = dY Why. Stripe s > 0 puts its part of dh in
+    dh_parts[s - 1] ((S-1, N, H) scratch); they are added in stripe order."""
+    cdef int s
+    cdef Py_ssize_t part = <Py_ssize_t> N * H
+    if threads > 1:
+        for s in prange(S, num_threads=threads, schedule='static', chunksize=1):
+            output_backward_stripe(dh if s == 0 else dh_parts + (s - 1) * part, dWhy, dby,
+                                   dY, scale + s * N, hs, targets, Why,
+                                   stripe_lo(s, S, V), stripe_lo(s + 1, S, V), N, H, V)
+    else:
+        for s in range(S):
+            output_backward_stripe(dh if s == 0 else dh_parts + (s - 1) * part, dWhy, dby,
+                                   dY, scale + s * N, hs, targets, Why,
+                                   stripe_lo(s, S, V), stripe_lo(s + 1, S, V), N, H, V)
+    add_stripe_parts(dh, dh_parts, S, part)
+
+
+cdef void output_backward_update(f64 *dh, f64 *dh_parts, f64 *dWhy, f64 *dby, f64 *dY,
+                                 const f64 *scale, const f64 *hs, const i32 *targets,
+                                 f64 *Why, f64 *mWhy, int N, int H, int V, int S,
+                                 int threads, f64 learning_rate, f64 clip_bound,
+                                 f64 eps) noexcept nogil:
+    """output_backward, then dWhy clipped to [-clip_bound, clip_bound] and
+    Adagrad applied to Why, mWhy (V, H) in place, block by block (dh is
+    computed from Why before it is updated)."""
+    cdef int s
+    cdef Py_ssize_t part = <Py_ssize_t> N * H
+    if threads > 1:
+        for s in prange(S, num_threads=threads, schedule='static', chunksize=1):
+            output_backward_update_stripe(
+                dh if s == 0 else dh_parts + (s - 1) * part, dWhy, dby, dY, scale + s * N,
+                hs, targets, Why, mWhy, stripe_lo(s, S, V), stripe_lo(s + 1, S, V),
+                N, H, V, learning_rate, clip_bound, eps)
+    else:
+        for s in range(S):
+            output_backward_update_stripe(
+                dh if s == 0 else dh_parts + (s - 1) * part, dWhy, dby, dY, scale + s * N,
+                hs, targets, Why, mWhy, stripe_lo(s, S, V), stripe_lo(s + 1, S, V),
+                N, H, V, learning_rate, clip_bound, eps)
+    add_stripe_parts(dh, dh_parts, S, part)
+
+
+# ---------------------------------------------------------------------------
+# the update: clip to [-bound, bound], then Adagrad
+# ---------------------------------------------------------------------------
+
+cdef inline f64 clipped(f64 g, f64 bound) noexcept nogil:
+    """g limited to [-bound, bound]."""
+    return bound if g > bound else (-bound if g < -bound else g)
+
+
+cdef inline void adagrad_element(f64 *param, f64 *mem, f64 g, f64 learning_rate,
+                                 f64 eps) noexcept nogil:
+    """mem += g^2; param -= learning_rate * g / sqrt(mem + eps)."""
+    mem[0] += g * g
+    param[0] -= learning_rate * g / sqrt(mem[0] + eps)
+
+
+cdef void clip(f64 *grad, Py_ssize_t n, f64 bound) noexcept nogil:
+    """grad (n,) limited to [-bound, bound] in place."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        grad[i] = clipped(grad[i], bound)
+
+
+cdef void adagrad(f64 *param, f64 *mem, const f64 *grad, Py_ssize_t n,
+                  f64 learning_rate, f64 eps) noexcept nogil:
+    """Adagrad on param, mem (n,) in place with the gradient grad (n,)."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        adagrad_element(&param[i], &mem[i], grad[i], learning_rate, eps)
+
+
+cdef void clip_columns(f64 *grad, const i32 *columns, int n_columns, int rows,
+                       int cols, f64 bound) noexcept nogil:
+    """clip on the columns columns[:n_columns] of grad (rows, cols)."""
+    cdef int k, i
+    cdef Py_ssize_t at
+    for k in range(n_columns):
+        for i in range(rows):
+            at = <Py_ssize_t> i * cols + columns[k]
+            grad[at] = clipped(grad[at], bound)
+
+
+cdef void adagrad_columns(f64 *param, f64 *mem, const f64 *grad, const i32 *columns,
+                          int n_columns, int rows, int cols, f64 learning_rate,
+                          f64 eps) noexcept nogil:
+    """adagrad on the columns columns[:n_columns] of param, mem, grad (rows, cols)
+    (exact for a gradient that is zero elsewhere: a zero gradient changes
+    neither a parameter nor its memory)."""
+    cdef int k, i
+    cdef Py_ssize_t at
+    for k in range(n_columns):
+        for i in range(rows):
+            at = <Py_ssize_t> i * cols + columns[k]
+            adagrad_element(&param[at], &mem[at], grad[at], learning_rate, eps)
+
+
+# ---------------------------------------------------------------------------
+# sampling
+# ---------------------------------------------------------------------------
+
+cdef void output_step(f64 *y, const f64 *h, const f64 *WhyT, const f64 *by, int H,
+                      int V) noexcept nogil:
+    """y (V,) = Why h + by for one state h (H,); WhyT (H, V) = Why^T, by (V,).
+    In column blocks of SAMPLE_BLOCK, so that each block of y stays in L1
+    while the rows of WhyT stream past it."""
+    cdef int v = 0
+    while v < V:
+        matvec_t(WhyT + v, V, h, y + v, H,
+                 SAMPLE_BLOCK if v + SAMPLE_BLOCK <= V else V - v)
+        v += SAMPLE_BLOCK
+    for v in range(V):
+        y[v] = y[v] + by[v]
+
+
+cdef int draw_id(f64 *y, int V, f64 temperature, f64 u) noexcept nogil:
+    """An id drawn from softmax(y / temperature) by inverse CDF with the
+    uniform u in [0, 1) (as numpy's Generator.choice does), or for
+    temperature 0 the first argmax of y. y (V,) logits, overwritten."""
+    cdef int v, x
+    cdef f64 top = row_max(y, V), total, threshold, cumulative
+    if temperature == 0.0:
+        x = 0
+        while y[x] != top and x < V - 1:
+            x += 1
+        return x
+    for v in range(V):
+        y[v] = vexp((y[v] - top) / temperature)
+    total = row_sum(y, V)
+    # first index whose normalised cumulative sum exceeds u
+    threshold = u * total
+    cumulative = 0.0
+    x = V - 1
+    for v in range(V):
+        cumulative += y[v]
+        if cumulative > threshold:
+            x = v
+            break
+    # guard against ids of zero probability from rounding
+    while y[x] == 0.0 and x > 0:
+        x -= 1
+    return x
+
+
+# ---------------------------------------------------------------------------
+# the workspace: pointers into the model's arrays, the work buffers, and the
+# entry points that run the kernels
+# ---------------------------------------------------------------------------
+
+cdef struct Tensors:
+    # one pointer per parameter: into the parameters, the Adagrad memory or the gradients
+    f64 *Wxh    # (H, V)
+    f64 *Whh    # (H, H)
+    f64 *Why    # (V, H)
+    f64 *bh     # (H,)
+    f64 *by     # (V,)
+
+
+cdef Tensors tensors_of(list arrays, int H, int V, str what) except *:
+    """Pointers into arrays = [Wxh, Whh, Why, bh, by], which must be
+    C-contiguous writable float64 arrays of the shapes above (biases may be
+    (n, 1))."""
+    cdef Tensors out
+    cdef f64[::1] flat
+    cdef f64 *data[5]
+    cdef int k
+    shapes = ((H, V), (H, H), (V, H), (H,), (V,))
+    if len(arrays) != 5:
+        raise ValueError(f"{what}: expected 5 arrays (Wxh, Whh, Why, bh, by)")
+    for k in range(5):
+        arr, shape = arrays[k], shapes[k]
+        if (not isinstance(arr, np.ndarray) or arr.dtype != np.float64
+                or not arr.flags.c_contiguous or not arr.flags.writeable
+                or tuple(arr.shape)[:len(shape)] != shape or arr.size != np.prod(shape)):
+            raise ValueError(f"{what}: inconsistent parameter shapes, dtypes or layout")
+        flat = arr.reshape(-1)      # a view: arr is C-contiguous
+        data[k] = &flat[0]
+    out.Wxh, out.Whh, out.Why, out.bh, out.by = data[0], data[1], data[2], data[3], data[4]
+    return out
+
 
 cdef class Workspace:
-    """Typed views of a model's parameters, Adagrad memory and gradients, plus
-    the work buffers of one training step.
+    """A model's parameters, Adagrad memory and gradients (held, updated in
+    place) and the work buffers of its steps; one call at a time.
 
-    Parameters (all float64, C-contiguous, modified in place by the kernels):
-        params  = (Wxh (H,V), Whh (H,H), Why (V,H), bh (H,), by (V,))
-        memory  = same shapes (Adagrad accumulators)
-        grads   = same shapes (the last clipped gradients)
-    Biases may be passed as (H, 1) / (V, 1) arrays; they are viewed as 1-D.
+        params  = [Wxh (H,V), Whh (H,H), Why (V,H), bh (H,), by (V,)]
+        memory  = the same shapes (Adagrad accumulators)
+        grads   = the same shapes (the gradients of the last step, clipped)
 
-    Invariant: dWxh is zero outside the columns listed in ``present[:n_present]``
-    (the characters of the last chunk), so only those columns are ever zeroed,
-    clipped or updated.
-
-    The output layer is split into ``n_stripes`` stripes of rows of Why / by
-    (stripe s holds rows stripe_lo(s) to stripe_lo(s + 1)); each stripe's work
-    is independent, so the stripes run on up to ``num_threads`` threads.
+    All float64, C-contiguous; biases may be (H, 1) / (V, 1). clip_bound and
+    adagrad_eps are the update's hyperparameters (charrnn_ext.defaults).
+    Work buffers grow to the longest chunk seen (reserve), never per step.
     """
     cdef readonly int hidden_size, vocab_size, capacity, n_stripes
-    cdef f64[:, ::1] Wxh, Whh, Why          # (H,V) (H,H) (V,H)
-    cdef f64[::1] bh, by                    # (H,) (V,)
-    cdef f64[:, ::1] mWxh, mWhh, mWhy
-    cdef f64[::1] mbh, mby
-    cdef f64[:, ::1] dWxh, dWhh, dWhy
-    cdef f64[::1] dbh, dby
-    # work buffers
-    cdef f64[:, ::1] hs        # (capacity + 1, H): hs[0] = h_prev, hs[t+1] = h_t
-    cdef f64[:, ::1] probs     # (capacity, V): logits -> exp -> probabilities -> dY
-    cdef f64[:, ::1] dhs       # (capacity, H): Why^T dY, then dh_raw
-    cdef f64[:, :, ::1] dh_parts   # (n_stripes - 1, capacity, H): [s - 1] = stripe s's Why^T dY
-    cdef f64[:, ::1] stripe_max    # (n_stripes, capacity): max logit of each stripe and step
-    cdef f64[:, ::1] stripe_sum    # (n_stripes, capacity): sum exp(logit - stripe max)
-    cdef f64[:, ::1] stripe_scale  # (n_stripes, capacity): exp(stripe max - max) / total
-    cdef f64[::1] target_logit     # (capacity,): logit of each step's target
-    cdef f64[::1] dh_next      # (H,)
-    cdef f64[:, ::1] WhhT      # (H, H): Whh transposed, refreshed at every call
-    cdef f64[::1] logits       # (V,) sampling scratch
-    cdef i32[::1] present      # (capacity,) distinct input ids of the chunk
-    cdef unsigned char[::1] seen   # (V,) marks, all zero between calls
+    cdef readonly f64 clip_bound, adagrad_eps
+    cdef Tensors params, memory, grads
+    cdef object arrays          # the arrays behind params, memory and grads (kept alive)
+    cdef dict buffers           # the work buffers' arrays (kept alive); pointers below
+    # sized by the vocabulary and hidden size
+    cdef f64 *WhhT              # (H, H): Whh transposed, copied at every entry
+    cdef f64 *dh_next           # (H,): rnn_backward's Whh^T dh_raw[t+1]
+    cdef f64 *h_next            # (H,): advance and sample's next state
+    cdef f64 *logits            # (V,): sample's output layer
+    cdef i32 *present           # (V,): present[:n_present] = the last chunk's distinct inputs
+    cdef unsigned char *seen    # (V,): all zero between calls (distinct_ids)
     cdef int n_present
+    # sized by the capacity N (steps)
+    cdef f64 *hs                # (N+1, H): hs[0] = h_prev, hs[t+1] = h_t
+    cdef f64 *probs             # (N, V): exp(logit - stripe max), then dY
+    cdef f64 *dhs               # (N, H): dloss/dh_t, then dh_raw
+    cdef f64 *dh_parts          # (S-1, N, H): stripes 1.. of dY Why
+    cdef f64 *stripe_max        # (S, N)
+    cdef f64 *stripe_sum        # (S, N)
+    cdef f64 *scale             # (S, N): the factored softmax (output_forward)
+    cdef f64 *target_logit      # (N,)
 
-    def __init__(self, params, memory, grads, int capacity=32):
-        Wxh, Whh, Why, bh, by = params
-        self.hidden_size = Wxh.shape[0]
-        self.vocab_size = Wxh.shape[1]
-        self.Wxh, self.Whh, self.Why = Wxh, Whh, Why
-        self.bh, self.by = bh.reshape(-1), by.reshape(-1)
-        mWxh, mWhh, mWhy, mbh, mby = memory
-        self.mWxh, self.mWhh, self.mWhy = mWxh, mWhh, mWhy
-        self.mbh, self.mby = mbh.reshape(-1), mby.reshape(-1)
-        dWxh, dWhh, dWhy, dbh, dby = grads
-        self.dWxh, self.dWhh, self.dWhy = dWxh, dWhh, dWhy
-        self.dbh, self.dby = dbh.reshape(-1), dby.reshape(-1)
-        H, V = self.hidden_size, self.vocab_size
-        for arr, shape in ((Whh, (H, H)), (Why, (V, H)), (mWxh, (H, V)),
-                           (mWhh, (H, H)), (mWhy, (V, H)), (dWxh, (H, V)),
-                           (dWhh, (H, H)), (dWhy, (V, H)), (bh, (H,)),
-                           (by, (V,)), (mbh, (H,)), (mby, (V,)), (dbh, (H,)),
-                           (dby, (V,))):
-            if tuple(arr.shape)[:len(shape)] != shape or arr.size != np.prod(shape):
-                raise ValueError("inconsistent parameter shapes")
+    def __init__(self, params, memory, grads, *, f64 clip_bound=CLIP,
+                 f64 adagrad_eps=ADAGRAD_EPS, int capacity=32):
+        H, V = params[0].shape[0], params[0].shape[1]
+        self.hidden_size, self.vocab_size = H, V
+        self.params = tensors_of(list(params), H, V, "params")
+        self.memory = tensors_of(list(memory), H, V, "memory")
+        self.grads = tensors_of(list(grads), H, V, "grads")
+        self.arrays = (tuple(params), tuple(memory), tuple(grads))
+        self.clip_bound, self.adagrad_eps = clip_bound, adagrad_eps
         self.n_stripes = stripe_count(V, H)
-        self.dh_next = np.zeros(H)
-        self.WhhT = np.zeros((H, H))
-        self.logits = np.zeros(V)
-        self.seen = np.zeros(V, dtype=np.uint8)
+        self.buffers = {}
+        self.WhhT = self.buffer("WhhT", H * H)
+        self.dh_next = self.buffer("dh_next", H)
+        self.h_next = self.buffer("h_next", H)
+        self.logits = self.buffer("logits", V)
+        present = np.zeros(V, dtype=np.int32)
+        seen = np.zeros(V, dtype=np.uint8)
+        self.buffers["present"], self.buffers["seen"] = present, seen
+        cdef i32[::1] present_view = present
+        cdef unsigned char[::1] seen_view = seen
+        self.present, self.seen = &present_view[0], &seen_view[0]
         self.n_present = 0
         self.capacity = 0
         self.reserve(max(capacity, 1))
-        # establish the dWxh invariant
-        np.asarray(self.dWxh)[...] = 0.0
+        np.asarray(grads[0])[...] = 0.0    # the dWxh invariant: zero outside present[:n_present]
+
+    cdef f64 *buffer(self, str name, Py_ssize_t n) except NULL:
+        """A new zeroed work buffer of n doubles (at least one), kept as buffers[name]."""
+        arr = np.zeros(max(n, 1))
+        cdef f64[::1] view = arr
+        self.buffers[name] = arr
+        return &view[0]
 
     def reserve(self, int length):
         """Make the work buffers hold chunks of up to ``length`` steps."""
         if length <= self.capacity:
             return
-        cdef int H = self.hidden_size, V = self.vocab_size, S = self.n_stripes
-        self.hs = np.zeros((length + 1, H))
-        self.probs = np.zeros((length, V))
-        self.dhs = np.zeros((length, H))
-        # stripe 0 writes its part of Why^T dY straight into dhs, the others here
-        self.dh_parts = np.zeros((S - 1, length, H))
-        self.stripe_max = np.zeros((S, length))
-        self.stripe_sum = np.zeros((S, length))
-        self.stripe_scale = np.zeros((S, length))
-        self.target_logit = np.zeros(length)
-        new_present = np.zeros(length, dtype=np.int32)
-        if self.n_present:
-            new_present[:self.n_present] = np.asarray(self.present)[:self.n_present]
-        self.present = new_present
+        cdef Py_ssize_t N = length, H = self.hidden_size, V = self.vocab_size
+        cdef Py_ssize_t S = self.n_stripes
+        self.hs = self.buffer("hs", (N + 1) * H)
+        self.probs = self.buffer("probs", N * V)
+        self.dhs = self.buffer("dhs", N * H)
+        self.dh_parts = self.buffer("dh_parts", (S - 1) * N * H)
+        self.stripe_max = self.buffer("stripe_max", S * N)
+        self.stripe_sum = self.buffer("stripe_sum", S * N)
+        self.scale = self.buffer("scale", S * N)
+        self.target_logit = self.buffer("target_logit", N)
         self.capacity = length
-
-    # -- kernels -------------------------------------------------------------
-
-    cdef inline int stripe_lo(self, int s) noexcept nogil:
-        """First row of stripe s (stripe_lo(n_stripes) == V)."""
-        return <int> ((<Py_ssize_t> s * self.vocab_size) // self.n_stripes)
-
-    cdef inline int stripe_threads(self) noexcept nogil:
-        """Threads to use for the stripes: num_threads, at most one per stripe
-        and at most the calling thread's OpenMP limit."""
-        cdef int n = num_threads if num_threads < self.n_stripes else self.n_stripes
-        cdef int limit = omp_max_threads()
-        return n if n < limit else (limit if limit > 1 else 1)
 
     def threads(self):
         """The threads a call from this Python thread would use now."""
-        return self.stripe_threads()
+        return stripe_threads(self.n_stripes)
 
-    cdef void _recurrence(self, const i32 *inputs, int T, f64 *h) noexcept nogil:
-        """hs[0] = h (H,), hs[t + 1] = tanh(Wxh[:, x_t] + Whh hs[t] + bh) for
-        t < T (hs (T+1, H) is written; WhhT must hold Whh^T)."""
-        cdef int H = self.hidden_size, V = self.vocab_size
-        cdef int t, i, x
-        cdef f64 *hs = &self.hs[0, 0]
-        cdef const f64 *Wxh = &self.Wxh[0, 0]
-        cdef const f64 *bh = &self.bh[0]
-        cdef f64 *h_t
-        memcpy(hs, h, H * sizeof(f64))
-        for t in range(T):
-            h_t = hs + (t + 1) * H
-            matvec_t(&self.WhhT[0, 0], H, hs + t * H, h_t, H, H)
-            x = inputs[t]
-            for i in range(H):
-                h_t[i] = (Wxh[i * V + x] + h_t[i]) + bh[i]
-            for i in range(H):
-                h_t[i] = vtanh(h_t[i])
-
-    cdef void _stripe_forward(self, int s, const i32 *targets, int T) noexcept nogil:
-        """Stripe s of the output layer over hs[1:T+1]: probs[:, lo:hi] =
-        exp(logits - stripe max) for logits = hs[1:] Why[lo:hi]^T + by[lo:hi];
-        records stripe_max[s, t], stripe_sum[s, t] and, for the targets in the
-        stripe, target_logit[t]."""
-        cdef int H = self.hidden_size, V = self.vocab_size
-        cdef int lo = self.stripe_lo(s), hi = self.stripe_lo(s + 1), n = hi - lo
-        cdef int t, v, target
-        cdef f64 *row
-        cdef const f64 *by = &self.by[lo]
-        cdef f64 top
-        # logits (T, n) = hs[1:] (T, H) @ Why[lo:hi]^T (H, n): one product for all T
-        gemm_rowmajor(b'N', b'T', T, n, H, 1.0, &self.hs[1, 0], H,
-                      &self.Why[lo, 0], H, 0.0, &self.probs[0, lo], V)
-        for t in range(T):
-            row = &self.probs[t, lo]
-            for v in range(n):
-                row[v] = row[v] + by[v]
-            target = targets[t]
-            if lo <= target < hi:
-                self.target_logit[t] = row[target - lo]
-            top = row_max(row, n)
-            for v in range(n):
-                row[v] = vexp(row[v] - top)
-            self.stripe_max[s, t] = top
-            self.stripe_sum[s, t] = row_sum(row, n)
-
-    cdef f64 _forward(self, const i32 *inputs, const i32 *targets, int T,
-                      f64 *h) noexcept nogil:
-        """Forward pass over T <= capacity steps from h (H,).
-
-        Fills hs (T+1, H), probs (T, V) with exp(logit - stripe max) and
-        stripe_scale (S, T) with the factors that turn them into softmax
-        probabilities. Writes the last hidden state to h. Returns the summed
-        cross-entropy."""
-        cdef int H = self.hidden_size, S = self.n_stripes, threads = self.stripe_threads()
-        cdef int t, s
-        cdef f64 top, total, loss = 0.0
-        # the recurrence: the only sequential part
-        self._recurrence(inputs, T, h)
-        # the output layer, stripe by stripe (no OpenMP at all on one thread)
-        if threads > 1:
-            for s in prange(S, num_threads=threads, schedule='static', chunksize=1):
-                self._stripe_forward(s, targets, T)
-        else:
-            for s in range(S):
-                self._stripe_forward(s, targets, T)
-        # combine the stripes, in stripe order: softmax over all V
-        for t in range(T):
-            top = self.stripe_max[0, t]
-            for s in range(1, S):
-                top = self.stripe_max[s, t] if self.stripe_max[s, t] > top else top
-            total = 0.0
-            for s in range(S):
-                self.stripe_scale[s, t] = vexp(self.stripe_max[s, t] - top)
-                total += self.stripe_sum[s, t] * self.stripe_scale[s, t]
-            for s in range(S):
-                self.stripe_scale[s, t] = self.stripe_scale[s, t] / total
-            # -log softmax(target) = log(sum exp(logit - max)) - (logit_target - max)
-            loss += log(total) - (self.target_logit[t] - top)
-        memcpy(h, &self.hs[T, 0], H * sizeof(f64))
-        return loss
-
-    cdef void _stripe_backward(self, int s, const i32 *targets, int T,
-                               bint update, f64 learning_rate) noexcept nogil:
-        """Stripe s of the output layer's backward pass (after _forward):
-        probs[:, lo:hi] becomes dY = P - onehot(targets); dby[lo:hi] = sum_t dY;
-        this stripe's part of Why^T dY goes to dhs for stripe 0, to
-        dh_parts[s - 1] for the others; dWhy[lo:hi] = dY^T hs[1:] (unclipped), or, if
-        update, clipped and applied to Why[lo:hi] / mWhy[lo:hi] by Adagrad.
-        Works in blocks of OUTPUT_BLOCK rows, so that each block of Why is
-        read once from memory for all three uses, before it is updated."""
-        cdef int H = self.hidden_size, V = self.vocab_size
-        cdef int lo = self.stripe_lo(s), hi = self.stripe_lo(s + 1), n = hi - lo
-        cdef int t, v, v0, rows, target
-        cdef f64 *row
-        cdef f64 *dby = &self.dby[lo]
-        cdef f64 *dh = &self.dh_parts[s - 1, 0, 0] if s > 0 else &self.dhs[0, 0]
-        cdef f64 scale
-        for t in range(T):
-            row = &self.probs[t, lo]
-            scale = self.stripe_scale[s, t]
-            for v in range(n):
-                row[v] = row[v] * scale
-            target = targets[t]
-            if lo <= target < hi:
-                row[target - lo] -= 1.0
-        memset(dby, 0, n * sizeof(f64))
-        for t in range(T):
-            row = &self.probs[t, lo]
-            for v in range(n):
-                dby[v] += row[v]
-        v0 = lo
-        while v0 < hi:
-            rows = OUTPUT_BLOCK if v0 + OUTPUT_BLOCK <= hi else hi - v0
-            # dh (T, H) += dY[:, block] (T, rows) @ Why[block] (rows, H)
-            gemm_rowmajor(b'N', b'N', T, H, rows, 1.0, &self.probs[0, v0], V,
-                          &self.Why[v0, 0], H, 0.0 if v0 == lo else 1.0, dh, H)
-            # dWhy[block] (rows, H) = dY[:, block]^T (rows, T) @ hs[1:] (T, H)
-            gemm_rowmajor(b'T', b'N', rows, H, T, 1.0, &self.probs[0, v0], V,
-                          &self.hs[1, 0], H, 0.0, &self.dWhy[v0, 0], H)
-            if update:
-                clip_adagrad(&self.Why[v0, 0], &self.dWhy[v0, 0], &self.mWhy[v0, 0],
-                             rows * H, learning_rate)
-            v0 += rows
-
-    cdef void _output_backward(self, const i32 *targets, int T, bint update,
-                               f64 learning_rate) noexcept nogil:
-        """All stripes of the output layer's backward pass (see
-        _stripe_backward), then dhs (T, H) = Why^T dY summed in stripe order."""
-        cdef int H = self.hidden_size, S = self.n_stripes, s, t, i
-        cdef int threads = self.stripe_threads()
-        cdef f64 *dh
-        cdef f64 *part
-        if threads > 1:
-            for s in prange(S, num_threads=threads, schedule='static', chunksize=1):
-                self._stripe_backward(s, targets, T, update, learning_rate)
-        else:
-            for s in range(S):
-                self._stripe_backward(s, targets, T, update, learning_rate)
-        for s in range(1, S):
-            for t in range(T):
-                dh = &self.dhs[t, 0]
-                part = &self.dh_parts[s - 1, t, 0]
-                for i in range(H):
-                    dh[i] = dh[i] + part[i]
-
-    cdef void _hidden_backward(self, const i32 *inputs, int T) noexcept nogil:
-        """BPTT through the recurrence (after _output_backward filled dhs with
-        Why^T dY): writes the unclipped dWxh (present columns only, the others
-        stay zero), dWhh and dbh. Overwrites dhs with dh_raw (T, H)."""
-        cdef int H = self.hidden_size, V = self.vocab_size
-        cdef int t, i, x, k
-        cdef f64 *dh = &self.dhs[0, 0]
-        cdef f64 *hs = &self.hs[0, 0]
-        cdef f64 *dh_next = &self.dh_next[0]
-        cdef f64 *dWxh = &self.dWxh[0, 0]
-        cdef f64 *dbh = &self.dbh[0]
-        cdef f64 *row
-        cdef f64 *h_t
-        cdef f64 d
-        # the sequential part: dh_raw[t] = (1 - h_t^2) * (dhs[t] + Whh^T dh_raw[t+1])
-        memset(dh_next, 0, H * sizeof(f64))
-        for t in range(T - 1, -1, -1):
-            row = dh + t * H
-            h_t = hs + (t + 1) * H
-            for i in range(H):
-                d = row[i] + dh_next[i]
-                row[i] = (1.0 - h_t[i] * h_t[i]) * d
-            if t > 0:
-                matvec_t(&self.Whh[0, 0], H, row, dh_next, H, H)
-        # dbh = sum_t dh_raw[t]
-        memset(dbh, 0, H * sizeof(f64))
-        for t in range(T):
-            row = dh + t * H
-            for i in range(H):
-                dbh[i] += row[i]
-        # dWhh (H, H) = dh_raw^T (H, T) @ hs[:T] (T, H)
-        gemm_rowmajor(b'T', b'N', H, H, T, 1.0, dh, H, hs, H,
-                      0.0, &self.dWhh[0, 0], H)
-        # dWxh: clear the previous chunk's columns, then scatter-add the columns
-        # of the characters present in this chunk
-        for k in range(self.n_present):
-            x = self.present[k]
-            for i in range(H):
-                dWxh[i * V + x] = 0.0
-        self.n_present = 0
-        for t in range(T):
-            x = inputs[t]
-            if not self.seen[x]:
-                self.seen[x] = 1
-                self.present[self.n_present] = x
-                self.n_present += 1
-            row = dh + t * H
-            for i in range(H):
-                dWxh[i * V + x] += row[i]
-        for k in range(self.n_present):
-            self.seen[self.present[k]] = 0
-
-    cdef void _clip(self) noexcept nogil:
-        """Clip every gradient to [-5, 5] in place (dWxh: present columns)."""
-        cdef int H = self.hidden_size, V = self.vocab_size, i, k
-        cdef f64 *dWxh = &self.dWxh[0, 0]
-        cdef f64 g
-        for k in range(self.n_present):
-            for i in range(H):
-                g = dWxh[i * V + self.present[k]]
-                dWxh[i * V + self.present[k]] = (
-                    CLIP if g > CLIP else (-CLIP if g < -CLIP else g))
-        clip_only(&self.dWhh[0, 0], H * H)
-        clip_only(&self.dWhy[0, 0], V * H)
-        clip_only(&self.dbh[0], H)
-        clip_only(&self.dby[0], V)
-
-    cdef void _clip_update(self, f64 learning_rate) noexcept nogil:
-        """Clip every gradient but dWhy (see _stripe_backward) and apply
-        Adagrad to params and memory in place; for Wxh only the present columns (the rest have zero gradient,
-        which would change neither the parameter nor its memory)."""
-        cdef int H = self.hidden_size, V = self.vocab_size, i, k, idx
-        cdef f64 *Wxh = &self.Wxh[0, 0]
-        cdef f64 *mWxh = &self.mWxh[0, 0]
-        cdef f64 *dWxh = &self.dWxh[0, 0]
-        cdef f64 g
-        for k in range(self.n_present):
-            for i in range(H):
-                idx = i * V + self.present[k]
-                g = dWxh[idx]
-                g = CLIP if g > CLIP else (-CLIP if g < -CLIP else g)
-                dWxh[idx] = g
-                mWxh[idx] += g * g
-                Wxh[idx] -= learning_rate * g / sqrt(mWxh[idx] + ADAGRAD_EPS)
-        clip_adagrad(&self.Whh[0, 0], &self.dWhh[0, 0], &self.mWhh[0, 0],
-                     H * H, learning_rate)
-        clip_adagrad(&self.bh[0], &self.dbh[0], &self.mbh[0], H, learning_rate)
-        clip_adagrad(&self.by[0], &self.dby[0], &self.mby[0], V, learning_rate)
-
-    # -- Python entry points (arguments validated by charrnn_ext.model) ------
+    # -- entry points (arguments validated by charrnn_ext.model) -------------
 
     def train_step(self, const i32[::1] inputs, const i32[::1] targets,
                    f64[::1] h, f64 learning_rate):
-        """One fused step over a chunk of T ids: forward, BPTT, clipping,
-        Adagrad. Updates params, memory, grads in place; h (H,) is replaced
-        by the last hidden state. Returns the chunk's summed loss."""
-        cdef int T = inputs.shape[0]
+        """One step over a chunk of T ids: forward, backward, clip, Adagrad.
+        Updates params, memory and grads in place; h (H,) is replaced by the
+        last hidden state. Returns the chunk's summed loss."""
+        cdef int T = inputs.shape[0], H = self.hidden_size, V = self.vocab_size
+        cdef int S = self.n_stripes, threads
+        cdef Tensors p = self.params, m = self.memory, g = self.grads
+        cdef f64 lr = learning_rate, bound = self.clip_bound, eps = self.adagrad_eps
+        cdef const i32 *x = &inputs[0]
+        cdef const i32 *y = &targets[0]
         cdef f64 loss
         self.reserve(T)
         with nogil:
-            transpose(&self.Whh[0, 0], &self.WhhT[0, 0], self.hidden_size)
-            loss = self._forward(&inputs[0], &targets[0], T, &h[0])
-            self._output_backward(&targets[0], T, True, learning_rate)
-            self._hidden_backward(&inputs[0], T)
-            self._clip_update(learning_rate)
+            threads = stripe_threads(S)
+            transpose(self.WhhT, p.Whh, H)
+            # forward
+            memcpy(self.hs, &h[0], H * sizeof(f64))
+            rnn_forward(self.hs, x, T, p.Wxh, self.WhhT, p.bh, H, V)
+            loss = output_forward(self.probs, self.scale, self.stripe_max, self.stripe_sum,
+                                  self.target_logit, self.hs + H, y, p.Why, p.by,
+                                  T, H, V, S, threads)
+            memcpy(&h[0], self.hs + T * H, H * sizeof(f64))
+            # backward; Why is clipped and updated block by block within it
+            output_backward_update(self.dhs, self.dh_parts, g.Why, g.by, self.probs,
+                                   self.scale, self.hs + H, y, p.Why, m.Why, T, H, V, S,
+                                   threads, lr, bound, eps)
+            zero_columns(g.Wxh, self.present, self.n_present, H, V)
+            self.n_present = distinct_ids(self.present, self.seen, x, T)
+            rnn_backward(g.Wxh, g.Whh, g.bh, self.dhs, self.dh_next, self.hs, x, T,
+                         p.Whh, H, V)
+            # clip
+            clip_columns(g.Wxh, self.present, self.n_present, H, V, bound)
+            clip(g.Whh, H * H, bound)
+            clip(g.bh, H, bound)
+            clip(g.by, V, bound)
+            # update
+            adagrad_columns(p.Wxh, m.Wxh, g.Wxh, self.present, self.n_present, H, V, lr, eps)
+            adagrad(p.Whh, m.Whh, g.Whh, H * H, lr, eps)
+            adagrad(p.bh, m.bh, g.bh, H, lr, eps)
+            adagrad(p.by, m.by, g.by, V, lr, eps)
         return loss
 
     def loss_and_grads(self, const i32[::1] inputs, const i32[::1] targets,
                        f64[::1] h):
-        """Forward and BPTT; clipped gradients are left in the grads arrays,
-        params and memory are untouched. h (H,) is replaced by the last
+        """Forward, backward and clip: the clipped gradients are left in
+        grads; params and memory are untouched. h (H,) is replaced by the last
         hidden state. Returns the summed loss."""
-        cdef int T = inputs.shape[0]
+        cdef int T = inputs.shape[0], H = self.hidden_size, V = self.vocab_size
+        cdef int S = self.n_stripes, threads
+        cdef Tensors p = self.params, g = self.grads
+        cdef f64 bound = self.clip_bound
+        cdef const i32 *x = &inputs[0]
+        cdef const i32 *y = &targets[0]
         cdef f64 loss
         self.reserve(T)
         with nogil:
-            transpose(&self.Whh[0, 0], &self.WhhT[0, 0], self.hidden_size)
-            loss = self._forward(&inputs[0], &targets[0], T, &h[0])
-            self._output_backward(&targets[0], T, False, 0.0)
-            self._hidden_backward(&inputs[0], T)
-            self._clip()
+            threads = stripe_threads(S)
+            transpose(self.WhhT, p.Whh, H)
+            # forward
+            memcpy(self.hs, &h[0], H * sizeof(f64))
+            rnn_forward(self.hs, x, T, p.Wxh, self.WhhT, p.bh, H, V)
+            loss = output_forward(self.probs, self.scale, self.stripe_max, self.stripe_sum,
+                                  self.target_logit, self.hs + H, y, p.Why, p.by,
+                                  T, H, V, S, threads)
+            memcpy(&h[0], self.hs + T * H, H * sizeof(f64))
+            # backward
+            output_backward(self.dhs, self.dh_parts, g.Why, g.by, self.probs, self.scale,
+                            self.hs + H, y, p.Why, T, H, V, S, threads)
+            zero_columns(g.Wxh, self.present, self.n_present, H, V)
+            self.n_present = distinct_ids(self.present, self.seen, x, T)
+            rnn_backward(g.Wxh, g.Whh, g.bh, self.dhs, self.dh_next, self.hs, x, T,
+                         p.Whh, H, V)
+            # clip
+            clip_columns(g.Wxh, self.present, self.n_present, H, V, bound)
+            clip(g.Whh, H * H, bound)
+            clip(g.Why, <Py_ssize_t> V * H, bound)
+            clip(g.bh, H, bound)
+            clip(g.by, V, bound)
         return loss
 
     def loss(self, const i32[::1] inputs, const i32[::1] targets, f64[::1] h):
-        """Forward-only summed loss over any number of steps (processed in
-        blocks of LOSS_BLOCK steps); h (H,) becomes the last hidden state."""
+        """Forward-only summed loss over any number of steps, in blocks of
+        LOSS_BLOCK steps (fixed, so the result does not depend on the buffers'
+        history); h (H,) becomes the last hidden state."""
         cdef Py_ssize_t n = inputs.shape[0], start = 0
-        cdef int block
+        cdef int H = self.hidden_size, V = self.vocab_size, S = self.n_stripes
+        cdef int T, threads
+        cdef Tensors p = self.params
         cdef f64 loss = 0.0
-        # fixed blocks, so the result does not depend on the buffers' history
         self.reserve(<int> min(n, LOSS_BLOCK))
         with nogil:
-            transpose(&self.Whh[0, 0], &self.WhhT[0, 0], self.hidden_size)
+            threads = stripe_threads(S)
+            transpose(self.WhhT, p.Whh, H)
+            memcpy(self.hs, &h[0], H * sizeof(f64))
             while start < n:
-                block = <int> min(n - start, <Py_ssize_t> LOSS_BLOCK)
-                loss += self._forward(&inputs[start], &targets[start], block, &h[0])
-                start += block
+                T = <int> min(n - start, <Py_ssize_t> LOSS_BLOCK)
+                rnn_forward(self.hs, &inputs[start], T, p.Wxh, self.WhhT, p.bh, H, V)
+                loss += output_forward(self.probs, self.scale, self.stripe_max,
+                                       self.stripe_sum, self.target_logit, self.hs + H,
+                                       &targets[start], p.Why, p.by, T, H, V, S, threads)
+                memcpy(self.hs, self.hs + T * H, H * sizeof(f64))
+                start += T
+            memcpy(&h[0], self.hs, H * sizeof(f64))
         return loss
 
     def advance(self, const i32[::1] inputs, f64[::1] h):
         """Run the recurrence over inputs (n,) from h (H,), in place: h
         becomes the hidden state after the last input (used to prime
         sampling). No output layer is computed."""
-        cdef int H = self.hidden_size, V = self.vocab_size, i, x
+        cdef int H = self.hidden_size, V = self.vocab_size
         cdef Py_ssize_t t, n = inputs.shape[0]
-        cdef f64 *z = &self.dh_next[0]
-        cdef const f64 *Wxh = &self.Wxh[0, 0]
+        cdef Tensors p = self.params
         with nogil:
-            transpose(&self.Whh[0, 0], &self.WhhT[0, 0], self.hidden_size)
+            transpose(self.WhhT, p.Whh, H)
             for t in range(n):
-                matvec_t(&self.WhhT[0, 0], H, &h[0], z, H, H)
-                x = inputs[t]
-                for i in range(H):
-                    h[i] = (Wxh[i * V + x] + z[i]) + self.bh[i]
-                for i in range(H):
-                    h[i] = vtanh(h[i])
+                rnn_step(self.h_next, &h[0], inputs[t], p.Wxh, self.WhhT, p.bh, H, V)
+                memcpy(&h[0], self.h_next, H * sizeof(f64))
 
     def sample(self, f64[::1] h, int seed_ix, const f64[::1] uniforms,
                f64 temperature, i32[::1] out):
         """Generate len(out) ids starting from input seed_ix and hidden state
-        h (H,), which is advanced in place. For temperature > 0 id t is drawn
-        from softmax(logits / temperature) by inverse CDF with uniforms[t]
-        (as numpy's Generator.choice does); temperature == 0 takes the argmax.
-        out (n,) is overwritten."""
-        cdef int H = self.hidden_size, V = self.vocab_size
-        cdef Py_ssize_t n = out.shape[0], t
-        cdef int i, v, x = seed_ix, best
-        cdef f64 *hv = &h[0]
-        cdef f64 *z = &self.dh_next[0]
-        cdef f64 *y = &self.logits[0]
-        cdef const f64 *Wxh = &self.Wxh[0, 0]
-        cdef f64[:, ::1] WhyT = np.ascontiguousarray(np.asarray(self.Why).T)  # (H, V)
-        cdef f64 top, total, threshold, cumulative
+        h (H,), which is advanced in place: id t is draw_id(logits, temperature,
+        uniforms[t]). out (n,) is overwritten. One thread: a parallel region
+        per character would cost more than it saves."""
+        cdef int H = self.hidden_size, V = self.vocab_size, x = seed_ix
+        cdef Py_ssize_t t, n = out.shape[0]
+        cdef Tensors p = self.params
+        cdef f64[:, ::1] WhyT = np.ascontiguousarray(
+            np.asarray(<f64[:V, :H]> p.Why).T)   # (H, V), a copy per call
         with nogil:
-            transpose(&self.Whh[0, 0], &self.WhhT[0, 0], self.hidden_size)
+            transpose(self.WhhT, p.Whh, H)
             for t in range(n):
-                matvec_t(&self.WhhT[0, 0], H, hv, z, H, H)
-                for i in range(H):
-                    hv[i] = (Wxh[i * V + x] + z[i]) + self.bh[i]
-                for i in range(H):
-                    hv[i] = vtanh(hv[i])
-                # one thread: a parallel region per character would cost more than
-                # it saves on a busy machine (a descheduled worker stalls every one)
-                # in column blocks, so that each block of y stays in L1 while the
-                # rows of WhyT stream past it (~10% faster at V = 3150)
-                v = 0
-                while v < V:
-                    matvec_t(&WhyT[0, v], V, hv, y + v, H,
-                             SAMPLE_BLOCK if v + SAMPLE_BLOCK <= V else V - v)
-                    v += SAMPLE_BLOCK
-                for v in range(V):
-                    y[v] = y[v] + self.by[v]
-                top = row_max(y, V)
-                if temperature == 0.0:
-                    best = 0
-                    while y[best] != top and best < V - 1:
-                        best += 1
-                    x = best
-                else:
-                    for v in range(V):
-                        y[v] = vexp((y[v] - top) / temperature)
-                    total = row_sum(y, V)
-                    # first index whose normalised cumulative sum exceeds u
-                    threshold = uniforms[t] * total
-                    cumulative = 0.0
-                    x = V - 1
-                    for v in range(V):
-                        cumulative += y[v]
-                        if cumulative > threshold:
-                            x = v
-                            break
-                    # guard against ids of zero probability from rounding
-                    while y[x] == 0.0 and x > 0:
-                        x -= 1
+                rnn_step(self.h_next, &h[0], x, p.Wxh, self.WhhT, p.bh, H, V)
+                memcpy(&h[0], self.h_next, H * sizeof(f64))
+                output_step(self.logits, &h[0], &WhyT[0, 0], p.by, H, V)
+                x = draw_id(self.logits, V, temperature, uniforms[t])
                 out[t] = x
 
 
@@ -810,85 +978,4 @@ def first_invalid_id(const i32[::1] ids, int vocab_size):
             if ids[i] < 0 or ids[i] >= vocab_size:
                 bad = i
                 break
-    return bad
-
-
-# ---------------------------------------------------------------------------
-# text <-> ids: one pass over the str's own buffer (1, 2 or 4 bytes per
-# character), no intermediate copies
-# ---------------------------------------------------------------------------
-
-from cpython.unicode cimport (PyUnicode_1BYTE_KIND, PyUnicode_2BYTE_KIND,
-                              PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_KIND)
-from libc.stdint cimport uint8_t, uint16_t, uint32_t
-
-
-ctypedef fused code_unit:
-    uint8_t
-    uint16_t
-    uint32_t
-
-
-cdef inline void mark_units(const code_unit *data, Py_ssize_t n,
-                            uint8_t *present) noexcept nogil:
-    """present[c] = 1 for the n code points of one PEP 393 buffer."""
-    cdef Py_ssize_t i
-    for i in range(n):
-        present[data[i]] = 1
-
-
-cdef inline Py_ssize_t encode_units(const code_unit *data, Py_ssize_t n,
-                                    const i32 *lookup, Py_ssize_t size,
-                                    i32 *out) noexcept nogil:
-    """out[i] = lookup[c_i] for the n code points of one PEP 393 buffer;
-    returns the first index whose code point is unknown (-1 in lookup or
-    beyond it), or -1."""
-    cdef Py_ssize_t i
-    cdef uint32_t c
-    cdef i32 ix
-    for i in range(n):
-        c = data[i]
-        ix = lookup[c] if c < size else -1
-        if ix < 0:
-            return i
-        out[i] = ix
-    return -1
-
-
-def mark_code_points(str text, uint8_t[::1] present):
-    """Set present[c] = 1 for every code point c of text; present has
-    0x110000 entries (every Unicode code point)."""
-    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text)
-    cdef int kind = PyUnicode_KIND(text)
-    cdef const void *data = PyUnicode_DATA(text)
-    if present.shape[0] < 0x110000:
-        raise ValueError("present must have 0x110000 entries")
-    with nogil:
-        if kind == PyUnicode_1BYTE_KIND:
-            mark_units(<const uint8_t *> data, n, &present[0])
-        elif kind == PyUnicode_2BYTE_KIND:
-            mark_units(<const uint16_t *> data, n, &present[0])
-        else:
-            mark_units(<const uint32_t *> data, n, &present[0])
-
-
-def encode_text(str text, const i32[::1] lookup, i32[::1] out):
-    """out (n,) = lookup[code point] for each character of text (n = len(text));
-    lookup maps code points below len(lookup) to ids, -1 for unknown ones.
-    Returns the index of the first unknown character, or -1."""
-    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text), bad
-    if out.shape[0] != n:
-        raise ValueError("out must have one entry per character")
-    if n == 0:
-        return -1
-    cdef int kind = PyUnicode_KIND(text)
-    cdef const void *data = PyUnicode_DATA(text)
-    cdef Py_ssize_t size = lookup.shape[0]
-    with nogil:
-        if kind == PyUnicode_1BYTE_KIND:
-            bad = encode_units(<const uint8_t *> data, n, &lookup[0], size, &out[0])
-        elif kind == PyUnicode_2BYTE_KIND:
-            bad = encode_units(<const uint16_t *> data, n, &lookup[0], size, &out[0])
-        else:
-            bad = encode_units(<const uint32_t *> data, n, &lookup[0], size, &out[0])
     return bad
