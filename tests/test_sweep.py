@@ -1,0 +1,538 @@
+"""``python -m charrnn_ext.sweep`` (charrnn-sweep): grids of training runs on
+Dask's distributed scheduler.
+
+The runs are tiny (hidden 8-16, seq 12-16, a few hundred iterations on 4,000
+characters of generated English-like text). One local cluster of two
+single-threaded worker processes (on 127.0.0.1 only, any free port) serves most tests
+through --scheduler; the fault test has a cluster of its own (a worker of it
+is killed), and the command-line tests start the command's own local cluster
+in a subprocess. Every cluster is closed by its test.
+"""
+import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from charrnn_ext import load_checkpoint, sweep, train  # noqa: E402
+from charrnn_ext.spec import PARAM_NAMES  # noqa: E402
+from conftest import ENV, english_like_text  # noqa: E402
+
+TEXT = english_like_text(4000, seed=3)
+TINY = ["--seq-length", "12", "--iters", "300", "--eval-every", "100"]
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sweep-text") / "input.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1",
+                                  dashboard_address=sweep.LOOPBACK_ANY_PORT) as c:
+        yield c
+
+
+def read_results(directory):
+    with open(directory / "results.csv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def reference_run(text_file, tmp_path, name, args):
+    """The run trained directly by charrnn-train's main, as a user would."""
+    ckpt = tmp_path / f"ref-{name}.npz"
+    with open(os.devnull, "w") as devnull:
+        saved, sys.stdout = sys.stdout, devnull
+        try:
+            code = train.main([str(text_file), "--checkpoint", str(ckpt), "--threads", "1", *args])
+        finally:
+            sys.stdout = saved
+    assert code == 0
+    return load_checkpoint(ckpt)
+
+
+def assert_same_params(a, b, what):
+    for name in PARAM_NAMES:
+        assert np.array_equal(a.model.params[name], b.model.params[name]), f"{what}: {name}"
+        assert np.array_equal(a.model.memory[name], b.model.memory[name]), f"{what}: memory {name}"
+    assert np.array_equal(a.hidden, b.hidden), what
+    assert a.iteration == b.iteration, what
+
+
+def call(argv):
+    """sweep.main(argv) as the command's exit status (argparse's usage errors
+    raise SystemExit, as in charrnn-train)."""
+    try:
+        return sweep.main(argv)
+    except SystemExit as exc:
+        return exc.code
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------
+# the grid: names, types and limits come from charrnn_ext.train
+# ---------------------------------------------------------------------------
+
+def test_sweepable_settings_are_the_trainers():
+    settings = sweep.sweepable_settings()
+    actions = {a.dest: a for a in train.build_parser()._actions}
+    expected = [n for n in sweep.SWEEPABLE if n in actions and n in train.SETTINGS]
+    assert list(settings) == expected
+    assert {"hidden_size", "learning_rate", "seq_length", "iters", "seed", "val_fraction",
+            "eval_every"} <= set(settings)
+    assert ("batch_size" in settings) == ("--batch-size" in actions.get("batch_size").option_strings
+                                          if "batch_size" in actions else False)
+    for name, action in settings.items():
+        assert action.type is actions[name].type, name  # the trainer's own checks
+
+
+def test_a_setting_the_trainer_lacks_is_not_sweepable(monkeypatch, capsys, tmp_path):
+    """batch_size is sweepable only while charrnn_ext.train's parser knows
+    --batch-size: the grid's names follow the trainer's parser."""
+    original = train.build_parser
+
+    def without_batch_size(prog=None):
+        p = original(prog)
+        p._actions = [a for a in p._actions if a.dest != "batch_size"]
+        return p
+
+    monkeypatch.setattr(train, "build_parser", without_batch_size)
+    assert "batch_size" not in sweep.sweepable_settings()
+    code = sweep.main([str(tmp_path / "x.txt"), "--grid", "batch_size=1,2", "--out",
+                       str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown setting 'batch_size'" in err
+
+
+def test_grid_values_are_parsed_with_the_trainers_types():
+    settings = sweep.sweepable_settings()
+    grid = sweep.parse_grid(["learning_rate=0.1,1e-3", "hidden-size=100,200", "seed=7"],
+                            {}, settings)
+    assert list(grid) == ["hidden_size", "learning_rate", "seed"]  # the run-name order
+    assert grid == {"hidden_size": [100, 200], "learning_rate": [0.1, 0.001], "seed": [7]}
+    assert all(type(v) is int for v in grid["hidden_size"])
+    runs = sweep.expand(grid, {"iters": 500}, settings)
+    assert [name for name, _ in runs] == ["h100-lr0.1-seed7", "h100-lr0.001-seed7",
+                                          "h200-lr0.1-seed7", "h200-lr0.001-seed7"]
+    cfg = dict(runs)["h200-lr0.001-seed7"]
+    assert cfg["iters"] == 500 and cfg["seq_length"] == train.SETTINGS["seq_length"]
+    args = sweep.train_args(cfg, settings, "utf-8")
+    assert args[:2] == ["--threads", "1"]
+    parsed = train.build_parser().parse_args(["x.txt", *args])
+    for name, value in cfg.items():  # every setting spelled out, exactly
+        assert getattr(parsed, name) == value, name
+
+
+def test_run_names_are_unique_and_file_system_safe():
+    settings = sweep.sweepable_settings()
+    grid = sweep.parse_grid(["learning_rate=0.1,0.10000000000000002,1e-05,2",
+                             "seq_length=25,250", "val_fraction=0,0.05"], {}, settings)
+    names = [name for name, _ in sweep.expand(grid, {}, settings)]
+    assert len(names) == len(set(names)) == 16
+    for name in names:
+        assert all(c.isalnum() or c in ".-+" for c in name), name
+    assert "lr0.1-T25-vf0.0" in names and "lr1e-05-T250-vf0.05" in names
+    assert sweep.run_name({"hidden_size": 100, "learning_rate": 0.1, "seq_length": 25}) == \
+        "h100-lr0.1-T25"
+
+
+BAD_GRIDS = [
+    (["hiden_size=10"], "unknown setting 'hiden_size'"),
+    (["temperature=1,2"], "unknown setting 'temperature'"),
+    (["hidden_size=0"], "hidden_size: must be a positive integer"),
+    (["hidden_size=ten"], "expected an integer, got 'ten'"),
+    (["learning_rate=0.1,nan"], "expected a finite number"),
+    (["val_fraction=1"], "must be in [0, 1)"),
+    (["seed=-1"], "must be an integer in [0, 2**32)"),
+    (["hidden_size="], "an empty value"),
+    (["hidden_size=8,,16"], "an empty value"),
+    (["hidden_size"], "expected NAME=V1,V2"),
+    (["=8"], "expected NAME=V1,V2"),
+    (["hidden_size=8,8"], "the value 8 is listed twice"),
+    (["learning_rate=0.1,0.10"], "the value 0.1 is listed twice"),
+    (["hidden_size=8", "hidden_size=16"], "names hidden_size twice"),
+    (["seed=" + ",".join(map(str, range(101))), "hidden_size=" + ",".join(map(str, range(1, 101)))],
+     "makes 10,100 runs, more than 10,000"),
+]
+
+
+@pytest.mark.parametrize("grid,message", BAD_GRIDS, ids=[" ".join(g)[:30] for g, _ in BAD_GRIDS])
+def test_bad_grids_are_refused_before_any_work(text_file, tmp_path, capsys, grid, message):
+    out = tmp_path / "out"
+    code = sweep.main([str(text_file), "--grid", *grid, "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and message in lines[0] and "error:" in lines[0], captured.err
+    assert captured.out == ""
+    assert not out.exists()  # nothing started
+
+
+@pytest.mark.parametrize("args,message", [
+    ([], "the following arguments are required: --grid"),
+    (["--grid"], "expected at least one argument"),
+    (["--grid", "iters=10,20", "--iters", "30"], "--iters and --grid iters=... both set iters"),
+    (["--grid", "seed=1,2", "--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"],
+     "--workers is for the local cluster"),
+    (["--grid", "seed=1,2", "--scheduler", "http://127.0.0.1:8786"], "unknown address scheme"),
+    (["--grid", "seed=1,2", "--scheduler", "127.0.0.1"], "missing port number"),
+    (["--grid", "seed=1,2", "--workers", "0"], "must be a positive integer"),
+])
+def test_bad_options(text_file, tmp_path, capsys, args, message):
+    code = call([str(text_file), "--out", str(tmp_path / "out"), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_input_named_after_the_grid(text_file, tmp_path, capsys):
+    code = call(["--grid", "seed=1,2", str(text_file), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1
+    assert f"--grid took {str(text_file)!r}: name the input before --grid" in err
+
+
+def test_bad_input_and_output(tmp_path, capsys):
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9 ".encode("latin-1") * 100)
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "file").write_text("x")
+    good = tmp_path / "good.txt"
+    good.write_text(TEXT)
+    cases = [
+        ([str(tmp_path / "missing.txt")], "missing.txt: no such file"),
+        ([str(tmp_path / "empty.txt")], "is empty"),
+        ([str(tmp_path)], "is a directory"),
+        ([str(tmp_path / "latin1.txt")], "is not valid utf-8 text"),
+        ([str(good), "--encoding", "nope"], "unknown --encoding 'nope'"),
+        ([str(good), "--out", str(tmp_path / "file")], "exists and is not a directory"),
+        ([str(good), "--out", "/proc/sweep"], "cannot write there"),
+    ]
+    for args, message in cases:
+        argv = [*args, "--grid", "seed=1,2"]
+        if "--out" not in args:
+            argv += ["--out", str(tmp_path / "out")]
+        code = sweep.main(argv)
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.splitlines()) == 1 and message in err, (args, err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreachable_scheduler_is_one_line_after_the_timeout(text_file, tmp_path, capsys):
+    port = free_port()  # nothing listens there
+    t0 = time.monotonic()
+    code = sweep.main([str(text_file), "--grid", "seed=1,2", "--out", str(tmp_path / "out"),
+                       "--scheduler", f"tcp://127.0.0.1:{port}", "--timeout", "1.5", *TINY])
+    took = time.monotonic() - t0
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port} within 1.5 s" in err
+    assert 1.0 < took < 10, took
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_dask_it_says_what_to_install(text_file, tmp_path):
+    code = ("import sys; sys.modules['distributed'] = None; sys.argv[0] = 'charrnn-sweep'; "
+            "from charrnn_ext.sweep import main; "
+            f"sys.exit(main([{str(text_file)!r}, '--grid', 'seed=1,2', '--out', 'out']))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, env=ENV, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr == ("charrnn-sweep: error: needs Dask's distributed scheduler, which is "
+                           "not installed (pip install 'charrnn_ext[sweep]')\n")
+    assert not (tmp_path / "out").exists()
+    # --help works without it
+    code = code.replace("[" + repr(str(text_file)), "['--help', " + repr(str(text_file)))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, env=ENV, timeout=60)
+    assert proc.returncode == 0 and "--grid" in proc.stdout and "Dask" in proc.stdout
+
+
+# ---------------------------------------------------------------------------
+# sweeps on a cluster
+# ---------------------------------------------------------------------------
+
+def test_a_run_on_a_worker_is_charrnn_train(cluster, text_file, tmp_path):
+    """train_one on a worker thread: exit 0, the checkpoint and best model
+    equal charrnn-train's, its output captured (not on the worker's stdout),
+    the worker's signal handlers untouched (train.py installs none off the
+    main thread)."""
+    args = ["--hidden-size", "8", *TINY, "--seed", "5"]
+    with distributed.Client(cluster, set_as_default=False) as client:
+        def handlers():
+            return [str(signal.getsignal(s)) for s in (signal.SIGINT, signal.SIGTERM)]
+
+        before = client.run(handlers)
+        res = client.submit(sweep.train_one, TEXT.encode(), "h8", ["--threads", "1", *args],
+                            "input.txt", pure=False).result()
+        assert client.run(handlers) == before
+    assert res["code"] == 0 and res["main_thread"] is False
+    assert "data has 4000 characters" in res["log"] and "saving to h8.npz" in res["log"]
+    assert "/tmp" not in res["log"]  # the worker's temporary names are not shown
+    ref = reference_run(text_file, tmp_path, "h8", args)
+    path = tmp_path / "h8.npz"
+    path.write_bytes(res["checkpoint"])
+    got = load_checkpoint(path)
+    assert_same_params(got, ref, "checkpoint")
+    (tmp_path / "h8.best.npz").write_bytes(res["best"])
+    assert_same_params(load_checkpoint(tmp_path / "h8.best.npz"),
+                       load_checkpoint(tmp_path / "ref-h8.best.npz"), "best model")
+    assert res["val_bpc"] == ref.history["val_bpc"][-1]
+    assert res["best_val_bpc"] == ref.best_val_bpc and res["iterations"] == 300
+
+
+def test_sweep_results_resume_and_extension(cluster, text_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = [str(text_file), "--grid", "hidden_size=8,16", "learning_rate=0.1,0.05",
+            "--out", str(out), "--scheduler", cluster.scheduler_address, *TINY]
+    assert sweep.main(argv) == 0
+    stdout = capsys.readouterr().out
+    names = ["h8-lr0.1", "h8-lr0.05", "h16-lr0.1", "h16-lr0.05"]
+    rows = read_results(out)
+    assert sorted(r["run"] for r in rows) == sorted(names)
+    vals = [float(r["val_bpc"]) for r in rows]
+    assert vals == sorted(vals)  # best first
+    for row in rows:
+        name = row["run"]
+        ck = load_checkpoint(out / f"{name}.npz")
+        assert (int(row["hidden_size"]), float(row["learning_rate"])) == \
+            (ck.model.hidden_size, ck.hyperparameters["learning_rate"])
+        assert int(row["seq_length"]) == 12 and int(row["iters"]) == 300 == ck.iteration
+        assert float(row["val_bpc"]) == ck.history["val_bpc"][-1]
+        assert float(row["train_bpc"]) == ck.history["train_bpc"][-1]
+        assert float(row["best_val_bpc"]) == ck.best_val_bpc
+        assert int(row["best_iteration"]) == ck.best_iteration
+        assert float(row["steps_per_s"]) > 0 and float(row["wall_s"]) > 0
+        best = load_checkpoint(out / f"{name}.best.npz")
+        assert best.iteration == ck.best_iteration
+        assert "iter 200, loss" in (out / f"{name}.log").read_text()
+        assert not list(out.glob(".*.tmp"))
+    # each run is the one charrnn-train makes with the same settings
+    ref = reference_run(text_file, tmp_path, "h16-lr0.05",
+                        ["--hidden-size", "16", "--learning-rate", "0.05", *TINY])
+    assert_same_params(load_checkpoint(out / "h16-lr0.05.npz"), ref, "h16-lr0.05")
+    # the table: best run first
+    table = stdout[stdout.index("best first:"):].splitlines()[3:]
+    assert [line.split()[0] for line in table] == [r["run"] for r in rows]
+
+    # rerunning skips every finished run: nothing is trained (the scheduler
+    # given is not even contacted) and no file changes
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    idle = argv[:argv.index("--scheduler") + 1] + [f"tcp://127.0.0.1:{free_port()}"] + TINY
+    assert sweep.main(idle) == 0
+    assert "4 already done there" in capsys.readouterr().out
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+
+    # an extended grid trains only the new runs
+    wider = list(argv)
+    wider[wider.index("hidden_size=8,16")] = "hidden_size=8,16,12"
+    assert sweep.main(wider) == 0
+    stdout = capsys.readouterr().out
+    assert "4 already done there" in stdout and "training 2 runs" in stdout
+    assert len(read_results(out)) == 6
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name in stamps
+            and p.name != "results.csv"} == {k: v for k, v in stamps.items() if k != "results.csv"}
+
+    # the same names with other settings are refused, before any work
+    other = [a if a != "300" else "400" for a in argv]
+    assert sweep.main(other) == 2
+    err = capsys.readouterr().err
+    assert "with iters=300, this sweep asks for iters=400; use another --out" in err
+    (tmp_path / "other.txt").write_text(TEXT[::-1])
+    assert sweep.main([str(tmp_path / "other.txt"), *argv[1:]]) == 2
+    assert "trained on another text" in capsys.readouterr().err
+
+
+def test_the_text_goes_to_the_workers_once(cluster, text_file, tmp_path, capsys, monkeypatch):
+    """One scatter of the text's bytes (to every worker); each run's task
+    gets a reference to it, not a copy."""
+    scattered, submitted = [], []
+    scatter, submit = distributed.Client.scatter, distributed.Client.submit
+
+    def spy_scatter(self, data, *args, **kwargs):
+        scattered.append((data, kwargs.get("broadcast")))
+        return scatter(self, data, *args, **kwargs)
+
+    def spy_submit(self, func, *args, **kwargs):
+        submitted.append((func, args[0], kwargs.get("retries")))
+        return submit(self, func, *args, **kwargs)
+
+    monkeypatch.setattr(distributed.Client, "scatter", spy_scatter)
+    monkeypatch.setattr(distributed.Client, "submit", spy_submit)
+    code = sweep.main([str(text_file), "--grid", "seed=1,2,3", "--hidden-size", "8", "--iters",
+                       "50", "--out", str(tmp_path / "out"), "--scheduler",
+                       cluster.scheduler_address])
+    assert code == 0, capsys.readouterr().err
+    assert scattered == [(TEXT.encode(), True)]
+    assert len(submitted) == 3
+    for func, text, retries in submitted:
+        assert func is sweep.train_one and isinstance(text, distributed.Future)
+        assert retries == 2
+    assert len({text.key for _, text, _ in submitted}) == 1
+
+
+def test_failed_runs_are_reported_and_the_others_kept(cluster, text_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = sweep.main([str(text_file), "--grid", "seq_length=12,5000", "--hidden-size", "8",
+                       "--iters", "200", "--out", str(out), "--scheduler",
+                       cluster.scheduler_address])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert (f"run T5000 failed: exit status 2: {text_file} has 4000 characters; training needs "
+            f"at least --seq-length + 1 = 5001\n") in captured.err  # the user's file name
+    assert "1 of 2 runs failed" in captured.err and "Traceback" not in captured.err
+    assert [r["run"] for r in read_results(out)] == ["T12"]
+    assert not (out / "T5000.npz").exists()
+
+
+def test_worker_killed_mid_run_loses_nothing(text_file, tmp_path, capsys):
+    """A worker process killed (SIGKILL) while it trains a run: Dask gives the
+    run to another worker, and every result equals an undisturbed run's."""
+    out = tmp_path / "out"
+    args = ["--hidden-size", "16", "--seq-length", "16", "--iters", "40000"]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1",
+                                  dashboard_address=sweep.LOOPBACK_ANY_PORT) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client:
+        done = {}
+        worker = threading.Thread(target=lambda: done.setdefault("code", sweep.main(
+            [str(text_file), "--grid", "seed=1,2", "--out", str(out), "--scheduler",
+             cluster.scheduler_address, *args])))
+        worker.start()
+        victim = None
+        deadline = time.monotonic() + 30
+        seen = {}
+        while victim is None and time.monotonic() < deadline:
+            for addr, keys in client.processing().items():
+                for key in keys:
+                    if str(key).startswith("charrnn-sweep-"):
+                        seen.setdefault((addr, key), time.monotonic())
+                        if time.monotonic() - seen[(addr, key)] > 0.4:
+                            victim = addr, key
+            time.sleep(0.05)
+        assert victim is not None, "no run was seen on a worker"
+        pid = client.run(os.getpid, workers=[victim[0]])[victim[0]]
+        os.kill(pid, signal.SIGKILL)
+        worker.join(120)
+        assert not worker.is_alive()
+        assert victim[0] not in client.scheduler_info()["workers"]  # that worker died
+    assert done["code"] == 0, capsys.readouterr().err
+    rows = read_results(out)
+    assert sorted(r["run"] for r in rows) == ["seed1", "seed2"]
+    for seed in (1, 2):
+        ref = reference_run(text_file, tmp_path, f"seed{seed}", [*args, "--seed", str(seed)])
+        got = load_checkpoint(out / f"seed{seed}.npz")
+        assert_same_params(got, ref, f"seed{seed}")
+        assert got.best_val_bpc == ref.best_val_bpc
+        assert_same_params(load_checkpoint(out / f"seed{seed}.best.npz"),
+                           load_checkpoint(tmp_path / f"ref-seed{seed}.best.npz"), "best")
+
+
+# ---------------------------------------------------------------------------
+# the command, with its own local cluster
+# ---------------------------------------------------------------------------
+
+def sweep_cmd(*args):
+    return [sys.executable, "-m", "charrnn_ext.sweep", *map(str, args)]
+
+
+def test_command_with_its_own_local_cluster(text_file, tmp_path):
+    proc = subprocess.run(sweep_cmd(text_file, "--grid", "seed=0,1", "--hidden-size", 8,
+                                    *TINY, "--out", "out", "--workers", 2),
+                          cwd=tmp_path, capture_output=True, text=True, env=ENV, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # no bar off a terminal, no Dask logs
+    assert "training 2 runs on a local cluster (2 workers)" in proc.stdout
+    assert "2 of 2 runs done" in proc.stdout
+    assert len(read_results(tmp_path / "out")) == 2
+
+
+def test_progress_bar_over_runs_on_a_terminal(text_file, tmp_path, cluster):
+    """On a terminal, tqdm's bar over the runs is drawn on stderr; the lines
+    and the table go to stdout, untouched by it."""
+    import pty
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run(sweep_cmd(text_file, "--grid", "seed=0,1", "--hidden-size", 8,
+                                        *TINY, "--out", "out", "--scheduler",
+                                        cluster.scheduler_address),
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=slave, text=True,
+                              env=ENV, timeout=120, stdin=subprocess.DEVNULL)
+        os.close(slave)
+        slave = None
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the terminal's other side is closed
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    assert proc.returncode == 0
+    assert "2/2 [" in drawn.decode("utf-8", "replace") and b"run/s" in drawn
+    assert "\r" not in proc.stdout and "done seed0" in proc.stdout and "best first:" in proc.stdout
+
+
+def test_ctrl_c_keeps_finished_runs_and_a_rerun_finishes(text_file, tmp_path, cluster):
+    """Ctrl-C at the terminal (SIGINT to the whole process group, workers
+    included): exit 130 soon, the finished runs kept in results.csv, no
+    traceback; the same command again trains only the rest."""
+    args = ["--grid", "seed=0,1,2,3,4,5", "--hidden-size", 16, "--seq-length", 16,
+            "--iters", 20000, "--out", "out"]
+    proc = subprocess.Popen(sweep_cmd(text_file, *args, "--workers", 2), cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "out" / "results.csv").exists():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        t0 = time.monotonic()
+        stdout, stderr = proc.communicate(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert took < 15
+    assert "Traceback" not in stderr and "interrupted;" in stderr
+    rows = read_results(tmp_path / "out")
+    assert 1 <= len(rows) < 6
+    for row in rows:
+        assert load_checkpoint(tmp_path / "out" / f"{row['run']}.npz").iteration == 20000
+    assert f"{len(rows)} of 6 runs done" in stdout
+    # the same command (on the test's cluster) trains the rest
+    rerun = [str(text_file), *map(str, args)]
+    rerun[rerun.index("out")] = str(tmp_path / "out")
+    with open(os.devnull, "w") as devnull:
+        saved, sys.stdout = sys.stdout, devnull
+        try:
+            assert sweep.main([*rerun, "--scheduler", cluster.scheduler_address]) == 0
+        finally:
+            sys.stdout = saved
+    assert len(read_results(tmp_path / "out")) == 6
