@@ -1,7 +1,8 @@
 """CharRNN: the min-char-rnn model on the Cython core, with validated inputs.
 
 Every array handed to ``charrnn_ext._core`` is checked here (dtype, shape,
-contiguity, id range): the core runs without bounds checks.
+contiguity, id range) and is a private copy: the core runs without bounds
+checks and with the GIL released.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ._dispatch import core as _core
-from .defaults import HIDDEN_SIZE, LEARNING_RATE
+from .defaults import ADAGRAD_EPS, CLIP, HIDDEN_SIZE, LEARNING_RATE
 from .spec import PARAM_NAMES, init_params, param_shapes
 
 
@@ -100,42 +101,62 @@ class _ArrayViews(Mapping):
         return repr(dict(self))
 
 
-def _as_ids(values, name: str, vocab_size: int, allow_empty: bool = False) -> np.ndarray:
-    """A private C-contiguous int32 copy of ids in [0, vocab_size), or a clear error.
+def _as_ids(values, name: str, vocab_size: int, allow_empty: bool = False,
+            streams: bool = False) -> np.ndarray:
+    """A private C-contiguous int32 copy of ids in [0, vocab_size), or a clear error:
+    1-D (T,), or with ``streams`` also 2-D (B, T), B streams of T ids.
 
     Always a copy: the core reads the ids with the GIL released and without
     bounds checks, so the array it reads must be one no other thread can change
     after it was checked.
     """
-    if (type(values) is np.ndarray and values.dtype == _INT32 and values.ndim == 1
+    ndims = (1, 2) if streams else (1,)
+    if (type(values) is np.ndarray and values.dtype == _INT32 and values.ndim in ndims
             and values.size):
-        arr = values.copy()  # the common case (slices of an encoded text)
+        arr = np.array(values, order="C", copy=True)  # the common case (slices of an encoded text)
     else:
         if isinstance(values, np.ma.MaskedArray):
             raise TypeError(f"{name} must be a plain integer array, not a masked array")
         if isinstance(values, (str, bytes)):
             raise TypeError(f"{name} must be a sequence of integer ids, not {type(values).__name__}")
-        arr = np.asarray(values)
-        if arr.ndim != 1:
+        try:
+            arr = np.asarray(values)
+        except ValueError as exc:  # numpy refuses ragged nested sequences
+            raise ValueError(f"{name} must be a (B, T) array of ids: its rows differ in "
+                             "length" if streams else f"{name} must be a 1-D sequence of ids") from exc
+        if arr.ndim not in ndims:
             if arr.ndim == 0:
                 raise ValueError(f"{name} must be a 1-D sequence of ids, got a scalar")
+            if streams:
+                raise ValueError(f"{name} must be 1-D (T,) or 2-D (B streams, T), got shape {arr.shape}")
             raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+        if arr.ndim == 2 and arr.shape[0] == 0:
+            raise ValueError(f"{name} has shape {arr.shape}: no streams (B = 0)")
         if arr.size == 0:
             if allow_empty:
                 return np.zeros(0, dtype=np.int32)
             raise ValueError(f"{name} is empty: a chunk needs at least one id")
         if arr.dtype.kind not in "iu":
+            if streams and arr.dtype == object and any(np.ndim(v) for v in arr.flat):
+                raise ValueError(f"{name} must be a (B, T) array of ids: its rows differ in length")
             raise TypeError(f"{name} must be integer ids, got dtype {arr.dtype}")
         if arr.dtype != _INT32:
             lo, hi = arr.min(), arr.max()
             if lo < 0 or hi >= vocab_size:
                 bad = int(np.flatnonzero((arr < 0) | (arr >= vocab_size))[0])
-                raise ValueError(f"{name}[{bad}] = {arr[bad]} is outside [0, {vocab_size})")
+                raise _id_error(name, arr, bad, vocab_size)
         arr = np.array(arr, dtype=np.int32, order="C", copy=True)
-    bad = _core.first_invalid_id(arr, vocab_size)
+    bad = _core.first_invalid_id(arr.reshape(-1), vocab_size)
     if bad >= 0:
-        raise ValueError(f"{name}[{bad}] = {arr[bad]} is outside [0, {vocab_size})")
+        raise _id_error(name, arr, bad, vocab_size)
     return arr
+
+
+def _id_error(name: str, arr: np.ndarray, flat_index: int, vocab_size: int) -> ValueError:
+    """The error for the id at ``flat_index`` of ``arr``, named by its index."""
+    index = np.unravel_index(flat_index, arr.shape)
+    where = ", ".join(str(int(i)) for i in index)
+    return ValueError(f"{name}[{where}] = {arr[index]} is outside [0, {vocab_size})")
 
 
 def _as_learning_rate(value) -> float:
@@ -159,6 +180,13 @@ class CharRNN:
     reshaped or resized through them. Calls on one model are serialised by a lock
     (it owns its work buffers); separate models run concurrently in threads
     (the core releases the GIL).
+
+    train_step, loss_and_grads and loss read one stream (inputs, targets of
+    shape (T,), hprev (H, 1) or (H,)) or B streams at once (inputs, targets
+    (B, T), hprev (H, B), one column per stream): the loss is then the mean
+    over streams of each stream's summed chunk loss, and the gradients are
+    the mean over streams (clipped after averaging). advance and sample read
+    one stream.
     """
 
     def __init__(self, vocab_size: int, hidden_size: int = HIDDEN_SIZE, seed=None):
@@ -234,10 +262,11 @@ class CharRNN:
         grads = {n: _storage(shapes[n]) for n in PARAM_NAMES}
         # one call at a time per model: the core's work buffers are per model
         self._lock = threading.Lock()
-        self._core = _core.Workspace(
+        self._workspace = _core.Workspace(
             [params[n] for n in PARAM_NAMES],
             [memory[n] for n in PARAM_NAMES],
             [grads[n] for n in PARAM_NAMES],
+            clip_bound=CLIP, adagrad_eps=ADAGRAD_EPS,
         )
         # The core holds these very arrays: they stay private (the public
         # mappings hand out views), so their shapes always match the core's.
@@ -273,81 +302,121 @@ class CharRNN:
     # the very sizes the core indexes with (it runs without bounds checks).
     @property
     def hidden_size(self) -> int:
-        return self._core.hidden_size
+        return self._workspace.hidden_size
 
     @property
     def vocab_size(self) -> int:
-        return self._core.vocab_size
+        return self._workspace.vocab_size
 
     def __repr__(self) -> str:
         return f"CharRNN(vocab_size={self.vocab_size}, hidden_size={self.hidden_size})"
 
     # -- validation helpers --------------------------------------------------
-    def _hidden(self, hprev) -> np.ndarray:
-        """A fresh (H,) float64 copy of hprev (None means zeros)."""
-        H = self.hidden_size
+    def _hidden(self, hprev, streams: int = 1, batched: bool = False) -> np.ndarray:
+        """A fresh C-contiguous (B, H) float64 copy of hprev, row b the state
+        of stream b (None means zeros). hprev is (H, B) for inputs of B
+        streams (``batched``); for one stream it may also be (H, 1) or (H,)."""
+        H, B = self.hidden_size, streams
         if hprev is None:
-            return np.zeros(H)
-        if type(hprev) is np.ndarray and hprev.dtype == _FLOAT64 and hprev.size == H:
-            h = hprev.reshape(H).copy()   # a fresh C-contiguous copy
-            if hprev.shape not in ((H, 1), (H,)):
-                raise ValueError(f"hprev must have shape ({H}, 1) or ({H},), got {hprev.shape}")
-            if not np.isfinite(h).all():
-                raise ValueError("hprev contains NaN or infinite values")
-            return h
-        arr = _real_array(hprev, "hprev")
-        if arr.shape not in ((H, 1), (H,)):
-            raise ValueError(f"hprev must have shape ({H}, 1) or ({H},), got {arr.shape}")
-        h = np.array(arr, dtype=np.float64, order="C", copy=True).reshape(H)
-        if not np.all(np.isfinite(h)):  # after the cast: what the core reads
+            return np.zeros((B, H))
+        arr = hprev if type(hprev) is np.ndarray else _real_array(hprev, "hprev")
+        shape = arr.shape
+        if not ((batched and shape == (H, B)) or (B == 1 and shape in ((H, 1), (H,)))):
+            _real_array(arr, "hprev")  # a TypeError for a bad dtype comes first
+            raise ValueError(self._hidden_shape_error(shape, B, batched))
+        if arr.dtype == _FLOAT64:
+            h = arr.reshape(H, B).T.copy()
+        else:
+            h = np.array(_real_array(arr, "hprev").reshape(H, B).T, dtype=np.float64, order="C")
+        if not np.isfinite(h).all():  # after the cast: what the core reads
             raise ValueError("hprev contains NaN or infinite values")
         return h
 
-    def _chunk(self, inputs, targets, whole: bool = True):
-        """Validated private copies of inputs and targets. ``whole``: the core
-        keeps the whole chunk in its work buffers (train_step, loss_and_grads),
-        whose offsets are C ints."""
-        V = self.vocab_size
-        x = _as_ids(inputs, "inputs", V)
-        y = _as_ids(targets, "targets", V)
+    def _hidden_shape_error(self, shape, B: int, batched: bool) -> str:
+        H = self.hidden_size
+        if batched and B > 1:
+            if shape in ((H, 1), (H,)):
+                return (f"hprev has shape {shape}, one hidden state, but the inputs hold "
+                        f"B = {B} streams: pass hprev of shape ({H}, {B}), one column per stream")
+            return f"hprev must have shape ({H}, {B}) (H, B) for B = {B} streams, got {shape}"
+        if not batched and len(shape) == 2 and shape[0] == H and shape[1] > 1:
+            return (f"hprev must have shape ({H}, 1) or ({H},) for 1-D inputs, got {shape}; "
+                    "for B streams pass inputs and targets of shape (B, T)")
+        return f"hprev must have shape ({H}, 1) or ({H},), got {shape}"
+
+    def _chunk(self, inputs, targets, hprev, whole: bool = True):
+        """Validated private copies of what the core reads: inputs and targets
+        (T, B) time-major, hprev (B, H); and whether the call is batched (2-D
+        inputs). ``whole``: the core keeps the whole chunk in its work buffers
+        (train_step, loss_and_grads), whose offsets are C ints; loss() keeps
+        blocks of _core.loss_block_steps(B) steps."""
+        V, H = self.vocab_size, self.hidden_size
+        x = _as_ids(inputs, "inputs", V, streams=True)
+        y = _as_ids(targets, "targets", V, streams=True)
         if x.shape != y.shape:
-            raise ValueError(f"inputs and targets differ in length ({x.size} vs {y.size})")
-        if whole and (x.size + 1) * max(V, self.hidden_size) > _MAX_ELEMENTS:
+            if x.ndim != y.ndim:
+                raise ValueError(f"inputs and targets must both be 1-D (T,) or both 2-D (B, T), "
+                                 f"got shapes {x.shape} and {y.shape}")
+            if x.shape[:-1] != y.shape[:-1]:
+                raise ValueError(f"inputs and targets differ in their number of streams "
+                                 f"(B = {x.shape[0]} vs {y.shape[0]})")
+            raise ValueError(f"inputs and targets differ in length "
+                             f"({x.shape[-1]} vs {y.shape[-1]})")
+        batched = x.ndim == 2
+        B, T = x.shape if batched else (1, x.size)
+        steps = T if whole else min(T, _core.loss_block_steps(B))
+        if (steps + 1) * B * max(V, H) > _MAX_ELEMENTS:
             raise ValueError(
-                f"a chunk of {x.size:,} steps is too long for one step at this model size; "
-                "split it (model.loss accepts any length)"
+                f"a chunk of {B:,} x {T:,} ids is too large for one step at this model size; "
+                + ("split it (model.loss accepts any length)" if whole and steps > 1
+                   else "use fewer streams")
             )
-        return x, y
+        h = self._hidden(hprev, B, batched)
+        if batched:  # time-major for the core: row t holds step t of every stream
+            return np.ascontiguousarray(x.T), np.ascontiguousarray(y.T), h, True
+        return x.reshape(T, 1), y.reshape(T, 1), h, False
+
+    @staticmethod
+    def _returned_hidden(h: np.ndarray, batched: bool) -> np.ndarray:
+        """The core's (B, H) states as returned: (H, B) for batched calls, else (H, 1)."""
+        return np.ascontiguousarray(h.T) if batched else h.reshape(-1, 1)
 
     # -- the seed's functions ------------------------------------------------
+    # Each accepts one stream (inputs, targets (T,); hprev (H, 1) or (H,);
+    # h returned (H, 1)) or B streams (inputs, targets (B, T); hprev (H, B);
+    # h returned (H, B)).
     def loss_and_grads(self, inputs, targets, hprev):
-        """The seed's lossFun: (loss, grads, h) with grads clipped to [-5, 5]
-        (a dict of fresh arrays shaped like params); nothing is updated."""
-        x, y = self._chunk(inputs, targets)
-        h = self._hidden(hprev)
+        """The seed's lossFun over B streams: (loss, grads, h); nothing is updated.
+
+        Each stream's loss is min-char-rnn's chunk loss (summed over its T
+        steps); ``loss`` is the mean over streams, and ``grads`` (a dict of
+        fresh arrays shaped like params) the mean over streams of the
+        gradients, then clipped to [-CLIP, CLIP] elementwise. With one stream
+        this is exactly lossFun. h: the last hidden states."""
+        x, y, h, batched = self._chunk(inputs, targets, hprev)
         with self._lock:
-            loss = self._core.loss_and_grads(x, y, h)
+            loss = self._workspace.loss_and_grads(x, y, h)
             grads = {n: g.copy() for n, g in self._grads.items()}
-        return loss, grads, h.reshape(-1, 1)
+        return loss, grads, self._returned_hidden(h, batched)
 
     def train_step(self, inputs, targets, hprev, learning_rate: float = LEARNING_RATE):
-        """One fused step: lossFun, clipping and the Adagrad update of params
-        and memory in place. Returns (loss, h) with h of shape (H, 1)."""
-        x, y = self._chunk(inputs, targets)
-        h = self._hidden(hprev)
+        """One step over B streams: loss_and_grads (mean loss over streams; mean
+        gradients, clipped), then one Adagrad update of params and memory in
+        place. Returns (loss, h)."""
+        x, y, h, batched = self._chunk(inputs, targets, hprev)
         lr = _as_learning_rate(learning_rate)
         with self._lock:
-            loss = self._core.train_step(x, y, h, lr)
-        return loss, h.reshape(-1, 1)
+            loss = self._workspace.train_step(x, y, h, lr)
+        return loss, self._returned_hidden(h, batched)
 
     def loss(self, inputs, targets, hprev, return_hidden: bool = False):
-        """Forward-only summed cross-entropy (nats) of the chunk, any length;
-        with return_hidden=True returns (loss, h)."""
-        x, y = self._chunk(inputs, targets, whole=False)
-        h = self._hidden(hprev)
+        """Forward-only cross-entropy (nats) of a chunk of any length: each
+        stream's summed loss, then the mean over streams (the summed loss for
+        one stream). With return_hidden=True returns (loss, h)."""
+        x, y, h, batched = self._chunk(inputs, targets, hprev, whole=False)
         with self._lock:
-            loss = self._core.loss(x, y, h)
-        return (loss, h.reshape(-1, 1)) if return_hidden else loss
+            loss = self._workspace.loss(x, y, h)
+        return (loss, self._returned_hidden(h, batched)) if return_hidden else loss
 
     def advance(self, inputs, hprev=None) -> np.ndarray:
         """The hidden state (H, 1) after reading ``inputs`` from ``hprev``."""
@@ -355,7 +424,7 @@ class CharRNN:
         h = self._hidden(hprev)
         if x.size:
             with self._lock:
-                self._core.advance(x, h)
+                self._workspace.advance(x, h[0])
         return h.reshape(-1, 1)
 
     def sample(self, h, seed_ix, n, temperature: float = 1.0, rng=None, return_hidden: bool = False):
@@ -395,5 +464,5 @@ class CharRNN:
             uniforms = np.zeros(int(n))
         if n:
             with self._lock:
-                self._core.sample(hv, int(seed_ix), uniforms, temperature, out)
+                self._workspace.sample(hv[0], int(seed_ix), uniforms, temperature, out)
         return (out, hv.reshape(-1, 1)) if return_hidden else out

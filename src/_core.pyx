@@ -36,8 +36,6 @@ Invariants the kernels rely on:
 """
 import numpy as np
 
-from charrnn_ext.defaults import ADAGRAD_EPS, CLIP
-
 from libc.math cimport INFINITY, log, sqrt
 from libc.string cimport memcpy, memset
 from cython.parallel cimport prange
@@ -62,7 +60,8 @@ cdef extern from *:
 ctypedef double f64
 ctypedef int i32
 
-cdef int LOSS_BLOCK = 256     # steps per block of the forward-only loss
+cdef int LOSS_BLOCK = 256     # rows (steps x streams) per block of the forward-only loss
+cdef int GEMM_MIN_STREAMS = 8 # the recurrence of this many streams or more runs on dgemm
 cdef int OUTPUT_BLOCK = 128   # rows of Why per block of output_backward(_update)
 cdef int SAMPLE_BLOCK = 512   # columns of Why^T per block of output_step
 # The output layer (the V rows of Why and by) is split into a fixed number of
@@ -103,6 +102,27 @@ def _after_fork_in_child():
 def has_openmp():
     """Whether this build of the core was compiled with OpenMP."""
     return bool(CHARRNN_EXT_OPENMP)
+
+
+def gemm_min_streams():
+    """From this many streams on, the recurrence is a BLAS dgemm per step
+    (below, the core's own kernel)."""
+    return GEMM_MIN_STREAMS
+
+
+def _set_gemm_min_streams(int n):
+    """Set gemm_min_streams() (>= 2) for every later call; returns the old
+    value. For tests and benchmarks of both recurrence kernels."""
+    global GEMM_MIN_STREAMS
+    if n < 2:
+        raise ValueError(f"gemm_min_streams must be at least 2, got {n}")
+    old, GEMM_MIN_STREAMS = GEMM_MIN_STREAMS, n
+    return old
+
+
+def loss_block_steps(int streams):
+    """Steps per block of Workspace.loss for this many streams (>= 1)."""
+    return max(1, LOSS_BLOCK // streams)
 
 
 def stripe_count(Py_ssize_t vocab_size, Py_ssize_t hidden_size):
@@ -309,64 +329,129 @@ cdef inline void transpose(f64 *out, const f64 *a, int n) noexcept nogil:
 
 
 # ---------------------------------------------------------------------------
-# the recurrence: h_t = tanh(Wxh[:, x_t] + Whh h_{t-1} + bh)
+# the recurrence of B streams: h_t[b] = tanh(Wxh[:, x_t[b]] + Whh h_{t-1}[b] + bh)
+#
+# Hidden states of B streams are (B, H) blocks, one row per stream; a chunk's
+# are (T+1, B, H), time-major, so that the rows of all T steps form one
+# (T*B, H) matrix for the output layer. Ids are (T, B), time-major too.
 # ---------------------------------------------------------------------------
 
-cdef inline void rnn_step(f64 *h, const f64 *h_prev, int x, const f64 *Wxh,
-                          const f64 *WhhT, const f64 *bh, int H, int V) noexcept nogil:
-    """h (H,) = tanh(Wxh[:, x] + Whh h_prev + bh).
-    h_prev (H,), Wxh (H, V), WhhT (H, H) = Whh^T, bh (H,); h must not overlap h_prev."""
-    cdef int i
-    matvec_t(WhhT, H, h_prev, h, H, H)
-    for i in range(H):
-        h[i] = (Wxh[i * V + x] + h[i]) + bh[i]
-    for i in range(H):
+cdef inline void matmul_rows(f64 *Y, const f64 *X, const f64 *W, int B,
+                             int H) noexcept nogil:
+    """Y (B, H) = X (B, H) @ W (H, H), for a few rows: four rows of W at a
+    time are applied to every row of X while they are in L1. Each row of Y
+    is computed exactly as matvec_t(W, H, X[b], Y[b], H, H) computes it."""
+    cdef int i = 0, b, j
+    cdef const f64 *w0
+    cdef const f64 *w1
+    cdef const f64 *w2
+    cdef const f64 *w3
+    cdef const f64 *x
+    cdef f64 *y
+    cdef f64 x0, x1, x2, x3
+    memset(Y, 0, <Py_ssize_t> B * H * sizeof(f64))
+    while i + 3 < H:
+        w0 = W + <Py_ssize_t> i * H
+        w1 = w0 + H
+        w2 = w1 + H
+        w3 = w2 + H
+        for b in range(B):
+            x = X + <Py_ssize_t> b * H
+            y = Y + <Py_ssize_t> b * H
+            x0 = x[i]
+            x1 = x[i + 1]
+            x2 = x[i + 2]
+            x3 = x[i + 3]
+            for j in range(H):
+                y[j] = y[j] + ((w0[j] * x0 + w1[j] * x1) + (w2[j] * x2 + w3[j] * x3))
+        i += 4
+    while i < H:
+        w0 = W + <Py_ssize_t> i * H
+        for b in range(B):
+            x0 = X[<Py_ssize_t> b * H + i]
+            y = Y + <Py_ssize_t> b * H
+            for j in range(H):
+                y[j] = y[j] + w0[j] * x0
+        i += 1
+
+
+cdef inline void hidden_matmul(f64 *Y, const f64 *X, const f64 *W, int B,
+                               int H) noexcept nogil:
+    """Y (B, H) = X (B, H) @ W (H, H): matvec_t for one stream, matmul_rows
+    below GEMM_MIN_STREAMS streams, BLAS dgemm from there on."""
+    if B == 1:
+        matvec_t(W, H, X, Y, H, H)
+    elif B < GEMM_MIN_STREAMS:
+        matmul_rows(Y, X, W, B, H)
+    else:
+        gemm_rowmajor(b'N', b'N', B, H, H, 1.0, X, H, W, H, 0.0, Y, H)
+
+
+cdef inline void rnn_step(f64 *h, const f64 *h_prev, const i32 *x, int B,
+                          const f64 *Wxh, const f64 *WhhT, const f64 *bh, int H,
+                          int V) noexcept nogil:
+    """h (B, H) = tanh(Wxh[:, x] + Whh h_prev + bh), row b for stream b.
+    h_prev (B, H), x (B,) ids, Wxh (H, V), WhhT (H, H) = Whh^T, bh (H,);
+    h must not overlap h_prev."""
+    cdef int b, i, xb
+    cdef f64 *hb
+    hidden_matmul(h, h_prev, WhhT, B, H)
+    for b in range(B):
+        hb = h + <Py_ssize_t> b * H
+        xb = x[b]
+        for i in range(H):
+            hb[i] = (Wxh[<Py_ssize_t> i * V + xb] + hb[i]) + bh[i]
+    for i in range(B * H):
         h[i] = vtanh(h[i])
 
 
-cdef void rnn_forward(f64 *hs, const i32 *inputs, int T, const f64 *Wxh,
+cdef void rnn_forward(f64 *hs, const i32 *inputs, int T, int B, const f64 *Wxh,
                       const f64 *WhhT, const f64 *bh, int H, int V) noexcept nogil:
-    """hs (T+1, H): from hs[0] = h_prev, hs[t+1] = rnn_step(hs[t], inputs[t]).
-    inputs (T,) ids, Wxh (H, V), WhhT (H, H) = Whh^T, bh (H,)."""
+    """hs (T+1, B, H): from hs[0] = h_prev, hs[t+1] = rnn_step(hs[t], inputs[t]).
+    inputs (T, B) ids, Wxh (H, V), WhhT (H, H) = Whh^T, bh (H,)."""
     cdef int t
+    cdef Py_ssize_t block = <Py_ssize_t> B * H
     for t in range(T):
-        rnn_step(hs + (t + 1) * H, hs + t * H, inputs[t], Wxh, WhhT, bh, H, V)
+        rnn_step(hs + (t + 1) * block, hs + t * block, inputs + t * B, B,
+                 Wxh, WhhT, bh, H, V)
 
 
 cdef void rnn_backward(f64 *dWxh, f64 *dWhh, f64 *dbh, f64 *dhs, f64 *dh_next,
-                       const f64 *hs, const i32 *inputs, int T, const f64 *Whh,
-                       int H, int V) noexcept nogil:
-    """Backward of rnn_forward. dhs (T, H) holds dloss/dhs[1:] from the output
-    layer and becomes dh_raw, the gradient at the input of the tanh:
-        dh_raw[t] = (1 - hs[t+1]^2) * (dhs[t] + Whh^T dh_raw[t+1])
-    then dWhh (H, H) = dh_raw^T hs[:T], dbh (H,) = sum_t dh_raw[t] and
-    dWxh[:, inputs[t]] += dh_raw[t] (dWxh (H, V): the chunk's columns must be
-    zero on entry, the others are not touched).
-    hs (T+1, H) from rnn_forward, inputs (T,), Whh (H, H), dh_next (H,) scratch."""
-    cdef int t, i, x
+                       const f64 *hs, const i32 *inputs, int T, int B,
+                       const f64 *Whh, int H, int V) noexcept nogil:
+    """Backward of rnn_forward. dhs (T, B, H) holds dloss/dhs[1:] from the
+    output layer and becomes dh_raw, the gradient at the input of the tanh:
+        dh_raw[t] = (1 - hs[t+1]^2) * (dhs[t] + dh_raw[t+1] Whh)
+    then dWhh (H, H) = dh_raw^T hs[:T] (both as (T*B, H)), dbh (H,) = the sum
+    of the T*B rows of dh_raw, and dWxh[:, inputs[t, b]] += dh_raw[t, b]
+    (dWxh (H, V): the chunk's columns must be zero on entry, the others are
+    not touched). hs (T+1, B, H) from rnn_forward, inputs (T, B), Whh (H, H),
+    dh_next (B, H) scratch."""
+    cdef int t, x
+    cdef Py_ssize_t i, r, block = <Py_ssize_t> B * H, N = <Py_ssize_t> T * B
     cdef f64 *row
     cdef const f64 *h_t
     cdef f64 d
     # the sequential part
-    memset(dh_next, 0, H * sizeof(f64))
+    memset(dh_next, 0, block * sizeof(f64))
     for t in range(T - 1, -1, -1):
-        row = dhs + t * H
-        h_t = hs + (t + 1) * H
-        for i in range(H):
+        row = dhs + t * block
+        h_t = hs + (t + 1) * block
+        for i in range(block):
             d = row[i] + dh_next[i]
             row[i] = (1.0 - h_t[i] * h_t[i]) * d
         if t > 0:
-            matvec_t(Whh, H, row, dh_next, H, H)
+            hidden_matmul(dh_next, row, Whh, B, H)
     memset(dbh, 0, H * sizeof(f64))
-    for t in range(T):
-        row = dhs + t * H
+    for r in range(N):
+        row = dhs + r * H
         for i in range(H):
             dbh[i] += row[i]
-    # dWhh (H, H) = dh_raw^T (H, T) @ hs[:T] (T, H)
-    gemm_rowmajor(b'T', b'N', H, H, T, 1.0, dhs, H, hs, H, 0.0, dWhh, H)
-    for t in range(T):
-        x = inputs[t]
-        row = dhs + t * H
+    # dWhh (H, H) = dh_raw^T (H, T*B) @ hs[:T] (T*B, H)
+    gemm_rowmajor(b'T', b'N', H, H, <int> N, 1.0, dhs, H, hs, H, 0.0, dWhh, H)
+    for r in range(N):
+        x = inputs[r]
+        row = dhs + r * H
         for i in range(H):
             dWxh[i * V + x] += row[i]
 
@@ -473,22 +558,23 @@ cdef f64 output_forward(f64 *probs, f64 *scale, f64 *stripe_max, f64 *stripe_sum
 
 cdef void crossentropy_softmax_backward(f64 *dY, f64 *dby, const f64 *scale,
                                         const i32 *targets, int lo, int hi, int N,
-                                        int V) noexcept nogil:
+                                        int V, f64 grad_scale) noexcept nogil:
     """Columns lo:hi of dY (N, V), in place over output_forward's probs:
-    dY = P - onehot(targets) with P = probs * scale (scale (N,): this stripe's
-    factors); dby[lo:hi] = sum_n dY[n, lo:hi]."""
+    dY = grad_scale * (P - onehot(targets)) with P = probs * scale (scale (N,):
+    this stripe's factors); dby[lo:hi] = sum_n dY[n, lo:hi]. grad_scale = 1/B
+    makes every gradient the mean over B streams."""
     cdef int n = hi - lo, t, v, target
     cdef f64 *row
     cdef f64 *db = dby + lo
     cdef f64 f
     for t in range(N):
         row = dY + <Py_ssize_t> t * V + lo
-        f = scale[t]
+        f = scale[t] * grad_scale
         for v in range(n):
             row[v] = row[v] * f
         target = targets[t]
         if lo <= target < hi:
-            row[target - lo] -= 1.0
+            row[target - lo] -= grad_scale
     memset(db, 0, n * sizeof(f64))
     for t in range(N):
         row = dY + <Py_ssize_t> t * V + lo
@@ -510,10 +596,11 @@ cdef inline void output_rows_backward(f64 *dh, f64 *dWhy, const f64 *dY, const f
 
 cdef void output_backward_stripe(f64 *dh, f64 *dWhy, f64 *dby, f64 *dY, const f64 *scale,
                                  const f64 *hs, const i32 *targets, const f64 *Why,
-                                 int lo, int hi, int N, int H, int V) noexcept nogil:
+                                 int lo, int hi, int N, int H, int V,
+                                 f64 grad_scale) noexcept nogil:
     """Rows lo:hi of output_backward; this stripe's part of dY Why goes to dh (N, H)."""
     cdef int v0 = lo, rows
-    crossentropy_softmax_backward(dY, dby, scale, targets, lo, hi, N, V)
+    crossentropy_softmax_backward(dY, dby, scale, targets, lo, hi, N, V, grad_scale)
     while v0 < hi:
         rows = OUTPUT_BLOCK if v0 + OUTPUT_BLOCK <= hi else hi - v0
         output_rows_backward(dh, dWhy, dY, hs, Why, v0, rows, N, H, V, v0 != lo)
@@ -524,13 +611,13 @@ cdef void output_backward_update_stripe(f64 *dh, f64 *dWhy, f64 *dby, f64 *dY,
                                         const f64 *scale, const f64 *hs,
                                         const i32 *targets, f64 *Why, f64 *mWhy,
                                         int lo, int hi, int N, int H, int V,
-                                        f64 learning_rate, f64 clip_bound,
-                                        f64 eps) noexcept nogil:
+                                        f64 grad_scale, f64 learning_rate,
+                                        f64 clip_bound, f64 eps) noexcept nogil:
     """Rows lo:hi of output_backward_update: in blocks of OUTPUT_BLOCK rows, so
     that each block of Why comes from memory once for dh, dWhy and its update."""
     cdef int v0 = lo, rows
     cdef Py_ssize_t at
-    crossentropy_softmax_backward(dY, dby, scale, targets, lo, hi, N, V)
+    crossentropy_softmax_backward(dY, dby, scale, targets, lo, hi, N, V, grad_scale)
     while v0 < hi:
         rows = OUTPUT_BLOCK if v0 + OUTPUT_BLOCK <= hi else hi - v0
         output_rows_backward(dh, dWhy, dY, hs, Why, v0, rows, N, H, V, v0 != lo)
@@ -554,32 +641,35 @@ cdef void add_stripe_parts(f64 *dh, const f64 *dh_parts, int S,
 
 cdef void output_backward(f64 *dh, f64 *dh_parts, f64 *dWhy, f64 *dby, f64 *dY,
                           const f64 *scale, const f64 *hs, const i32 *targets,
-                          const f64 *Why, int N, int H, int V, int S,
-                          int threads) noexcept nogil:
-    """Backward of output_forward (dY and scale as it left them): dY (N, V) =
-    P - onehot(targets) in place, dby (V,) = sum_n dY[n], dWhy (V, H) = dY^T hs
-    (unclipped), dh (N, H) = dY Why. Stripe s > 0 puts its part of dh in
-    dh_parts[s - 1] ((S-1, N, H) scratch); they are added in stripe order."""
+                          const f64 *Why, int N, int H, int V, int S, int threads,
+                          f64 grad_scale) noexcept nogil:
+    """Backward of output_forward (dY and scale as it left them), for the loss
+    grad_scale * sum_n loss_n: dY (N, V) = grad_scale * (P - onehot(targets))
+    in place, dby (V,) = sum_n dY[n], dWhy (V, H) = dY^T hs (unclipped), dh
+    (N, H) = dY Why. Stripe s > 0 puts its part of dh in dh_parts[s - 1]
+    ((S-1, N, H) scratch); they are added in stripe order."""
     cdef int s
     cdef Py_ssize_t part = <Py_ssize_t> N * H
     if threads > 1:
         for s in prange(S, num_threads=threads, schedule='static', chunksize=1):
             output_backward_stripe(dh if s == 0 else dh_parts + (s - 1) * part, dWhy, dby,
                                    dY, scale + s * N, hs, targets, Why,
-                                   stripe_lo(s, S, V), stripe_lo(s + 1, S, V), N, H, V)
+                                   stripe_lo(s, S, V), stripe_lo(s + 1, S, V), N, H, V,
+                                   grad_scale)
     else:
         for s in range(S):
             output_backward_stripe(dh if s == 0 else dh_parts + (s - 1) * part, dWhy, dby,
                                    dY, scale + s * N, hs, targets, Why,
-                                   stripe_lo(s, S, V), stripe_lo(s + 1, S, V), N, H, V)
+                                   stripe_lo(s, S, V), stripe_lo(s + 1, S, V), N, H, V,
+                                   grad_scale)
     add_stripe_parts(dh, dh_parts, S, part)
 
 
 cdef void output_backward_update(f64 *dh, f64 *dh_parts, f64 *dWhy, f64 *dby, f64 *dY,
                                  const f64 *scale, const f64 *hs, const i32 *targets,
                                  f64 *Why, f64 *mWhy, int N, int H, int V, int S,
-                                 int threads, f64 learning_rate, f64 clip_bound,
-                                 f64 eps) noexcept nogil:
+                                 int threads, f64 grad_scale, f64 learning_rate,
+                                 f64 clip_bound, f64 eps) noexcept nogil:
     """output_backward, then dWhy clipped to [-clip_bound, clip_bound] and
     Adagrad applied to Why, mWhy (V, H) in place, block by block (dh is
     computed from Why before it is updated)."""
@@ -590,13 +680,13 @@ cdef void output_backward_update(f64 *dh, f64 *dh_parts, f64 *dWhy, f64 *dby, f6
             output_backward_update_stripe(
                 dh if s == 0 else dh_parts + (s - 1) * part, dWhy, dby, dY, scale + s * N,
                 hs, targets, Why, mWhy, stripe_lo(s, S, V), stripe_lo(s + 1, S, V),
-                N, H, V, learning_rate, clip_bound, eps)
+                N, H, V, grad_scale, learning_rate, clip_bound, eps)
     else:
         for s in range(S):
             output_backward_update_stripe(
                 dh if s == 0 else dh_parts + (s - 1) * part, dWhy, dby, dY, scale + s * N,
                 hs, targets, Why, mWhy, stripe_lo(s, S, V), stripe_lo(s + 1, S, V),
-                N, H, V, learning_rate, clip_bound, eps)
+                N, H, V, grad_scale, learning_rate, clip_bound, eps)
     add_stripe_parts(dh, dh_parts, S, part)
 
 
@@ -750,33 +840,38 @@ cdef class Workspace:
 
     All float64, C-contiguous; biases may be (H, 1) / (V, 1). clip_bound and
     adagrad_eps are the update's hyperparameters (charrnn_ext.defaults).
-    Work buffers grow to the longest chunk seen (reserve), never per step.
+
+    train_step, loss_and_grads and loss run B streams at once: inputs and
+    targets (T, B) time-major, h (B, H) one row per stream. Their loss is the
+    mean over streams of each stream's summed loss, their gradients the mean
+    over streams. Work buffers grow to the largest T * B seen (reserve),
+    never per step.
     """
-    cdef readonly int hidden_size, vocab_size, capacity, n_stripes
+    cdef readonly int hidden_size, vocab_size, capacity, stream_capacity, n_stripes
     cdef readonly f64 clip_bound, adagrad_eps
     cdef Tensors params, memory, grads
     cdef object arrays          # the arrays behind params, memory and grads (kept alive)
     cdef dict buffers           # the work buffers' arrays (kept alive); pointers below
     # sized by the vocabulary and hidden size
     cdef f64 *WhhT              # (H, H): Whh transposed, copied at every entry
-    cdef f64 *dh_next           # (H,): rnn_backward's Whh^T dh_raw[t+1]
-    cdef f64 *h_next            # (H,): advance and sample's next state
     cdef f64 *logits            # (V,): sample's output layer
     cdef i32 *present           # (V,): present[:n_present] = the last chunk's distinct inputs
     cdef unsigned char *seen    # (V,): all zero between calls (distinct_ids)
     cdef int n_present
-    # sized by the capacity N (steps)
-    cdef f64 *hs                # (N+1, H): hs[0] = h_prev, hs[t+1] = h_t
+    # sized by the capacity N (rows: steps x streams) and the stream capacity B
+    cdef f64 *hs                # (N+B, H): hidden states (T+1, B, H), hs[0] = h_prev
     cdef f64 *probs             # (N, V): exp(logit - stripe max), then dY
-    cdef f64 *dhs               # (N, H): dloss/dh_t, then dh_raw
+    cdef f64 *dhs               # (N, H): dloss/dh, then dh_raw
     cdef f64 *dh_parts          # (S-1, N, H): stripes 1.. of dY Why
     cdef f64 *stripe_max        # (S, N)
     cdef f64 *stripe_sum        # (S, N)
     cdef f64 *scale             # (S, N): the factored softmax (output_forward)
     cdef f64 *target_logit      # (N,)
+    cdef f64 *dh_next           # (B, H): rnn_backward's dh_raw[t+1] Whh
+    cdef f64 *h_next            # (B, H): advance and sample's next state
 
-    def __init__(self, params, memory, grads, *, f64 clip_bound=CLIP,
-                 f64 adagrad_eps=ADAGRAD_EPS, int capacity=32):
+    def __init__(self, params, memory, grads, *, f64 clip_bound, f64 adagrad_eps,
+                 int capacity=32):
         H, V = params[0].shape[0], params[0].shape[1]
         self.hidden_size, self.vocab_size = H, V
         self.params = tensors_of(list(params), H, V, "params")
@@ -787,8 +882,6 @@ cdef class Workspace:
         self.n_stripes = stripe_count(V, H)
         self.buffers = {}
         self.WhhT = self.buffer("WhhT", H * H)
-        self.dh_next = self.buffer("dh_next", H)
-        self.h_next = self.buffer("h_next", H)
         self.logits = self.buffer("logits", V)
         present = np.zeros(V, dtype=np.int32)
         seen = np.zeros(V, dtype=np.uint8)
@@ -797,8 +890,8 @@ cdef class Workspace:
         cdef unsigned char[::1] seen_view = seen
         self.present, self.seen = &present_view[0], &seen_view[0]
         self.n_present = 0
-        self.capacity = 0
-        self.reserve(max(capacity, 1))
+        self.capacity = self.stream_capacity = 0
+        self.reserve(max(capacity, 1), 1)
         np.asarray(grads[0])[...] = 0.0    # the dWxh invariant: zero outside present[:n_present]
 
     cdef f64 *buffer(self, str name, Py_ssize_t n) except NULL:
@@ -808,21 +901,27 @@ cdef class Workspace:
         self.buffers[name] = arr
         return &view[0]
 
-    def reserve(self, int length):
-        """Make the work buffers hold chunks of up to ``length`` steps."""
-        if length <= self.capacity:
-            return
-        cdef Py_ssize_t N = length, H = self.hidden_size, V = self.vocab_size
+    def reserve(self, Py_ssize_t rows, Py_ssize_t streams=1):
+        """Make the work buffers hold chunks of up to ``rows`` steps x streams,
+        of up to ``streams`` streams."""
+        cdef Py_ssize_t N, B, H = self.hidden_size, V = self.vocab_size
         cdef Py_ssize_t S = self.n_stripes
-        self.hs = self.buffer("hs", (N + 1) * H)
-        self.probs = self.buffer("probs", N * V)
-        self.dhs = self.buffer("dhs", N * H)
-        self.dh_parts = self.buffer("dh_parts", (S - 1) * N * H)
-        self.stripe_max = self.buffer("stripe_max", S * N)
-        self.stripe_sum = self.buffer("stripe_sum", S * N)
-        self.scale = self.buffer("scale", S * N)
-        self.target_logit = self.buffer("target_logit", N)
-        self.capacity = length
+        if rows <= self.capacity and streams <= self.stream_capacity:
+            return
+        N = max(rows, <Py_ssize_t> self.capacity)
+        B = max(streams, <Py_ssize_t> self.stream_capacity)
+        self.hs = self.buffer("hs", (N + B) * H)
+        self.dh_next = self.buffer("dh_next", B * H)
+        self.h_next = self.buffer("h_next", B * H)
+        if N > self.capacity:
+            self.probs = self.buffer("probs", N * V)
+            self.dhs = self.buffer("dhs", N * H)
+            self.dh_parts = self.buffer("dh_parts", (S - 1) * N * H)
+            self.stripe_max = self.buffer("stripe_max", S * N)
+            self.stripe_sum = self.buffer("stripe_sum", S * N)
+            self.scale = self.buffer("scale", S * N)
+            self.target_logit = self.buffer("target_logit", N)
+        self.capacity, self.stream_capacity = <int> N, <int> B
 
     def threads(self):
         """The threads a call from this Python thread would use now."""
@@ -830,36 +929,37 @@ cdef class Workspace:
 
     # -- entry points (arguments validated by charrnn_ext.model) -------------
 
-    def train_step(self, const i32[::1] inputs, const i32[::1] targets,
-                   f64[::1] h, f64 learning_rate):
-        """One step over a chunk of T ids: forward, backward, clip, Adagrad.
-        Updates params, memory and grads in place; h (H,) is replaced by the
-        last hidden state. Returns the chunk's summed loss."""
-        cdef int T = inputs.shape[0], H = self.hidden_size, V = self.vocab_size
-        cdef int S = self.n_stripes, threads
+    def train_step(self, const i32[:, ::1] inputs, const i32[:, ::1] targets,
+                   f64[:, ::1] h, f64 learning_rate):
+        """One step over a chunk of B streams, inputs and targets (T, B):
+        forward, backward, clip, Adagrad. Updates params, memory and grads in
+        place; h (B, H) is replaced by the last hidden states. Returns the mean
+        over streams of the summed loss."""
+        cdef int T = inputs.shape[0], B = inputs.shape[1], N = T * B
+        cdef int H = self.hidden_size, V = self.vocab_size, S = self.n_stripes, threads
         cdef Tensors p = self.params, m = self.memory, g = self.grads
         cdef f64 lr = learning_rate, bound = self.clip_bound, eps = self.adagrad_eps
-        cdef const i32 *x = &inputs[0]
-        cdef const i32 *y = &targets[0]
+        cdef const i32 *x = &inputs[0, 0]
+        cdef const i32 *y = &targets[0, 0]
         cdef f64 loss
-        self.reserve(T)
+        self.reserve(N, B)
         with nogil:
             threads = stripe_threads(S)
             transpose(self.WhhT, p.Whh, H)
             # forward
-            memcpy(self.hs, &h[0], H * sizeof(f64))
-            rnn_forward(self.hs, x, T, p.Wxh, self.WhhT, p.bh, H, V)
+            memcpy(self.hs, &h[0, 0], B * H * sizeof(f64))
+            rnn_forward(self.hs, x, T, B, p.Wxh, self.WhhT, p.bh, H, V)
             loss = output_forward(self.probs, self.scale, self.stripe_max, self.stripe_sum,
-                                  self.target_logit, self.hs + H, y, p.Why, p.by,
-                                  T, H, V, S, threads)
-            memcpy(&h[0], self.hs + T * H, H * sizeof(f64))
+                                  self.target_logit, self.hs + B * H, y, p.Why, p.by,
+                                  N, H, V, S, threads)
+            memcpy(&h[0, 0], self.hs + N * H, B * H * sizeof(f64))
             # backward; Why is clipped and updated block by block within it
             output_backward_update(self.dhs, self.dh_parts, g.Why, g.by, self.probs,
-                                   self.scale, self.hs + H, y, p.Why, m.Why, T, H, V, S,
-                                   threads, lr, bound, eps)
+                                   self.scale, self.hs + B * H, y, p.Why, m.Why, N, H, V, S,
+                                   threads, 1.0 / B, lr, bound, eps)
             zero_columns(g.Wxh, self.present, self.n_present, H, V)
-            self.n_present = distinct_ids(self.present, self.seen, x, T)
-            rnn_backward(g.Wxh, g.Whh, g.bh, self.dhs, self.dh_next, self.hs, x, T,
+            self.n_present = distinct_ids(self.present, self.seen, x, N)
+            rnn_backward(g.Wxh, g.Whh, g.bh, self.dhs, self.dh_next, self.hs, x, T, B,
                          p.Whh, H, V)
             # clip
             clip_columns(g.Wxh, self.present, self.n_present, H, V, bound)
@@ -871,37 +971,38 @@ cdef class Workspace:
             adagrad(p.Whh, m.Whh, g.Whh, H * H, lr, eps)
             adagrad(p.bh, m.bh, g.bh, H, lr, eps)
             adagrad(p.by, m.by, g.by, V, lr, eps)
-        return loss
+        return loss / B
 
-    def loss_and_grads(self, const i32[::1] inputs, const i32[::1] targets,
-                       f64[::1] h):
-        """Forward, backward and clip: the clipped gradients are left in
-        grads; params and memory are untouched. h (H,) is replaced by the last
-        hidden state. Returns the summed loss."""
-        cdef int T = inputs.shape[0], H = self.hidden_size, V = self.vocab_size
-        cdef int S = self.n_stripes, threads
+    def loss_and_grads(self, const i32[:, ::1] inputs, const i32[:, ::1] targets,
+                       f64[:, ::1] h):
+        """Forward, backward and clip over B streams, inputs and targets (T, B):
+        the clipped mean gradients are left in grads; params and memory are
+        untouched. h (B, H) is replaced by the last hidden states. Returns the
+        mean over streams of the summed loss."""
+        cdef int T = inputs.shape[0], B = inputs.shape[1], N = T * B
+        cdef int H = self.hidden_size, V = self.vocab_size, S = self.n_stripes, threads
         cdef Tensors p = self.params, g = self.grads
         cdef f64 bound = self.clip_bound
-        cdef const i32 *x = &inputs[0]
-        cdef const i32 *y = &targets[0]
+        cdef const i32 *x = &inputs[0, 0]
+        cdef const i32 *y = &targets[0, 0]
         cdef f64 loss
-        self.reserve(T)
+        self.reserve(N, B)
         with nogil:
             threads = stripe_threads(S)
             transpose(self.WhhT, p.Whh, H)
             # forward
-            memcpy(self.hs, &h[0], H * sizeof(f64))
-            rnn_forward(self.hs, x, T, p.Wxh, self.WhhT, p.bh, H, V)
+            memcpy(self.hs, &h[0, 0], B * H * sizeof(f64))
+            rnn_forward(self.hs, x, T, B, p.Wxh, self.WhhT, p.bh, H, V)
             loss = output_forward(self.probs, self.scale, self.stripe_max, self.stripe_sum,
-                                  self.target_logit, self.hs + H, y, p.Why, p.by,
-                                  T, H, V, S, threads)
-            memcpy(&h[0], self.hs + T * H, H * sizeof(f64))
+                                  self.target_logit, self.hs + B * H, y, p.Why, p.by,
+                                  N, H, V, S, threads)
+            memcpy(&h[0, 0], self.hs + N * H, B * H * sizeof(f64))
             # backward
             output_backward(self.dhs, self.dh_parts, g.Why, g.by, self.probs, self.scale,
-                            self.hs + H, y, p.Why, T, H, V, S, threads)
+                            self.hs + B * H, y, p.Why, N, H, V, S, threads, 1.0 / B)
             zero_columns(g.Wxh, self.present, self.n_present, H, V)
-            self.n_present = distinct_ids(self.present, self.seen, x, T)
-            rnn_backward(g.Wxh, g.Whh, g.bh, self.dhs, self.dh_next, self.hs, x, T,
+            self.n_present = distinct_ids(self.present, self.seen, x, N)
+            rnn_backward(g.Wxh, g.Whh, g.bh, self.dhs, self.dh_next, self.hs, x, T, B,
                          p.Whh, H, V)
             # clip
             clip_columns(g.Wxh, self.present, self.n_present, H, V, bound)
@@ -909,36 +1010,40 @@ cdef class Workspace:
             clip(g.Why, <Py_ssize_t> V * H, bound)
             clip(g.bh, H, bound)
             clip(g.by, V, bound)
-        return loss
+        return loss / B
 
-    def loss(self, const i32[::1] inputs, const i32[::1] targets, f64[::1] h):
-        """Forward-only summed loss over any number of steps, in blocks of
-        LOSS_BLOCK steps (fixed, so the result does not depend on the buffers'
-        history); h (H,) becomes the last hidden state."""
+    def loss(self, const i32[:, ::1] inputs, const i32[:, ::1] targets, f64[:, ::1] h):
+        """Forward-only loss of B streams over any number n of steps, inputs
+        and targets (n, B); h (B, H) becomes the last hidden states. Returns the
+        mean over streams of the summed loss. Runs in blocks of
+        loss_block_steps(B) steps (fixed, so the result does not depend on the
+        buffers' history)."""
         cdef Py_ssize_t n = inputs.shape[0], start = 0
+        cdef int B = inputs.shape[1], steps = loss_block_steps(B)
         cdef int H = self.hidden_size, V = self.vocab_size, S = self.n_stripes
         cdef int T, threads
         cdef Tensors p = self.params
         cdef f64 loss = 0.0
-        self.reserve(<int> min(n, LOSS_BLOCK))
+        self.reserve(min(n, <Py_ssize_t> steps) * B, B)
         with nogil:
             threads = stripe_threads(S)
             transpose(self.WhhT, p.Whh, H)
-            memcpy(self.hs, &h[0], H * sizeof(f64))
+            memcpy(self.hs, &h[0, 0], B * H * sizeof(f64))
             while start < n:
-                T = <int> min(n - start, <Py_ssize_t> LOSS_BLOCK)
-                rnn_forward(self.hs, &inputs[start], T, p.Wxh, self.WhhT, p.bh, H, V)
+                T = <int> min(n - start, <Py_ssize_t> steps)
+                rnn_forward(self.hs, &inputs[start, 0], T, B, p.Wxh, self.WhhT, p.bh, H, V)
                 loss += output_forward(self.probs, self.scale, self.stripe_max,
-                                       self.stripe_sum, self.target_logit, self.hs + H,
-                                       &targets[start], p.Why, p.by, T, H, V, S, threads)
-                memcpy(self.hs, self.hs + T * H, H * sizeof(f64))
+                                       self.stripe_sum, self.target_logit, self.hs + B * H,
+                                       &targets[start, 0], p.Why, p.by, T * B, H, V, S,
+                                       threads)
+                memcpy(self.hs, self.hs + <Py_ssize_t> T * B * H, B * H * sizeof(f64))
                 start += T
-            memcpy(&h[0], self.hs, H * sizeof(f64))
-        return loss
+            memcpy(&h[0, 0], self.hs, B * H * sizeof(f64))
+        return loss / B
 
     def advance(self, const i32[::1] inputs, f64[::1] h):
-        """Run the recurrence over inputs (n,) from h (H,), in place: h
-        becomes the hidden state after the last input (used to prime
+        """Run the recurrence of one stream over inputs (n,) from h (H,), in
+        place: h becomes the hidden state after the last input (used to prime
         sampling). No output layer is computed."""
         cdef int H = self.hidden_size, V = self.vocab_size
         cdef Py_ssize_t t, n = inputs.shape[0]
@@ -946,15 +1051,16 @@ cdef class Workspace:
         with nogil:
             transpose(self.WhhT, p.Whh, H)
             for t in range(n):
-                rnn_step(self.h_next, &h[0], inputs[t], p.Wxh, self.WhhT, p.bh, H, V)
+                rnn_step(self.h_next, &h[0], &inputs[t], 1, p.Wxh, self.WhhT, p.bh, H, V)
                 memcpy(&h[0], self.h_next, H * sizeof(f64))
 
     def sample(self, f64[::1] h, int seed_ix, const f64[::1] uniforms,
                f64 temperature, i32[::1] out):
-        """Generate len(out) ids starting from input seed_ix and hidden state
-        h (H,), which is advanced in place: id t is draw_id(logits, temperature,
-        uniforms[t]). out (n,) is overwritten. One thread: a parallel region
-        per character would cost more than it saves."""
+        """Generate len(out) ids of one stream starting from input seed_ix and
+        hidden state h (H,), which is advanced in place: id t is
+        draw_id(logits, temperature, uniforms[t]). out (n,) is overwritten.
+        One thread: a parallel region per character would cost more than it
+        saves."""
         cdef int H = self.hidden_size, V = self.vocab_size, x = seed_ix
         cdef Py_ssize_t t, n = out.shape[0]
         cdef Tensors p = self.params
@@ -963,7 +1069,7 @@ cdef class Workspace:
         with nogil:
             transpose(self.WhhT, p.Whh, H)
             for t in range(n):
-                rnn_step(self.h_next, &h[0], x, p.Wxh, self.WhhT, p.bh, H, V)
+                rnn_step(self.h_next, &h[0], &x, 1, p.Wxh, self.WhhT, p.bh, H, V)
                 memcpy(&h[0], self.h_next, H * sizeof(f64))
                 output_step(self.logits, &h[0], &WhyT[0, 0], p.by, H, V)
                 x = draw_id(self.logits, V, temperature, uniforms[t])

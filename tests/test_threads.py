@@ -165,16 +165,16 @@ def test_openmp_limit_of_the_calling_thread_caps_the_core(restore_threads):
     params = random_params(V, H, rng, 0.1)
     x, y = random_chunk(V, T, rng)
     model = CharRNN.from_params(params)
-    assert model._core.threads() == 2
+    assert model._workspace.threads() == 2
     free = model.train_step(x, y, None)[0]
     with threadpool_limits(limits=1, user_api="openmp"):
-        assert model._core.threads() == 1
+        assert model._workspace.threads() == 1
         limited = CharRNN.from_params(params).train_step(x, y, None)[0]
     with threadpool_limits(limits=1):
-        assert model._core.threads() == 1
-    assert model._core.threads() == 2
+        assert model._workspace.threads() == 1
+    assert model._workspace.threads() == 2
     assert limited == free
-    assert CharRNN(65, 100)._core.threads() == 1      # one stripe: never threads
+    assert CharRNN(65, 100)._workspace.threads() == 1      # one stripe: never threads
 
 
 FORK_SCRIPT = """
