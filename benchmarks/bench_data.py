@@ -149,3 +149,30 @@ def write_mixed_text(path: os.PathLike, n_bytes: int, cjk_fraction: float = 0.05
                 data = rng.choice(ascii_syms[1:], size=rest).astype(np.uint8).tobytes()
             fh.write(data)
             written += len(data)
+
+
+class StreamsDataPass:
+    """B parallel streams (as ``charrnn-train --batch-size B`` reads the text):
+    the ids cut into B equal parts, stream b reads part b in chunks of T, all
+    streams going back to the start of their parts together (hidden states
+    reset) at step 0 and whenever the next chunk would run past a part's end."""
+
+    def __init__(self, ids: np.ndarray, seq: int, streams: int):
+        self.part = len(ids) // streams
+        if self.part < seq + 2:
+            raise ValueError(f"a text of {len(ids)} characters is too short for {streams} streams")
+        self.ids, self.seq, self.streams, self.p, self.n = ids, seq, streams, 0, 0
+
+    def next(self):
+        """(inputs, targets, reset): int32 arrays (B, T), and whether the
+        hidden states must be reset to zeros before this chunk."""
+        T, part = self.seq, self.part
+        reset = self.n == 0 or self.p + T + 1 >= part
+        if reset:
+            self.p = 0
+        starts = np.arange(self.streams) * part + self.p
+        x = self.ids[starts[:, None] + np.arange(T)]
+        y = self.ids[starts[:, None] + np.arange(1, T + 1)]
+        self.p += T
+        self.n += 1
+        return x, y, reset

@@ -61,7 +61,7 @@ ctypedef double f64
 ctypedef int i32
 
 cdef int LOSS_BLOCK = 256     # rows (steps x streams) per block of the forward-only loss
-cdef int GEMM_MIN_STREAMS = 8 # the recurrence of this many streams or more runs on dgemm
+cdef int GEMM_MIN_STREAMS = 16  # the recurrence of this many streams or more runs on dgemm
 cdef int OUTPUT_BLOCK = 128   # rows of Why per block of output_backward(_update)
 cdef int SAMPLE_BLOCK = 512   # columns of Why^T per block of output_step
 # The output layer (the V rows of Why and by) is split into a fixed number of
@@ -69,6 +69,9 @@ cdef int SAMPLE_BLOCK = 512   # columns of Why^T per block of output_step
 # layer's size, never on the thread count.
 cdef int MAX_STRIPES = 4
 cdef Py_ssize_t STRIPE_MIN_ELEMENTS = 131072   # V * H below this: one stripe, no threads
+# The recurrence's dgemm products of many streams, and dWhh, are cut the same
+# way (product_pieces): in pieces of output columns or rows, fixed by size.
+cdef Py_ssize_t PRODUCT_PIECE_MIN_WORK = 1 << 21   # multiply-adds per piece, at least
 
 cdef int num_threads = 1     # threads of the striped output layer (set_num_threads)
 cdef bint forked = False     # set for good in a child of fork(): one thread from then on
@@ -139,12 +142,22 @@ cdef inline int stripe_lo(int s, int S, int V) noexcept nogil:
     return <int> ((<Py_ssize_t> s * V) // S)
 
 
-cdef inline int stripe_threads(int S) noexcept nogil:
-    """Threads for S stripes: num_threads, at most one per stripe and at most
-    the calling thread's OpenMP limit."""
-    cdef int n = num_threads if num_threads < S else S
+cdef inline int core_threads() noexcept nogil:
+    """Threads a call may use: num_threads, at most the calling thread's
+    OpenMP limit. Read once per call; each parallel part uses at most one
+    thread per piece of its work."""
     cdef int limit = omp_max_threads()
-    return n if n < limit else (limit if limit > 1 else 1)
+    return num_threads if num_threads < limit else (limit if limit > 1 else 1)
+
+
+cdef inline int product_pieces(Py_ssize_t work, int n) noexcept nogil:
+    """The number of pieces (up to MAX_STRIPES, each at least 32 of the n
+    output rows or columns) that a product of ``work`` multiply-adds is cut
+    into: fixed by the sizes, never by the thread count."""
+    cdef Py_ssize_t k = work // PRODUCT_PIECE_MIN_WORK
+    k = MAX_STRIPES if k > MAX_STRIPES else k
+    k = n // 32 if k > n // 32 else k
+    return <int> k if k > 1 else 1
 
 
 # ---------------------------------------------------------------------------
@@ -336,11 +349,12 @@ cdef inline void transpose(f64 *out, const f64 *a, int n) noexcept nogil:
 # (T*B, H) matrix for the output layer. Ids are (T, B), time-major too.
 # ---------------------------------------------------------------------------
 
-cdef inline void matmul_rows(f64 *Y, const f64 *X, const f64 *W, int B,
-                             int H) noexcept nogil:
-    """Y (B, H) = X (B, H) @ W (H, H), for a few rows: four rows of W at a
-    time are applied to every row of X while they are in L1. Each row of Y
-    is computed exactly as matvec_t(W, H, X[b], Y[b], H, H) computes it."""
+cdef inline void matmul_rows(f64 *Y, const f64 *X, const f64 *W, int B, int H,
+                             int cols) noexcept nogil:
+    """Y[:, :cols] (B, cols) = X (B, H) @ W[:, :cols] (H, cols), for a few rows;
+    Y and W have row stride H. Four rows of W at a time are applied to every
+    row of X while they are in L1. Each row of Y is computed exactly as
+    matvec_t(W, H, X[b], Y[b], H, cols) computes it."""
     cdef int i = 0, b, j
     cdef const f64 *w0
     cdef const f64 *w1
@@ -349,7 +363,8 @@ cdef inline void matmul_rows(f64 *Y, const f64 *X, const f64 *W, int B,
     cdef const f64 *x
     cdef f64 *y
     cdef f64 x0, x1, x2, x3
-    memset(Y, 0, <Py_ssize_t> B * H * sizeof(f64))
+    for b in range(B):
+        memset(Y + <Py_ssize_t> b * H, 0, cols * sizeof(f64))
     while i + 3 < H:
         w0 = W + <Py_ssize_t> i * H
         w1 = w0 + H
@@ -362,7 +377,7 @@ cdef inline void matmul_rows(f64 *Y, const f64 *X, const f64 *W, int B,
             x1 = x[i + 1]
             x2 = x[i + 2]
             x3 = x[i + 3]
-            for j in range(H):
+            for j in range(cols):
                 y[j] = y[j] + ((w0[j] * x0 + w1[j] * x1) + (w2[j] * x2 + w3[j] * x3))
         i += 4
     while i < H:
@@ -370,32 +385,55 @@ cdef inline void matmul_rows(f64 *Y, const f64 *X, const f64 *W, int B,
         for b in range(B):
             x0 = X[<Py_ssize_t> b * H + i]
             y = Y + <Py_ssize_t> b * H
-            for j in range(H):
+            for j in range(cols):
                 y[j] = y[j] + w0[j] * x0
         i += 1
 
 
-cdef inline void hidden_matmul(f64 *Y, const f64 *X, const f64 *W, int B,
-                               int H) noexcept nogil:
-    """Y (B, H) = X (B, H) @ W (H, H): matvec_t for one stream, matmul_rows
+cdef inline int column_lo(int r, int R, int H) noexcept nogil:
+    """First column of piece r of R over H columns, a multiple of 8
+    (column_lo(R, R, H) == H)."""
+    return H if r >= R else <int> ((<Py_ssize_t> r * H // R) // 8 * 8)
+
+
+cdef inline void hidden_matmul_piece(f64 *Y, const f64 *X, const f64 *W, int B, int H,
+                                     int c0, int c1) noexcept nogil:
+    """Columns c0:c1 of hidden_matmul: matvec_t for one stream, matmul_rows
     below GEMM_MIN_STREAMS streams, BLAS dgemm from there on."""
     if B == 1:
-        matvec_t(W, H, X, Y, H, H)
+        matvec_t(W + c0, H, X, Y + c0, H, c1 - c0)
     elif B < GEMM_MIN_STREAMS:
-        matmul_rows(Y, X, W, B, H)
+        matmul_rows(Y + c0, X, W + c0, B, H, c1 - c0)
     else:
-        gemm_rowmajor(b'N', b'N', B, H, H, 1.0, X, H, W, H, 0.0, Y, H)
+        gemm_rowmajor(b'N', b'N', B, c1 - c0, H, 1.0, X, H, W + c0, H, 0.0, Y + c0, H)
+
+
+cdef inline void hidden_matmul(f64 *Y, const f64 *X, const f64 *W, int B, int H,
+                               int threads) noexcept nogil:
+    """Y (B, H) = X (B, H) @ W (H, H). With dgemm (B >= GEMM_MIN_STREAMS) in
+    product_pieces(B H H, H) pieces of columns, fixed by size, on up to
+    `threads` threads; the core's own kernels (fewer streams) on one."""
+    cdef int R = 1, r, n
+    if B >= GEMM_MIN_STREAMS:
+        R = product_pieces(<Py_ssize_t> B * H * H, H)
+    n = threads if threads < R else R
+    if n > 1:
+        for r in prange(R, num_threads=n, schedule='static', chunksize=1):
+            hidden_matmul_piece(Y, X, W, B, H, column_lo(r, R, H), column_lo(r + 1, R, H))
+    else:
+        for r in range(R):
+            hidden_matmul_piece(Y, X, W, B, H, column_lo(r, R, H), column_lo(r + 1, R, H))
 
 
 cdef inline void rnn_step(f64 *h, const f64 *h_prev, const i32 *x, int B,
                           const f64 *Wxh, const f64 *WhhT, const f64 *bh, int H,
-                          int V) noexcept nogil:
+                          int V, int threads) noexcept nogil:
     """h (B, H) = tanh(Wxh[:, x] + Whh h_prev + bh), row b for stream b.
     h_prev (B, H), x (B,) ids, Wxh (H, V), WhhT (H, H) = Whh^T, bh (H,);
     h must not overlap h_prev."""
     cdef int b, i, xb
     cdef f64 *hb
-    hidden_matmul(h, h_prev, WhhT, B, H)
+    hidden_matmul(h, h_prev, WhhT, B, H, threads)
     for b in range(B):
         hb = h + <Py_ssize_t> b * H
         xb = x[b]
@@ -406,19 +444,20 @@ cdef inline void rnn_step(f64 *h, const f64 *h_prev, const i32 *x, int B,
 
 
 cdef void rnn_forward(f64 *hs, const i32 *inputs, int T, int B, const f64 *Wxh,
-                      const f64 *WhhT, const f64 *bh, int H, int V) noexcept nogil:
+                      const f64 *WhhT, const f64 *bh, int H, int V,
+                      int threads) noexcept nogil:
     """hs (T+1, B, H): from hs[0] = h_prev, hs[t+1] = rnn_step(hs[t], inputs[t]).
     inputs (T, B) ids, Wxh (H, V), WhhT (H, H) = Whh^T, bh (H,)."""
     cdef int t
     cdef Py_ssize_t block = <Py_ssize_t> B * H
     for t in range(T):
         rnn_step(hs + (t + 1) * block, hs + t * block, inputs + t * B, B,
-                 Wxh, WhhT, bh, H, V)
+                 Wxh, WhhT, bh, H, V, threads)
 
 
 cdef void rnn_backward(f64 *dWxh, f64 *dWhh, f64 *dbh, f64 *dhs, f64 *dh_next,
                        const f64 *hs, const i32 *inputs, int T, int B,
-                       const f64 *Whh, int H, int V) noexcept nogil:
+                       const f64 *Whh, int H, int V, int threads) noexcept nogil:
     """Backward of rnn_forward. dhs (T, B, H) holds dloss/dhs[1:] from the
     output layer and becomes dh_raw, the gradient at the input of the tanh:
         dh_raw[t] = (1 - hs[t+1]^2) * (dhs[t] + dh_raw[t+1] Whh)
@@ -426,8 +465,9 @@ cdef void rnn_backward(f64 *dWxh, f64 *dWhh, f64 *dbh, f64 *dhs, f64 *dh_next,
     of the T*B rows of dh_raw, and dWxh[:, inputs[t, b]] += dh_raw[t, b]
     (dWxh (H, V): the chunk's columns must be zero on entry, the others are
     not touched). hs (T+1, B, H) from rnn_forward, inputs (T, B), Whh (H, H),
-    dh_next (B, H) scratch."""
-    cdef int t, x
+    dh_next (B, H) scratch. dWhh is computed in product_pieces(H H T B, H)
+    pieces of rows on up to `threads` threads."""
+    cdef int t, x, R, piece, r0, r1, n
     cdef Py_ssize_t i, r, block = <Py_ssize_t> B * H, N = <Py_ssize_t> T * B
     cdef f64 *row
     cdef const f64 *h_t
@@ -441,14 +481,27 @@ cdef void rnn_backward(f64 *dWxh, f64 *dWhh, f64 *dbh, f64 *dhs, f64 *dh_next,
             d = row[i] + dh_next[i]
             row[i] = (1.0 - h_t[i] * h_t[i]) * d
         if t > 0:
-            hidden_matmul(dh_next, row, Whh, B, H)
+            hidden_matmul(dh_next, row, Whh, B, H, threads)
     memset(dbh, 0, H * sizeof(f64))
     for r in range(N):
         row = dhs + r * H
         for i in range(H):
             dbh[i] += row[i]
-    # dWhh (H, H) = dh_raw^T (H, T*B) @ hs[:T] (T*B, H)
-    gemm_rowmajor(b'T', b'N', H, H, <int> N, 1.0, dhs, H, hs, H, 0.0, dWhh, H)
+    # dWhh (H, H) = dh_raw^T (H, T*B) @ hs[:T] (T*B, H), rows r0:r1 per piece
+    R = product_pieces(<Py_ssize_t> H * H * N, H)
+    n = threads if threads < R else R
+    if n > 1:
+        for piece in prange(R, num_threads=n, schedule='static', chunksize=1):
+            r0 = stripe_lo(piece, R, H)
+            r1 = stripe_lo(piece + 1, R, H)
+            gemm_rowmajor(b'T', b'N', r1 - r0, H, <int> N, 1.0, dhs + r0, H, hs, H,
+                          0.0, dWhh + <Py_ssize_t> r0 * H, H)
+    else:
+        for piece in range(R):
+            r0 = stripe_lo(piece, R, H)
+            r1 = stripe_lo(piece + 1, R, H)
+            gemm_rowmajor(b'T', b'N', r1 - r0, H, <int> N, 1.0, dhs + r0, H, hs, H,
+                          0.0, dWhh + <Py_ssize_t> r0 * H, H)
     for r in range(N):
         x = inputs[r]
         row = dhs + r * H
@@ -527,9 +580,10 @@ cdef f64 output_forward(f64 *probs, f64 *scale, f64 *stripe_max, f64 *stripe_sum
     hs (N, H) Why^T + by; returns sum_n -log softmax(logits[n])[targets[n]].
     Leaves probs (N, V) and scale (S, N) for output_backward (P = probs *
     scale, stripe by stripe). stripe_max, stripe_sum (S, N), target_logit (N,):
-    scratch. Stripes run on `threads` threads (1: no OpenMP region at all)."""
+    scratch. Stripes run on up to `threads` threads (1: no OpenMP region)."""
     cdef int t, s, lo, hi
     cdef f64 top, total, loss = 0.0
+    threads = threads if threads < S else S
     if threads > 1:
         for s in prange(S, num_threads=threads, schedule='static', chunksize=1):
             output_forward_stripe(probs, stripe_max + s * N, stripe_sum + s * N, target_logit,
@@ -650,6 +704,7 @@ cdef void output_backward(f64 *dh, f64 *dh_parts, f64 *dWhy, f64 *dby, f64 *dY,
     ((S-1, N, H) scratch); they are added in stripe order."""
     cdef int s
     cdef Py_ssize_t part = <Py_ssize_t> N * H
+    threads = threads if threads < S else S
     if threads > 1:
         for s in prange(S, num_threads=threads, schedule='static', chunksize=1):
             output_backward_stripe(dh if s == 0 else dh_parts + (s - 1) * part, dWhy, dby,
@@ -675,6 +730,7 @@ cdef void output_backward_update(f64 *dh, f64 *dh_parts, f64 *dWhy, f64 *dby, f6
     computed from Why before it is updated)."""
     cdef int s
     cdef Py_ssize_t part = <Py_ssize_t> N * H
+    threads = threads if threads < S else S
     if threads > 1:
         for s in prange(S, num_threads=threads, schedule='static', chunksize=1):
             output_backward_update_stripe(
@@ -923,9 +979,16 @@ cdef class Workspace:
             self.target_logit = self.buffer("target_logit", N)
         self.capacity, self.stream_capacity = <int> N, <int> B
 
-    def threads(self):
-        """The threads a call from this Python thread would use now."""
-        return stripe_threads(self.n_stripes)
+    def threads(self, int streams=1, int steps=1):
+        """The threads a call from this Python thread would use now, on chunks
+        of ``steps`` steps of ``streams`` streams: at most one per piece of
+        the output layer (its stripes), of the recurrence and of dWhh."""
+        cdef int H = self.hidden_size, pieces = self.n_stripes
+        cdef int limit = core_threads()
+        if streams >= GEMM_MIN_STREAMS:
+            pieces = max(pieces, product_pieces(<Py_ssize_t> streams * H * H, H))
+        pieces = max(pieces, product_pieces(<Py_ssize_t> H * H * steps * streams, H))
+        return min(limit, pieces)
 
     # -- entry points (arguments validated by charrnn_ext.model) -------------
 
@@ -944,11 +1007,11 @@ cdef class Workspace:
         cdef f64 loss
         self.reserve(N, B)
         with nogil:
-            threads = stripe_threads(S)
+            threads = core_threads()
             transpose(self.WhhT, p.Whh, H)
             # forward
             memcpy(self.hs, &h[0, 0], B * H * sizeof(f64))
-            rnn_forward(self.hs, x, T, B, p.Wxh, self.WhhT, p.bh, H, V)
+            rnn_forward(self.hs, x, T, B, p.Wxh, self.WhhT, p.bh, H, V, threads)
             loss = output_forward(self.probs, self.scale, self.stripe_max, self.stripe_sum,
                                   self.target_logit, self.hs + B * H, y, p.Why, p.by,
                                   N, H, V, S, threads)
@@ -960,7 +1023,7 @@ cdef class Workspace:
             zero_columns(g.Wxh, self.present, self.n_present, H, V)
             self.n_present = distinct_ids(self.present, self.seen, x, N)
             rnn_backward(g.Wxh, g.Whh, g.bh, self.dhs, self.dh_next, self.hs, x, T, B,
-                         p.Whh, H, V)
+                         p.Whh, H, V, threads)
             # clip
             clip_columns(g.Wxh, self.present, self.n_present, H, V, bound)
             clip(g.Whh, H * H, bound)
@@ -988,11 +1051,11 @@ cdef class Workspace:
         cdef f64 loss
         self.reserve(N, B)
         with nogil:
-            threads = stripe_threads(S)
+            threads = core_threads()
             transpose(self.WhhT, p.Whh, H)
             # forward
             memcpy(self.hs, &h[0, 0], B * H * sizeof(f64))
-            rnn_forward(self.hs, x, T, B, p.Wxh, self.WhhT, p.bh, H, V)
+            rnn_forward(self.hs, x, T, B, p.Wxh, self.WhhT, p.bh, H, V, threads)
             loss = output_forward(self.probs, self.scale, self.stripe_max, self.stripe_sum,
                                   self.target_logit, self.hs + B * H, y, p.Why, p.by,
                                   N, H, V, S, threads)
@@ -1003,7 +1066,7 @@ cdef class Workspace:
             zero_columns(g.Wxh, self.present, self.n_present, H, V)
             self.n_present = distinct_ids(self.present, self.seen, x, N)
             rnn_backward(g.Wxh, g.Whh, g.bh, self.dhs, self.dh_next, self.hs, x, T, B,
-                         p.Whh, H, V)
+                         p.Whh, H, V, threads)
             # clip
             clip_columns(g.Wxh, self.present, self.n_present, H, V, bound)
             clip(g.Whh, H * H, bound)
@@ -1026,12 +1089,13 @@ cdef class Workspace:
         cdef f64 loss = 0.0
         self.reserve(min(n, <Py_ssize_t> steps) * B, B)
         with nogil:
-            threads = stripe_threads(S)
+            threads = core_threads()
             transpose(self.WhhT, p.Whh, H)
             memcpy(self.hs, &h[0, 0], B * H * sizeof(f64))
             while start < n:
                 T = <int> min(n - start, <Py_ssize_t> steps)
-                rnn_forward(self.hs, &inputs[start, 0], T, B, p.Wxh, self.WhhT, p.bh, H, V)
+                rnn_forward(self.hs, &inputs[start, 0], T, B, p.Wxh, self.WhhT, p.bh, H, V,
+                            threads)
                 loss += output_forward(self.probs, self.scale, self.stripe_max,
                                        self.stripe_sum, self.target_logit, self.hs + B * H,
                                        &targets[start, 0], p.Why, p.by, T * B, H, V, S,
@@ -1051,7 +1115,7 @@ cdef class Workspace:
         with nogil:
             transpose(self.WhhT, p.Whh, H)
             for t in range(n):
-                rnn_step(self.h_next, &h[0], &inputs[t], 1, p.Wxh, self.WhhT, p.bh, H, V)
+                rnn_step(self.h_next, &h[0], &inputs[t], 1, p.Wxh, self.WhhT, p.bh, H, V, 1)
                 memcpy(&h[0], self.h_next, H * sizeof(f64))
 
     def sample(self, f64[::1] h, int seed_ix, const f64[::1] uniforms,
@@ -1069,7 +1133,7 @@ cdef class Workspace:
         with nogil:
             transpose(self.WhhT, p.Whh, H)
             for t in range(n):
-                rnn_step(self.h_next, &h[0], &x, 1, p.Wxh, self.WhhT, p.bh, H, V)
+                rnn_step(self.h_next, &h[0], &x, 1, p.Wxh, self.WhhT, p.bh, H, V, 1)
                 memcpy(&h[0], self.h_next, H * sizeof(f64))
                 output_step(self.logits, &h[0], &WhyT[0, 0], p.by, H, V)
                 x = draw_id(self.logits, V, temperature, uniforms[t])
