@@ -59,6 +59,32 @@ def _version_of(package_dir: str):
     return match.group(1) if match else None
 
 
+def _exit_130(signum, frame):
+    """Ctrl-C while a command is still loading its modules: exit 130 at once,
+    quietly (nothing has run that needs saving). os._exit, not sys.exit: an
+    exception raised inside an extension module's import (numpy's) comes out
+    as a long ImportError."""
+    import os
+    os._exit(130)
+
+
+def _quiet_ctrl_c_while_loading() -> None:
+    """Started as a command (python -m charrnn_ext..., charrnn-train, ...):
+    install _exit_130 before anything heavy is imported; each command puts
+    Python's own handler back once it has loaded (see train.py)."""
+    import os
+    import signal
+    import sys
+    argv0 = sys.argv[0] if sys.argv else ""
+    script = os.path.splitext(os.path.basename(argv0))[0]
+    if argv0 == "-m" or script in ("charrnn-train", "charrnn-sample", "charrnn-sweep"):
+        try:
+            signal.signal(signal.SIGINT, _exit_130)
+        except ValueError:  # not the main thread
+            pass
+
+
+_quiet_ctrl_c_while_loading()
 _installed = _find_compiled_package()
 if _installed is not None:
     __path__ = [_installed]  # noqa: F811 -- submodules come from the installed copy

@@ -65,6 +65,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def sample_length_int(text: str) -> int:
+    """Characters of a sample printed while training: positive, and small
+    enough to hold in memory (12 bytes each) -- charrnn-sample streams longer texts."""
+    value = positive_int(text)
+    if value > MAX_TRAINING_SAMPLE:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_TRAINING_SAMPLE:,} (use "
+                                         f"charrnn_ext.sample for longer texts), got {text}")
+    return value
+
+
+MAX_TRAINING_SAMPLE = 1_000_000
+
+
 def threads_int(text: str) -> int:
     """A positive thread count; counts above defaults.MAX_THREADS are capped
     (as set_num_threads caps them)."""

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._cli import available_memory
 from .defaults import SEQ_LENGTH
 from .model import _MAX_ELEMENTS, CharRNN, check_real_dtype
 from .spec import PARAM_NAMES
@@ -169,14 +170,17 @@ class Checkpoint:
             self.history[key] = np.append(self.history[key], value).astype(_HISTORY_KEYS[key])
         self.interval_loss, self.interval_steps = 0.0, 0
 
-    def record_evaluation(self, val_bpc: float | None, train_bpc: float) -> bool:
+    def record_evaluation(self, val_bpc: float | None, train_bpc: float,
+                          track_best: bool = True) -> bool:
         """Append an evaluation at this iteration to the history; True if
-        val_bpc is the best held-out score so far."""
+        val_bpc is the best held-out score so far (then recorded as the best,
+        when ``track_best``)."""
         values = (("val_iteration", self.iteration), ("train_bpc", train_bpc),
                   ("val_bpc", float("nan") if val_bpc is None else val_bpc))
         for key, value in values:
             self.history[key] = np.append(self.history[key], value).astype(_HISTORY_KEYS[key])
-        if val_bpc is None or (self.best_val_bpc is not None and val_bpc >= self.best_val_bpc):
+        if not track_best or val_bpc is None or (
+                self.best_val_bpc is not None and val_bpc >= self.best_val_bpc):
             return False
         self.best_val_bpc, self.best_iteration = float(val_bpc), self.iteration
         return True
@@ -437,8 +441,13 @@ def _read_members(archive: zipfile.ZipFile, file_size: int) -> dict:
     unknown = others + [info.filename for name, info in members.items() if name not in limits]
     if unknown:
         raise _Refused(f"member {unknown[0][:80]!r} is not part of the format")
-    if sum(info.file_size for info in members.values()) > file_size:
+    total = sum(info.file_size for info in members.values())
+    if total > file_size:
         raise _Refused("its members claim more bytes than the file holds")
+    available = available_memory()  # the arrays, then the model's own copies of them
+    if available is not None and 2 * total > available:
+        raise _Refused(f"loading it needs about {2 * total / 2**30:.1f} GiB of memory, "
+                       f"{available / 2**30:.1f} GiB is available")
     arrays = {"format": fmt}
     for name, info in members.items():
         if name != "format":
@@ -531,10 +540,25 @@ def _json(arrays: dict, key: str) -> dict:
     return value
 
 
-def _nonneg_int(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{what} must be a non-negative integer, got {value!r}")
+def _nonneg_int(value, what: str, bound: int = 2**63) -> int:
+    """An int in [0, bound) (JSON ints are unbounded: bound them before use)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < bound:
+        shown = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge number"
+        raise ValueError(f"{what} must be an integer in [0, {bound}), got {shown}")
     return value
+
+
+def _nonneg_number(value, what: str) -> float:
+    """A finite non-negative JSON number as a float."""
+    try:
+        number = float(value) if not isinstance(value, bool) and isinstance(value, (int, float)) \
+            else math.nan
+    except OverflowError:
+        number = math.inf
+    if not (math.isfinite(number) and number >= 0):
+        shown = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge number"
+        raise ValueError(f"{what} must be a finite non-negative number, got {shown}")
+    return number
 
 
 def _plain(value):
@@ -640,16 +664,10 @@ def _parse(arrays: dict) -> Checkpoint:
     if best_val_bpc is None or best_iteration is None:
         best_val_bpc = best_iteration = None
     else:
-        if isinstance(best_val_bpc, bool) or not isinstance(best_val_bpc, (int, float)) \
-                or not math.isfinite(best_val_bpc) or best_val_bpc < 0:
-            raise ValueError(f"best_val_bpc must be a non-negative number, got {best_val_bpc!r}")
-        best_val_bpc = float(best_val_bpc)
-        best_iteration = _nonneg_int(best_iteration, "best_iteration")
-    interval_loss = state.get("interval_loss", 0.0)
-    if isinstance(interval_loss, bool) or not isinstance(interval_loss, (int, float)) \
-            or not math.isfinite(interval_loss) or interval_loss < 0:
-        raise ValueError(f"interval_loss must be a non-negative number, got {interval_loss!r}")
-    interval_steps = _nonneg_int(state.get("interval_steps", 0), "interval_steps")
+        best_val_bpc = _nonneg_number(best_val_bpc, "best_val_bpc")
+        best_iteration = _nonneg_int(best_iteration, "best_iteration", iteration + 1)
+    interval_loss = _nonneg_number(state.get("interval_loss", 0.0), "interval_loss")
+    interval_steps = _nonneg_int(state.get("interval_steps", 0), "interval_steps", iteration + 1)
     rng = _restore_rng(_json(arrays, "rng_state"))
     hyperparameters = _json(arrays, "hyperparameters")
     history = {}

@@ -2,6 +2,7 @@
 
 HIDDEN_SIZE = 100       # size of the hidden layer
 SEQ_LENGTH = 25         # steps to unroll the RNN for
+BATCH_SIZE = 1          # parallel streams per step (1: exactly min-char-rnn)
 LEARNING_RATE = 0.1     # Adagrad learning rate
 SAMPLE_EVERY = 100      # print a sample every this many iterations
 SAMPLE_LENGTH = 200     # characters per printed sample

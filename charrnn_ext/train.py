@@ -8,11 +8,12 @@ loss plot. Run with ``--help``.
 from __future__ import annotations
 
 import signal as _signal
-import sys as _sys
+
+from . import _exit_130
 
 # Ctrl-C while the heavy modules below are imported: exit quietly with 130.
 try:
-    _previous_sigint = _signal.signal(_signal.SIGINT, lambda *_: _sys.exit(130))
+    _previous_sigint = _signal.signal(_signal.SIGINT, _exit_130)
 except ValueError:  # imported outside the main thread
     _previous_sigint = None
 
@@ -20,6 +21,7 @@ import argparse  # noqa: E402
 import codecs  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
+import stat  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
@@ -31,21 +33,23 @@ import numpy as np  # noqa: E402
 from . import __version__, defaults  # noqa: E402
 from ._cli import (ArgumentParser, CLIError, RunLock, available_memory, check_distinct_paths,  # noqa: E402
                    fraction, nonneg_float, positive_float, positive_int, prog_name, run,
-                   seed_int, threads_int, tolerant_stdout)
+                   sample_length_int, seed_int, threads_int, tolerant_stdout)
 from ._dispatch import set_num_threads  # noqa: E402
 from .checkpoint import Checkpoint, load_checkpoint  # noqa: E402
 from .evaluation import LN2, evaluate  # noqa: E402
 from .model import CharRNN  # noqa: E402
 from .vocab import Vocab  # noqa: E402
 
-if _previous_sigint is not None:
-    _signal.signal(_signal.SIGINT, _previous_sigint)
+if _previous_sigint is not None:  # loaded: Ctrl-C raises KeyboardInterrupt again
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler
+                   if _previous_sigint is _exit_130 else _previous_sigint)
 
 # The run's settings: (flag destination, default). Values not given on the
 # command line come from the checkpoint when resuming, else from here.
 SETTINGS = {
     "hidden_size": defaults.HIDDEN_SIZE,
     "seq_length": defaults.SEQ_LENGTH,
+    "batch_size": defaults.BATCH_SIZE,
     "learning_rate": defaults.LEARNING_RATE,
     "iters": defaults.ITERS,
     "sample_every": defaults.SAMPLE_EVERY,
@@ -123,6 +127,11 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
                    help=f"size of the hidden layer (default: {d.HIDDEN_SIZE})")
     m.add_argument("--seq-length", type=positive_int, metavar="T",
                    help=f"characters per chunk, the steps BPTT unrolls (default: {d.SEQ_LENGTH})")
+    m.add_argument("--batch-size", type=positive_int, metavar="B",
+                   help="parallel streams: the training text is cut into B contiguous parts, "
+                        "stream b reads part b in chunks of T with its own hidden state, and "
+                        "one step averages the B streams' gradients (char-rnn's -batch_size); "
+                        f"1 is exactly min-char-rnn (default: {d.BATCH_SIZE})")
     m.add_argument("--learning-rate", type=positive_float, metavar="LR",
                    help=f"Adagrad learning rate (default: {d.LEARNING_RATE})")
     m.add_argument("--iters", type=positive_int, metavar="N",
@@ -138,7 +147,7 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
     o.add_argument("--sample-every", type=positive_int, metavar="N",
                    help="print a sample and the loss every N iterations "
                         f"(default: {d.SAMPLE_EVERY})")
-    o.add_argument("--sample-length", type=positive_int, metavar="N",
+    o.add_argument("--sample-length", type=sample_length_int, metavar="N",
                    help=f"characters per printed sample (default: {d.SAMPLE_LENGTH})")
     o.add_argument("--temperature", type=nonneg_float, metavar="T",
                    help="temperature of the printed samples; 0 takes the most likely character "
@@ -176,8 +185,9 @@ def _settings(args, resumed: Checkpoint | None) -> dict:
     """The run's settings: the command line, else the checkpoint, else defaults."""
     stored = resumed.hyperparameters if resumed is not None else {}
     checks = {
-        "hidden_size": positive_int, "seq_length": positive_int, "learning_rate": positive_float,
-        "iters": positive_int, "sample_every": positive_int, "sample_length": positive_int,
+        "hidden_size": positive_int, "seq_length": positive_int, "batch_size": positive_int,
+        "learning_rate": positive_float,
+        "iters": positive_int, "sample_every": positive_int, "sample_length": sample_length_int,
         "temperature": nonneg_float, "seed": seed_int, "val_fraction": fraction,
         "eval_every": positive_int, "checkpoint_every": positive_int,
     }
@@ -201,6 +211,11 @@ def _settings(args, resumed: Checkpoint | None) -> dict:
             raise CLIError(f"--hidden-size {args.hidden_size} differs from the hidden size "
                            f"{H} of the checkpoint {args.resume}")
         out["hidden_size"] = H
+        B = resumed.hidden.shape[1]  # one hidden state per stream
+        if args.batch_size is not None and args.batch_size != B:
+            raise CLIError(f"--batch-size {args.batch_size} differs from the {B} streams of the "
+                           f"checkpoint {args.resume}")
+        out["batch_size"] = B
     return out
 
 
@@ -208,7 +223,9 @@ def _settings(args, resumed: Checkpoint | None) -> dict:
 
 def best_path(checkpoint: str) -> str:
     """Where the best model of a run saved to ``checkpoint`` is kept: beside
-    it, ``model.npz`` -> ``model.best.npz``."""
+    it (beside its target, for a symlink), ``model.npz`` -> ``model.best.npz``."""
+    if os.path.islink(checkpoint):
+        checkpoint = os.path.realpath(checkpoint)
     root, ext = os.path.splitext(checkpoint)
     return f"{root}.best{ext or '.npz'}"
 
@@ -221,8 +238,8 @@ def _check_output(path: str, what: str) -> None:
         raise CLIError(f"{what} needs a file name")
     if path.endswith(os.sep) or os.path.isdir(path):
         raise CLIError(f"{what} {path} is a directory")
-    if os.path.lexists(path) and not os.path.isfile(path):
-        raise CLIError(f"{what} {path} is not a regular file")
+    if os.path.lexists(path) and not os.path.isfile(path) and os.path.exists(path):
+        raise CLIError(f"{what} {path} is not a regular file")  # (a dangling link is fine)
     target = os.path.realpath(path)  # saves write through a symlink to its target
     parent = os.path.dirname(target)
     if not os.path.isdir(parent):
@@ -240,7 +257,7 @@ def _check_existing(path: str, what: str, continued: str | None, overwrite: bool
     """A fresh run never replaces a file that is not one of our checkpoints,
     nor, unless --overwrite, a trained model; the run being continued
     (``continued``: the --resume file, or the best file of that run) is fine."""
-    if not os.path.lexists(path):
+    if not os.path.exists(path):  # (through a symlink: a dangling one is created through)
         return
     if continued and os.path.exists(continued) and os.path.samefile(path, continued):
         return
@@ -256,30 +273,57 @@ def _check_existing(path: str, what: str, continued: str | None, overwrite: bool
                        f"{existing.iteration}; {hint}")
 
 
-def _take_checkpoint_path(args, keep_best: bool) -> tuple[str, RunLock]:
-    """The checkpoint path of this run, locked for the run's lifetime (a second
-    run on the same file is refused). Without --checkpoint and --resume, a new
-    file in the current directory named after the input (input.npz, then
-    input-2.npz, ...): an existing file is never chosen."""
+class _Locks(list):
+    """The RunLocks of a run's output files, released together."""
+
+    def release(self) -> None:
+        for lock in self:
+            lock.release()
+
+
+def _lock_outputs(path: str, keep_best: bool) -> _Locks | None:
+    """Lock the checkpoint and its best-model file; None if another run holds
+    either (then nothing is held)."""
+    locks = _Locks()
+    for target in [path] + ([best_path(path)] if keep_best else []):
+        lock = RunLock(target)
+        if not lock.acquire():
+            locks.release()
+            return None
+        locks.append(lock)
+    return locks
+
+
+def _take_checkpoint_path(args, keep_best: bool) -> tuple[str, _Locks]:
+    """The checkpoint path of this run, locked with its best-model file for
+    the run's lifetime (a second run writing either is refused). Without
+    --checkpoint and --resume, a new file in the current directory named
+    after the input (input.npz, then input-2.npz, ...): an existing file is
+    never chosen."""
+    if args.checkpoint is None and args.resume is not None and args.resume.endswith(".best.npz"):
+        raise CLIError(f"--resume {args.resume} is the best model kept by a run: continuing it "
+                       f"in place would replace it; name the continued run's file with "
+                       f"--checkpoint PATH")
     path = args.checkpoint if args.checkpoint is not None else args.resume
     if path is not None:
         _check_output(path, "--checkpoint")
-        lock = RunLock(path)
-        if not lock.acquire():
-            raise CLIError(f"another run is writing --checkpoint {path} ({lock.owner()}); "
-                           f"wait for it or choose another file")
+        if keep_best:
+            _check_output(best_path(path), "the best-model file")
+        locks = _lock_outputs(path, keep_best)
+        if locks is None:
+            raise CLIError(f"another run is writing --checkpoint {path} or its best-model file "
+                           f"({RunLock(path).owner()}); wait for it or choose another file")
         try:
             _check_existing(path, "--checkpoint", args.resume, args.overwrite)
             if keep_best:
                 continuing = args.resume is not None and os.path.samefile(path, args.resume) \
                     if os.path.exists(path) else False
-                _check_output(best_path(path), "the best-model file")
                 _check_existing(best_path(path), "the best-model file",
                                 best_path(path) if continuing else None, args.overwrite)
         except BaseException:
-            lock.release()
+            locks.release()
             raise
-        return path, lock
+        return path, locks
     if args.input is None:
         stem = "demo"
     elif args.input == "-":
@@ -290,18 +334,19 @@ def _take_checkpoint_path(args, keep_best: bool) -> tuple[str, RunLock]:
         path = f"{stem}.npz" if k == 1 else f"{stem}-{k}.npz"
         if os.path.lexists(path) or os.path.lexists(best_path(path)):
             continue
-        if k == 1:
-            try:
-                _check_output(path, "the checkpoint")
-            except CLIError as exc:
-                raise CLIError(f"{exc} (name another place with --checkpoint PATH)") from None
-        lock = RunLock(path)
-        if not lock.acquire():
+        try:
+            _check_output(path, "the checkpoint")
+            if keep_best:
+                _check_output(best_path(path), "the best-model file")
+        except CLIError as exc:
+            raise CLIError(f"{exc} (name another place with --checkpoint PATH)") from None
+        locks = _lock_outputs(path, keep_best)
+        if locks is None:
             continue
         if os.path.lexists(path) or os.path.lexists(best_path(path)):  # created meanwhile
-            lock.release()
+            locks.release()
             continue
-        return path, lock
+        return path, locks
     raise CLIError(f"no free checkpoint name {stem}-N.npz in the current directory; "
                    f"name one with --checkpoint PATH")
 
@@ -363,6 +408,12 @@ def _read_text(path: str | None, encoding: str) -> tuple[str, str, str | None]:
         if os.path.isdir(path):
             raise CLIError(f"{path} is a directory, not a text file")
         try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            mode = 0  # reported by open() below
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
+            raise CLIError(f"{path} is a device or socket, not a text file")
+        try:
             with open(path, "rb") as f:
                 data = f.read()
         except FileNotFoundError:
@@ -408,14 +459,20 @@ def _load_data(args, cfg: dict, resumed: Checkpoint | None):
         raise CLIError(f"--val-fraction {cfg['val_fraction']} holds out {n_val} of the {N} "
                        f"characters, leaving {n_train} to train on; training needs at least "
                        f"--seq-length + 1 = {T + 1} (lower --val-fraction or --seq-length)")
+    B = cfg["batch_size"]
+    if n_train // B < T + 1:
+        raise CLIError(f"--batch-size {B} cuts the {n_train} training characters into parts of "
+                       f"{n_train // B}; each stream needs at least --seq-length + 1 = {T + 1} "
+                       f"(use at most --batch-size {max(n_train // (T + 1), 1)})")
     return vocab, ids, n_train, note
 
 
-def _check_memory(V: int, H: int) -> None:
+def _check_memory(V: int, H: int, T: int, B: int) -> None:
     """Refuse a model whose arrays cannot fit in the memory available now (the
     operating system would kill the process rather than raise MemoryError)."""
-    # params, Adagrad memory and gradients, plus the core's transposed Whh
-    need = 8 * (3 * (H * H + 2 * V * H + H + V) + H * H)
+    # params, Adagrad memory and gradients, the core's transposed Whh, and the
+    # step's work buffers: T * B rows of probabilities (V) and hidden states (3 H)
+    need = 8 * (3 * (H * H + 2 * V * H + H + V) + H * H + T * B * (V + 3 * H))
     available = available_memory()
     if available and need > available:
         raise CLIError(f"--hidden-size {H} with {V} characters needs {need / 2**30:.1f} GiB for "
@@ -597,8 +654,13 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
     # -- 2. the text: training part and held-out part ------------------------
     vocab, ids, n_train, note = text
     N, V, n_val = ids.size, len(vocab), ids.size - n_train
-    T, H = cfg["seq_length"], cfg["hidden_size"]
+    T, H, B = cfg["seq_length"], cfg["hidden_size"], cfg["batch_size"]
     data = ids[:n_train]
+    # B streams: stream b reads data[b * part : (b + 1) * part] (the last
+    # n_train % B characters are not trained on when B > 1); all streams stand
+    # at the same offset run.position in their parts, so they wrap together.
+    part = n_train // B
+    offsets = np.arange(B, dtype=np.int64)[:, None] * part + np.arange(T + 1)  # (B, T + 1)
     keep_best = args.keep_best and n_val > 0
     best_file = best_path(ckpt_path) if keep_best else None
 
@@ -606,17 +668,29 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
     if resumed is not None:
         run = resumed
     else:
-        _check_memory(V, H)
+        _check_memory(V, H, T, B)
         try:
             model = CharRNN(V, H, seed=cfg["seed"])
         except (ValueError, MemoryError) as exc:
             raise CLIError(f"--hidden-size {H} with {V} characters: "
                            f"{exc or 'not enough memory'}") from None
         run = Checkpoint(model=model, vocab=vocab, rng=np.random.default_rng(cfg["seed"]),
-                         hyperparameters=dict(cfg))
+                         hyperparameters=dict(cfg), hidden=np.zeros((H, B)))
+    # the best score so far is the one the best-model file holds (a run resumed
+    # with --no-keep-best, or on another held-out part, kept none)
+    run.best_val_bpc = run.best_iteration = None
+    same_split = resumed is None or resumed.hyperparameters.get("val_fraction") == cfg["val_fraction"]
+    if best_file is not None and os.path.exists(best_file) and same_split:
+        try:
+            kept = load_checkpoint(best_file)
+        except (ValueError, OSError) as exc:
+            raise CLIError(f"the best-model file {best_file}: {exc}") from None
+        if kept.best_iteration == kept.iteration and kept.best_val_bpc is not None:
+            run.best_val_bpc, run.best_iteration = kept.best_val_bpc, kept.best_iteration
+    elif best_file is not None and not same_split and os.path.exists(best_file):
+        print(f"{prog}: note: --val-fraction differs from the checkpoint's: the best model "
+              f"is judged anew on this held-out part", file=sys.stderr)
     run.hyperparameters = dict(cfg)
-    if best_file is None or not os.path.exists(best_file):
-        run.best_val_bpc = run.best_iteration = None  # no best model kept (yet) for this run
     run.data_size, run.data_crc32, core = N, zlib.crc32(ids), _core_variant()
     model = run.model
 
@@ -627,7 +701,8 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
                      f"(--val-fraction {cfg['val_fraction']:g})")
     else:
         lines.append(f"training on {n_train} characters, no validation")
-    lines.append(f"hidden size {H}, seq length {T}, learning rate "
+    streams = f", {B} streams of {part} characters" if B > 1 else ""
+    lines.append(f"hidden size {H}, seq length {T}{streams}, learning rate "
                  f"{cfg['learning_rate']:g}, seed {cfg['seed']}, {cfg['iters']} iterations")
     if resumed is not None:
         lines.append(f"resuming from {args.resume} at iteration {run.iteration}")
@@ -648,6 +723,7 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
     sample_every, eval_every = cfg["sample_every"], cfg["eval_every"]
     uniform_loss = T * math.log(V)  # the loss of a uniform guess over a chunk
     saved_at = None                  # iteration of the last checkpoint this run wrote
+    best_written = False             # this run wrote best_file
     bad_steps = 0                    # consecutive steps with a loss far above uniform_loss
 
     def diverged(what: str) -> CLIError:
@@ -665,16 +741,33 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
             run.save(os.path.realpath(path))  # through a symlink, to its target
         except OSError as exc:
             raise CLIError(f"cannot write {path}: {exc.strerror or exc}", code=1) from None
+        except ValueError as exc:  # a state the loader would refuse: nothing was written
+            raise CLIError(f"not saving {path}: {exc}", code=1) from None
 
-    def evaluate_and_keep():
+    def evaluate_and_keep(stop):
         """Score the model in its current state (as a checkpoint now would
-        hold it), record it, keep it if best; the scores."""
-        scores = evaluate(model, ids, n_train, run.hidden)
+        hold it), record it, keep it if best (never the untrained model); the
+        scores, or None if ``stop()`` became true meanwhile (Ctrl-C)."""
+        nonlocal best_written
+        scores = evaluate(model, ids, n_train, run.hidden[:, :1], stop=stop)  # stream 0's state
+        if scores is None:
+            return None
         if not all(math.isfinite(x) for x in (scores.train_bpc, scores.val_bpc or 0.0)):
             raise diverged("the evaluated loss became infinite or NaN")
-        if run.record_evaluation(scores.val_bpc, scores.train_bpc) and best_file is not None:
+        keep = best_file is not None and run.iteration > 0
+        if run.record_evaluation(scores.val_bpc, scores.train_bpc, track_best=keep):
             save(best_file)
+            best_written = True
         return scores
+
+    def forget_best_of_failed_run():
+        """A fresh run that fails before its first checkpoint leaves no best
+        file either (it would block the next run on the same name)."""
+        if resumed is None and saved_at is None and best_written:
+            try:
+                os.unlink(os.path.realpath(best_file))
+            except OSError:
+                pass
 
     # -- 4. the training loop: min-char-rnn's, plus evaluation and saves -----
     bar = _progress_bar(iters, run.iteration)
@@ -687,23 +780,33 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
     # reproducibility (training is chaotic: one differing bit grows). The
     # core's own threads (--threads) do not change any result.
     from threadpoolctl import threadpool_limits
+    final = None
     try:
         with threadpool_limits(limits=1, user_api="blas"), _Signals() as signals:
+            def interrupted():
+                return signals.signum is not None
+
             while run.iteration < iters:
                 n = run.iteration
                 evaluated = n % eval_every == 0 and (
                     not run.history["val_iteration"].size or run.history["val_iteration"][-1] != n)
-                scores = evaluate_and_keep() if evaluated else None
+                scores = evaluate_and_keep(interrupted) if evaluated else None
                 # min-char-rnn's data pass: chunks left to right, reset at the end
-                if run.position + T + 1 >= n_train or n == 0:
-                    run.hidden = np.zeros((H, 1))  # reset RNN memory
+                # (of each stream's part)
+                if run.position + T + 1 >= part or n == 0:
+                    run.hidden = np.zeros((H, B))  # reset RNN memory
                     run.position = 0               # go from start of data
                 p = run.position
-                inputs, targets = data[p:p + T], data[p + 1:p + T + 1]
+                if B == 1:  # min-char-rnn's chunk, bit for bit
+                    inputs, targets = data[p:p + T], data[p + 1:p + T + 1]
+                else:        # (B, T): stream b's chunk in row b
+                    chunk = data[offsets + p]
+                    inputs, targets = chunk[:, :T], chunk[:, 1:]
                 report = n % sample_every == 0
-                if report:
-                    sample_ix = model.sample(run.hidden, int(inputs[0]), cfg["sample_length"],
-                                             temperature=cfg["temperature"], rng=run.rng)
+                if report:  # from stream 0's state
+                    sample_ix = model.sample(run.hidden[:, :1], int(inputs.flat[0]),
+                                             cfg["sample_length"], temperature=cfg["temperature"],
+                                             rng=run.rng)
                     out.line("----\n %s \n----" % (vocab.decode(sample_ix),))
                 loss, run.hidden = model.train_step(inputs, targets, run.hidden, lr)
                 if not math.isfinite(loss):
@@ -713,7 +816,7 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
                     raise diverged(f"the loss stayed above {DIVERGED_FACTOR:g} times that of a "
                                    f"uniform guess ({uniform_loss:.1f}) for {bad_steps} steps")
                 run.record_step(loss)
-                run.position += T  # move data pointer
+                run.position += T  # move data pointer (of every stream)
                 steps_done += 1
                 if report or evaluated:
                     line = "iter %d, loss: %f" % (n, run.smooth_loss)
@@ -738,12 +841,18 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
                 bar.close()
                 bar = out.bar = None
 
-            # -- 5. the end: a last evaluation, the saves ----------------------
+            # -- 5. the end: save, a last evaluation, save it too ----------------
             if signals.signum is not None:
                 out.line(f"interrupted at iteration {run.iteration} of {iters}")
-            final = evaluate_and_keep()
             save(ckpt_path)
             saved_at = run.iteration
+            # Ctrl-C means now: no last evaluation after it, or from it on
+            final = None if interrupted() else evaluate_and_keep(interrupted)
+            if final is not None:
+                save(ckpt_path)  # with the evaluation (history, best) recorded
+    except CLIError:
+        forget_best_of_failed_run()
+        raise
     finally:
         if bar is not None:
             bar.close()
@@ -753,13 +862,16 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
     out.line("----")
     out.line(f"summary: {run.iteration} iterations, smoothed loss {run.smooth_loss:f} "
              f"({smooth_bpc:.4f} bits/char)")
-    measured = (f"bits per character, continuing from the trained state: train "
-                f"{final.train_bpc:.4f} (last {final.train_chars} training characters)")
-    if final.val_bpc is not None:
-        out.line(f"{measured}, validation {final.val_bpc:.4f} (first {final.val_chars} held-out "
-                 f"characters)")
+    if final is None:
+        out.line("bits per character: not measured (interrupted)")
     else:
-        out.line(f"{measured}, validation disabled")
+        measured = (f"bits per character, continuing from the trained state: train "
+                    f"{final.train_bpc:.4f} (last {final.train_chars} training characters)")
+        if final.val_bpc is not None:
+            out.line(f"{measured}, validation {final.val_bpc:.4f} (first {final.val_chars} "
+                     f"held-out characters)")
+        else:
+            out.line(f"{measured}, validation disabled")
     if best_file is not None and run.best_val_bpc is not None:
         out.line(f"best validation: {run.best_val_bpc:.4f} bits/char at iteration "
                  f"{run.best_iteration}, kept in {best_file}")

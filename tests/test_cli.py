@@ -662,3 +662,76 @@ def test_evaluation_is_a_continuation_of_the_training_text():
     short = evaluate(model, ids, n_train, h0, warmup=10**6, train_chars=10**6, val_chars=10**6)
     assert (short.train_chars, short.val_chars) == (n_train - 1, 100)
     assert evaluate(model, ids, ids.size, h0).val_bpc is None
+
+
+# ---------------------------------------------------------------------------
+# --batch-size: B parallel streams
+# ---------------------------------------------------------------------------
+
+def test_batch_data_pass_matches_the_batched_reference(texts, tmp_path):
+    """--batch-size B: the training text is cut into B equal parts; stream b
+    reads part b left to right in chunks of T with its own hidden state, all
+    streams resetting together at the end of their parts. Replayed in-process
+    with CharRNN on (B, T) chunks the run agrees bit for bit, and with the
+    batched numpy reference within 1e-9."""
+    text = (texts / "en.txt").read_text(encoding="utf-8")
+    T, H, B, steps = 12, 8, 3, 70
+    rc, out, err = run_cli("train", texts / "en.txt", "--hidden-size", H, "--seq-length", T,
+                           "--batch-size", B, "--iters", steps, "--seed", 4,
+                           "--checkpoint", "b.npz", cwd=tmp_path)
+    assert rc == 0, err
+    vocab = Vocab.from_text(text)
+    ids = vocab.encode(text)
+    data = ids[:len(ids) - int(len(ids) * 0.05)]
+    part = len(data) // B
+    assert f"{B} streams of {part} characters" in out
+    assert steps * T > part  # the streams wrap (reset) at least once
+    ckpt = load_checkpoint(tmp_path / "b.npz")
+    assert ckpt.hidden.shape == (H, B) and ckpt.hyperparameters["batch_size"] == B
+    model = CharRNN(len(vocab), H, seed=4)
+    ref_params = init_params(len(vocab), H, seed=4)
+    ref_memory = {k: np.zeros_like(v) for k, v in ref_params.items()}
+    p, h, h_ref = 0, None, None
+    with threadpool_limits(limits=1):
+        for n in range(steps):
+            if p + T + 1 >= part or n == 0:
+                h, h_ref, p = np.zeros((H, B)), np.zeros((H, B)), 0
+            x = np.stack([data[b * part + p: b * part + p + T] for b in range(B)])
+            y = np.stack([data[b * part + p + 1: b * part + p + T + 1] for b in range(B)])
+            _, h = model.train_step(x, y, h, 0.1)
+            _, h_ref = reference.batch_train_step([list(r) for r in x], [list(r) for r in y],
+                                                  h_ref, ref_params, ref_memory, 0.1)
+            p += T
+    assert ckpt.position == p and np.array_equal(ckpt.hidden, h)
+    for name in PARAM_NAMES:
+        assert np.array_equal(ckpt.model.params[name], model.params[name]), name
+        np.testing.assert_allclose(ckpt.model.params[name], ref_params[name], rtol=1e-9, atol=1e-12)
+
+
+def test_batch_resume_is_bit_identical(texts, tmp_path):
+    args = ["en.txt", *TINY, "--batch-size", 3, "--sample-every", 20, "--eval-every", 40]
+    (rc1, straight, e1), (rc2, first, e2) = run_many([
+        ("train", *args, "--iters", 120, "--checkpoint", tmp_path / "a.npz"),
+        ("train", *args, "--iters", 60, "--checkpoint", tmp_path / "b.npz"),
+    ], cwd=texts)
+    assert rc1 == rc2 == 0, e1 + e2
+    rc, second, err = run_cli("train", "en.txt", "--resume", tmp_path / "b.npz", "--iters", 120,
+                              cwd=texts)
+    assert rc == 0, err
+    assert_same_state(load_checkpoint(tmp_path / "a.npz"), load_checkpoint(tmp_path / "b.npz"),
+                      resumed=True)
+    assert progress_lines(first) + progress_lines(second) == progress_lines(straight)
+    rc, _, err = run_cli("train", "en.txt", "--resume", tmp_path / "b.npz", "--iters", 200,
+                         "--batch-size", 2, cwd=texts)
+    assert rc == 2 and "--batch-size 2 differs from the 3 streams" in err
+
+
+def test_batch_size_leaving_short_parts_is_refused(texts, tmp_path):
+    n = len((texts / "en.txt").read_text(encoding="utf-8"))
+    n_train = n - int(n * 0.05)
+    B = n_train // 17 + 1  # parts of at most 16 characters; T + 1 = 17 needed
+    rc, out, err = run_cli("train", texts / "en.txt", *TINY, "--batch-size", B, "--iters", 5,
+                           cwd=tmp_path)
+    assert rc == 2 and out == "" and err.count("\n") == 1
+    assert f"--batch-size {B} cuts the {n_train} training characters" in err
+    assert list(tmp_path.iterdir()) == []

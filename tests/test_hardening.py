@@ -730,3 +730,36 @@ def test_hprev_refuses_masked_arrays(call):
     model = CharRNN(5, 3, seed=0)
     with pytest.raises(TypeError, match="hprev.*masked"):
         call(model, _masked((3, 1)))
+
+
+# ---------------------------------------------------------------------------
+# counters and sizes a crafted file could set out of range
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field,value", [
+    ("interval_steps", 10**400), ("interval_steps", 101), ("best_iteration", 101),
+    ("iteration", 2**63), ("interval_loss", 10**400),
+])
+def test_state_counters_are_bounded(tmp_path, field, value):
+    """Counters are checked against each other (no more steps in the open
+    interval, and no best, after the iteration reached) and against 2**63."""
+    path = tmp_path / "c.npz"
+    _checkpoint(iteration=100, interval_steps=3, interval_loss=1.0, best_val_bpc=2.0,
+                best_iteration=50).save(path)
+    with np.load(path, allow_pickle=False) as npz:
+        state = json.loads(str(npz["state"]))
+    state[field] = value
+    _rewrite(path, state=np.array(json.dumps(state)))
+    message = _refused(path, field)
+    assert len(message) < 300
+
+
+def test_loading_is_refused_when_memory_is_short(saved, monkeypatch):
+    """Members are sized from their headers before anything is read; a file
+    whose arrays cannot fit in the memory available now is refused."""
+    from charrnn_ext import checkpoint
+    total = os.path.getsize(saved)
+    monkeypatch.setattr(checkpoint, "available_memory", lambda: total)
+    _refused(saved, "needs about", "available")
+    monkeypatch.setattr(checkpoint, "available_memory", lambda: 100 * total)
+    assert load_checkpoint(saved).iteration == 0

@@ -334,7 +334,8 @@ def test_a_second_run_on_the_same_checkpoint_is_refused(text_dir):
         rc, out, err = run_cli("train", "t.txt", *SMALL, "--iters", 10, "--checkpoint", "m.npz",
                                "--overwrite", cwd=text_dir)
         assert rc == 2 and out == "" and err.count("\n") == 1
-        assert f"another run is writing --checkpoint m.npz (process {first.pid})" in err
+        assert "another run is writing --checkpoint m.npz or its best-model file" in err
+        assert f"(process {first.pid})" in err
         first.send_signal(signal.SIGINT)
         assert first.wait(timeout=60) == 130
     finally:
@@ -457,3 +458,147 @@ def test_memory_guard_honours_cgroup_limits(tmp_path):
     (v1 / "sys" / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712")
     assert cgroup_room(str(v1 / "cgroup"), str(v1 / "sys")) == 3 * 2**30
     assert cgroup_room(str(tmp_path / "none"), str(tmp_path)) is None
+
+
+# ---------------------------------------------------------------------------
+# the best-model file across runs (found by an independent review)
+# ---------------------------------------------------------------------------
+
+def test_resuming_a_best_file_in_place_is_refused(text_dir):
+    rc, _, err = run_cli("train", "t.txt", *SMALL, "--iters", 300, "--eval-every", 100,
+                         "--checkpoint", "m.npz", cwd=text_dir)
+    assert rc == 0, err
+    before = sha(text_dir / "m.best.npz")
+    rc, out, err = run_cli("train", "t.txt", "--resume", "m.best.npz", "--iters", 400,
+                           cwd=text_dir)
+    assert rc == 2 and "best model kept by a run" in err and "--checkpoint" in err, err
+    assert sha(text_dir / "m.best.npz") == before
+    rc, _, err = run_cli("train", "t.txt", "--resume", "m.best.npz", "--iters", 400,
+                         "--checkpoint", "from_best.npz", cwd=text_dir)
+    assert rc == 0, err
+    assert sha(text_dir / "m.best.npz") == before
+
+
+def test_another_run_cannot_write_a_running_runs_best_file(text_dir):
+    first = _start_training(text_dir, "--iters", 10**8, "--sample-every", 100, "--eval-every",
+                            100, "--checkpoint", "m.npz")
+    try:
+        _wait_for_line(first, b"iter 100,")
+        rc, _, err = run_cli("train", "t.txt", *SMALL, "--iters", 10, "--checkpoint",
+                             "m.best.npz", "--overwrite", "--no-keep-best", cwd=text_dir)
+        assert rc == 2 and "another run is writing" in err, err
+        first.send_signal(signal.SIGINT)
+        assert first.wait(timeout=60) == 130
+    finally:
+        first.kill()
+    ckpt, best = load_checkpoint(text_dir / "m.npz"), load_checkpoint(text_dir / "m.best.npz")
+    assert (best.iteration, best.best_val_bpc) == (ckpt.best_iteration, ckpt.best_val_bpc)
+
+
+def test_best_score_follows_the_best_file_across_resumes(text_dir):
+    """A resume with --no-keep-best keeps no best file, so it must not claim
+    a best the file does not hold; the next resume reads the file's score."""
+    args = [*SMALL, "--eval-every", 100]
+    assert run_cli("train", "t.txt", *args, "--iters", 300, "--checkpoint", "m.npz",
+                   cwd=text_dir)[0] == 0
+    kept = load_checkpoint(text_dir / "m.best.npz")
+    for extra in (["--no-keep-best"], []):
+        rc, out, err = run_cli("train", "t.txt", "--resume", "m.npz", "--iters",
+                               600 if extra else 700, *extra, cwd=text_dir)
+        assert rc == 0, err
+    ckpt = load_checkpoint(text_dir / "m.npz")
+    best = load_checkpoint(text_dir / "m.best.npz")
+    assert (ckpt.best_iteration, ckpt.best_val_bpc) == (best.iteration, best.best_val_bpc)
+    assert best.best_val_bpc <= kept.best_val_bpc
+    m = re.search(r"^best validation: (\S+) bits/char at iteration (\d+), kept in m.best.npz$",
+                  out, re.M)
+    assert m and int(m.group(2)) == best.iteration
+
+
+def test_a_fresh_run_that_diverges_leaves_no_files(text_dir):
+    rc, _, err = run_cli("train", "t.txt", *SMALL, "--iters", 3000, "--eval-every", 10,
+                         "--learning-rate", 1e6, "--checkpoint", "f.npz", cwd=text_dir)
+    assert rc == 1 and "training diverged" in err, err
+    assert not (text_dir / "f.npz").exists() and not (text_dir / "f.best.npz").exists()
+    rc, _, err = run_cli("train", "t.txt", *SMALL, "--iters", 30, "--checkpoint", "f.npz",
+                         cwd=text_dir)
+    assert rc == 0, err
+
+
+def test_an_untrained_model_is_never_kept_as_best(text_dir):
+    rc, _, err = run_cli("train", "t.txt", *SMALL, "--iters", 5, "--eval-every", 1000,
+                         "--checkpoint", "m.npz", cwd=text_dir)
+    assert rc == 0, err
+    assert load_checkpoint(text_dir / "m.best.npz").iteration == 5
+
+
+def test_a_default_name_too_long_for_the_best_file_is_refused_before_training(text_dir):
+    stem = "y" * 235  # y...y.npz fits a 255-byte name, y...y.best.npz's temporary name does not
+    (text_dir / f"{stem}.txt").write_bytes((text_dir / "t.txt").read_bytes())
+    rc, out, err = run_cli("train", f"{stem}.txt", *SMALL, "--iters", 1000, cwd=text_dir)
+    assert rc == 2 and "iter 0" not in out and err.count("\n") == 1, err
+    assert "--checkpoint PATH" in err
+
+
+def test_a_dangling_symlink_checkpoint_is_created_through(text_dir):
+    (text_dir / "store").mkdir()
+    (text_dir / "link.npz").symlink_to(text_dir / "store" / "real.npz")
+    rc, out, err = run_cli("train", "t.txt", *SMALL, "--iters", 20, "--checkpoint", "link.npz",
+                           cwd=text_dir)
+    assert rc == 0, err
+    assert (text_dir / "link.npz").is_symlink()
+    assert load_checkpoint(text_dir / "store" / "real.npz").iteration == 20
+    assert (text_dir / "store" / "real.best.npz").exists()  # beside the target
+    assert not (text_dir / "link.best.npz").exists()
+
+
+def test_devices_are_not_text(text_dir):
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero")
+    rc, out, err = run_cli("train", "/dev/zero", cwd=text_dir)
+    assert rc == 2 and "not a text file" in err and err.count("\n") == 1
+
+
+def test_stored_sample_length_is_bounded(text_dir):
+    """Settings a resumed run takes from a checkpoint pass the flags' checks."""
+    rc, _, err = run_cli("train", "t.txt", *SMALL, "--iters", 5, "--checkpoint", "m.npz",
+                         cwd=text_dir)
+    assert rc == 0, err
+    ckpt = load_checkpoint(text_dir / "m.npz")
+    ckpt.hyperparameters["sample_length"] = 2**31 - 1
+    ckpt.save(text_dir / "m.npz")
+    rc, out, err = run_cli("train", "t.txt", "--resume", "m.npz", "--iters", 10, cwd=text_dir)
+    assert rc == 2 and "sample_length" in err and "at most" in err, err
+
+
+def test_ctrl_c_during_a_long_evaluation_stops_at_once(tmp_path):
+    """Evaluation reads the text in blocks and checks for Ctrl-C between them;
+    after Ctrl-C there is no last evaluation."""
+    (tmp_path / "t.txt").write_text(english_like_text(220_000, seed=2), encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "charrnn_ext.train", "t.txt", "--hidden-size",
+                             "1024", "--val-fraction", "0.5", "--iters", "1000",
+                             "--checkpoint", "m.npz"], cwd=tmp_path, env=ENV,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        _wait_for_line(proc, b"saving to")  # the evaluation at iteration 0 comes next
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        waited = time.monotonic() - t0
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and b"Traceback" not in err, err
+    assert b"not measured (interrupted)" in out
+    assert waited < 2.0, waited
+    assert load_checkpoint(tmp_path / "m.npz").iteration >= 1
+
+
+def test_sampling_at_a_tiny_temperature_is_greedy_and_quiet(model_dir):
+    rc1, greedy, err1 = run_cli("sample", "words.npz", "--temperature", 0, "--length", 50,
+                                cwd=model_dir[0])
+    rc2, tiny, err2 = run_cli("sample", "words.npz", "--temperature", 1e-320, "--length", 50,
+                              cwd=model_dir[0])
+    assert rc1 == rc2 == 0 and err1 == err2 == ""
+    assert tiny[0] == greedy[0]
