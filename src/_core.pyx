@@ -72,8 +72,6 @@ cdef Py_ssize_t STRIPE_MIN_ELEMENTS = 131072   # V * H below this: one stripe, n
 # The recurrence's dgemm products of many streams, and dWhh, are cut the same
 # way (product_pieces): in pieces of output columns or rows, fixed by size.
 cdef Py_ssize_t PRODUCT_PIECE_MIN_WORK = 1 << 21   # multiply-adds per piece, at least
-cdef Py_ssize_t OWN_KERNEL_SPLIT_MIN = 1 << 17     # H * H (W of 1 MB) from which matvec_t and
-                                                   # matmul_rows split W over the threads
 
 cdef int num_threads = 1     # threads of the striped output layer (set_num_threads)
 cdef bint forked = False     # set for good in a child of fork(): one thread from then on
@@ -412,18 +410,13 @@ cdef inline void hidden_matmul_piece(f64 *Y, const f64 *X, const f64 *W, int B, 
 
 cdef inline void hidden_matmul(f64 *Y, const f64 *X, const f64 *W, int B, int H,
                                int threads) noexcept nogil:
-    """Y (B, H) = X (B, H) @ W (H, H), in pieces of columns on up to `threads`
-    threads. With dgemm (B >= GEMM_MIN_STREAMS) the pieces are fixed by size
-    (product_pieces), so that the result does not depend on the thread count.
-    The core's own kernels give the same result for any cut: one piece per
-    thread where W is too large for one core's L2 cache (H * H >=
-    OWN_KERNEL_SPLIT_MIN), so that each thread streams its part from its own
-    L2; else one piece."""
+    """Y (B, H) = X (B, H) @ W (H, H). With dgemm (B >= GEMM_MIN_STREAMS) in
+    product_pieces(B H H, H) pieces of columns, fixed by size (the result
+    does not depend on the thread count), on up to `threads` threads; with
+    the core's own kernels (fewer streams) in one piece, on one thread."""
     cdef int R = 1, r, n
     if B >= GEMM_MIN_STREAMS:
         R = product_pieces(<Py_ssize_t> B * H * H, H)
-    elif <Py_ssize_t> H * H >= OWN_KERNEL_SPLIT_MIN:
-        R = threads if threads < H // 32 else H // 32
     n = threads if threads < R else R
     if n > 1:
         for r in prange(R, num_threads=n, schedule='static', chunksize=1):
@@ -995,8 +988,6 @@ cdef class Workspace:
         cdef int limit = core_threads()
         if streams >= GEMM_MIN_STREAMS:
             pieces = max(pieces, product_pieces(<Py_ssize_t> streams * H * H, H))
-        elif <Py_ssize_t> H * H >= OWN_KERNEL_SPLIT_MIN:
-            pieces = max(pieces, H // 32)
         pieces = max(pieces, product_pieces(<Py_ssize_t> H * H * steps * streams, H))
         return min(limit, pieces)
 
