@@ -459,7 +459,14 @@ class CharRNN:
                     raise TypeError(
                         f"rng must be a numpy Generator, an int seed or None, got {rng!r}"
                     ) from exc
-            uniforms = rng.random(int(n))
+            # a private float64 copy of exactly n uniforms in [0, 1): the core reads
+            # n of them without bounds checks, and rng may be any Generator subclass
+            drawn = rng.random(int(n))
+            uniforms = np.array(drawn, dtype=np.float64, order="C", copy=True) \
+                if type(drawn) is np.ndarray else None
+            if uniforms is None or uniforms.shape != (int(n),) or not (
+                    n == 0 or (uniforms.min() >= 0.0 and uniforms.max() < 1.0)):
+                raise ValueError(f"rng.random({int(n)}) must give {int(n)} floats in [0, 1)")
         else:
             uniforms = np.zeros(int(n))
         if n:

@@ -763,3 +763,25 @@ def test_loading_is_refused_when_memory_is_short(saved, monkeypatch):
     _refused(saved, "needs about", "available")
     monkeypatch.setattr(checkpoint, "available_memory", lambda: 100 * total)
     assert load_checkpoint(saved).iteration == 0
+
+
+def test_a_generator_subclass_cannot_hand_the_core_too_few_uniforms():
+    """sample() reads n uniforms without bounds checks: what rng.random(n)
+    returns is checked (shape, dtype, range) and copied first."""
+    class Short(np.random.Generator):
+        def random(self, *args, **kwargs):
+            return np.zeros(1)
+
+    class OutOfRange(np.random.Generator):
+        def random(self, size=None, *args, **kwargs):
+            return np.full(size, 7.0)
+
+    class NotAnArray(np.random.Generator):
+        def random(self, size=None, *args, **kwargs):
+            return [0.5] * size
+
+    model = CharRNN(3, 8, seed=0)
+    for cls in (Short, OutOfRange, NotAnArray):
+        with pytest.raises(ValueError, match="must give"):
+            model.sample(None, 0, 1000, rng=cls(np.random.PCG64(0)))
+    assert model.sample(None, 0, 1000, rng=np.random.Generator(np.random.PCG64(0))).shape == (1000,)
