@@ -134,11 +134,12 @@ def set_num_threads(n: int) -> None:
 
     The output layer (the V rows of Why) is cut into a fixed number of stripes
     (up to 4, and only when V * H >= 131072 and V >= 256, e.g. the seed's
-    book, V = 2566 and H = 200), which run in parallel on up to n OpenMP
-    threads in train_step, loss_and_grads and loss (on 2 cores a LARGE
-    training step is ~1.6-1.9x faster; smaller models and sampling always run
-    on one thread). The cut depends only on the model's size, so results are
-    the same bit for bit for every n. Default: one thread per usable CPU, or $OMP_NUM_THREADS if
+    book, V = 2566 and H = 200), and so are large products of many streams
+    (the recurrence of 16 streams or more, dWhh; see docs/internals.md); the
+    pieces run in parallel on up to n OpenMP threads in train_step,
+    loss_and_grads and loss (timings: benchmarks/README.md); smaller models
+    and sampling run on one thread. The cut depends only on the sizes, so
+    results are the same bit for bit for every n. Default: one thread per usable CPU, or $OMP_NUM_THREADS if
     lower; $CHARRNN_EXT_NUM_THREADS overrides both. Use 1 when you train
     several models in parallel Python threads or processes, one per core.
     The core uses one thread regardless in a build without OpenMP, while its

@@ -11,7 +11,8 @@ The file reads like llm.c's train_gpt2.c: vectorisable math first; then the
 layer kernels, free ``noexcept nogil`` functions on raw pointers, in
 forward/backward pairs named for their layer, each opening with its shapes:
 
-    rnn_step                    one step of the recurrence (training, advance, sample)
+    rnn_step                    one step of the recurrence of B streams (training,
+                                advance, sample)
     rnn_forward / rnn_backward  input column of Wxh + tanh recurrence, over a chunk
     output_forward / output_backward
                                 softmax output layer + cross-entropy, over a chunk
@@ -29,8 +30,11 @@ Invariants the kernels rely on:
   * the input layer is a column lookup of Wxh, never a one-hot product;
     dWxh is zero outside the columns of the ids of the last chunk;
   * the output layer runs in a fixed number of stripes of rows of Why
-    (stripe_count); partial results are combined in stripe order, so results
-    are the same bit for bit with any number of threads;
+    (stripe_count), large products of the recurrence and dWhh in a fixed
+    number of pieces (product_pieces); partial results are combined in a fixed
+    order, so results are the same bit for bit with any number of threads;
+  * B streams are laid out time-major: ids (T, B), hidden states (T+1, B, H),
+    so that the states of a chunk are one (T*B, H) matrix for the output layer;
   * the recurrence reads Whh transposed (WhhT), copied from Whh at every
     entry, so that parameters changed in place by the caller are seen.
 """
@@ -73,14 +77,15 @@ cdef Py_ssize_t STRIPE_MIN_ELEMENTS = 131072   # V * H below this: one stripe, n
 # way (product_pieces): in pieces of output columns or rows, fixed by size.
 cdef Py_ssize_t PRODUCT_PIECE_MIN_WORK = 1 << 21   # multiply-adds per piece, at least
 
-cdef int num_threads = 1     # threads of the striped output layer (set_num_threads)
+cdef int num_threads = 1     # threads a call may use (set_num_threads)
 cdef bint forked = False     # set for good in a child of fork(): one thread from then on
 
 
 def set_num_threads(int n):
-    """Use up to n threads (>= 1) for the output layer of every later call
-    (at most the number of stripes). A build without OpenMP, and a process
-    forked from one that may have started OpenMP threads, always use one."""
+    """Use up to n threads (>= 1) in every later call, for the output layer's
+    stripes and the pieces of large products (at most one thread per stripe
+    or piece). A build without OpenMP, and a process forked from one that may
+    have started OpenMP threads, always use one."""
     global num_threads
     if n < 1:
         raise ValueError(f"the number of threads must be at least 1, got {n}")
@@ -88,8 +93,8 @@ def set_num_threads(int n):
 
 
 def get_num_threads():
-    """The number of threads the output layer may use (it uses at most one
-    per stripe, and at most the calling thread's OpenMP limit)."""
+    """The number of threads a call may use (at most one per stripe or piece,
+    and at most the calling thread's OpenMP limit)."""
     return num_threads
 
 
