@@ -67,12 +67,26 @@ def _real_array(values, what: str) -> np.ndarray:
 def _storage(shape) -> np.ndarray:
     """A zeroed C-contiguous float64 array of ``shape`` for the core to hold.
 
-    Its memory belongs to a bytearray, so the array (and every view of it,
-    whose ``.base`` is the flat frombuffer array) does not own its data and
-    cannot be resized, not even with ``refcheck=False``: the core's pointers
-    into it stay valid for the model's lifetime."""
-    flat = np.frombuffer(bytearray(8 * math.prod(shape)), dtype=np.float64)
-    return flat.reshape(shape)
+    Its memory belongs to a core Storage object (fixed-size memory, freed only
+    with the object), so the array and every view of it do not own their
+    data and cannot be resized, not even with ``refcheck=False``, and
+    releasing the memoryview numpy keeps as the array's base frees nothing:
+    the model keeps each Storage referenced (``_storages``), so the core's
+    pointers into it stay valid for the model's lifetime."""
+    return np.frombuffer(_core.Storage(math.prod(shape)), dtype=np.float64).reshape(shape)
+
+
+def _owner(arr: np.ndarray):
+    """The Storage under an array made by _storage (numpy's base chain ends in
+    a memoryview of it); taken while the array is still private."""
+    base = arr
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, memoryview):
+        base = base.obj
+    if not isinstance(base, _core.Storage):
+        raise RuntimeError("an array the core holds is not in core Storage")
+    return base
 
 
 class _ArrayViews(Mapping):
@@ -271,6 +285,9 @@ class CharRNN:
         # The core holds these very arrays: they stay private (the public
         # mappings hand out views), so their shapes always match the core's.
         self._params, self._memory, self._grads = params, memory, grads
+        # and the memory under them, referenced here, so that nothing done to
+        # the arrays' base chain from Python can free it while the core uses it
+        self._storages = [_owner(a) for d in (params, memory, grads) for a in d.values()]
 
     @property
     def params(self) -> Mapping:

@@ -42,6 +42,7 @@ import numpy as np
 
 from libc.math cimport INFINITY, log, sqrt
 from libc.string cimport memcpy, memset
+from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cython.parallel cimport prange
 from scipy.linalg.cython_blas cimport dgemm
 
@@ -1144,6 +1145,47 @@ cdef class Workspace:
                 output_step(self.logits, &h[0], &WhyT[0, 0], p.by, H, V)
                 x = draw_id(self.logits, V, temperature, uniforms[t])
                 out[t] = x
+
+
+cdef class Storage:
+    """Zeroed float64 memory of a fixed size, freed only with this object.
+
+    The model's parameters, Adagrad memory and gradients live here (see
+    charrnn_ext.model._storage): numpy arrays over it cannot resize it, and
+    releasing a memoryview of it from Python drops a reference, never the
+    memory, which the model keeps referenced; so no Python operation on the
+    arrays handed out can move or free what the kernels point to."""
+    cdef f64 *data
+    cdef Py_ssize_t shape[1]
+    cdef Py_ssize_t strides[1]
+
+    def __cinit__(self, Py_ssize_t n):
+        if n < 0:
+            raise ValueError("negative size")
+        self.data = <f64 *> PyMem_Calloc(n if n > 0 else 1, sizeof(f64))
+        if self.data == NULL:
+            raise MemoryError()
+        self.shape[0] = n
+        self.strides[0] = sizeof(f64)
+
+    def __dealloc__(self):
+        PyMem_Free(self.data)
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        view.buf = <void *> self.data
+        view.obj = self
+        view.len = self.shape[0] * sizeof(f64)
+        view.readonly = 0
+        view.itemsize = sizeof(f64)
+        view.format = "d"
+        view.ndim = 1
+        view.shape = self.shape
+        view.strides = self.strides
+        view.suboffsets = NULL
+        view.internal = NULL
+
+    def __releasebuffer__(self, Py_buffer *view):
+        pass
 
 
 def first_invalid_id(const i32[::1] ids, int vocab_size):
