@@ -283,9 +283,10 @@ def _error_line(stderr: str) -> str:
     if not lines:
         return "no error message"
     last = lines[-1]
-    for marker in (": error: ", ": "):
-        if marker in last and last.split(marker, 1)[0].strip().startswith(("python", "charrnn")):
-            return last.split(marker, 1)[1]
+    # the prefix is the trainer's program name, which follows sys.argv[0] of
+    # the process the run is in (python -m ..., charrnn-sweep, a worker, pytest)
+    if ": error: " in last:
+        return last.split(": error: ", 1)[1]
     return last
 
 
