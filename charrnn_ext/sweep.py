@@ -11,7 +11,6 @@ code path as ``charrnn-train`` and the same result. Run ``--help``.
 from __future__ import annotations
 
 import argparse
-import codecs
 import contextlib
 import csv
 import hashlib
@@ -549,38 +548,9 @@ def _nonneg_int(text: str) -> int:
 
 def _read_input(path: str, encoding: str) -> tuple[bytes, str]:
     """(bytes of the text, its name for messages), refused (CLIError) when it
-    cannot be read or is not text in ``encoding``."""
-    if path == "-":
-        name = "standard input"
-        if sys.stdin is None:
-            raise CLIError("standard input is closed")
-        data = sys.stdin.buffer.read()
-    else:
-        name = path
-        if os.path.isdir(path):
-            raise CLIError(f"{path} is a directory, not a text file")
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            raise CLIError(f"{path}: no such file") from None
-        except PermissionError:
-            raise CLIError(f"{path}: permission denied") from None
-        except OSError as exc:
-            raise CLIError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    if not data:
-        raise CLIError(f"{name} is empty")
-    try:
-        info = codecs.lookup(encoding)
-    except LookupError:
-        raise CLIError(f"unknown --encoding {encoding!r}") from None
-    if not getattr(info, "_is_text_encoding", True):
-        raise CLIError(f"--encoding {encoding!r} is not a text encoding")
-    try:
-        data.decode("utf-8-sig" if info.name == "utf-8" else encoding)
-    except UnicodeError as exc:
-        raise CLIError(f"{name} is not valid {info.name} text ({exc}); use --encoding to "
-                       f"name its encoding") from None
+    cannot be read or is not text in ``encoding``: charrnn-train's own checks."""
+    data, name = _train.read_input(path, encoding)
+    _train.decode_input(data, name, encoding)
     return data, name
 
 

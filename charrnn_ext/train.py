@@ -390,14 +390,21 @@ def _read_text(path: str | None, encoding: str) -> tuple[str, str, str | None]:
         note = (f"no input file given: training on the built-in demo corpus, the source of "
                 f"{len(modules)} Python standard library modules ({', '.join(modules)})")
         return text, "the demo corpus", note
+    data, name = read_input(path, encoding)
+    return decode_input(data, name, encoding), name, None
+
+
+def read_input(path: str, encoding: str) -> tuple[bytes, str]:
+    """(the bytes of the text at ``path`` ('-': standard input), its name for
+    messages): a readable, non-empty file that is not a device, and an
+    ``encoding`` that names a text codec; else CLIError. The one reader of
+    input texts (charrnn-train, charrnn-sweep)."""
     try:
         info = codecs.lookup(encoding)
     except LookupError:
         raise CLIError(f"unknown --encoding {encoding!r}") from None
     if not getattr(info, "_is_text_encoding", True):
         raise CLIError(f"--encoding {encoding!r} is not a text encoding")
-    if info.name == "utf-8":
-        encoding = "utf-8-sig"  # a byte-order mark is not part of the text
     if path == "-":
         name = "standard input"
         if sys.stdin is None:
@@ -424,8 +431,15 @@ def _read_text(path: str | None, encoding: str) -> tuple[str, str, str | None]:
             raise CLIError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     if not data:
         raise CLIError(f"{name} is empty")
+    return data, name
+
+
+def decode_input(data: bytes, name: str, encoding: str) -> str:
+    """The text of read_input's bytes (a UTF-8 byte-order mark is not part of
+    it), or CLIError naming the first undecodable bytes."""
+    info = codecs.lookup(encoding)
     try:
-        text = data.decode(encoding)
+        text = data.decode("utf-8-sig" if info.name == "utf-8" else encoding)
     except UnicodeDecodeError as exc:
         bad = exc.object[exc.start:exc.end][:4].hex(" ")
         raise CLIError(f"{name} is not valid {info.name} text: cannot decode byte(s) {bad} at "
@@ -434,7 +448,7 @@ def _read_text(path: str | None, encoding: str) -> tuple[str, str, str | None]:
         raise CLIError(f"{name} cannot be decoded as {info.name}: {exc}") from None
     if not text:
         raise CLIError(f"{name} has no text")
-    return text, name, None
+    return text
 
 
 def _load_data(args, cfg: dict, resumed: Checkpoint | None):
