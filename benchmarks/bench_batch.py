@@ -55,7 +55,7 @@ from charrnn_ext.spec import PARAM_NAMES, init_params  # noqa: E402
 
 from bench_data import StreamsDataPass, default_data_dir, load_corpus  # noqa: E402
 from bench_torch import torch_update  # noqa: E402
-from bench_util import (cpu_flags_summary, cpu_model, load_average, median, rel_diff,  # noqa: E402
+from bench_util import (Report, cpu_flags_summary, cpu_model, load_average, median, rel_diff,  # noqa: E402
                         table, usable_cpus, verdict)
 
 LEARNING_RATE = 0.1
@@ -213,14 +213,6 @@ def parse_args(argv=None):
             setattr(args, key, value)
     return args
 
-
-class Report:
-    def __init__(self):
-        self.lines = []
-
-    def emit(self, text: str = "") -> None:
-        print(text, flush=True)
-        self.lines.append(text)
 
 
 def fmt_cps(cps) -> str:

@@ -235,14 +235,6 @@ def parse_args(argv=None):
     return args
 
 
-class Report:
-    def __init__(self):
-        self.lines = []
-
-    def emit(self, text: str = "") -> None:
-        print(text, flush=True)
-        self.lines.append(text)
-
 
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -265,7 +257,7 @@ def main(argv=None) -> int:
     from charrnn_ext.spec import init_params
 
     from bench_data import DataPass, default_data_dir, load_corpus
-    from bench_util import (blas_owner, cpu_flags_summary, cpu_model, fmt_us, load_average,
+    from bench_util import (Report, blas_owner, cpu_flags_summary, cpu_model, fmt_us, load_average,
                             median, rel_diff, table, usable_cpus)
 
     try:

@@ -28,6 +28,17 @@ def rel_diff(a: float, b: float) -> float:
 
 # -- formatting ---------------------------------------------------------------
 
+class Report:
+    """A markdown report: lines printed as they come and kept (for --output)."""
+
+    def __init__(self):
+        self.lines = []
+
+    def emit(self, text: str = "") -> None:
+        print(text, flush=True)
+        self.lines.append(text)
+
+
 def table(headers, rows) -> str:
     """A markdown table (cells converted with str)."""
     lines = ["| " + " | ".join(map(str, headers)) + " |",
