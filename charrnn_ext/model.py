@@ -368,6 +368,12 @@ class CharRNN:
         (train_step, loss_and_grads), whose offsets are C ints; loss() keeps
         blocks of _core.loss_block_steps(B) steps."""
         V, H = self.vocab_size, self.hidden_size
+        for given in (inputs, targets):  # the size check first, before any copy
+            if isinstance(given, np.ndarray) and given.ndim in (1, 2) and given.size:
+                B, T = (1, given.size) if given.ndim == 1 else given.shape
+                steps = T if whole else min(T, _core.loss_block_steps(min(B, _MAX_ELEMENTS)))
+                if (steps + 1) * B * max(V, H) > _MAX_ELEMENTS:
+                    self._too_large(B, T, whole, steps)
         x = _as_ids(inputs, "inputs", V, streams=True)
         y = _as_ids(targets, "targets", V, streams=True)
         if x.shape != y.shape:
@@ -383,15 +389,19 @@ class CharRNN:
         B, T = x.shape if batched else (1, x.size)
         steps = T if whole else min(T, _core.loss_block_steps(B))
         if (steps + 1) * B * max(V, H) > _MAX_ELEMENTS:
-            raise ValueError(
-                f"a chunk of {B:,} x {T:,} ids is too large for one step at this model size; "
-                + ("split it (model.loss accepts any length)" if whole and steps > 1
-                   else "use fewer streams")
-            )
+            self._too_large(B, T, whole, steps)
         h = self._hidden(hprev, B, batched)
         if batched:  # time-major for the core: row t holds step t of every stream
             return np.ascontiguousarray(x.T), np.ascontiguousarray(y.T), h, True
         return x.reshape(T, 1), y.reshape(T, 1), h, False
+
+    @staticmethod
+    def _too_large(B: int, T: int, whole: bool, steps: int):
+        raise ValueError(
+            f"a chunk of {B:,} x {T:,} ids is too large for one step at this model size; "
+            + ("split it (model.loss accepts any length)" if whole and steps > 1
+               else "use fewer streams")
+        )
 
     @staticmethod
     def _returned_hidden(h: np.ndarray, batched: bool) -> np.ndarray:

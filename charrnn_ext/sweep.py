@@ -679,15 +679,28 @@ def _start_cluster(args, distributed, n_runs: int):
     import logging
     timeout = args.timeout
     if args.scheduler is not None:
-        try:
-            client = distributed.Client(args.scheduler, timeout=timeout,
-                                        set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as exc:
-            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise CLIError(f"cannot reach the Dask scheduler at {args.scheduler} within "
-                           f"{timeout:g} s ({why}); start one with `dask scheduler` or check "
-                           f"the address") from None
-        return client, None
+        # In a thread with a hard deadline: a peer that accepts the connection but
+        # is not a Dask scheduler can keep Client() waiting past its timeout, and
+        # a garbled reply can raise anything (numpy's MemoryError for a "frame").
+        outcome = {}
+
+        def connect():
+            try:
+                outcome["client"] = distributed.Client(args.scheduler, timeout=timeout,
+                                                       set_as_default=False)
+            except BaseException as exc:  # noqa: BLE001 -- reported below
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=connect, name="charrnn-sweep-connect", daemon=True)
+        thread.start()
+        thread.join(timeout + 5)
+        if "client" not in outcome:
+            exc = outcome.get("error")
+            why = (f"no answer within {timeout:g} s" if exc is None else
+                   (str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+            raise CLIError(f"cannot reach the Dask scheduler at {args.scheduler} ({why[:200]}); "
+                           f"start one with `dask scheduler` or check the address")
+        return outcome["client"], None
     n = min(args.workers or usable_cpus(), n_runs)
     # Everything listens on 127.0.0.1 only, on free ports. (dashboard_address=None
     # still binds the scheduler's HTTP server, on the fixed port 8787, and ':0'

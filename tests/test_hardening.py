@@ -815,3 +815,21 @@ def test_releasing_the_buffers_under_the_arrays_frees_nothing(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=ENV,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", (proc.returncode, proc.stderr)
+
+
+def test_a_chunk_too_large_is_refused_before_it_is_copied():
+    """The size check looks at the shape first: a broadcast 32768 x 32768 chunk
+    (4 GiB once copied) is refused at once, without copying it."""
+    import resource
+    import time
+    model = CharRNN(11, 7, seed=0)
+    huge = np.broadcast_to(np.int32(0), (32768, 32768))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="too large for one step"):
+        model.train_step(huge, huge, None, 0.1)
+    with pytest.raises(ValueError, match="too large for one step"):
+        model.loss_and_grads(huge, huge, None)
+    assert time.perf_counter() - t0 < 2.0
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kb < 512 * 1024, grown_kb  # far below the 4 GiB a copy would take
