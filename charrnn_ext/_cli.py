@@ -309,3 +309,22 @@ def available_memory() -> int | None:
     if host is None:
         return limit
     return host if limit is None else min(host, limit)
+
+
+def progress_bar(total: int, initial: int = 0, unit: str = "it"):
+    """tqdm's bar on stderr when it is a terminal, else None. A terminal that
+    reports no size (0 x 0, as some consoles do) gets 80 x 24: tqdm draws
+    nothing on a terminal of 0 columns or 0 rows."""
+    try:
+        if not sys.stderr.isatty():
+            return None
+    except (AttributeError, ValueError):
+        return None
+    from tqdm import tqdm
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError):
+        size = os.terminal_size((0, 0))
+    sizing = {"dynamic_ncols": True} if min(size) > 0 else {"ncols": 80, "nrows": 24}
+    return tqdm(total=total, initial=initial, unit=unit, mininterval=0.2, file=sys.stderr,
+                **sizing)

@@ -30,7 +30,7 @@ import uuid
 from . import __version__
 from . import train as _train
 from ._cli import (ArgumentParser, CLIError, RunLock, positive_float, positive_int, prog_name, run,
-                   tolerant_stdout)
+                   progress_bar, tolerant_stdout)
 
 # The settings a grid may vary, in the order they appear in run names, with
 # the prefix each has there. Their flags, types and defaults come from
@@ -649,22 +649,6 @@ def _runs_to_do(runs, results: Results, digest: str, out: str) -> list:
     return todo
 
 
-def _progress_bar(total: int):
-    """tqdm's bar over the runs on stderr when it is a terminal, else None."""
-    try:
-        if not sys.stderr.isatty():
-            return None
-    except (AttributeError, ValueError):
-        return None
-    from tqdm import tqdm
-    try:
-        size = os.get_terminal_size(sys.stderr.fileno())
-    except (OSError, ValueError):
-        size = os.terminal_size((0, 0))
-    # tqdm draws nothing on a terminal of 0 columns or 0 rows (as charrnn-train)
-    sizing = {"dynamic_ncols": True} if min(size) > 0 else {"ncols": 80, "nrows": 24}
-    return tqdm(total=total, unit="run", file=sys.stderr, mininterval=0.2, **sizing)
-
 
 def _say(bar, text: str) -> None:
     if bar is not None:
@@ -835,7 +819,7 @@ def _sweep(args, distributed, settings, grid, runs, todo, results, text, digest,
                 retries=args.retries)
             futures.append(future)
             names_of[future.key] = name
-        bar = _progress_bar(len(todo))
+        bar = progress_bar(len(todo), unit="run")
         for future in distributed.as_completed(futures, loop=client.loop):
             name = names_of[future.key]
             try:

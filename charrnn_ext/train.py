@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 from . import __version__, defaults  # noqa: E402
 from ._cli import (ArgumentParser, CLIError, RunLock, available_memory, check_distinct_paths,  # noqa: E402
                    fraction, nonneg_float, positive_float, positive_int, prog_name, run,
-                   sample_length_int, seed_int, threads_int, tolerant_stdout)
+                   progress_bar, sample_length_int, seed_int, threads_int, tolerant_stdout)
 from ._dispatch import set_num_threads  # noqa: E402
 from .checkpoint import Checkpoint, load_checkpoint  # noqa: E402
 from .evaluation import LN2, evaluate  # noqa: E402
@@ -573,24 +573,6 @@ class _Output:
                 pass
 
 
-def _progress_bar(total: int, initial: int):
-    """tqdm's bar on stderr when it is a terminal, else None. A terminal that
-    reports no size (0 x 0, as some consoles do) gets 80 x 24."""
-    try:
-        if not sys.stderr.isatty():
-            return None
-    except (AttributeError, ValueError):
-        return None
-    from tqdm import tqdm
-    try:
-        size = os.get_terminal_size(sys.stderr.fileno())
-    except (OSError, ValueError):
-        size = os.terminal_size((0, 0))
-    # tqdm draws nothing on a terminal of 0 columns or 0 rows
-    sizing = {"dynamic_ncols": True} if min(size) > 0 else {"ncols": 80, "nrows": 24}
-    return tqdm(total=total, initial=initial, unit="it", mininterval=0.2, file=sys.stderr,
-                **sizing)
-
 
 def _core_variant() -> str:
     """The build of the Cython core in use (bit-identical resumption needs
@@ -784,7 +766,7 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
                 pass
 
     # -- 4. the training loop: min-char-rnn's, plus evaluation and saves -----
-    bar = _progress_bar(iters, run.iteration)
+    bar = progress_bar(iters, run.iteration)
     out.bar = bar
     steps_done = 0
     t_start = time.perf_counter()
