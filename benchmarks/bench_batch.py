@@ -34,10 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
-import os
 import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -55,8 +52,8 @@ from charrnn_ext.spec import PARAM_NAMES, init_params  # noqa: E402
 
 from bench_data import StreamsDataPass, default_data_dir, load_corpus  # noqa: E402
 from bench_torch import torch_update  # noqa: E402
-from bench_util import (Report, cpu_flags_summary, cpu_model, load_average, median, rel_diff,  # noqa: E402
-                        table, usable_cpus, verdict)
+from bench_util import (Report, emit_run_header, load_average, machine_rows, median,  # noqa: E402
+                        rel_diff, table, verdict)
 
 LEARNING_RATE = 0.1
 perf = time.perf_counter
@@ -278,14 +275,8 @@ def main(argv=None) -> int:
 
     r.emit("# charrnn_ext: B streams, characters per second")
     r.emit()
-    cmd = " ".join(shlex.quote(x) for x in ["python", "benchmarks/bench_batch.py"] + sys.argv[1:])
-    r.emit(f"Command: `{cmd}`{' (quick smoke run: numbers are indicative only)' if args.quick else ''}  ")
-    r.emit(f"Date: {datetime.datetime.now().isoformat(timespec='seconds')}")
-    r.emit()
-    r.emit(table(["item", "value"], [
-        ["CPU", f"{cpu_model()} ({platform.machine()}, widest SIMD: {cpu_flags_summary()})"],
-        ["CPUs usable / logical", f"{usable_cpus()} / {os.cpu_count()}"],
-        ["load average at start (1/5/15 min)", load_average()],
+    emit_run_header(r, "bench_batch.py", args.quick)
+    r.emit(table(["item", "value"], machine_rows() + [
         ["Python / numpy", f"{platform.python_version()} / {np.__version__}"],
         ["torch", "not installed or left out" if torch is None else
          f"{torch.__version__}, {torch_threads} threads by default"],

@@ -34,10 +34,7 @@ Progress goes to stderr, the markdown report to stdout.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -241,8 +238,8 @@ def main(argv=None) -> int:
     from charrnn_ext.spec import init_params
 
     from bench_data import DataPass, default_data_dir, load_corpus
-    from bench_util import (Report, cpu_flags_summary, cpu_model, fmt_us, load_average, median,
-                            rel_diff, table, usable_cpus)
+    from bench_util import (Report, emit_run_header, fmt_us, load_average, machine_rows, median,
+                            rel_diff, table)
 
     try:
         from charrnn_ext import _dispatch
@@ -257,14 +254,8 @@ def main(argv=None) -> int:
 
     r.emit("# charrnn_ext vs JAX: training step")
     r.emit()
-    cmd = " ".join(shlex.quote(x) for x in ["python", "benchmarks/bench_jax.py"] + sys.argv[1:])
-    r.emit(f"Command: `{cmd}`{' (quick smoke run: numbers are indicative only)' if args.quick else ''}  ")
-    r.emit(f"Date: {datetime.datetime.now().isoformat(timespec='seconds')}")
-    r.emit()
-    r.emit(table(["item", "value"], [
-        ["CPU", f"{cpu_model()} ({platform.machine()}, widest SIMD: {cpu_flags_summary()})"],
-        ["CPUs usable / logical", f"{usable_cpus()} / {os.cpu_count()}"],
-        ["load average at start (1/5/15 min)", load_average()],
+    emit_run_header(r, "bench_jax.py", args.quick)
+    r.emit(table(["item", "value"], machine_rows() + [
         ["Python", platform.python_version()],
         ["numpy", np.__version__],
         ["jax", f"{jax.__version__} (backend {jax.default_backend()}, devices {jax.devices()}, x64 on)"],

@@ -32,10 +32,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import os
 import platform
-import shlex
 import signal
 import subprocess
 import sys
@@ -257,8 +255,8 @@ def main(argv=None) -> int:
     from charrnn_ext.spec import init_params
 
     from bench_data import DataPass, default_data_dir, load_corpus
-    from bench_util import (Report, blas_owner, cpu_flags_summary, cpu_model, fmt_us, load_average,
-                            median, rel_diff, table, usable_cpus)
+    from bench_util import (Report, blas_owner, emit_run_header, fmt_us, load_average,
+                            machine_rows, median, rel_diff, table)
 
     try:
         from charrnn_ext import _dispatch
@@ -274,14 +272,8 @@ def main(argv=None) -> int:
     # -- header ------------------------------------------------------------------
     r.emit("# charrnn_ext vs PyTorch: training step")
     r.emit()
-    cmd = " ".join(shlex.quote(x) for x in ["python", "benchmarks/bench_torch.py"] + sys.argv[1:])
-    r.emit(f"Command: `{cmd}`{' (quick smoke run: numbers are indicative only)' if args.quick else ''}  ")
-    r.emit(f"Date: {datetime.datetime.now().isoformat(timespec='seconds')}")
-    r.emit()
-    r.emit(table(["item", "value"], [
-        ["CPU", f"{cpu_model()} ({platform.machine()}, widest SIMD: {cpu_flags_summary()})"],
-        ["CPUs usable / logical", f"{usable_cpus()} / {os.cpu_count()}"],
-        ["load average at start (1/5/15 min)", load_average()],
+    emit_run_header(r, "bench_torch.py", args.quick)
+    r.emit(table(["item", "value"], machine_rows() + [
         ["Python", platform.python_version()],
         ["numpy", np.__version__],
         ["torch", f"{torch.__version__} (MKL: {torch.backends.mkl.is_available()}, "

@@ -132,3 +132,26 @@ def blas_owner(filepath: str) -> str:
         if f"/{pkg}.libs/" in path or f"/{pkg}/" in path:
             return pkg
     return "system"
+
+
+# -- the opening of a report ----------------------------------------------------
+
+def emit_run_header(report, script: str, quick: bool) -> None:
+    """The command that made the report and when (a quick run says so)."""
+    import datetime
+    import shlex
+    cmd = " ".join(shlex.quote(x) for x in ["python", f"benchmarks/{script}"] + sys.argv[1:])
+    note = " (quick smoke run: numbers are indicative only)" if quick else ""
+    report.emit(f"Command: `{cmd}`{note}  ")
+    report.emit(f"Date: {datetime.datetime.now().isoformat(timespec='seconds')}")
+    report.emit()
+
+
+def machine_rows() -> list:
+    """The rows every report's machine table opens with."""
+    import platform
+    return [
+        ["CPU", f"{cpu_model()} ({platform.machine()}, widest SIMD: {cpu_flags_summary()})"],
+        ["CPUs usable / logical", f"{usable_cpus()} / {os.cpu_count()}"],
+        ["load average at start (1/5/15 min)", load_average()],
+    ]
