@@ -9,12 +9,13 @@ from __future__ import annotations
 import math
 import numbers
 import threading
+import time
 from collections.abc import Mapping
 
 import numpy as np
 
 from ._dispatch import core as _core
-from .defaults import ADAGRAD_EPS, CLIP, HIDDEN_SIZE, LEARNING_RATE
+from .defaults import ADAGRAD_EPS, CLIP, HIDDEN_SIZE, LEARNING_RATE, SEQ_LENGTH
 from .spec import PARAM_NAMES, init_params, param_shapes
 
 
@@ -27,6 +28,7 @@ def _positive_int(value, name: str) -> int:
 
 
 _MAX_ELEMENTS = 2**31 - 1  # the core indexes matrices with C ints
+_TRAIN_BLOCK_SECONDS = 0.1  # train() returns to Python about this often (Ctrl-C is seen there)
 _INT32 = np.dtype(np.int32)
 _FLOAT64 = np.dtype(np.float64)
 
@@ -116,17 +118,21 @@ class _ArrayViews(Mapping):
 
 
 def _as_ids(values, name: str, vocab_size: int, allow_empty: bool = False,
-            streams: bool = False) -> np.ndarray:
+            streams: bool = False, copy: bool = True) -> np.ndarray:
     """A private C-contiguous int32 copy of ids in [0, vocab_size), or a clear error:
     1-D (T,), or with ``streams`` also 2-D (B, T), B streams of T ids.
 
-    Always a copy: the core reads the ids with the GIL released and without
-    bounds checks, so the array it reads must be one no other thread can change
-    after it was checked.
+    A copy: the core reads the ids with the GIL released and without bounds
+    checks, so the array it reads must be one no other thread can change
+    after it was checked. With copy=False, a C-contiguous int32 array is
+    returned as it is and its ids are NOT checked: for CharRNN.train, whose
+    core copies and checks each chunk before reading it.
     """
     ndims = (1, 2) if streams else (1,)
     if (type(values) is np.ndarray and values.dtype == _INT32 and values.ndim in ndims
             and values.size):
+        if not copy and values.flags.c_contiguous:
+            return values
         arr = np.array(values, order="C", copy=True)  # the common case (slices of an encoded text)
     else:
         if isinstance(values, np.ma.MaskedArray):
@@ -164,6 +170,14 @@ def _as_ids(values, name: str, vocab_size: int, allow_empty: bool = False,
     if bad >= 0:
         raise _id_error(name, arr, bad, vocab_size)
     return arr
+
+
+def chunk_wraps(position: int, part_length: int, seq_length: int) -> bool:
+    """min-char-rnn's wrap rule (``if p+seq_length+1 >= len(data)``): whether
+    a step at ``position`` of a text (or stream part) of ``part_length`` ids
+    first goes back to its start with zero hidden states, as
+    CharRNN.train does before every step."""
+    return bool(_core.wraps(position, part_length, seq_length))
 
 
 def _id_error(name: str, arr: np.ndarray, flat_index: int, vocab_size: int) -> ValueError:
@@ -276,6 +290,7 @@ class CharRNN:
         grads = {n: _storage(shapes[n]) for n in PARAM_NAMES}
         # one call at a time per model: the core's work buffers are per model
         self._lock = threading.Lock()
+        self._train_block = {}   # (T, B) -> steps per core call of train (~0.1 s)
         self._workspace = _core.Workspace(
             [params[n] for n in PARAM_NAMES],
             [memory[n] for n in PARAM_NAMES],
@@ -435,6 +450,79 @@ class CharRNN:
         with self._lock:
             loss = self._workspace.train_step(x, y, h, lr)
         return loss, self._returned_hidden(h, batched)
+
+    def train(self, data, steps: int, seq_length: int = SEQ_LENGTH, hprev=None,
+              position: int = 0, learning_rate: float = LEARNING_RATE, streams: int = 1):
+        """min-char-rnn's training loop: ``steps`` iterations of its data pass
+        and train_step over ``data``, run in the core (no Python between steps).
+
+        data (n,) ids is cut into ``streams`` equal parts of part = n // streams
+        ids; stream b reads data[b * part : (b + 1) * part]. Before each step,
+        if chunk_wraps(position, part, seq_length), the hidden states become
+        zero and position 0; each stream then trains on its ids position ..
+        position + seq_length (inputs, and targets one later), and position
+        advances by seq_length. hprev: the states to start from, (H, streams)
+        (one stream: (H, 1) or (H,)); None is zeros.
+
+        Returns (losses, h, position): the loss of each step as train_step
+        returns it, the last states ((H, 1) for one stream, else
+        (H, streams)) and the position of the next step. Fewer than ``steps``
+        losses only when a loss was NaN or infinite: training stops after
+        that step. The same, bit for bit, as the loop of train_step calls it
+        replaces (min-char-rnn's loop from position 0, hprev None, for one
+        stream). The core returns to Python about every 0.1 s, where Ctrl-C
+        (KeyboardInterrupt) is seen; the model is then at a step boundary."""
+        V, H = self.vocab_size, self.hidden_size
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+            raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+        T = _positive_int(seq_length, "seq_length")
+        B = _positive_int(streams, "streams")
+        if isinstance(position, bool) or not isinstance(position, numbers.Integral) or position < 0:
+            raise ValueError(f"position must be a non-negative integer, got {position!r}")
+        lr = _as_learning_rate(learning_rate)
+        if (T + 1) * B * max(V, H) > _MAX_ELEMENTS:
+            self._too_large(B, T, True, T)
+        ids = _as_ids(data, "data", V, copy=False)
+        part = ids.size // B
+        if part < T + 1:
+            raise ValueError(f"data of {ids.size} ids in {B} stream part(s) of {part}: each "
+                             f"part needs at least seq_length + 1 = {T + 1} ids")
+        # the ids these steps read, checked before any step (the core checks
+        # each chunk again as it copies it): position .. position + steps T
+        # of each part, or whole parts if the data pass wraps on the way
+        lo, hi = int(position), int(position) + int(steps) * T + 1
+        if hi > part:
+            lo, hi = 0, part
+        if steps:
+            read = ids[:B * part].reshape(B, part)[:, lo:hi]
+            if B == 1:
+                bad = _core.first_invalid_id(read[0], V)
+            else:
+                out = np.flatnonzero(((read < 0) | (read >= V)).reshape(-1))
+                bad = -1 if out.size == 0 else int(out[0])
+            if bad >= 0:
+                b, t = divmod(bad, hi - lo)
+                raise _id_error("data", ids, b * part + lo + t, V)
+        h = self._hidden(hprev, B, batched=True)
+        losses = np.empty(int(steps))
+        done, position = 0, int(position)
+        block = self._train_block.get((T, B), 1)   # steps per core call
+        while done < steps:
+            n = min(steps - done, block)
+            started = time.perf_counter()
+            with self._lock:
+                k, position, bad = self._workspace.train(
+                    ids, part, position, h, T, lr, losses[done:done + n])
+            elapsed = time.perf_counter() - started
+            done += k
+            if bad >= 0:  # another thread changed data meanwhile
+                raise _id_error("data", ids, bad, V)
+            if k < n:
+                break     # a non-finite loss
+            if n == block or elapsed > _TRAIN_BLOCK_SECONDS:
+                block = self._train_block[T, B] = max(
+                    1, int(k / max(elapsed, 1e-9) * _TRAIN_BLOCK_SECONDS))
+        return losses[:done], self._returned_hidden(h, B > 1), position
 
     def loss(self, inputs, targets, hprev, return_hidden: bool = False):
         """Forward-only cross-entropy (nats) of a chunk of any length: each

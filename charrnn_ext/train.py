@@ -37,7 +37,7 @@ from ._cli import (ArgumentParser, CLIError, RunLock, available_memory, check_di
 from ._dispatch import set_num_threads  # noqa: E402
 from .checkpoint import Checkpoint, load_checkpoint  # noqa: E402
 from .evaluation import LN2, evaluate  # noqa: E402
-from .model import CharRNN  # noqa: E402
+from .model import CharRNN, chunk_wraps  # noqa: E402
 from .vocab import Vocab  # noqa: E402
 
 if _previous_sigint is not None:  # loaded: Ctrl-C raises KeyboardInterrupt again
@@ -65,6 +65,10 @@ SETTINGS = {
 # DIVERGED_STEPS steps in a row is divergence, as is a NaN or infinite one.
 DIVERGED_FACTOR = 3.0
 DIVERGED_STEPS = 50
+# Training runs between samples, evaluations and checkpoints in calls of
+# model.train of at most about this many seconds: Ctrl-C, the progress bar
+# and a closed standard output are seen between them.
+BLOCK_SECONDS = 0.1
 
 DESCRIPTION = f"""\
 Train a character-level language model (a vanilla tanh RNN with Adagrad:
@@ -654,9 +658,9 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
     data = ids[:n_train]
     # B streams: stream b reads data[b * part : (b + 1) * part] (the last
     # n_train % B characters are not trained on when B > 1); all streams stand
-    # at the same offset run.position in their parts, so they wrap together.
+    # at the same offset run.position in their parts, so they wrap together
+    # (model.train).
     part = n_train // B
-    offsets = np.arange(B, dtype=np.int64)[:, None] * part + np.arange(T + 1)  # (B, T + 1)
     keep_best = args.keep_best and n_val > 0
     best_file = best_path(ckpt_path) if keep_best else None
 
@@ -782,48 +786,53 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
             def interrupted():
                 return signals.signum is not None
 
+            block = 1  # steps per model.train call: sized to about BLOCK_SECONDS below
             while run.iteration < iters:
                 n = run.iteration
                 evaluated = n % eval_every == 0 and (
                     not run.history["val_iteration"].size or run.history["val_iteration"][-1] != n)
                 scores = evaluate_and_keep(interrupted) if evaluated else None
-                # min-char-rnn's data pass: chunks left to right, reset at the end
-                # (of each stream's part)
-                if run.position + T + 1 >= part or n == 0:
+                # min-char-rnn's data pass: chunks left to right, reset at the start
+                # and at the end (of each stream's part); model.train applies the
+                # same rule before every step it runs
+                if n == 0 or chunk_wraps(run.position, part, T):
                     run.hidden = np.zeros((H, B))  # reset RNN memory
                     run.position = 0               # go from start of data
-                p = run.position
-                if B == 1:  # min-char-rnn's chunk, bit for bit
-                    inputs, targets = data[p:p + T], data[p + 1:p + T + 1]
-                else:        # (B, T): stream b's chunk in row b
-                    chunk = data[offsets + p]
-                    inputs, targets = chunk[:, :T], chunk[:, 1:]
                 report = n % sample_every == 0
-                if report:  # from stream 0's state
-                    sample_ix = model.sample(run.hidden[:, :1], int(inputs.flat[0]),
+                if report:  # from stream 0's state and its next input
+                    sample_ix = model.sample(run.hidden[:, :1], int(data[run.position]),
                                              cfg["sample_length"], temperature=cfg["temperature"],
                                              rng=run.rng)
                     out.line("----\n %s \n----" % (vocab.decode(sample_ix),))
-                loss, run.hidden = model.train_step(inputs, targets, run.hidden, lr)
-                if not math.isfinite(loss):
-                    raise diverged(f"the loss became {loss}")
-                bad_steps = bad_steps + 1 if loss > DIVERGED_FACTOR * uniform_loss else 0
-                if bad_steps >= DIVERGED_STEPS:
-                    raise diverged(f"the loss stayed above {DIVERGED_FACTOR:g} times that of a "
-                                   f"uniform guess ({uniform_loss:.1f}) for {bad_steps} steps")
-                run.record_step(loss)
-                run.position += T  # move data pointer (of every stream)
-                steps_done += 1
-                if report or evaluated:
-                    line = "iter %d, loss: %f" % (n, run.smooth_loss)
-                    if scores is not None and scores.val_bpc is not None:
-                        line += ", val: %.4f bits/char" % scores.val_bpc
-                    out.line(line)
-                if report:
-                    run.close_interval(T)
+                # the steps up to the next sample, evaluation, checkpoint or the end,
+                # in one call (no Python between steps), at most ~BLOCK_SECONDS long
+                upto = min(iters, *(n + every - n % every
+                                    for every in (sample_every, eval_every, cfg["checkpoint_every"])))
+                started = time.perf_counter()
+                losses, run.hidden, run.position = model.train(
+                    data, min(upto - n, block), T, run.hidden, run.position, lr, streams=B)
+                rate = losses.size / max(time.perf_counter() - started, 1e-9)
+                block = max(1, int(rate * BLOCK_SECONDS))
+                for loss in losses.tolist():
+                    if not math.isfinite(loss):
+                        raise diverged(f"the loss became {loss}")
+                    bad_steps = bad_steps + 1 if loss > DIVERGED_FACTOR * uniform_loss else 0
+                    if bad_steps >= DIVERGED_STEPS:
+                        raise diverged(f"the loss stayed above {DIVERGED_FACTOR:g} times that "
+                                       f"of a uniform guess ({uniform_loss:.1f}) for {bad_steps} "
+                                       f"steps")
+                    run.record_step(loss)
+                    if run.iteration == n + 1 and (report or evaluated):
+                        line = "iter %d, loss: %f" % (n, run.smooth_loss)
+                        if scores is not None and scores.val_bpc is not None:
+                            line += ", val: %.4f bits/char" % scores.val_bpc
+                        out.line(line)
+                    if run.iteration == n + 1 and report:
+                        run.close_interval(T)
+                steps_done += losses.size
                 if bar is not None:
-                    bar.update(1)
-                    if n % 50 == 0 and run.interval_steps:
+                    bar.update(losses.size)
+                    if run.interval_steps:
                         recent = run.interval_loss / run.interval_steps / T / LN2
                         bar.set_postfix_str(f"loss={recent:.3f} bits/char", refresh=False)
                 if run.iteration % cfg["checkpoint_every"] == 0 and run.iteration < iters \

@@ -857,6 +857,22 @@ cdef int draw_id(f64 *y, int V, f64 temperature, f64 u) noexcept nogil:
 
 
 # ---------------------------------------------------------------------------
+# min-char-rnn's data pass
+# ---------------------------------------------------------------------------
+
+cdef inline bint chunk_wraps(Py_ssize_t position, Py_ssize_t part, int T) noexcept nogil:
+    """min-char-rnn's rule (`if p+seq_length+1 >= len(data)`): a chunk of T
+    steps cannot start at position of a part of this length, so the data pass
+    goes back to its start with a zero hidden state."""
+    return position + T + 1 >= part
+
+
+def wraps(Py_ssize_t position, Py_ssize_t part, int T):
+    """chunk_wraps for Python: the rule train applies before each step."""
+    return chunk_wraps(position, part, T)
+
+
+# ---------------------------------------------------------------------------
 # the workspace: pointers into the model's arrays, the work buffers, and the
 # entry points that run the kernels
 # ---------------------------------------------------------------------------
@@ -932,6 +948,8 @@ cdef class Workspace:
     cdef f64 *target_logit      # (N,)
     cdef f64 *dh_next           # (B, H): rnn_backward's dh_raw[t+1] Whh
     cdef f64 *h_next            # (B, H): advance and sample's next state
+    cdef i32 *chunk             # (T+1, B): train's chunk of ids
+    cdef Py_ssize_t chunk_capacity
 
     def __init__(self, params, memory, grads, *, f64 clip_bound, f64 adagrad_eps,
                  int capacity=32):
@@ -986,6 +1004,17 @@ cdef class Workspace:
             self.target_logit = self.buffer("target_logit", N)
         self.capacity, self.stream_capacity = <int> N, <int> B
 
+    cdef int reserve_chunk(self, Py_ssize_t n) except -1:
+        """Make train's chunk buffer hold n ids."""
+        cdef i32[::1] view
+        if n > self.chunk_capacity:
+            arr = np.zeros(n, dtype=np.int32)
+            view = arr
+            self.buffers["chunk"] = arr
+            self.chunk = &view[0]
+            self.chunk_capacity = n
+        return 0
+
     def threads(self, int streams=1, int steps=1):
         """The threads a call from this Python thread would use now, on chunks
         of ``steps`` steps of ``streams`` streams: at most one per piece of
@@ -999,49 +1028,107 @@ cdef class Workspace:
 
     # -- entry points (arguments validated by charrnn_ext.model) -------------
 
+    cdef f64 step(self, const i32 *x, const i32 *y, int T, int B, f64 *h,
+                  f64 lr, int threads) noexcept nogil:
+        """One training step over a chunk of B streams, x and y (T, B) ids:
+        forward, backward, clip, Adagrad. Updates params, memory and grads in
+        place; h (B, H) becomes the last hidden states. Returns the summed
+        loss of the B streams. The work buffers must hold T * B rows."""
+        cdef int N = T * B, H = self.hidden_size, V = self.vocab_size, S = self.n_stripes
+        cdef Tensors p = self.params, m = self.memory, g = self.grads
+        cdef f64 bound = self.clip_bound, eps = self.adagrad_eps
+        cdef f64 loss
+        transpose(self.WhhT, p.Whh, H)
+        # forward
+        memcpy(self.hs, h, B * H * sizeof(f64))
+        rnn_forward(self.hs, x, T, B, p.Wxh, self.WhhT, p.bh, H, V, threads)
+        loss = output_forward(self.probs, self.scale, self.stripe_max, self.stripe_sum,
+                              self.target_logit, self.hs + B * H, y, p.Why, p.by,
+                              N, H, V, S, threads)
+        memcpy(h, self.hs + N * H, B * H * sizeof(f64))
+        # backward; Why is clipped and updated block by block within it
+        output_backward_update(self.dhs, self.dh_parts, g.Why, g.by, self.probs,
+                               self.scale, self.hs + B * H, y, p.Why, m.Why, N, H, V, S,
+                               threads, 1.0 / B, lr, bound, eps)
+        zero_columns(g.Wxh, self.present, self.n_present, H, V)
+        self.n_present = distinct_ids(self.present, self.seen, x, N)
+        rnn_backward(g.Wxh, g.Whh, g.bh, self.dhs, self.dh_next, self.hs, x, T, B,
+                     p.Whh, H, V, threads)
+        # clip
+        clip_columns(g.Wxh, self.present, self.n_present, H, V, bound)
+        clip(g.Whh, H * H, bound)
+        clip(g.bh, H, bound)
+        clip(g.by, V, bound)
+        # update
+        adagrad_columns(p.Wxh, m.Wxh, g.Wxh, self.present, self.n_present, H, V, lr, eps)
+        adagrad(p.Whh, m.Whh, g.Whh, H * H, lr, eps)
+        adagrad(p.bh, m.bh, g.bh, H, lr, eps)
+        adagrad(p.by, m.by, g.by, V, lr, eps)
+        return loss
+
     def train_step(self, const i32[:, ::1] inputs, const i32[:, ::1] targets,
                    f64[:, ::1] h, f64 learning_rate):
         """One step over a chunk of B streams, inputs and targets (T, B):
         forward, backward, clip, Adagrad. Updates params, memory and grads in
         place; h (B, H) is replaced by the last hidden states. Returns the mean
         over streams of the summed loss."""
-        cdef int T = inputs.shape[0], B = inputs.shape[1], N = T * B
-        cdef int H = self.hidden_size, V = self.vocab_size, S = self.n_stripes, threads
-        cdef Tensors p = self.params, m = self.memory, g = self.grads
-        cdef f64 lr = learning_rate, bound = self.clip_bound, eps = self.adagrad_eps
-        cdef const i32 *x = &inputs[0, 0]
-        cdef const i32 *y = &targets[0, 0]
+        cdef int T = inputs.shape[0], B = inputs.shape[1]
         cdef f64 loss
-        self.reserve(N, B)
+        self.reserve(T * B, B)
+        with nogil:
+            loss = self.step(&inputs[0, 0], &targets[0, 0], T, B, &h[0, 0], learning_rate,
+                             core_threads())
+        return loss / B
+
+    def train(self, const i32[::1] data, Py_ssize_t part, Py_ssize_t position,
+              f64[:, ::1] h, int T, f64 learning_rate, f64[::1] losses):
+        """min-char-rnn's training loop for len(losses) steps, in one call
+        with the GIL released: B = h.shape[0] streams, stream b reading
+        data[b * part : (b + 1) * part]; before each step, if
+        chunk_wraps(position, part, T), h (B, H) is zeroed and position set
+        to 0; the step trains on the ids at position .. position + T of each
+        stream's part (inputs, and targets one later); then position += T.
+        losses[k] = the mean over streams of step k's summed loss. Stops after
+        a step whose loss is not finite, or before a chunk holding an id
+        outside [0, V) (ids are checked as they are copied).
+
+        Returns (steps done, position, index into data of a bad id or -1).
+        Requires B * part <= len(data) and part >= T + 1."""
+        cdef int B = h.shape[0], V = self.vocab_size, t, b, threads
+        cdef Py_ssize_t k, n = losses.shape[0], bad = -1, at
+        cdef i32 *chunk
+        cdef i32 id_
+        cdef f64 loss
+        self.reserve(<Py_ssize_t> T * B, B)
+        self.reserve_chunk(<Py_ssize_t> (T + 1) * B)
+        chunk = self.chunk
         with nogil:
             threads = core_threads()
-            transpose(self.WhhT, p.Whh, H)
-            # forward
-            memcpy(self.hs, &h[0, 0], B * H * sizeof(f64))
-            rnn_forward(self.hs, x, T, B, p.Wxh, self.WhhT, p.bh, H, V, threads)
-            loss = output_forward(self.probs, self.scale, self.stripe_max, self.stripe_sum,
-                                  self.target_logit, self.hs + B * H, y, p.Why, p.by,
-                                  N, H, V, S, threads)
-            memcpy(&h[0, 0], self.hs + N * H, B * H * sizeof(f64))
-            # backward; Why is clipped and updated block by block within it
-            output_backward_update(self.dhs, self.dh_parts, g.Why, g.by, self.probs,
-                                   self.scale, self.hs + B * H, y, p.Why, m.Why, N, H, V, S,
-                                   threads, 1.0 / B, lr, bound, eps)
-            zero_columns(g.Wxh, self.present, self.n_present, H, V)
-            self.n_present = distinct_ids(self.present, self.seen, x, N)
-            rnn_backward(g.Wxh, g.Whh, g.bh, self.dhs, self.dh_next, self.hs, x, T, B,
-                         p.Whh, H, V, threads)
-            # clip
-            clip_columns(g.Wxh, self.present, self.n_present, H, V, bound)
-            clip(g.Whh, H * H, bound)
-            clip(g.bh, H, bound)
-            clip(g.by, V, bound)
-            # update
-            adagrad_columns(p.Wxh, m.Wxh, g.Wxh, self.present, self.n_present, H, V, lr, eps)
-            adagrad(p.Whh, m.Whh, g.Whh, H * H, lr, eps)
-            adagrad(p.bh, m.bh, g.bh, H, lr, eps)
-            adagrad(p.by, m.by, g.by, V, lr, eps)
-        return loss / B
+            k = 0
+            while k < n:
+                if chunk_wraps(position, part, T):
+                    memset(&h[0, 0], 0, <Py_ssize_t> B * self.hidden_size * sizeof(f64))
+                    position = 0
+                # chunk (T + 1, B) time-major: chunk[t, b] = data[b * part + position + t]
+                for t in range(T + 1):
+                    for b in range(B):
+                        at = b * part + position + t
+                        id_ = data[at]
+                        if id_ < 0 or id_ >= V:
+                            bad = at
+                            break
+                        chunk[t * B + b] = id_
+                    if bad >= 0:
+                        break
+                if bad >= 0:
+                    break
+                loss = self.step(chunk, chunk + B, T, B, &h[0, 0], learning_rate, threads) / B
+                losses[k] = loss
+                position += T
+                k += 1
+                if not (loss - loss == 0.0):    # NaN or infinite
+                    break
+        return k, position, bad
 
     def loss_and_grads(self, const i32[:, ::1] inputs, const i32[:, ::1] targets,
                        f64[:, ::1] h):

@@ -1,0 +1,237 @@
+"""CharRNN.train: min-char-rnn's training loop run in the core (issue 10).
+
+The oracles: the seed's data pass written out here and in conftest.data_pass
+(chunks left to right, reset to a zero state and position 0 when the next
+chunk would not fit), driving CharRNN.train_step (must agree bit for bit: the
+same kernels run in the same order) and the numpy reference (within the
+parity tolerances).
+"""
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from charrnn_ext import CharRNN, PARAM_NAMES, reference
+from charrnn_ext.model import chunk_wraps
+
+from conftest import assert_close, copy_dict, data_pass, random_params
+
+TRAIN_RTOL = 1e-9
+
+
+def stream_chunks(ids, B, T, steps, position=0, first_reset=True):
+    """B streams over equal parts of ids, all at one position (the CLI's
+    --batch-size data pass), written out without the library: yields
+    (inputs (B, T), targets (B, T), reset)."""
+    part = len(ids) // B
+    p = position
+    for n in range(steps):
+        reset = (first_reset and n == 0) or p + T + 1 >= part
+        if reset:
+            p = 0
+        rows = np.array([ids[b * part + p: b * part + p + T + 1] for b in range(B)])
+        yield rows[:, :T], rows[:, 1:], reset
+        p += T
+
+
+def loop_of_train_steps(model, ids, B, T, steps, lr=0.1):
+    H = model.hidden_size
+    h, losses = np.zeros((H, B)), []
+    for inputs, targets, reset in stream_chunks(ids, B, T, steps):
+        if reset:
+            h = np.zeros((H, B))
+        if B == 1:
+            inputs, targets = inputs[0], targets[0]
+        loss, h = model.train_step(inputs, targets, h, lr)
+        losses.append(loss)
+    return np.array(losses), h
+
+
+def same_model(a, b):
+    return all(np.array_equal(a.params[n], b.params[n]) and np.array_equal(a.memory[n], b.memory[n])
+               for n in PARAM_NAMES)
+
+
+@pytest.mark.parametrize("B", [1, 2, 5])
+def test_train_equals_a_loop_of_train_steps_bit_for_bit(B):
+    V, H, T = 23, 17, 6
+    ids = np.random.default_rng(B).integers(0, V, 331).astype(np.int32)
+    steps = 3 * (len(ids) // B) // T + 4      # several wraps of the data pass
+    a, b = CharRNN(V, H, seed=1), CharRNN(V, H, seed=1)
+    expected, h = loop_of_train_steps(a, ids, B, T, steps)
+    losses, hb, position = b.train(ids, steps, T, streams=B)
+    assert np.array_equal(losses, expected)
+    assert np.array_equal(hb, h) and hb.shape == (H, B) if B > 1 else hb.shape == (H, 1)
+    assert np.array_equal(hb.reshape(H, B), h.reshape(H, B))
+    assert same_model(a, b)
+    # the position of the next step: the last chunk's, plus T
+    part = len(ids) // B
+    p = 0
+    for n in range(steps):
+        p = 0 if (n == 0 or p + T + 1 >= part) else p
+        p += T
+    assert position == p
+
+
+@settings(max_examples=25, deadline=None)
+@given(V=st.integers(2, 40), H=st.integers(1, 24), T=st.integers(1, 12), B=st.integers(1, 4),
+       steps=st.integers(0, 60), cut=st.integers(0, 60), seed=st.integers(0, 2**16))
+def test_train_in_pieces_equals_one_call(V, H, T, B, steps, cut, seed):
+    """Any split of the steps over calls (the CLI's blocks; resuming) gives the
+    same model, losses, state and position as one call."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, V, B * (T + 1) + int(rng.integers(0, 80))).astype(np.int32)
+    cut = min(cut, steps)
+    a, b = CharRNN(V, H, seed=seed), CharRNN(V, H, seed=seed)
+    la, ha, pa = a.train(ids, steps, T, streams=B)
+    l1, h1, p1 = b.train(ids, cut, T, streams=B)
+    l2, h2, p2 = b.train(ids, steps - cut, T, hprev=h1, position=p1, streams=B)
+    assert np.array_equal(np.concatenate([l1, l2]), la)
+    assert np.array_equal(h2, ha) and p2 == pa
+    assert same_model(a, b)
+
+
+def test_train_matches_the_numpy_reference_over_the_seed_data_pass():
+    V, H, T, steps = 19, 12, 7, 40
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, V, 150).astype(np.int32)
+    params = random_params(V, H, rng)
+    ref_params, ref_memory = copy_dict(params), {n: np.zeros_like(p) for n, p in params.items()}
+    h, ref_losses = np.zeros((H, 1)), []
+    for inputs, targets, reset in data_pass(ids, T, steps):
+        if reset:
+            h = np.zeros((H, 1))
+        loss, h = reference.train_step(list(map(int, inputs)), list(map(int, targets)), h,
+                                       ref_params, ref_memory, 0.1)
+        ref_losses.append(loss)
+    model = CharRNN.from_params(params)
+    losses, hm, _ = model.train(ids, steps, T)
+    assert_close(losses, np.array(ref_losses), TRAIN_RTOL, "losses")
+    assert_close(hm, h, TRAIN_RTOL, "h")
+    for n in PARAM_NAMES:
+        assert_close(model.params[n], ref_params[n].reshape(model.params[n].shape), TRAIN_RTOL, n)
+
+
+def test_train_starts_from_hprev_and_position():
+    V, H, T = 11, 9, 4
+    ids = (np.arange(90) % V).astype(np.int32)
+    hprev = np.random.default_rng(0).uniform(-1, 1, (H, 1))
+    a, b = CharRNN(V, H, seed=0), CharRNN(V, H, seed=0)
+    losses, h, position = a.train(ids, 3, T, hprev=hprev, position=20)
+    hb, expected = hprev, []
+    for p in (20, 24, 28):
+        loss, hb = b.train_step(ids[p:p + T], ids[p + 1:p + T + 1], hb)
+        expected.append(loss)
+    assert np.array_equal(losses, expected) and np.array_equal(h, hb) and position == 32
+    assert same_model(a, b)
+    # a position the next chunk does not fit at: back to the start, zero state
+    assert chunk_wraps(85, 90, T) and not chunk_wraps(84, 90, T)  # 84 + 4 + 1 < 90
+    c, d = CharRNN(V, H, seed=0), CharRNN(V, H, seed=0)
+    lc, hc, pc = c.train(ids, 1, T, hprev=hprev, position=85)
+    ld, hd = d.train_step(ids[0:T], ids[1:T + 1], None)
+    assert lc[0] == ld and np.array_equal(hc, hd) and pc == T
+
+
+def test_train_stops_after_a_non_finite_loss():
+    ids = (np.arange(300) % 10).astype(np.int32)
+    losses, h, position = CharRNN(10, 8, seed=0).train(ids, 50, 5, learning_rate=1e308)
+    assert 0 < losses.size < 50
+    assert np.all(np.isfinite(losses[:-1])) and not np.isfinite(losses[-1])
+    assert position == 5 * losses.size
+
+
+def test_zero_steps_change_nothing():
+    m = CharRNN(10, 8, seed=0)
+    before = m.copy()
+    hprev = np.full((8, 1), 0.5)
+    losses, h, position = m.train((np.arange(50) % 10).astype(np.int32), 0, 5, hprev, 7)
+    assert losses.shape == (0,) and np.array_equal(h, hprev) and position == 7
+    assert same_model(m, before)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(steps=-1), ValueError, "steps"),
+    (dict(steps=2.0), ValueError, "steps"),
+    (dict(steps=True), ValueError, "steps"),
+    (dict(seq_length=0), ValueError, "seq_length"),
+    (dict(streams=0), ValueError, "streams"),
+    (dict(position=-1), ValueError, "position"),
+    (dict(learning_rate=float("nan")), ValueError, "learning_rate"),
+    (dict(streams=9), ValueError, "at least seq_length"),       # parts of 4 < T + 1
+    (dict(hprev=np.zeros((8, 2))), ValueError, "hprev"),
+    (dict(hprev=np.full((8, 1), np.inf)), ValueError, "NaN or infinite"),
+])
+def test_bad_arguments_are_refused_before_any_step(kwargs, error, match):
+    m = CharRNN(10, 8, seed=0)
+    before = m.copy()
+    args = dict(data=(np.arange(40) % 10).astype(np.int32), steps=3, seq_length=4)
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        m.train(**args)
+    assert same_model(m, before)
+
+
+@pytest.mark.parametrize("data, error, match", [
+    (np.arange(40, dtype=np.int64) % 10 + 5, ValueError, r"data\[5\] = 10 is outside \[0, 10\)"),
+    (np.arange(40, dtype=np.float64) % 10, TypeError, "integer ids"),
+    (np.zeros((4, 10), dtype=np.int32), ValueError, "1-D"),
+    ("abcdefghij", TypeError, "sequence of integer ids"),
+    (np.zeros(0, dtype=np.int32), ValueError, "empty"),
+])
+def test_bad_data_is_refused_before_any_step(data, error, match):
+    m = CharRNN(10, 8, seed=0)
+    before = m.copy()
+    with pytest.raises(error, match=match):
+        m.train(data, 3, 4)
+    assert same_model(m, before)
+
+
+def test_a_bad_id_where_the_steps_read_is_refused_and_elsewhere_ignored():
+    ids = (np.arange(200) % 10).astype(np.int32)
+    ids[150] = -3
+    m = CharRNN(10, 8, seed=0)
+    before = m.copy()
+    # 10 steps of T = 5 from 0 read ids[0:51]; 40 steps read through 150
+    m.train(ids, 10, 5)
+    assert not same_model(m, before)
+    after = m.copy()
+    with pytest.raises(ValueError, match=r"data\[150\] = -3"):
+        m.train(ids, 40, 5)
+    assert same_model(m, after)
+    # B = 2: parts of 100 ids; stream 1 reads ids[100 + p ...]
+    with pytest.raises(ValueError, match=r"data\[150\] = -3"):
+        m.train(ids, 12, 5, hprev=np.zeros((8, 2)), streams=2)
+    assert same_model(m, after)
+
+
+def test_the_core_checks_each_chunk_it_copies():
+    """data the Python checks passed but another thread changed afterwards:
+    the core stops before the chunk with the bad id and reports it."""
+    m = CharRNN(10, 8, seed=0)
+    ids = (np.arange(100) % 10).astype(np.int32)
+    ids[33] = 99
+    h = np.zeros((1, 8))
+    losses = np.empty(20)
+    done, position, bad = m._workspace.train(ids, 100, 0, h, 5, 0.1, losses)
+    assert (done, bad) == (6, 33)      # chunks 0..5 end at 30; chunk 6 reads 30..35
+    assert position == 30
+
+
+def test_train_releases_the_gil_and_serialises_calls_on_one_model():
+    """Two threads training one model: calls run one at a time (the result is
+    one of the two orders), and neither corrupts the other."""
+    V, H, T = 13, 10, 5
+    ids = (np.arange(400) * 7 % V).astype(np.int32)
+    m = CharRNN(V, H, seed=2)
+    results = {}
+
+    def run(name, position):
+        results[name] = m.train(ids, 30, T, position=position)
+
+    threads = [threading.Thread(target=run, args=(k, 100 * k)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(np.isfinite(r[0]).all() and r[0].size == 30 for r in results.values())
