@@ -147,11 +147,46 @@ def emit_run_header(report, script: str, quick: bool) -> None:
     report.emit()
 
 
+OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")   # reported, never changed here
+
+
+def blas_libraries() -> str:
+    """The BLAS libraries loaded in this process as threadpoolctl reports them:
+    who ships each, its implementation and version, its kernel set
+    (``architecture``: OpenBLAS's choice for this CPU, e.g. Haswell or
+    SkylakeX) and threads. The charrnn_ext core is loaded first, so scipy's
+    BLAS (the one the core's dgemm calls) is in the list."""
+    import importlib
+    try:
+        import threadpoolctl
+    except ImportError:
+        return "? (threadpoolctl is not installed)"
+    importlib.import_module("charrnn_ext._dispatch")   # the core, and with it scipy's BLAS
+    libs = []
+    for info in threadpoolctl.threadpool_info():
+        if info.get("user_api") != "blas":
+            continue
+        details = [f"`{info['architecture']}` kernels"] if info.get("architecture") else []
+        details.append(f"{info.get('num_threads')} thread(s)")
+        libs.append(f"{blas_owner(info['filepath'])}: {info.get('internal_api')} "
+                    f"{info.get('version') or '?'} ({', '.join(details)})")
+    return "; ".join(libs) or "none found"
+
+
+def openblas_env() -> str:
+    """The OpenBLAS environment variables that pick its kernels and block sizes."""
+    return ", ".join(f"{name} = " + (f"`{os.environ[name]}`" if name in os.environ else "unset")
+                     for name in OPENBLAS_ENV)
+
+
 def machine_rows() -> list:
-    """The rows every report's machine table opens with."""
+    """The rows every report's machine table opens with (imports the
+    charrnn_ext core, for its BLAS)."""
     import platform
     return [
         ["CPU", f"{cpu_model()} ({platform.machine()}, widest SIMD: {cpu_flags_summary()})"],
         ["CPUs usable / logical", f"{usable_cpus()} / {os.cpu_count()}"],
         ["load average at start (1/5/15 min)", load_average()],
+        ["BLAS (threadpoolctl)", blas_libraries()],
+        ["OpenBLAS environment", openblas_env()],
     ]
