@@ -1,6 +1,7 @@
 """Small helpers of the benchmark: statistics, markdown, RSS, machine info."""
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import resource
@@ -123,6 +124,55 @@ def usable_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+def _thread_ids() -> list:
+    return sorted(int(t) for t in os.listdir("/proc/self/task"))
+
+
+def pinning_unavailable():
+    """Why the threads of this process cannot be pinned to one CPU here
+    (pinned_to_cpu), or None when they can."""
+    if not hasattr(os, "sched_setaffinity"):
+        return "os.sched_setaffinity is not available on this platform"
+    try:
+        _thread_ids()
+        with pinned_to_cpu(min(os.sched_getaffinity(0))):
+            pass
+    except OSError as exc:
+        return f"pinning failed: {exc}"
+    return None
+
+
+@contextlib.contextmanager
+def pinned_to_cpu(cpu: int):
+    """Every thread of this process (Linux: each tid in /proc/self/task) on
+    CPU ``cpu`` inside the block; the list is read again until no new thread
+    shows up. Yields the number of threads pinned. Afterwards, also on an
+    exception, each thread gets its previous affinity mask back (a thread
+    started inside the block gets the calling thread's previous mask)."""
+    default = os.sched_getaffinity(0)
+    saved, seen = {}, set()
+    try:
+        while True:
+            new = [tid for tid in _thread_ids() if tid not in seen]
+            if not new:
+                break
+            seen.update(new)
+            for tid in new:
+                try:
+                    mask = os.sched_getaffinity(tid)
+                    os.sched_setaffinity(tid, {cpu})
+                    saved[tid] = mask
+                except ProcessLookupError:      # the thread ended meanwhile
+                    pass
+        yield len(saved)
+    finally:
+        for tid in _thread_ids():
+            try:
+                os.sched_setaffinity(tid, saved.get(tid) or default)
+            except ProcessLookupError:
+                pass
 
 
 def blas_owner(filepath: str) -> str:
