@@ -5,6 +5,7 @@ The wheel carries the variants ``_core`` (portable baseline) and, on x86-64,
 compiled from the same ``src/_core.pyx``. Set ``CHARRNN_EXT_CORE`` to
 ``baseline``, ``x86_64_v3`` or ``x86_64_v4`` to force one.
 """
+import contextlib
 import importlib
 import numbers
 import os
@@ -64,7 +65,33 @@ def load_core(name=None):
     return name, importlib.import_module(f"charrnn_ext._core_{name}")
 
 
-variant, core = load_core()
+# OpenMP settings the user made: then the core's threads wait as told
+_OPENMP_WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+
+
+@contextlib.contextmanager
+def _passive_openmp():
+    """Load the core with OMP_WAIT_POLICY=PASSIVE unless the user set how
+    OpenMP threads wait: a thread that waits for the other (at the end of a
+    parallel part of a step) then sleeps instead of spinning. On a quiet
+    machine that costs little; on a busy one a spinning thread kept its CPU
+    from the very thread it waited for, and 2 threads ran 2-6x slower than
+    one (benchmarks/bench_busy.py, benchmarks/README.md). The OpenMP runtime
+    reads the variable once, when it is loaded with the core; it is removed
+    again afterwards, so that child processes and other libraries do not see
+    it."""
+    if any(name in os.environ for name in _OPENMP_WAIT_SETTINGS):
+        yield
+        return
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        yield
+    finally:
+        os.environ.pop("OMP_WAIT_POLICY", None)
+
+
+with _passive_openmp():
+    variant, core = load_core()
 
 
 def _core_blas_controllers():

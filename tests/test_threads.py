@@ -255,3 +255,32 @@ def test_default_threads_follow_environment(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
                          capture_output=True, text=True, check=True).stdout
     assert int(out) == 1
+
+
+@pytest.mark.parametrize("user_setting, expected", [
+    ({}, "PASSIVE"),                          # ours: waiting threads sleep (busy machines)
+    ({"OMP_WAIT_POLICY": "active"}, "ACTIVE"),  # the user's setting wins
+])
+def test_openmp_threads_wait_passively_unless_told_otherwise(user_setting, expected, tmp_path):
+    """The core's OpenMP runtime is loaded with OMP_WAIT_POLICY=PASSIVE (a
+    spinning thread on a busy machine kept its CPU from the thread it waited
+    for: issue 10), unless the user set how OpenMP waits; the variable is not
+    left in the environment. Read back with OpenMP's OMP_DISPLAY_ENV."""
+    import subprocess
+    import sys
+
+    if not core.has_openmp():
+        pytest.skip("a build without OpenMP")
+    code = ("import os, charrnn_ext._dispatch; "
+            "print('left:', os.environ.get('OMP_WAIT_POLICY'))")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
+    env.update(user_setting, OMP_DISPLAY_ENV="true")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    shown = proc.stdout + proc.stderr
+    if "OMP_WAIT_POLICY = " not in shown:
+        pytest.skip("this OpenMP runtime does not display its settings")
+    assert f"OMP_WAIT_POLICY = '{expected}'" in shown, shown
+    assert f"left: {user_setting.get('OMP_WAIT_POLICY')}" in proc.stdout
