@@ -43,7 +43,7 @@ import numpy as np
 from libc.math cimport INFINITY, log, sqrt
 from libc.string cimport memcpy, memset
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange, threadid
 from scipy.linalg.cython_blas cimport dgemm
 
 cdef extern from *:
@@ -52,15 +52,65 @@ cdef extern from *:
     #include <omp.h>
     #define CHARRNN_EXT_OPENMP 1
     static int charrnn_ext_omp_max_threads(void) { return omp_get_max_threads(); }
+    static int charrnn_ext_omp_team_size(void) { return omp_get_num_threads(); }
     #else
     #define CHARRNN_EXT_OPENMP 0
     static int charrnn_ext_omp_max_threads(void) { return 1; }
+    static int charrnn_ext_omp_team_size(void) { return 1; }
     #endif
+
+    /* A counter one thread raises and another waits on (release / acquire). */
+    #if defined(_MSC_VER) && !defined(__clang__)
+    #include <windows.h>
+    static int charrnn_ext_load(volatile long *p) { return (int) InterlockedOr(p, 0); }
+    static void charrnn_ext_store(volatile long *p, int v) { InterlockedExchange(p, v); }
+    static void charrnn_ext_relax(void) { YieldProcessor(); }
+    static void charrnn_ext_yield(void) { SwitchToThread(); }
+    #else
+    #include <sched.h>
+    static int charrnn_ext_load(volatile long *p) { return (int) __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+    static void charrnn_ext_store(volatile long *p, int v) { __atomic_store_n(p, (long) v, __ATOMIC_RELEASE); }
+    #if defined(__x86_64__) || defined(__i386__)
+    static void charrnn_ext_relax(void) { __builtin_ia32_pause(); }
+    #elif defined(__aarch64__)
+    static void charrnn_ext_relax(void) { __asm__ __volatile__("yield"); }
+    #else
+    static void charrnn_ext_relax(void) { }
+    #endif
+    static void charrnn_ext_yield(void) { sched_yield(); }
+    #endif
+    /* Wait until *counter >= value: spin briefly (the other thread is usually
+       microseconds away), then give the CPU away between looks, so that on a
+       busy machine the waiting thread does not keep the CPU from the one it
+       waits for. */
+    static void charrnn_ext_wait(volatile long *counter, int value) {
+        int spins = 0;
+        while (charrnn_ext_load(counter) < value) {
+            if (spins < 4096) { spins++; charrnn_ext_relax(); }
+            else charrnn_ext_yield();
+        }
+    }
+    /* The same, or until *stop is set: whether *counter reached value. */
+    static int charrnn_ext_wait_or(volatile long *counter, int value, volatile long *stop) {
+        int spins = 0;
+        while (charrnn_ext_load(counter) < value) {
+            if (charrnn_ext_load(stop)) return charrnn_ext_load(counter) >= value;
+            if (spins < 4096) { spins++; charrnn_ext_relax(); }
+            else charrnn_ext_yield();
+        }
+        return 1;
+    }
     """
     const int CHARRNN_EXT_OPENMP
     # the calling thread's OpenMP limit (OMP_NUM_THREADS, omp_set_num_threads,
     # threadpoolctl's limits on "openmp")
     int omp_max_threads "charrnn_ext_omp_max_threads" () noexcept nogil
+    # the number of threads of the enclosing parallel region (1 outside one)
+    int omp_team_size "charrnn_ext_omp_team_size" () noexcept nogil
+    void counter_set "charrnn_ext_store" (long *p, int v) noexcept nogil
+    void counter_wait "charrnn_ext_wait" (long *counter, int value) noexcept nogil
+    bint counter_wait_or "charrnn_ext_wait_or" (long *counter, int value,
+                                               long *stop) noexcept nogil
 
 ctypedef double f64
 ctypedef int i32
@@ -69,6 +119,8 @@ cdef int LOSS_BLOCK = 256     # rows (steps x streams) per block of the forward-
 cdef int GEMM_MIN_STREAMS = 16  # the recurrence of this many streams or more runs on dgemm
 cdef int OUTPUT_BLOCK = 128   # rows of Why per block of output_backward(_update)
 cdef int SAMPLE_BLOCK = 512   # columns of Why^T per block of output_step
+cdef int PIPELINE_GROUP_STEPS = 4  # time steps per group of the pipelined steps' products
+cdef Py_ssize_t PIPELINE_MAX_OUTPUT = 65536   # V * H up to this: the steps run pipelined
 # The output layer (the V rows of Why and by) is split into a fixed number of
 # stripes of rows, which threads may share out. The split depends only on the
 # layer's size, never on the thread count.
@@ -335,16 +387,16 @@ cdef inline void matvec_t(const f64 *w, int ld, const f64 *x, f64 *y,
         i += 1
 
 
-cdef inline void transpose(f64 *out, const f64 *a, int n) noexcept nogil:
-    """out (n, n) = A (n, n)^T, in 16 x 16 tiles."""
+cdef inline void transpose(f64 *out, const f64 *a, int rows, int cols) noexcept nogil:
+    """out (cols, rows) = A (rows, cols)^T, in 16 x 16 tiles."""
     cdef int i0, j0, i, j, i1, j1
-    for i0 in range(0, n, 16):
-        i1 = i0 + 16 if i0 + 16 < n else n
-        for j0 in range(0, n, 16):
-            j1 = j0 + 16 if j0 + 16 < n else n
+    for i0 in range(0, rows, 16):
+        i1 = i0 + 16 if i0 + 16 < rows else rows
+        for j0 in range(0, cols, 16):
+            j1 = j0 + 16 if j0 + 16 < cols else cols
             for i in range(i0, i1):
                 for j in range(j0, j1):
-                    out[j * n + i] = a[i * n + j]
+                    out[<Py_ssize_t> j * rows + i] = a[<Py_ssize_t> i * cols + j]
 
 
 # ---------------------------------------------------------------------------
@@ -358,9 +410,16 @@ cdef inline void transpose(f64 *out, const f64 *a, int n) noexcept nogil:
 cdef inline void matmul_rows(f64 *Y, const f64 *X, const f64 *W, int B, int H,
                              int cols) noexcept nogil:
     """Y[:, :cols] (B, cols) = X (B, H) @ W[:, :cols] (H, cols), for a few rows;
-    Y and W have row stride H. Four rows of W at a time are applied to every
-    row of X while they are in L1. Each row of Y is computed exactly as
-    matvec_t(W, H, X[b], Y[b], H, cols) computes it."""
+    Y and W have row stride H (matmul_rows_strided)."""
+    matmul_rows_strided(Y, H, X, H, W, H, B, H, cols)
+
+
+cdef inline void matmul_rows_strided(f64 *Y, int ldy, const f64 *X, int ldx, const f64 *W,
+                                     int ldw, int B, int K, int cols) noexcept nogil:
+    """Y (B, cols) = X (B, K) @ W (K, cols), row strides ldy, ldx, ldw. Four
+    rows of W at a time are applied to every row of X while they are in L1.
+    Each row of Y is computed exactly as matvec_t(W, ldw, X[b], Y[b], K, cols)
+    computes it, whatever B is."""
     cdef int i = 0, b, j
     cdef const f64 *w0
     cdef const f64 *w1
@@ -370,15 +429,15 @@ cdef inline void matmul_rows(f64 *Y, const f64 *X, const f64 *W, int B, int H,
     cdef f64 *y
     cdef f64 x0, x1, x2, x3
     for b in range(B):
-        memset(Y + <Py_ssize_t> b * H, 0, cols * sizeof(f64))
-    while i + 3 < H:
-        w0 = W + <Py_ssize_t> i * H
-        w1 = w0 + H
-        w2 = w1 + H
-        w3 = w2 + H
+        memset(Y + <Py_ssize_t> b * ldy, 0, cols * sizeof(f64))
+    while i + 3 < K:
+        w0 = W + <Py_ssize_t> i * ldw
+        w1 = w0 + ldw
+        w2 = w1 + ldw
+        w3 = w2 + ldw
         for b in range(B):
-            x = X + <Py_ssize_t> b * H
-            y = Y + <Py_ssize_t> b * H
+            x = X + <Py_ssize_t> b * ldx
+            y = Y + <Py_ssize_t> b * ldy
             x0 = x[i]
             x1 = x[i + 1]
             x2 = x[i + 2]
@@ -386,14 +445,99 @@ cdef inline void matmul_rows(f64 *Y, const f64 *X, const f64 *W, int B, int H,
             for j in range(cols):
                 y[j] = y[j] + ((w0[j] * x0 + w1[j] * x1) + (w2[j] * x2 + w3[j] * x3))
         i += 4
-    while i < H:
-        w0 = W + <Py_ssize_t> i * H
+    while i < K:
+        w0 = W + <Py_ssize_t> i * ldw
         for b in range(B):
-            x0 = X[<Py_ssize_t> b * H + i]
-            y = Y + <Py_ssize_t> b * H
+            x0 = X[<Py_ssize_t> b * ldx + i]
+            y = Y + <Py_ssize_t> b * ldy
             for j in range(cols):
                 y[j] = y[j] + w0[j] * x0
         i += 1
+
+
+cdef void matmul_blocked(f64 *Y, int ldy, const f64 *X, int ldx, const f64 *W, int ldw,
+                         int rows, int K, int cols) noexcept nogil:
+    """Y (rows, cols) = X (rows, K) @ W (K, cols), row strides ldy, ldx, ldw.
+    Each element is summed over k in order, whatever the blocking: blocks of
+    4 rows (then single rows) by 32, 8 and fewer columns are held in
+    registers while the rows of W stream past (the output layer's products
+    on few rows)."""
+    cdef int r = 0, j0
+    while r < rows:
+        j0 = 0
+        if r + 3 < rows:
+            while j0 + 32 <= cols:
+                block_4rows(Y, ldy, X, ldx, W, ldw, r, j0, K, 32)
+                j0 += 32
+            while j0 + 8 <= cols:
+                block_4rows(Y, ldy, X, ldx, W, ldw, r, j0, K, 8)
+                j0 += 8
+            if j0 < cols:
+                block_4rows(Y, ldy, X, ldx, W, ldw, r, j0, K, cols - j0)
+            r += 4
+        else:
+            while j0 + 32 <= cols:
+                block_1row(Y, X, W, ldw, r * ldy, r * ldx, j0, K, 32)
+                j0 += 32
+            while j0 + 8 <= cols:
+                block_1row(Y, X, W, ldw, r * ldy, r * ldx, j0, K, 8)
+                j0 += 8
+            if j0 < cols:
+                block_1row(Y, X, W, ldw, r * ldy, r * ldx, j0, K, cols - j0)
+            r += 1
+
+
+cdef inline void block_4rows(f64 *Y, int ldy, const f64 *X, int ldx, const f64 *W, int ldw,
+                             int r, int j0, int K, int n) noexcept nogil:
+    """Y[r:r+4, j0:j0+n] of matmul_blocked, n <= 32 (a constant n unrolls)."""
+    cdef int k, j
+    cdef f64 a0[32]
+    cdef f64 a1[32]
+    cdef f64 a2[32]
+    cdef f64 a3[32]
+    cdef f64 x0, x1, x2, x3
+    cdef const f64 *w
+    cdef const f64 *xr = X + <Py_ssize_t> r * ldx
+    cdef f64 *y = Y + <Py_ssize_t> r * ldy + j0
+    for j in range(n):
+        a0[j] = 0.0
+        a1[j] = 0.0
+        a2[j] = 0.0
+        a3[j] = 0.0
+    for k in range(K):
+        w = W + <Py_ssize_t> k * ldw + j0
+        x0 = xr[k]
+        x1 = xr[ldx + k]
+        x2 = xr[2 * ldx + k]
+        x3 = xr[3 * ldx + k]
+        for j in range(n):
+            a0[j] = a0[j] + x0 * w[j]
+            a1[j] = a1[j] + x1 * w[j]
+            a2[j] = a2[j] + x2 * w[j]
+            a3[j] = a3[j] + x3 * w[j]
+    for j in range(n):
+        y[j] = a0[j]
+        y[ldy + j] = a1[j]
+        y[2 * ldy + j] = a2[j]
+        y[3 * ldy + j] = a3[j]
+
+
+cdef inline void block_1row(f64 *Y, const f64 *X, const f64 *W, int ldw, Py_ssize_t y0,
+                            Py_ssize_t x0, int j0, int K, int n) noexcept nogil:
+    """Y[r, j0:j0+n] of matmul_blocked (Y + y0 and X + x0 its rows), n <= 32."""
+    cdef int k, j
+    cdef f64 a[32]
+    cdef f64 x
+    cdef const f64 *w
+    for j in range(n):
+        a[j] = 0.0
+    for k in range(K):
+        w = W + <Py_ssize_t> k * ldw + j0
+        x = X[x0 + k]
+        for j in range(n):
+            a[j] = a[j] + x * w[j]
+    for j in range(n):
+        Y[y0 + j0 + j] = a[j]
 
 
 cdef inline int column_lo(int r, int R, int H) noexcept nogil:
@@ -466,34 +610,14 @@ cdef void rnn_backward(f64 *dWxh, f64 *dWhh, f64 *dbh, f64 *dhs, f64 *dh_next,
                        const f64 *hs, const i32 *inputs, int T, int B,
                        const f64 *Whh, int H, int V, int threads) noexcept nogil:
     """Backward of rnn_forward. dhs (T, B, H) holds dloss/dhs[1:] from the
-    output layer and becomes dh_raw, the gradient at the input of the tanh:
-        dh_raw[t] = (1 - hs[t+1]^2) * (dhs[t] + dh_raw[t+1] Whh)
-    then dWhh (H, H) = dh_raw^T hs[:T] (both as (T*B, H)), dbh (H,) = the sum
-    of the T*B rows of dh_raw, and dWxh[:, inputs[t, b]] += dh_raw[t, b]
-    (dWxh (H, V): the chunk's columns must be zero on entry, the others are
-    not touched). hs (T+1, B, H) from rnn_forward, inputs (T, B), Whh (H, H),
-    dh_next (B, H) scratch. dWhh is computed in product_pieces(H H T B, H)
-    pieces of rows on up to `threads` threads."""
-    cdef int t, x, R, piece, r0, r1, n
-    cdef Py_ssize_t i, r, block = <Py_ssize_t> B * H, N = <Py_ssize_t> T * B
-    cdef f64 *row
-    cdef const f64 *h_t
-    cdef f64 d
-    # the sequential part
-    memset(dh_next, 0, block * sizeof(f64))
-    for t in range(T - 1, -1, -1):
-        row = dhs + t * block
-        h_t = hs + (t + 1) * block
-        for i in range(block):
-            d = row[i] + dh_next[i]
-            row[i] = (1.0 - h_t[i] * h_t[i]) * d
-        if t > 0:
-            hidden_matmul(dh_next, row, Whh, B, H, threads)
-    memset(dbh, 0, H * sizeof(f64))
-    for r in range(N):
-        row = dhs + r * H
-        for i in range(H):
-            dbh[i] += row[i]
+    output layer and becomes dh_raw, the gradient at the input of the tanh
+    (rnn_backward_chain); then dWhh (H, H) = dh_raw^T hs[:T] (both as (T*B,
+    H)), dbh and dWxh (rnn_input_grads). hs (T+1, B, H) from rnn_forward,
+    inputs (T, B), Whh (H, H), dh_next (B, H) scratch. dWhh is computed in
+    product_pieces(H H T B, H) pieces of rows on up to `threads` threads."""
+    cdef int R, piece, r0, r1, n
+    cdef Py_ssize_t N = <Py_ssize_t> T * B
+    rnn_backward_chain(dhs, dh_next, hs, T, B, Whh, H, threads, NULL, 0)
     # dWhh (H, H) = dh_raw^T (H, T*B) @ hs[:T] (T*B, H), rows r0:r1 per piece
     R = product_pieces(<Py_ssize_t> H * H * N, H)
     n = threads if threads < R else R
@@ -509,9 +633,50 @@ cdef void rnn_backward(f64 *dWxh, f64 *dWhh, f64 *dbh, f64 *dhs, f64 *dh_next,
             r1 = stripe_lo(piece + 1, R, H)
             gemm_rowmajor(b'T', b'N', r1 - r0, H, <int> N, 1.0, dhs + r0, H, hs, H,
                           0.0, dWhh + <Py_ssize_t> r0 * H, H)
+    rnn_input_grads(dWxh, dbh, dhs, inputs, <int> N, H, V)
+
+
+cdef void rnn_backward_chain(f64 *dhs, f64 *dh_next, const f64 *hs, int T, int B,
+                             const f64 *Whh, int H, int threads, long *sync,
+                             long base) noexcept nogil:
+    """The sequential part of rnn_backward: from t = T-1 down to 0,
+        dh_raw[t] = (1 - hs[t+1]^2) * (dhs[t] + dh_raw[t+1] Whh)
+    in place of dhs (T, B, H). If sync is not NULL, *sync = base + T - t once
+    dh_raw[t] is there."""
+    cdef int t
+    cdef Py_ssize_t i, block = <Py_ssize_t> B * H
+    cdef f64 *row
+    cdef const f64 *h_t
+    cdef f64 d
+    memset(dh_next, 0, block * sizeof(f64))
+    for t in range(T - 1, -1, -1):
+        row = dhs + t * block
+        h_t = hs + (t + 1) * block
+        for i in range(block):
+            d = row[i] + dh_next[i]
+            row[i] = (1.0 - h_t[i] * h_t[i]) * d
+        if sync != NULL:
+            counter_set(sync, <int> (base + T - t))
+        if t > 0:
+            hidden_matmul(dh_next, row, Whh, B, H, threads)
+
+
+cdef void rnn_input_grads(f64 *dWxh, f64 *dbh, const f64 *dh_raw, const i32 *inputs,
+                          int N, int H, int V) noexcept nogil:
+    """dbh (H,) = the sum of the N rows of dh_raw (N, H), and dWxh[:, inputs[n]]
+    += dh_raw[n] (dWxh (H, V): the chunk's columns must be zero on entry, the
+    others are not touched)."""
+    cdef int x
+    cdef Py_ssize_t i, r
+    cdef const f64 *row
+    memset(dbh, 0, H * sizeof(f64))
+    for r in range(N):
+        row = dh_raw + r * H
+        for i in range(H):
+            dbh[i] += row[i]
     for r in range(N):
         x = inputs[r]
-        row = dhs + r * H
+        row = dh_raw + r * H
         for i in range(H):
             dWxh[i * V + x] += row[i]
 
@@ -558,13 +723,23 @@ cdef void output_forward_stripe(f64 *probs, f64 *top, f64 *total, f64 *target_lo
     row stride V) = exp(logit - top) for logit = hs (N, H) Why[lo:hi]^T +
     by[lo:hi]; top (N,) the stripe's largest logit, total (N,) its sum of
     exp(logit - top), target_logit[n] (N,) set where targets[n] is in [lo, hi)."""
+    # logits (N, n) = hs (N, H) @ Why[lo:hi]^T (H, n): one product for all N
+    gemm_rowmajor(b'N', b'T', N, hi - lo, H, 1.0, hs, H, Why + <Py_ssize_t> lo * H, H,
+                  0.0, probs + lo, V)
+    softmax_rows(probs, top, total, target_logit, targets, by, lo, hi, N, V)
+
+
+cdef void softmax_rows(f64 *probs, f64 *top, f64 *total, f64 *target_logit,
+                       const i32 *targets, const f64 *by, int lo, int hi, int N,
+                       int V) noexcept nogil:
+    """Columns lo:hi of N rows of logits (before the bias) in probs (row
+    stride V): logit = probs + by, then probs = exp(logit - top) with top (N,)
+    the largest logit of the row, total (N,) the sum; target_logit[n] set
+    where targets[n] is in [lo, hi)."""
     cdef int n = hi - lo, t, v, target
     cdef f64 *row
     cdef const f64 *b = by + lo
     cdef f64 m
-    # logits (N, n) = hs (N, H) @ Why[lo:hi]^T (H, n): one product for all N
-    gemm_rowmajor(b'N', b'T', N, n, H, 1.0, hs, H, Why + <Py_ssize_t> lo * H, H,
-                  0.0, probs + lo, V)
     for t in range(N):
         row = probs + <Py_ssize_t> t * V + lo
         for v in range(n):
@@ -588,8 +763,7 @@ cdef f64 output_forward(f64 *probs, f64 *scale, f64 *stripe_max, f64 *stripe_sum
     Leaves probs (N, V) and scale (S, N) for output_backward (P = probs *
     scale, stripe by stripe). stripe_max, stripe_sum (S, N), target_logit (N,):
     scratch. Stripes run on up to `threads` threads (1: no OpenMP region)."""
-    cdef int t, s, lo, hi
-    cdef f64 top, total, loss = 0.0
+    cdef int s
     threads = threads if threads < S else S
     if threads > 1:
         for s in prange(S, num_threads=threads, schedule='static', chunksize=1):
@@ -601,7 +775,16 @@ cdef f64 output_forward(f64 *probs, f64 *scale, f64 *stripe_max, f64 *stripe_sum
             output_forward_stripe(probs, stripe_max + s * N, stripe_sum + s * N, target_logit,
                                   hs, targets, Why, by, stripe_lo(s, S, V),
                                   stripe_lo(s + 1, S, V), N, H, V)
-    # combine the stripes, in stripe order: softmax over all V
+    return softmax_combine(scale, stripe_max, stripe_sum, target_logit, N, S)
+
+
+cdef f64 softmax_combine(f64 *scale, const f64 *stripe_max, const f64 *stripe_sum,
+                         const f64 *target_logit, int N, int S) noexcept nogil:
+    """The softmax over all V from its S stripes, in stripe order: scale (S,
+    N) such that P = probs * scale stripe by stripe; returns the summed
+    cross-entropy of the N rows."""
+    cdef int t, s
+    cdef f64 top, total, loss = 0.0
     for t in range(N):
         top = stripe_max[t]
         for s in range(1, S):
@@ -623,10 +806,10 @@ cdef void crossentropy_softmax_backward(f64 *dY, f64 *dby, const f64 *scale,
     """Columns lo:hi of dY (N, V), in place over output_forward's probs:
     dY = grad_scale * (P - onehot(targets)) with P = probs * scale (scale (N,):
     this stripe's factors); dby[lo:hi] = sum_n dY[n, lo:hi]. grad_scale = 1/B
-    makes every gradient the mean over B streams."""
+    makes every gradient the mean over B streams. dby may be NULL (not computed)."""
     cdef int n = hi - lo, t, v, target
     cdef f64 *row
-    cdef f64 *db = dby + lo
+    cdef f64 *db = dby + lo if dby != NULL else NULL
     cdef f64 f
     for t in range(N):
         row = dY + <Py_ssize_t> t * V + lo
@@ -636,11 +819,19 @@ cdef void crossentropy_softmax_backward(f64 *dY, f64 *dby, const f64 *scale,
         target = targets[t]
         if lo <= target < hi:
             row[target - lo] -= grad_scale
-    memset(db, 0, n * sizeof(f64))
-    for t in range(N):
-        row = dY + <Py_ssize_t> t * V + lo
-        for v in range(n):
-            db[v] += row[v]
+    if dby != NULL:
+        column_sums(db, dY + lo, N, n, V)
+
+
+cdef void column_sums(f64 *out, const f64 *a, int rows, int cols, int ld) noexcept nogil:
+    """out (cols,) = the sum of the rows of A (rows, cols), row stride ld, in row order."""
+    cdef int t, v
+    cdef const f64 *row
+    memset(out, 0, cols * sizeof(f64))
+    for t in range(rows):
+        row = a + <Py_ssize_t> t * ld
+        for v in range(cols):
+            out[v] += row[v]
 
 
 cdef inline void output_rows_backward(f64 *dh, f64 *dWhy, const f64 *dY, const f64 *hs,
@@ -877,6 +1068,29 @@ def wraps(Py_ssize_t position, Py_ssize_t part, int T):
 # entry points that run the kernels
 # ---------------------------------------------------------------------------
 
+cdef struct DataPass:
+    # where a call's training steps take their chunks from: min-char-rnn's
+    # data pass over data (train), or one given chunk (train_step: data NULL)
+    const i32 *data      # (B * part,) ids, B parts of part ids
+    Py_ssize_t part      # ids per stream
+    Py_ssize_t position  # where the next chunk starts in each part
+    Py_ssize_t bad       # index into data of an id outside [0, V), or -1
+    const i32 *x         # the chunk: inputs (T, B)
+    const i32 *y         # and targets (T, B)
+
+
+cdef inline bint pipelined(int V, int H, int B) noexcept nogil:
+    """Whether training steps run pipelined (Workspace.run_pipelined): a small
+    output layer (measured: above PIPELINE_MAX_OUTPUT, one thread lost more
+    than two gained; benchmarks/README.md) and few streams. Sizes only."""
+    return <Py_ssize_t> V * H <= PIPELINE_MAX_OUTPUT and B < GEMM_MIN_STREAMS
+
+
+cdef inline bint finite(f64 x) noexcept nogil:
+    """Neither NaN nor infinite."""
+    return x - x == 0.0
+
+
 cdef struct Tensors:
     # one pointer per parameter: into the parameters, the Adagrad memory or the gradients
     f64 *Wxh    # (H, V)
@@ -932,7 +1146,8 @@ cdef class Workspace:
     cdef object arrays          # the arrays behind params, memory and grads (kept alive)
     cdef dict buffers           # the work buffers' arrays (kept alive); pointers below
     # sized by the vocabulary and hidden size
-    cdef f64 *WhhT              # (H, H): Whh transposed, copied at every entry
+    cdef f64 *WhhT              # (H, H): Whh transposed, copied at every step
+    cdef f64 *WhyT              # (H, V): Why transposed, per pipelined step (one stripe only)
     cdef f64 *logits            # (V,): sample's output layer
     cdef i32 *present           # (V,): present[:n_present] = the last chunk's distinct inputs
     cdef unsigned char *seen    # (V,): all zero between calls (distinct_ids)
@@ -963,6 +1178,7 @@ cdef class Workspace:
         self.n_stripes = stripe_count(V, H)
         self.buffers = {}
         self.WhhT = self.buffer("WhhT", H * H)
+        self.WhyT = self.buffer("WhyT", H * V if pipelined(V, H, 1) else 1)
         self.logits = self.buffer("logits", V)
         present = np.zeros(V, dtype=np.int32)
         seen = np.zeros(V, dtype=np.uint8)
@@ -1016,11 +1232,14 @@ cdef class Workspace:
         return 0
 
     def threads(self, int streams=1, int steps=1):
-        """The threads a call from this Python thread would use now, on chunks
-        of ``steps`` steps of ``streams`` streams: at most one per piece of
-        the output layer (its stripes), of the recurrence and of dWhh."""
+        """The threads a training call from this Python thread would use now,
+        on chunks of ``steps`` steps of ``streams`` streams: two for pipelined
+        steps, else at most one per piece of the output layer (its stripes),
+        of the recurrence and of dWhh."""
         cdef int H = self.hidden_size, pieces = self.n_stripes
         cdef int limit = core_threads()
+        if pipelined(self.vocab_size, H, streams):
+            return min(limit, 2)
         if streams >= GEMM_MIN_STREAMS:
             pieces = max(pieces, product_pieces(<Py_ssize_t> streams * H * H, H))
         pieces = max(pieces, product_pieces(<Py_ssize_t> H * H * steps * streams, H))
@@ -1028,17 +1247,268 @@ cdef class Workspace:
 
     # -- entry points (arguments validated by charrnn_ext.model) -------------
 
-    cdef f64 step(self, const i32 *x, const i32 *y, int T, int B, f64 *h,
-                  f64 lr, int threads) noexcept nogil:
-        """One training step over a chunk of B streams, x and y (T, B) ids:
-        forward, backward, clip, Adagrad. Updates params, memory and grads in
-        place; h (B, H) becomes the last hidden states. Returns the summed
-        loss of the B streams. The work buffers must hold T * B rows."""
+    # -- the training steps --------------------------------------------------
+    # A call runs n steps (train_step: one) over chunks from a DataPass. A
+    # small output layer (one stripe) with few streams runs pipelined
+    # (run_pipelined), anything else phase by phase (step_striped, each phase
+    # spread over the threads). Which of the two depends on the sizes only,
+    # and neither cuts its work by the thread count: the results are the same
+    # bit for bit on any number of threads.
+
+    cdef bint next_chunk(self, DataPass *d, int T, int B, f64 *h) noexcept nogil:
+        """The next chunk into d.x, d.y ((T, B) ids): min-char-rnn's data pass
+        over d.data (zeroing h (B, H) and going back to the start when
+        chunk_wraps), or the given chunk if d.data is NULL. False (and d.bad
+        set) if the chunk holds an id outside [0, V)."""
+        cdef int t, b, V = self.vocab_size
+        cdef Py_ssize_t at
+        cdef i32 id_
+        if d.data == NULL:
+            return True
+        if chunk_wraps(d.position, d.part, T):
+            memset(h, 0, <Py_ssize_t> B * self.hidden_size * sizeof(f64))
+            d.position = 0
+        # chunk (T + 1, B) time-major: chunk[t, b] = data[b * part + position + t]
+        for t in range(T + 1):
+            for b in range(B):
+                at = b * d.part + d.position + t
+                id_ = d.data[at]
+                if id_ < 0 or id_ >= V:
+                    d.bad = at
+                    return False
+                self.chunk[t * B + b] = id_
+        d.x, d.y = self.chunk, self.chunk + B
+        return True
+
+    cdef Py_ssize_t run(self, DataPass *d, int T, int B, f64 *h, f64 lr, f64 *losses,
+                        Py_ssize_t n, int threads) noexcept nogil:
+        """Up to n training steps over d's chunks, from and into h (B, H):
+        forward, backward, clip, Adagrad, in place. losses[k] = the mean over
+        streams of step k's summed loss; d.position += T per step. Stops after
+        a step whose loss is not finite, or before a chunk with a bad id.
+        Returns the number of steps done. The work buffers must hold T * B rows."""
+        cdef Py_ssize_t k = 0
+        if pipelined(self.vocab_size, self.hidden_size, B):
+            return self.run_pipelined(d, T, B, h, lr, losses, n, threads)
+        while k < n:
+            if not self.next_chunk(d, T, B, h):
+                break
+            losses[k] = self.step_striped(d.x, d.y, T, B, h, lr, threads) / B
+            d.position += T
+            k += 1
+            if not finite(losses[k - 1]):
+                break
+        return k
+
+    # -- the pipelined steps: the recurrence on one thread, the output layer
+    # on the other. A step's four parts, in the order one thread runs them:
+    #   recurrence_forward   hs[1..T], raising sync[0] per time step
+    #   output_groups        per group of PIPELINE_GROUP_STEPS time steps, once
+    #                        sync[0] has passed it: logits, softmax, loss, dY,
+    #                        dh = dY Why (Why unchanged); raises sync[1] per group
+    #   recurrence_backward  once every group is done: the backward chain
+    #                        (raising sync[5] per time step), dbh, dWxh,
+    #                        clipped; Adagrad of Wxh, bh
+    #   output_update        dWhy, dby, clipped; Adagrad of Why, by
+    #   recurrence_update    after the chain, per half of the rows: dWhh,
+    #                        clipped; Adagrad of Whh
+    # On two threads the first, third and the first half of the last run on
+    # one, the rest on the other (which then raises sync[2]): a group's output
+    # layer runs while the recurrence goes on, and Why's update while the
+    # backward chain runs. Each product is computed
+    # by the same kernel in the same order whichever thread runs it. The
+    # counters only grow within a call: sync[0] counts time steps forward,
+    # sync[5] backward, sync[1] groups, sync[2] finished steps, sync[3]
+    # started steps; sync[4] = 1 when no further step will start.
+
+    cdef void recurrence_forward(self, const i32 *x, int T, int B, f64 *h, long *sync,
+                                 long base) noexcept nogil:
+        """hs (T+1, B, H) from hs[0] = h; h becomes hs[T]; sync[0] = base + t
+        once hs[t] is there."""
+        cdef int t, H = self.hidden_size, V = self.vocab_size
+        cdef Py_ssize_t block = <Py_ssize_t> B * H
+        cdef Tensors p = self.params
+        memcpy(self.hs, h, block * sizeof(f64))
+        for t in range(T):
+            rnn_step(self.hs + (t + 1) * block, self.hs + t * block, x + t * B, B,
+                     p.Wxh, self.WhhT, p.bh, H, V, 1)
+            counter_set(sync, <int> (base + t + 1))
+        memcpy(h, self.hs + T * block, block * sizeof(f64))
+
+    cdef f64 output_groups(self, const i32 *y, int T, int B, long *sync,
+                           long base_steps, long base_groups) noexcept nogil:
+        """The output layer group by group, each once the recurrence has made
+        its states: logits = hs Why^T + by (from WhyT), softmax and loss, then
+        dY = (P - onehot(y)) / B in place of probs and dhs rows = dY Why.
+        Returns the summed loss, added group by group."""
+        cdef int G = PIPELINE_GROUP_STEPS, H = self.hidden_size, V = self.vocab_size
+        cdef int g = 0, t0 = 0, t1, r0, n
+        cdef f64 loss = 0.0
+        cdef f64 *dY
+        cdef Tensors p = self.params
+        while t0 < T:
+            t1 = t0 + G if t0 + G < T else T
+            counter_wait(sync, <int> (base_steps + t1))
+            r0, n = t0 * B, (t1 - t0) * B
+            dY = self.probs + <Py_ssize_t> r0 * V
+            matmul_blocked(dY, V, self.hs + <Py_ssize_t> (B + r0) * H, H, self.WhyT, V,
+                           n, H, V)
+            softmax_rows(dY, self.stripe_max + r0, self.stripe_sum + r0,
+                         self.target_logit + r0, y + r0, p.by, 0, V, n, V)
+            loss += softmax_combine(self.scale + r0, self.stripe_max + r0,
+                                    self.stripe_sum + r0, self.target_logit + r0, n, 1)
+            crossentropy_softmax_backward(dY, NULL, self.scale + r0, y + r0, 0, V, n, V,
+                                          1.0 / B)
+            matmul_blocked(self.dhs + <Py_ssize_t> r0 * H, H, dY, V, p.Why, H, n, V, H)
+            g += 1
+            counter_set(sync + 1, <int> (base_groups + g))
+            t0 = t1
+        return loss
+
+    cdef void recurrence_backward(self, const i32 *x, int T, int B, f64 lr, long *sync,
+                                  long groups, long base_steps) noexcept nogil:
+        """Once sync[1] reaches groups (every dh is in dhs): the backward
+        chain (raising sync[5] per time step, from base_steps), dbh and dWxh,
+        clipped; Adagrad of Wxh (the chunk's columns) and bh."""
+        cdef int H = self.hidden_size, V = self.vocab_size, N = T * B
+        cdef Tensors p = self.params, m = self.memory, g = self.grads
+        cdef f64 bound = self.clip_bound, eps = self.adagrad_eps
+        counter_wait(sync + 1, <int> groups)
+        rnn_backward_chain(self.dhs, self.dh_next, self.hs, T, B, p.Whh, H, 1, sync + 5,
+                           base_steps)
+        zero_columns(g.Wxh, self.present, self.n_present, H, V)
+        self.n_present = distinct_ids(self.present, self.seen, x, N)
+        rnn_input_grads(g.Wxh, g.bh, self.dhs, x, N, H, V)
+        clip_columns(g.Wxh, self.present, self.n_present, H, V, bound)
+        clip(g.bh, H, bound)
+        adagrad_columns(p.Wxh, m.Wxh, g.Wxh, self.present, self.n_present, H, V, lr, eps)
+        adagrad(p.bh, m.bh, g.bh, H, lr, eps)
+
+    cdef void recurrence_update(self, int half, int T, int B, f64 lr, long *sync,
+                                long base_steps) noexcept nogil:
+        """Once the backward chain is through (sync[5]): rows of one half
+        (0 or 1) of dWhh = dh_raw^T hs[:T], clipped, and their Adagrad of Whh."""
+        cdef int H = self.hidden_size, r0 = stripe_lo(half, 2, H), r1 = stripe_lo(half + 1, 2, H)
+        cdef Py_ssize_t at = <Py_ssize_t> r0 * H
+        cdef Tensors p = self.params, m = self.memory, g = self.grads
+        counter_wait(sync + 5, <int> (base_steps + T))
+        gemm_rowmajor(b'T', b'N', r1 - r0, H, T * B, 1.0, self.dhs + r0, H, self.hs, H,
+                      0.0, g.Whh + at, H)
+        clip(g.Whh + at, (r1 - r0) * H, self.clip_bound)
+        adagrad(p.Whh + at, m.Whh + at, g.Whh + at, (r1 - r0) * H, lr, self.adagrad_eps)
+
+    cdef void output_update(self, int T, int B, f64 lr) noexcept nogil:
+        """After output_groups: dby = the sum of the rows of dY, dWhy = dY^T hs
+        in blocks of OUTPUT_BLOCK rows, each clipped and applied (Adagrad) to
+        its block of Why; then by."""
+        cdef int H = self.hidden_size, V = self.vocab_size, N = T * B, v0 = 0, rows
+        cdef Py_ssize_t at
+        cdef Tensors p = self.params, m = self.memory, g = self.grads
+        cdef f64 bound = self.clip_bound, eps = self.adagrad_eps
+        column_sums(g.by, self.probs, N, V, V)
+        while v0 < V:
+            rows = OUTPUT_BLOCK if v0 + OUTPUT_BLOCK <= V else V - v0
+            at = <Py_ssize_t> v0 * H
+            gemm_rowmajor(b'T', b'N', rows, H, N, 1.0, self.probs + v0, V,
+                          self.hs + <Py_ssize_t> B * H, H, 0.0, g.Why + at, H)
+            clip(g.Why + at, rows * H, bound)
+            adagrad(p.Why + at, m.Why + at, g.Why + at, rows * H, lr, eps)
+            v0 += rows
+        clip(g.by, V, bound)
+        adagrad(p.by, m.by, g.by, V, lr, eps)
+
+    cdef Py_ssize_t run_pipelined(self, DataPass *d, int T, int B, f64 *h, f64 lr,
+                                  f64 *losses, Py_ssize_t n, int threads) noexcept nogil:
+        """run's steps with the four parts on two threads (one if threads < 2)."""
+        cdef long sync[6]
+        cdef Py_ssize_t done[1]
+        cdef int role
+        sync[0] = sync[1] = sync[2] = sync[3] = sync[4] = sync[5] = 0
+        done[0] = 0
+        if threads >= 2:
+            with parallel(num_threads=2):
+                role = threadid()
+                if omp_team_size() < 2:       # the runtime gave one thread after all
+                    done[0] = self.pipeline_one_thread(d, T, B, h, lr, losses, n, sync)
+                elif role == 0:
+                    done[0] = self.pipeline_recurrence(d, T, B, h, lr, losses, n, sync)
+                elif role == 1:
+                    self.pipeline_output(d, T, B, lr, losses, sync)
+        else:
+            done[0] = self.pipeline_one_thread(d, T, B, h, lr, losses, n, sync)
+        return done[0]
+
+    cdef Py_ssize_t pipeline_one_thread(self, DataPass *d, int T, int B, f64 *h, f64 lr,
+                                        f64 *losses, Py_ssize_t n, long *sync) noexcept nogil:
+        """The pipelined steps on one thread: the four parts in order."""
+        cdef Py_ssize_t k = 0
+        cdef long groups = (T + PIPELINE_GROUP_STEPS - 1) // PIPELINE_GROUP_STEPS
+        while k < n:
+            if not self.next_chunk(d, T, B, h):
+                break
+            transpose(self.WhhT, self.params.Whh, self.hidden_size, self.hidden_size)
+            transpose(self.WhyT, self.params.Why, self.vocab_size, self.hidden_size)
+            self.recurrence_forward(d.x, T, B, h, sync, k * T)
+            losses[k] = self.output_groups(d.y, T, B, sync, k * T, k * groups) / B
+            self.recurrence_backward(d.x, T, B, lr, sync, (k + 1) * groups, k * T)
+            self.output_update(T, B, lr)
+            self.recurrence_update(0, T, B, lr, sync, k * T)
+            self.recurrence_update(1, T, B, lr, sync, k * T)
+            d.position += T
+            k += 1
+            if not finite(losses[k - 1]):
+                break
+        return k
+
+    cdef Py_ssize_t pipeline_recurrence(self, DataPass *d, int T, int B, f64 *h, f64 lr,
+                                        f64 *losses, Py_ssize_t n, long *sync) noexcept nogil:
+        """The first thread's side: the data pass and the recurrence."""
+        cdef Py_ssize_t k = 0
+        cdef long groups = (T + PIPELINE_GROUP_STEPS - 1) // PIPELINE_GROUP_STEPS
+        while k < n:
+            if k > 0:
+                # step k-1's output layer is done: hs, the chunk and probs are free
+                # again, and its loss is known
+                counter_wait(sync + 2, <int> k)
+                if not finite(losses[k - 1]):
+                    break
+            if not self.next_chunk(d, T, B, h):
+                break
+            transpose(self.WhhT, self.params.Whh, self.hidden_size, self.hidden_size)
+            counter_set(sync + 3, <int> (k + 1))            # step k may start
+            self.recurrence_forward(d.x, T, B, h, sync, k * T)
+            self.recurrence_backward(d.x, T, B, lr, sync, (k + 1) * groups, k * T)
+            self.recurrence_update(0, T, B, lr, sync, k * T)
+            d.position += T
+            k += 1
+        counter_set(sync + 4, 1)                             # no further step
+        counter_wait(sync + 2, <int> k)                      # the last step is done
+        return k
+
+    cdef void pipeline_output(self, DataPass *d, int T, int B, f64 lr, f64 *losses,
+                              long *sync) noexcept nogil:
+        """The second thread's side: the output layer of every step started."""
+        cdef Py_ssize_t k = 0
+        cdef long groups = (T + PIPELINE_GROUP_STEPS - 1) // PIPELINE_GROUP_STEPS
+        while True:
+            if not counter_wait_or(sync + 3, <int> (k + 1), sync + 4):
+                break
+            transpose(self.WhyT, self.params.Why, self.vocab_size, self.hidden_size)
+            losses[k] = self.output_groups(d.y, T, B, sync, k * T, k * groups) / B
+            self.output_update(T, B, lr)
+            self.recurrence_update(1, T, B, lr, sync, k * T)
+            k += 1
+            counter_set(sync + 2, <int> k)
+
+    cdef f64 step_striped(self, const i32 *x, const i32 *y, int T, int B, f64 *h,
+                          f64 lr, int threads) noexcept nogil:
+        """step for a striped output layer (S > 1) or many streams: the
+        phases one after the other, each spread over the threads."""
         cdef int N = T * B, H = self.hidden_size, V = self.vocab_size, S = self.n_stripes
         cdef Tensors p = self.params, m = self.memory, g = self.grads
         cdef f64 bound = self.clip_bound, eps = self.adagrad_eps
         cdef f64 loss
-        transpose(self.WhhT, p.Whh, H)
+        transpose(self.WhhT, p.Whh, H, H)
         # forward
         memcpy(self.hs, h, B * H * sizeof(f64))
         rnn_forward(self.hs, x, T, B, p.Wxh, self.WhhT, p.bh, H, V, threads)
@@ -1073,12 +1543,13 @@ cdef class Workspace:
         place; h (B, H) is replaced by the last hidden states. Returns the mean
         over streams of the summed loss."""
         cdef int T = inputs.shape[0], B = inputs.shape[1]
-        cdef f64 loss
+        cdef f64 loss[1]
+        cdef DataPass d
+        d.data, d.x, d.y, d.bad = NULL, &inputs[0, 0], &targets[0, 0], -1
         self.reserve(T * B, B)
         with nogil:
-            loss = self.step(&inputs[0, 0], &targets[0, 0], T, B, &h[0, 0], learning_rate,
-                             core_threads())
-        return loss / B
+            self.run(&d, T, B, &h[0, 0], learning_rate, loss, 1, core_threads())
+        return loss[0]
 
     def train(self, const i32[::1] data, Py_ssize_t part, Py_ssize_t position,
               f64[:, ::1] h, int T, f64 learning_rate, f64[::1] losses):
@@ -1094,41 +1565,17 @@ cdef class Workspace:
 
         Returns (steps done, position, index into data of a bad id or -1).
         Requires B * part <= len(data) and part >= T + 1."""
-        cdef int B = h.shape[0], V = self.vocab_size, t, b, threads
-        cdef Py_ssize_t k, n = losses.shape[0], bad = -1, at
-        cdef i32 *chunk
-        cdef i32 id_
-        cdef f64 loss
+        cdef int B = h.shape[0]
+        cdef Py_ssize_t k, n = losses.shape[0]
+        cdef DataPass d
+        d.data, d.part, d.position, d.bad = &data[0], part, position, -1
         self.reserve(<Py_ssize_t> T * B, B)
         self.reserve_chunk(<Py_ssize_t> (T + 1) * B)
-        chunk = self.chunk
+        if n == 0:
+            return 0, position, -1
         with nogil:
-            threads = core_threads()
-            k = 0
-            while k < n:
-                if chunk_wraps(position, part, T):
-                    memset(&h[0, 0], 0, <Py_ssize_t> B * self.hidden_size * sizeof(f64))
-                    position = 0
-                # chunk (T + 1, B) time-major: chunk[t, b] = data[b * part + position + t]
-                for t in range(T + 1):
-                    for b in range(B):
-                        at = b * part + position + t
-                        id_ = data[at]
-                        if id_ < 0 or id_ >= V:
-                            bad = at
-                            break
-                        chunk[t * B + b] = id_
-                    if bad >= 0:
-                        break
-                if bad >= 0:
-                    break
-                loss = self.step(chunk, chunk + B, T, B, &h[0, 0], learning_rate, threads) / B
-                losses[k] = loss
-                position += T
-                k += 1
-                if not (loss - loss == 0.0):    # NaN or infinite
-                    break
-        return k, position, bad
+            k = self.run(&d, T, B, &h[0, 0], learning_rate, &losses[0], n, core_threads())
+        return k, d.position, d.bad
 
     def loss_and_grads(self, const i32[:, ::1] inputs, const i32[:, ::1] targets,
                        f64[:, ::1] h):
@@ -1146,7 +1593,7 @@ cdef class Workspace:
         self.reserve(N, B)
         with nogil:
             threads = core_threads()
-            transpose(self.WhhT, p.Whh, H)
+            transpose(self.WhhT, p.Whh, H, H)
             # forward
             memcpy(self.hs, &h[0, 0], B * H * sizeof(f64))
             rnn_forward(self.hs, x, T, B, p.Wxh, self.WhhT, p.bh, H, V, threads)
@@ -1184,7 +1631,7 @@ cdef class Workspace:
         self.reserve(min(n, <Py_ssize_t> steps) * B, B)
         with nogil:
             threads = core_threads()
-            transpose(self.WhhT, p.Whh, H)
+            transpose(self.WhhT, p.Whh, H, H)
             memcpy(self.hs, &h[0, 0], B * H * sizeof(f64))
             while start < n:
                 T = <int> min(n - start, <Py_ssize_t> steps)
@@ -1207,7 +1654,7 @@ cdef class Workspace:
         cdef Py_ssize_t t, n = inputs.shape[0]
         cdef Tensors p = self.params
         with nogil:
-            transpose(self.WhhT, p.Whh, H)
+            transpose(self.WhhT, p.Whh, H, H)
             for t in range(n):
                 rnn_step(self.h_next, &h[0], &inputs[t], 1, p.Wxh, self.WhhT, p.bh, H, V, 1)
                 memcpy(&h[0], self.h_next, H * sizeof(f64))
@@ -1225,7 +1672,7 @@ cdef class Workspace:
         cdef f64[:, ::1] WhyT = np.ascontiguousarray(
             np.asarray(<f64[:V, :H]> p.Why).T)   # (H, V), a copy per call
         with nogil:
-            transpose(self.WhhT, p.Whh, H)
+            transpose(self.WhhT, p.Whh, H, H)
             for t in range(n):
                 rnn_step(self.h_next, &h[0], &x, 1, p.Wxh, self.WhhT, p.bh, H, V, 1)
                 memcpy(&h[0], self.h_next, H * sizeof(f64))

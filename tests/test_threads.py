@@ -174,7 +174,12 @@ def test_openmp_limit_of_the_calling_thread_caps_the_core(restore_threads):
         assert model._workspace.threads() == 1
     assert model._workspace.threads() == 2
     assert limited == free
-    assert CharRNN(65, 100)._workspace.threads() == 1      # one stripe: never threads
+    small = CharRNN(65, 100)       # pipelined steps: the recurrence and the output layer
+    assert small._workspace.threads() == 2
+    with threadpool_limits(limits=1, user_api="openmp"):
+        assert small._workspace.threads() == 1
+    charrnn_ext.set_num_threads(1)
+    assert small._workspace.threads() == 1
 
 
 FORK_SCRIPT = """
