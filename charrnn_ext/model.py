@@ -172,6 +172,73 @@ def _as_ids(values, name: str, vocab_size: int, allow_empty: bool = False,
     return arr
 
 
+class _ThreadChoice:
+    """How many threads a model's training calls use: all the core may use
+    (charrnn_ext.set_num_threads) or one, whichever trained faster lately.
+
+    Both give the same results bit for bit; which is faster depends on the
+    machine's load: on a busy machine a step split over two threads waits for
+    whichever of them the scheduler runs last, and ran several times slower
+    than on one thread (benchmarks/bench_busy.py). So the speed of both is
+    measured as training goes, each over at least SAMPLE_SECONDS of steps:
+    the faster way runs, and after every PROBE_SECONDS of training the other
+    way runs for one sample (train: on a short call) to notice a change of
+    load."""
+
+    SAMPLE_SECONDS = 0.004  # a measurement: at least this long
+    PROBE_SECONDS = 1.0     # training time between looks at the slower way
+
+    def __init__(self):
+        self.seconds = {}   # threads -> recent seconds per step (averaged)
+        self.mode = None    # threads of the sample being measured
+        self.probing = False
+        self.sample_time = self.sample_steps = 0.0
+        self.since_probe = 0.0
+
+    def pick(self, available: int) -> int:
+        """Threads for the next call (1 <= threads <= available)."""
+        if available < 2:
+            return 1
+        if self.mode not in (1, available):      # first call, or new thread settings
+            self.mode, self.probing, self.sample_time, self.sample_steps = available, False, 0.0, 0.0
+        if self.sample_steps == 0 and not self.probing:   # between samples: choose
+            if available not in self.seconds:
+                self.mode = available
+            elif 1 not in self.seconds:
+                self.mode, self.probing = 1, True
+            else:
+                best = 1 if self.seconds[1] < self.seconds[available] else available
+                if self.since_probe >= self.PROBE_SECONDS:
+                    self.mode, self.probing, self.since_probe = (
+                        available if best == 1 else 1), True, 0.0
+                else:
+                    self.mode = best
+        return self.mode
+
+    def record(self, threads: int, seconds: float, steps: int) -> None:
+        """A call of ``steps`` steps on ``threads`` threads took ``seconds``."""
+        self.since_probe += seconds
+        if threads != self.mode or steps <= 0:
+            return
+        self.sample_time += seconds
+        self.sample_steps += steps
+        if self.sample_time >= self.SAMPLE_SECONDS:
+            per_step = self.sample_time / self.sample_steps
+            old = self.seconds.get(threads)
+            self.seconds[threads] = per_step if old is None else 0.5 * (old + per_step)
+            self.sample_time = self.sample_steps = 0.0
+            self.probing = False
+
+    def short_call(self, block: int) -> int:
+        """Steps for the next call of train: a probe's sample is short."""
+        if not self.probing or block <= 1:
+            return block
+        done = self.sample_steps
+        left = self.SAMPLE_SECONDS - self.sample_time
+        rate = block / 0.1 if done == 0 else done / max(self.sample_time, 1e-9)
+        return max(1, min(block, int(rate * left) + 1))
+
+
 def chunk_wraps(position: int, part_length: int, seq_length: int) -> bool:
     """min-char-rnn's wrap rule (``if p+seq_length+1 >= len(data)``): whether
     a step at ``position`` of a text (or stream part) of ``part_length`` ids
@@ -291,6 +358,7 @@ class CharRNN:
         # one call at a time per model: the core's work buffers are per model
         self._lock = threading.Lock()
         self._train_block = {}   # (T, B) -> steps per core call of train (~0.1 s)
+        self._threads = _ThreadChoice()
         self._workspace = _core.Workspace(
             [params[n] for n in PARAM_NAMES],
             [memory[n] for n in PARAM_NAMES],
@@ -448,7 +516,10 @@ class CharRNN:
         x, y, h, batched = self._chunk(inputs, targets, hprev)
         lr = _as_learning_rate(learning_rate)
         with self._lock:
-            loss = self._workspace.train_step(x, y, h, lr)
+            threads = self._threads.pick(self._workspace.threads(x.shape[1], x.shape[0]))
+            started = time.perf_counter()
+            loss = self._workspace.train_step(x, y, h, lr, threads)
+            self._threads.record(threads, time.perf_counter() - started, 1)
         return loss, self._returned_hidden(h, batched)
 
     def train(self, data, steps: int, seq_length: int = SEQ_LENGTH, hprev=None,
@@ -508,18 +579,21 @@ class CharRNN:
         done, position = 0, int(position)
         block = self._train_block.get((T, B), 1)   # steps per core call
         while done < steps:
-            n = min(steps - done, block)
-            started = time.perf_counter()
             with self._lock:
+                threads = self._threads.pick(self._workspace.threads(B, T))
+                probe = self._threads.probing
+                n = min(steps - done, self._threads.short_call(block))
+                started = time.perf_counter()
                 k, position, bad = self._workspace.train(
-                    ids, part, position, h, T, lr, losses[done:done + n])
-            elapsed = time.perf_counter() - started
+                    ids, part, position, h, T, lr, losses[done:done + n], threads)
+                elapsed = time.perf_counter() - started
+                self._threads.record(threads, elapsed, k)
             done += k
             if bad >= 0:  # another thread changed data meanwhile
                 raise _id_error("data", ids, bad, V)
             if k < n:
                 break     # a non-finite loss
-            if n == block or elapsed > _TRAIN_BLOCK_SECONDS:
+            if not probe and (n == block or elapsed > _TRAIN_BLOCK_SECONDS):
                 block = self._train_block[T, B] = max(
                     1, int(k / max(elapsed, 1e-9) * _TRAIN_BLOCK_SECONDS))
         return losses[:done], self._returned_hidden(h, B > 1), position

@@ -208,6 +208,12 @@ cdef inline int core_threads() noexcept nogil:
     return num_threads if num_threads < limit else (limit if limit > 1 else 1)
 
 
+cdef inline int capped_threads(int cap) noexcept nogil:
+    """core_threads(), at most cap if cap > 0."""
+    cdef int n = core_threads()
+    return cap if 0 < cap < n else n
+
+
 cdef inline int product_pieces(Py_ssize_t work, int n) noexcept nogil:
     """The number of pieces (up to MAX_STRIPES, each at least 32 of the n
     output rows or columns) that a product of ``work`` multiply-adds is cut
@@ -617,7 +623,7 @@ cdef void rnn_backward(f64 *dWxh, f64 *dWhh, f64 *dbh, f64 *dhs, f64 *dh_next,
     product_pieces(H H T B, H) pieces of rows on up to `threads` threads."""
     cdef int R, piece, r0, r1, n
     cdef Py_ssize_t N = <Py_ssize_t> T * B
-    rnn_backward_chain(dhs, dh_next, hs, T, B, Whh, H, threads, NULL, 0)
+    rnn_backward_chain(dhs, dh_next, hs, T, B, Whh, H, threads)
     # dWhh (H, H) = dh_raw^T (H, T*B) @ hs[:T] (T*B, H), rows r0:r1 per piece
     R = product_pieces(<Py_ssize_t> H * H * N, H)
     n = threads if threads < R else R
@@ -637,12 +643,10 @@ cdef void rnn_backward(f64 *dWxh, f64 *dWhh, f64 *dbh, f64 *dhs, f64 *dh_next,
 
 
 cdef void rnn_backward_chain(f64 *dhs, f64 *dh_next, const f64 *hs, int T, int B,
-                             const f64 *Whh, int H, int threads, long *sync,
-                             long base) noexcept nogil:
+                             const f64 *Whh, int H, int threads) noexcept nogil:
     """The sequential part of rnn_backward: from t = T-1 down to 0,
         dh_raw[t] = (1 - hs[t+1]^2) * (dhs[t] + dh_raw[t+1] Whh)
-    in place of dhs (T, B, H). If sync is not NULL, *sync = base + T - t once
-    dh_raw[t] is there."""
+    in place of dhs (T, B, H)."""
     cdef int t
     cdef Py_ssize_t i, block = <Py_ssize_t> B * H
     cdef f64 *row
@@ -655,8 +659,6 @@ cdef void rnn_backward_chain(f64 *dhs, f64 *dh_next, const f64 *hs, int T, int B
         for i in range(block):
             d = row[i] + dh_next[i]
             row[i] = (1.0 - h_t[i] * h_t[i]) * d
-        if sync != NULL:
-            counter_set(sync, <int> (base + T - t))
         if t > 0:
             hidden_matmul(dh_next, row, Whh, B, H, threads)
 
@@ -1306,20 +1308,21 @@ cdef class Workspace:
     #   output_groups        per group of PIPELINE_GROUP_STEPS time steps, once
     #                        sync[0] has passed it: logits, softmax, loss, dY,
     #                        dh = dY Why (Why unchanged); raises sync[1] per group
-    #   recurrence_backward  once every group is done: the backward chain
-    #                        (raising sync[5] per time step), dbh, dWxh,
-    #                        clipped; Adagrad of Wxh, bh
+    #   recurrence_backward  once every group is done: the backward chain,
+    #                        dbh, dWxh, clipped; Adagrad of Wxh, bh
     #   output_update        dWhy, dby, clipped; Adagrad of Why, by
-    #   recurrence_update    after the chain, per half of the rows: dWhh,
-    #                        clipped; Adagrad of Whh
-    # On two threads the first, third and the first half of the last run on
-    # one, the rest on the other (which then raises sync[2]): a group's output
-    # layer runs while the recurrence goes on, and Why's update while the
-    # backward chain runs. Each product is computed
+    #   recurrence_update    dWhh, clipped; Adagrad of Whh
+    # On two threads the first, third and fifth run on one, the second and
+    # fourth on the other (which then raises sync[2]): a group's output layer
+    # runs while the recurrence goes on, and Why's update while the backward
+    # chain runs. (Whh's update stays with the recurrence: split over both
+    # threads it saved ~3 us of a 62 us step where the two cores share a
+    # cache, and cost ~20 us where they do not -- Whh then crossed between
+    # them twice a step; benchmarks/README.md.) Each product is computed
     # by the same kernel in the same order whichever thread runs it. The
     # counters only grow within a call: sync[0] counts time steps forward,
-    # sync[5] backward, sync[1] groups, sync[2] finished steps, sync[3]
-    # started steps; sync[4] = 1 when no further step will start.
+    # sync[1] groups, sync[2] finished output layers, sync[3] started steps;
+    # sync[4] = 1 when no further step will start.
 
     cdef void recurrence_forward(self, const i32 *x, int T, int B, f64 *h, long *sync,
                                  long base) noexcept nogil:
@@ -1366,16 +1369,15 @@ cdef class Workspace:
         return loss
 
     cdef void recurrence_backward(self, const i32 *x, int T, int B, f64 lr, long *sync,
-                                  long groups, long base_steps) noexcept nogil:
+                                  long groups) noexcept nogil:
         """Once sync[1] reaches groups (every dh is in dhs): the backward
-        chain (raising sync[5] per time step, from base_steps), dbh and dWxh,
-        clipped; Adagrad of Wxh (the chunk's columns) and bh."""
+        chain, dbh and dWxh, clipped; Adagrad of Wxh (the chunk's columns)
+        and bh."""
         cdef int H = self.hidden_size, V = self.vocab_size, N = T * B
         cdef Tensors p = self.params, m = self.memory, g = self.grads
         cdef f64 bound = self.clip_bound, eps = self.adagrad_eps
         counter_wait(sync + 1, <int> groups)
-        rnn_backward_chain(self.dhs, self.dh_next, self.hs, T, B, p.Whh, H, 1, sync + 5,
-                           base_steps)
+        rnn_backward_chain(self.dhs, self.dh_next, self.hs, T, B, p.Whh, H, 1)
         zero_columns(g.Wxh, self.present, self.n_present, H, V)
         self.n_present = distinct_ids(self.present, self.seen, x, N)
         rnn_input_grads(g.Wxh, g.bh, self.dhs, x, N, H, V)
@@ -1384,18 +1386,14 @@ cdef class Workspace:
         adagrad_columns(p.Wxh, m.Wxh, g.Wxh, self.present, self.n_present, H, V, lr, eps)
         adagrad(p.bh, m.bh, g.bh, H, lr, eps)
 
-    cdef void recurrence_update(self, int half, int T, int B, f64 lr, long *sync,
-                                long base_steps) noexcept nogil:
-        """Once the backward chain is through (sync[5]): rows of one half
-        (0 or 1) of dWhh = dh_raw^T hs[:T], clipped, and their Adagrad of Whh."""
-        cdef int H = self.hidden_size, r0 = stripe_lo(half, 2, H), r1 = stripe_lo(half + 1, 2, H)
-        cdef Py_ssize_t at = <Py_ssize_t> r0 * H
+    cdef void recurrence_update(self, int T, int B, f64 lr) noexcept nogil:
+        """After recurrence_backward: dWhh = dh_raw^T hs[:T], clipped, and
+        Adagrad of Whh."""
+        cdef int H = self.hidden_size
         cdef Tensors p = self.params, m = self.memory, g = self.grads
-        counter_wait(sync + 5, <int> (base_steps + T))
-        gemm_rowmajor(b'T', b'N', r1 - r0, H, T * B, 1.0, self.dhs + r0, H, self.hs, H,
-                      0.0, g.Whh + at, H)
-        clip(g.Whh + at, (r1 - r0) * H, self.clip_bound)
-        adagrad(p.Whh + at, m.Whh + at, g.Whh + at, (r1 - r0) * H, lr, self.adagrad_eps)
+        gemm_rowmajor(b'T', b'N', H, H, T * B, 1.0, self.dhs, H, self.hs, H, 0.0, g.Whh, H)
+        clip(g.Whh, H * H, self.clip_bound)
+        adagrad(p.Whh, m.Whh, g.Whh, H * H, lr, self.adagrad_eps)
 
     cdef void output_update(self, int T, int B, f64 lr) noexcept nogil:
         """After output_groups: dby = the sum of the rows of dY, dWhy = dY^T hs
@@ -1420,10 +1418,10 @@ cdef class Workspace:
     cdef Py_ssize_t run_pipelined(self, DataPass *d, int T, int B, f64 *h, f64 lr,
                                   f64 *losses, Py_ssize_t n, int threads) noexcept nogil:
         """run's steps with the four parts on two threads (one if threads < 2)."""
-        cdef long sync[6]
+        cdef long sync[5]
         cdef Py_ssize_t done[1]
         cdef int role
-        sync[0] = sync[1] = sync[2] = sync[3] = sync[4] = sync[5] = 0
+        sync[0] = sync[1] = sync[2] = sync[3] = sync[4] = 0
         done[0] = 0
         if threads >= 2:
             with parallel(num_threads=2):
@@ -1450,10 +1448,9 @@ cdef class Workspace:
             transpose(self.WhyT, self.params.Why, self.vocab_size, self.hidden_size)
             self.recurrence_forward(d.x, T, B, h, sync, k * T)
             losses[k] = self.output_groups(d.y, T, B, sync, k * T, k * groups) / B
-            self.recurrence_backward(d.x, T, B, lr, sync, (k + 1) * groups, k * T)
+            self.recurrence_backward(d.x, T, B, lr, sync, (k + 1) * groups)
             self.output_update(T, B, lr)
-            self.recurrence_update(0, T, B, lr, sync, k * T)
-            self.recurrence_update(1, T, B, lr, sync, k * T)
+            self.recurrence_update(T, B, lr)
             d.position += T
             k += 1
             if not finite(losses[k - 1]):
@@ -1477,8 +1474,8 @@ cdef class Workspace:
             transpose(self.WhhT, self.params.Whh, self.hidden_size, self.hidden_size)
             counter_set(sync + 3, <int> (k + 1))            # step k may start
             self.recurrence_forward(d.x, T, B, h, sync, k * T)
-            self.recurrence_backward(d.x, T, B, lr, sync, (k + 1) * groups, k * T)
-            self.recurrence_update(0, T, B, lr, sync, k * T)
+            self.recurrence_backward(d.x, T, B, lr, sync, (k + 1) * groups)
+            self.recurrence_update(T, B, lr)
             d.position += T
             k += 1
         counter_set(sync + 4, 1)                             # no further step
@@ -1496,7 +1493,6 @@ cdef class Workspace:
             transpose(self.WhyT, self.params.Why, self.vocab_size, self.hidden_size)
             losses[k] = self.output_groups(d.y, T, B, sync, k * T, k * groups) / B
             self.output_update(T, B, lr)
-            self.recurrence_update(1, T, B, lr, sync, k * T)
             k += 1
             counter_set(sync + 2, <int> k)
 
@@ -1537,22 +1533,24 @@ cdef class Workspace:
         return loss
 
     def train_step(self, const i32[:, ::1] inputs, const i32[:, ::1] targets,
-                   f64[:, ::1] h, f64 learning_rate):
+                   f64[:, ::1] h, f64 learning_rate, int max_threads=0):
         """One step over a chunk of B streams, inputs and targets (T, B):
         forward, backward, clip, Adagrad. Updates params, memory and grads in
         place; h (B, H) is replaced by the last hidden states. Returns the mean
-        over streams of the summed loss."""
+        over streams of the summed loss. max_threads > 0 caps the threads."""
         cdef int T = inputs.shape[0], B = inputs.shape[1]
         cdef f64 loss[1]
         cdef DataPass d
         d.data, d.x, d.y, d.bad = NULL, &inputs[0, 0], &targets[0, 0], -1
         self.reserve(T * B, B)
         with nogil:
-            self.run(&d, T, B, &h[0, 0], learning_rate, loss, 1, core_threads())
+            self.run(&d, T, B, &h[0, 0], learning_rate, loss, 1,
+                     capped_threads(max_threads))
         return loss[0]
 
     def train(self, const i32[::1] data, Py_ssize_t part, Py_ssize_t position,
-              f64[:, ::1] h, int T, f64 learning_rate, f64[::1] losses):
+              f64[:, ::1] h, int T, f64 learning_rate, f64[::1] losses,
+              int max_threads=0):
         """min-char-rnn's training loop for len(losses) steps, in one call
         with the GIL released: B = h.shape[0] streams, stream b reading
         data[b * part : (b + 1) * part]; before each step, if
@@ -1564,7 +1562,8 @@ cdef class Workspace:
         outside [0, V) (ids are checked as they are copied).
 
         Returns (steps done, position, index into data of a bad id or -1).
-        Requires B * part <= len(data) and part >= T + 1."""
+        Requires B * part <= len(data) and part >= T + 1. max_threads > 0
+        caps the threads."""
         cdef int B = h.shape[0]
         cdef Py_ssize_t k, n = losses.shape[0]
         cdef DataPass d
@@ -1574,7 +1573,8 @@ cdef class Workspace:
         if n == 0:
             return 0, position, -1
         with nogil:
-            k = self.run(&d, T, B, &h[0, 0], learning_rate, &losses[0], n, core_threads())
+            k = self.run(&d, T, B, &h[0, 0], learning_rate, &losses[0], n,
+                         capped_threads(max_threads))
         return k, d.position, d.bad
 
     def loss_and_grads(self, const i32[:, ::1] inputs, const i32[:, ::1] targets,

@@ -289,3 +289,63 @@ def test_openmp_threads_wait_passively_unless_told_otherwise(user_setting, expec
         pytest.skip("this OpenMP runtime does not display its settings")
     assert f"OMP_WAIT_POLICY = '{expected}'" in shown, shown
     assert f"left: {user_setting.get('OMP_WAIT_POLICY')}" in proc.stdout
+
+
+def test_thread_choice_runs_the_faster_way_and_probes_the_other():
+    """charrnn_ext.model._ThreadChoice: the default threads first, then one
+    thread once; from then on the faster of the two, with a short probe of
+    the other way after every PROBE_SECONDS of training (a busy machine can
+    make two threads the slower way, and a quiet one the faster again)."""
+    from charrnn_ext.model import _ThreadChoice
+
+    choice = _ThreadChoice()
+    assert choice.pick(1) == 1                     # nothing to choose
+    sample = _ThreadChoice.SAMPLE_SECONDS
+
+    def run(threads, per_step, seconds):
+        steps = max(1, -int(-seconds // per_step))    # at least `seconds` long
+        choice.record(threads, steps * per_step, steps)
+
+    assert choice.pick(2) == 2
+    run(2, 1e-4, sample)                           # two threads: 100 us a step
+    assert choice.pick(2) == 1 and choice.probing  # one thread is measured once
+    assert choice.short_call(1000) < 1000          # on a short call
+    run(1, 3e-4, sample)                           # one thread: 300 us a step
+    for _ in range(5):
+        assert choice.pick(2) == 2
+        run(2, 1e-4, 0.1)
+    # the machine gets busy: two threads now take 1 ms a step
+    for _ in range(12):
+        threads = choice.pick(2)
+        run(threads, 1e-3 if threads == 2 else 3e-4, 0.1)
+    assert choice.pick(2) == 1                     # the probe noticed
+    # and quiet again: the next probe of two threads brings them back
+    for _ in range(30):
+        threads = choice.pick(2)
+        run(threads, 1e-4 if threads == 2 else 3e-4, 0.1)
+    assert choice.pick(2) == 2
+    # other thread settings (set_num_threads) start the measuring anew
+    assert choice.pick(4) == 4
+
+
+def test_models_train_with_the_thread_choice_and_stay_bit_identical(restore_threads):
+    """Whatever the choice picks call by call, a model's training is the same
+    as on one thread throughout."""
+    V, H, T = 30, 24, 9
+    ids = (np.arange(3000) * 13 % V).astype(np.int32)
+    charrnn_ext.set_num_threads(1)
+    ref = CharRNN(V, H, seed=3)
+    expected = ref.train(ids, 400, T)
+    charrnn_ext.set_num_threads(2)
+    m = CharRNN(V, H, seed=3)
+    m._threads.SAMPLE_SECONDS = 0.0          # decide after every call
+    m._threads.PROBE_SECONDS = 0.0           # and probe all the time
+    got, h, position = m.train(ids, 100, T)
+    for _ in range(30):
+        more, h, position = m.train(ids, 10, T, hprev=h, position=position)
+        got = np.concatenate([got, more])
+    assert np.array_equal(got, expected[0]) and np.array_equal(h, expected[1])
+    assert position == expected[2]
+    assert set(m._threads.seconds) == {1, 2}
+    for n in PARAM_NAMES:
+        assert np.array_equal(m.params[n], ref.params[n])
