@@ -180,18 +180,28 @@ class _ThreadChoice:
     machine's load: on a busy machine a step split over two threads waits for
     whichever of them the scheduler runs last, and ran several times slower
     than on one thread (benchmarks/bench_busy.py). So the speed of both is
-    measured as training goes, each over at least SAMPLE_SECONDS of steps:
-    the faster way runs, and after every PROBE_SECONDS of training the other
-    way runs for one sample (train: on a short call) to notice a change of
-    load."""
+    measured as training goes, each over samples of at least SAMPLE_SECONDS
+    (the first call each way, which starts threads and warms caches, is not
+    counted): WARMUP_SAMPLES of each way in turn, then the faster way (one
+    thread only if it is faster by MARGIN), and after every PROBE_SECONDS
+    of training the other way for one sample (train: on a short call), to
+    notice a change of load."""
 
     SAMPLE_SECONDS = 0.004  # a measurement: at least this long
+    WARMUP_SAMPLES = 2      # samples of each way before choosing
     PROBE_SECONDS = 1.0     # training time between looks at the slower way
+    MARGIN = 0.9            # one thread is chosen when below MARGIN x the other's time
 
     def __init__(self):
-        self.seconds = {}   # threads -> recent seconds per step (averaged)
-        self.mode = None    # threads of the sample being measured
-        self.probing = False
+        self.available = None   # the thread count the estimates are for
+        self.reset(None)
+
+    def reset(self, available) -> None:
+        self.available = available
+        self.seconds = {}       # threads -> recent seconds per step (averaged)
+        self.samples = {}       # threads -> samples measured
+        self.started = set()    # the ways that have run once (not counted)
+        self.mode, self.probing = available, False
         self.sample_time = self.sample_steps = 0.0
         self.since_probe = 0.0
 
@@ -199,25 +209,27 @@ class _ThreadChoice:
         """Threads for the next call (1 <= threads <= available)."""
         if available < 2:
             return 1
-        if self.mode not in (1, available):      # first call, or new thread settings
-            self.mode, self.probing, self.sample_time, self.sample_steps = available, False, 0.0, 0.0
+        if available != self.available:          # first call, or new thread settings
+            self.reset(available)
         if self.sample_steps == 0 and not self.probing:   # between samples: choose
-            if available not in self.seconds:
-                self.mode = available
-            elif 1 not in self.seconds:
-                self.mode, self.probing = 1, True
+            n_many, n_one = self.samples.get(available, 0), self.samples.get(1, 0)
+            if min(n_many, n_one) < self.WARMUP_SAMPLES:
+                self.mode = available if n_many <= n_one else 1
+                self.since_probe = 0.0
             else:
-                best = 1 if self.seconds[1] < self.seconds[available] else available
+                best = 1 if self.seconds[1] < self.MARGIN * self.seconds[available] else available
+                self.mode = best
                 if self.since_probe >= self.PROBE_SECONDS:
-                    self.mode, self.probing, self.since_probe = (
-                        available if best == 1 else 1), True, 0.0
-                else:
-                    self.mode = best
+                    self.mode, self.probing = (available if best == 1 else 1), True
+                    self.since_probe = 0.0
         return self.mode
 
     def record(self, threads: int, seconds: float, steps: int) -> None:
         """A call of ``steps`` steps on ``threads`` threads took ``seconds``."""
         self.since_probe += seconds
+        if threads not in self.started:
+            self.started.add(threads)
+            return
         if threads != self.mode or steps <= 0:
             return
         self.sample_time += seconds
@@ -226,6 +238,7 @@ class _ThreadChoice:
             per_step = self.sample_time / self.sample_steps
             old = self.seconds.get(threads)
             self.seconds[threads] = per_step if old is None else 0.5 * (old + per_step)
+            self.samples[threads] = self.samples.get(threads, 0) + 1
             self.sample_time = self.sample_steps = 0.0
             self.probing = False
 
@@ -233,9 +246,8 @@ class _ThreadChoice:
         """Steps for the next call of train: a probe's sample is short."""
         if not self.probing or block <= 1:
             return block
-        done = self.sample_steps
         left = self.SAMPLE_SECONDS - self.sample_time
-        rate = block / 0.1 if done == 0 else done / max(self.sample_time, 1e-9)
+        rate = block / 0.1 if self.sample_steps == 0 else self.sample_steps / max(self.sample_time, 1e-9)
         return max(1, min(block, int(rate * left) + 1))
 
 
