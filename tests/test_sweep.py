@@ -439,7 +439,7 @@ def test_worker_killed_mid_run_loses_nothing(text_file, tmp_path, capsys):
     """A worker process killed (SIGKILL) while it trains a run: Dask gives the
     run to another worker, and every result equals an undisturbed run's."""
     out = tmp_path / "out"
-    args = ["--hidden-size", "16", "--seq-length", "16", "--iters", "40000"]
+    args = ["--hidden-size", "16", "--seq-length", "16", "--iters", "100000"]
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   host="127.0.0.1",
                                   dashboard_address=sweep.LOOPBACK_ANY_PORT) as cluster, \
@@ -465,6 +465,9 @@ def test_worker_killed_mid_run_loses_nothing(text_file, tmp_path, capsys):
         os.kill(pid, signal.SIGKILL)
         worker.join(120)
         assert not worker.is_alive()
+        deadline = time.monotonic() + 20       # the scheduler notices the death
+        while victim[0] in client.scheduler_info()["workers"] and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert victim[0] not in client.scheduler_info()["workers"]  # that worker died
     assert done["code"] == 0, capsys.readouterr().err
     rows = read_results(out)
