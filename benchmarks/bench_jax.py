@@ -62,6 +62,14 @@ if str(HERE) not in sys.path:          # bench_data / bench_util live next to th
 LEARNING_RATE = 0.1
 K = 50                                  # training steps per call of CharRNN.train / jax.lax.scan
 TOL = 1e-12                             # first-3-losses agreement (relative)
+# Untimed pause before each side's round: JAX's worker threads keep spinning
+# for a while after a call returns, and a side timed right after one would
+# share the CPUs with them (measured: the core's 2-thread steps then ran
+# at its 1-thread speed); the core's threads sleep when idle.
+SETTLE = 0.05
+# Calls of K steps per side and round: a side's first call after the pause
+# starts from sleeping threads; a SMALL call is only a few ms
+ROUND_CALLS = {"SMALL": 4, "LARGE": 1}
 perf = time.perf_counter
 cpu_time = time.process_time
 
@@ -391,7 +399,10 @@ def main(argv=None) -> int:
         c = load_corpus(name, data_dir)
         V, H, T = c.V, c.hidden, c.seq
         steps = args.steps if name == "SMALL" else args.large_steps
-        progress(f"{name}: V={V}, H={H}, T={T}, {steps} steps per side in {steps // K} rounds of {K}")
+        per_round = K * ROUND_CALLS[name]
+        steps = -(-steps // per_round) * per_round
+        progress(f"{name}: V={V}, H={H}, T={T}, {steps} steps per side in {steps // per_round} "
+                 f"rounds of {per_round}")
         init = init_params(V, H, args.seed)
         data = DataPass(c.ids, T)
         chunks, starts, resets = [], [], []
@@ -438,12 +449,13 @@ def main(argv=None) -> int:
 
         state = {k: {"times": [], "losses": []} for k in sides}
         cpu = {k: [0.0, 0.0] for k in sides}
-        n_rounds = steps // K
+        n_rounds = steps // per_round
         for b in range(n_rounds):
             rot = b % len(keys)
             for k in keys[rot:] + keys[:rot]:        # rotate who goes first
+                time.sleep(SETTLE)
                 c0, w0 = cpu_time(), perf()
-                times, losses = sides[k].run(b * K, (b + 1) * K)
+                times, losses = sides[k].run(b * per_round, (b + 1) * per_round)
                 cpu[k][0] += cpu_time() - c0
                 cpu[k][1] += perf() - w0
                 state[k]["times"] += times
@@ -456,8 +468,10 @@ def main(argv=None) -> int:
     r.emit("## Median µs per training step")
     r.emit()
     r.emit(f"Each side trains its own copy of `init_params(V, H, seed={args.seed})` over the same chunks "
-           f"(the seed's data pass, learning rate {LEARNING_RATE}, float64), interleaved in rounds of "
-           f"{K} steps whose order rotates, after untimed warm-up on throwaway copies (jit compilation "
+           f"(the seed's data pass, learning rate {LEARNING_RATE}, float64), interleaved in rounds "
+           f"(SMALL: {ROUND_CALLS['SMALL']} calls of {K} steps per side, LARGE: "
+           f"{ROUND_CALLS['LARGE']}) whose order rotates, each side's turn after an untimed pause of "
+           f"{SETTLE:g} s (JAX's worker threads spin on for a while after a call), after untimed warm-up on throwaway copies (jit compilation "
            f"included there, not here). Per-step sides (core step, jax step): `time.perf_counter` "
            f"around each step call (JAX: until `float(loss)`); core train and jax scan: one time per "
            f"call of {K} steps, divided by {K}. "

@@ -64,12 +64,18 @@ cdef extern from *:
     #include <windows.h>
     static int charrnn_ext_load(volatile long *p) { return (int) InterlockedOr(p, 0); }
     static void charrnn_ext_store(volatile long *p, int v) { InterlockedExchange(p, v); }
+    static int charrnn_ext_claim(volatile long *p, int from, int to) {
+        return InterlockedCompareExchange(p, to, from) == from; }
     static void charrnn_ext_relax(void) { YieldProcessor(); }
     static void charrnn_ext_yield(void) { SwitchToThread(); }
     #else
     #include <sched.h>
     static int charrnn_ext_load(volatile long *p) { return (int) __atomic_load_n(p, __ATOMIC_ACQUIRE); }
     static void charrnn_ext_store(volatile long *p, int v) { __atomic_store_n(p, (long) v, __ATOMIC_RELEASE); }
+    static int charrnn_ext_claim(volatile long *p, int from, int to) {
+        long expected = from;
+        return __atomic_compare_exchange_n(p, &expected, (long) to, 0, __ATOMIC_ACQ_REL,
+                                           __ATOMIC_ACQUIRE); }
     #if defined(__x86_64__) || defined(__i386__)
     static void charrnn_ext_relax(void) { __builtin_ia32_pause(); }
     #elif defined(__aarch64__)
@@ -108,6 +114,8 @@ cdef extern from *:
     # the number of threads of the enclosing parallel region (1 outside one)
     int omp_team_size "charrnn_ext_omp_team_size" () noexcept nogil
     void counter_set "charrnn_ext_store" (long *p, int v) noexcept nogil
+    # *p from `from` to `to` if it holds `from` (one thread wins): whether it did
+    bint counter_claim "charrnn_ext_claim" (long *p, int frm, int to) noexcept nogil
     void counter_wait "charrnn_ext_wait" (long *counter, int value) noexcept nogil
     bint counter_wait_or "charrnn_ext_wait_or" (long *counter, int value,
                                                long *stop) noexcept nogil
@@ -1321,8 +1329,13 @@ cdef class Workspace:
     # them twice a step; benchmarks/README.md.) Each product is computed
     # by the same kernel in the same order whichever thread runs it. The
     # counters only grow within a call: sync[0] counts time steps forward,
-    # sync[1] groups, sync[2] finished output layers, sync[3] started steps;
-    # sync[4] = 1 when no further step will start.
+    # sync[1] groups, sync[2] finished output layers, sync[3] started steps,
+    # sync[5] claimed output layers; sync[4] = 1 when no further step will
+    # start. A step's output layer goes to whichever thread claims it first:
+    # normally the second, which waits for it; the first takes it when it
+    # finds it unclaimed after its forward recurrence (the second thread not
+    # started yet, or off the CPU on a busy machine), and never waits for a
+    # thread that is not running unless that thread holds a claim.
 
     cdef void recurrence_forward(self, const i32 *x, int T, int B, f64 *h, long *sync,
                                  long base) noexcept nogil:
@@ -1418,10 +1431,10 @@ cdef class Workspace:
     cdef Py_ssize_t run_pipelined(self, DataPass *d, int T, int B, f64 *h, f64 lr,
                                   f64 *losses, Py_ssize_t n, int threads) noexcept nogil:
         """run's steps with the four parts on two threads (one if threads < 2)."""
-        cdef long sync[5]
+        cdef long sync[6]
         cdef Py_ssize_t done[1]
         cdef int role
-        sync[0] = sync[1] = sync[2] = sync[3] = sync[4] = 0
+        sync[0] = sync[1] = sync[2] = sync[3] = sync[4] = sync[5] = 0
         done[0] = 0
         if threads >= 2:
             with parallel(num_threads=2):
@@ -1474,6 +1487,10 @@ cdef class Workspace:
             transpose(self.WhhT, self.params.Whh, self.hidden_size, self.hidden_size)
             counter_set(sync + 3, <int> (k + 1))            # step k may start
             self.recurrence_forward(d.x, T, B, h, sync, k * T)
+            if counter_claim(sync + 5, <int> k, <int> (k + 1)):
+                # the other thread has not taken this step's output layer (it is
+                # asleep or off the CPU): no waiting for it, this one does it
+                self.output_layer(d, T, B, lr, losses, sync, k)
             self.recurrence_backward(d.x, T, B, lr, sync, (k + 1) * groups)
             self.recurrence_update(T, B, lr)
             d.position += T
@@ -1484,17 +1501,25 @@ cdef class Workspace:
 
     cdef void pipeline_output(self, DataPass *d, int T, int B, f64 lr, f64 *losses,
                               long *sync) noexcept nogil:
-        """The second thread's side: the output layer of every step started."""
+        """The second thread's side: the output layer of every step started
+        that it claims first (sync[5]; the first thread takes a step it finds
+        unclaimed after its forward recurrence)."""
         cdef Py_ssize_t k = 0
-        cdef long groups = (T + PIPELINE_GROUP_STEPS - 1) // PIPELINE_GROUP_STEPS
         while True:
             if not counter_wait_or(sync + 3, <int> (k + 1), sync + 4):
                 break
-            transpose(self.WhyT, self.params.Why, self.vocab_size, self.hidden_size)
-            losses[k] = self.output_groups(d.y, T, B, sync, k * T, k * groups) / B
-            self.output_update(T, B, lr)
+            if counter_claim(sync + 5, <int> k, <int> (k + 1)):
+                self.output_layer(d, T, B, lr, losses, sync, k)
             k += 1
-            counter_set(sync + 2, <int> k)
+
+    cdef void output_layer(self, DataPass *d, int T, int B, f64 lr, f64 *losses, long *sync,
+                           Py_ssize_t k) noexcept nogil:
+        """Step k's output layer (output_groups, output_update); then sync[2] = k + 1."""
+        cdef long groups = (T + PIPELINE_GROUP_STEPS - 1) // PIPELINE_GROUP_STEPS
+        transpose(self.WhyT, self.params.Why, self.vocab_size, self.hidden_size)
+        losses[k] = self.output_groups(d.y, T, B, sync, k * T, k * groups) / B
+        self.output_update(T, B, lr)
+        counter_set(sync + 2, <int> (k + 1))
 
     cdef f64 step_striped(self, const i32 *x, const i32 *y, int T, int B, f64 *h,
                           f64 lr, int threads) noexcept nogil:
