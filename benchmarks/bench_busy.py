@@ -86,7 +86,7 @@ WARMUP_STEPS = {"LARGE": 5, "SMALL": 100}       # untimed first call of each sid
 ISSUE_ITERS = 5000                              # "5,000 iterations took 7.0 s / 77 s"
 LOADED_TARGET = 0.8                             # default / 1 thread under load
 QUIET_TARGET = 1.3                              # default / 1 thread, quiet, LARGE (2-thread gain kept)
-SMALL_QUIET_TARGET = 0.9                        # SMALL has no threads to gain: no loss
+SMALL_QUIET_TARGET = 0.95                       # SMALL: no loss (its 2-thread gain depends on the cores)
 COLLAPSE = 0.5                                  # default below half the 1-thread speed
 FULL = dict(seconds=1.0, rounds=7, cli_iters=1500, cli_pairs=3)
 QUICK = dict(seconds=0.25, rounds=3, cli_iters=200, cli_pairs=1)
@@ -564,7 +564,7 @@ def main(argv=None) -> int:
             if cond == "quiet":
                 goal = QUIET_TARGET if name == "LARGE" else SMALL_QUIET_TARGET
                 what = ("> {g}× (the 2-thread gain kept)" if name == "LARGE"
-                        else "≥ {g}× (no threads to gain; no loss)").format(g=goal)
+                        else "≥ {g}× (no loss)").format(g=goal)
                 ok = ratio > goal if name == "LARGE" else ratio >= goal
             else:
                 goal, what = LOADED_TARGET, f"≥ {LOADED_TARGET}× of 1 thread"
@@ -623,8 +623,10 @@ def main(argv=None) -> int:
            f"1.6–1.9× on this 2-core machine (benchmarks/README.md: 3,131 against 5,136 µs a "
            f"step in bench.py, 1,999 against 3,740 in bench_jax.py); {QUIET_TARGET}× keeps most "
            f"of it with room for a shared machine's noise, while a fix that gave the gain up "
-           f"(~1.0×) fails. Quiet, SMALL: its output layer is too small to split (one thread "
-           f"at any setting), so the target there is no loss, ≥ {SMALL_QUIET_TARGET}×.")
+           f"(~1.0×) fails. Quiet, SMALL: its steps run pipelined on two threads (recurrence and "
+           f"output layer side by side), 1.3–1.5× faster where the two cores share a cache and "
+           f"about as fast where they do not (then one thread is chosen), so the target there "
+           f"is no loss, ≥ {SMALL_QUIET_TARGET}×.")
     r.emit()
     r.emit(table(["target", "measured", "met"], targets))
     r.emit()

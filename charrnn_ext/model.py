@@ -182,15 +182,16 @@ class _ThreadChoice:
     than on one thread (benchmarks/bench_busy.py). So the speed of both is
     measured as training goes, each over samples of at least SAMPLE_SECONDS
     (the first call each way, which starts threads and warms caches, is not
-    counted): WARMUP_SAMPLES of each way in turn, then the faster way (one
-    thread only if it is faster by MARGIN), and after every PROBE_SECONDS
-    of training the other way for one sample (train: on a short call), to
-    notice a change of load."""
+    counted): WARMUP_SAMPLES of each way in turn, then the faster way (more
+    threads only if they are faster by 1 - MARGIN: where they gain little,
+    one thread leaves a CPU to others and is the steadier on a busy
+    machine), and after every PROBE_SECONDS of training the other way for
+    one sample (train: on a short call), to notice a change of load."""
 
     SAMPLE_SECONDS = 0.004  # a measurement: at least this long
     WARMUP_SAMPLES = 2      # samples of each way before choosing
     PROBE_SECONDS = 1.0     # training time between looks at the slower way
-    MARGIN = 0.9            # one thread is chosen when below MARGIN x the other's time
+    MARGIN = 0.9            # more threads are chosen when below MARGIN x one thread's time
 
     def __init__(self):
         self.available = None   # the thread count the estimates are for
@@ -217,7 +218,8 @@ class _ThreadChoice:
                 self.mode = available if n_many <= n_one else 1
                 self.since_probe = 0.0
             else:
-                best = 1 if self.seconds[1] < self.MARGIN * self.seconds[available] else available
+                fast = self.seconds[available] < self.MARGIN * self.seconds[1]
+                best = available if fast else 1
                 self.mode = best
                 if self.since_probe >= self.PROBE_SECONDS:
                     self.mode, self.probing = (available if best == 1 else 1), True

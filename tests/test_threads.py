@@ -334,10 +334,14 @@ def test_thread_choice_runs_the_faster_way_and_probes_the_other():
         run(quiet, 0.1)
         choice.pick(2)
     assert choice.mode == 1 and choice.short_call(1000) < 1000
-    # one thread only when clearly faster (MARGIN): noise does not flip it
+    # two threads only when clearly faster (MARGIN): else one leaves a CPU free
     choice.reset(2)
     for _ in range(10):
-        run({2: 1e-4, 1: 0.97e-4}, sample)
+        run({2: 0.97e-4, 1: 1e-4}, sample)
+    assert choice.pick(2) == 1
+    choice.reset(2)
+    for _ in range(10):
+        run({2: 0.8e-4, 1: 1e-4}, sample)
     assert choice.pick(2) == 2
     # other thread settings (set_num_threads) start the measuring anew
     assert choice.pick(4) == 4 and choice.seconds == {}
