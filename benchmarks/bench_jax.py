@@ -67,15 +67,16 @@ TOL = 1e-12                             # first-3-losses agreement (relative)
 # share the CPUs with them (measured: the core's 2-thread steps then ran
 # at its 1-thread speed); the core's threads sleep when idle.
 SETTLE = 0.05
-# Calls of K steps per side and round: a side's first call after the pause
-# starts from sleeping threads; a SMALL call is only a few ms
-ROUND_CALLS = {"SMALL": 4, "LARGE": 1}
+# Calls of K steps per side and round (~0.1 s of training): a side's first
+# call after the pause starts from sleeping threads (a SMALL call of K steps
+# takes only a few ms), as continuous training does not
+ROUND_CALLS = {"SMALL": 20, "LARGE": 1}
 perf = time.perf_counter
 cpu_time = time.process_time
 
 # full run / --quick (each overridable on the command line); steps are rounded up to K
-FULL = dict(steps=2000, large_steps=500)
-QUICK = dict(steps=200, large_steps=100)
+FULL = dict(steps=4000, large_steps=500)
+QUICK = dict(steps=1000, large_steps=100)
 WARMUP = {"SMALL": 10, "LARGE": 3}     # untimed per-step warm-up steps on a throwaway copy
 WRAP_STEPS = (4, 6)                     # the data-pass check: calls of CharRNN.train on 4T+3 ids
 
