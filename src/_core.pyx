@@ -59,22 +59,28 @@ cdef extern from *:
     static int charrnn_ext_omp_team_size(void) { return 1; }
     #endif
 
-    /* A counter one thread raises and another waits on (release / acquire). */
+    /* A counter one thread raises and another waits on (release / acquire);
+       64 bits everywhere. */
+    typedef long long charrnn_ext_counter;
     #if defined(_MSC_VER) && !defined(__clang__)
     #include <windows.h>
-    static int charrnn_ext_load(volatile long *p) { return (int) InterlockedOr(p, 0); }
-    static void charrnn_ext_store(volatile long *p, int v) { InterlockedExchange(p, v); }
-    static int charrnn_ext_claim(volatile long *p, int from, int to) {
-        return InterlockedCompareExchange(p, to, from) == from; }
+    static long long charrnn_ext_load(volatile charrnn_ext_counter *p) {
+        return InterlockedOr64((volatile LONG64 *) p, 0); }
+    static void charrnn_ext_store(volatile charrnn_ext_counter *p, long long v) {
+        InterlockedExchange64((volatile LONG64 *) p, v); }
+    static int charrnn_ext_claim(volatile charrnn_ext_counter *p, long long from, long long to) {
+        return InterlockedCompareExchange64((volatile LONG64 *) p, to, from) == from; }
     static void charrnn_ext_relax(void) { YieldProcessor(); }
     static void charrnn_ext_yield(void) { SwitchToThread(); }
     #else
     #include <sched.h>
-    static int charrnn_ext_load(volatile long *p) { return (int) __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-    static void charrnn_ext_store(volatile long *p, int v) { __atomic_store_n(p, (long) v, __ATOMIC_RELEASE); }
-    static int charrnn_ext_claim(volatile long *p, int from, int to) {
-        long expected = from;
-        return __atomic_compare_exchange_n(p, &expected, (long) to, 0, __ATOMIC_ACQ_REL,
+    static long long charrnn_ext_load(volatile charrnn_ext_counter *p) {
+        return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+    static void charrnn_ext_store(volatile charrnn_ext_counter *p, long long v) {
+        __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+    static int charrnn_ext_claim(volatile charrnn_ext_counter *p, long long from, long long to) {
+        long long expected = from;
+        return __atomic_compare_exchange_n(p, &expected, to, 0, __ATOMIC_ACQ_REL,
                                            __ATOMIC_ACQUIRE); }
     #if defined(__x86_64__) || defined(__i386__)
     static void charrnn_ext_relax(void) { __builtin_ia32_pause(); }
@@ -89,7 +95,7 @@ cdef extern from *:
        microseconds away), then give the CPU away between looks, so that on a
        busy machine the waiting thread does not keep the CPU from the one it
        waits for. */
-    static void charrnn_ext_wait(volatile long *counter, int value) {
+    static void charrnn_ext_wait(volatile charrnn_ext_counter *counter, long long value) {
         int spins = 0;
         while (charrnn_ext_load(counter) < value) {
             if (spins < 4096) { spins++; charrnn_ext_relax(); }
@@ -97,7 +103,8 @@ cdef extern from *:
         }
     }
     /* The same, or until *stop is set: whether *counter reached value. */
-    static int charrnn_ext_wait_or(volatile long *counter, int value, volatile long *stop) {
+    static int charrnn_ext_wait_or(volatile charrnn_ext_counter *counter, long long value,
+                                   volatile charrnn_ext_counter *stop) {
         int spins = 0;
         while (charrnn_ext_load(counter) < value) {
             if (charrnn_ext_load(stop)) return charrnn_ext_load(counter) >= value;
@@ -113,12 +120,13 @@ cdef extern from *:
     int omp_max_threads "charrnn_ext_omp_max_threads" () noexcept nogil
     # the number of threads of the enclosing parallel region (1 outside one)
     int omp_team_size "charrnn_ext_omp_team_size" () noexcept nogil
-    void counter_set "charrnn_ext_store" (long *p, int v) noexcept nogil
-    # *p from `from` to `to` if it holds `from` (one thread wins): whether it did
-    bint counter_claim "charrnn_ext_claim" (long *p, int frm, int to) noexcept nogil
-    void counter_wait "charrnn_ext_wait" (long *counter, int value) noexcept nogil
-    bint counter_wait_or "charrnn_ext_wait_or" (long *counter, int value,
-                                               long *stop) noexcept nogil
+    ctypedef long long counter "charrnn_ext_counter"
+    void counter_set "charrnn_ext_store" (counter *p, long long v) noexcept nogil
+    # *p from `frm` to `to` if it holds `frm` (one thread wins): whether it did
+    bint counter_claim "charrnn_ext_claim" (counter *p, long long frm, long long to) noexcept nogil
+    void counter_wait "charrnn_ext_wait" (counter *c, long long value) noexcept nogil
+    bint counter_wait_or "charrnn_ext_wait_or" (counter *c, long long value,
+                                               counter *stop) noexcept nogil
 
 ctypedef double f64
 ctypedef int i32
@@ -1337,8 +1345,8 @@ cdef class Workspace:
     # started yet, or off the CPU on a busy machine), and never waits for a
     # thread that is not running unless that thread holds a claim.
 
-    cdef void recurrence_forward(self, const i32 *x, int T, int B, f64 *h, long *sync,
-                                 long base) noexcept nogil:
+    cdef void recurrence_forward(self, const i32 *x, int T, int B, f64 *h, counter *sync,
+                                 long long base) noexcept nogil:
         """hs (T+1, B, H) from hs[0] = h; h becomes hs[T]; sync[0] = base + t
         once hs[t] is there."""
         cdef int t, H = self.hidden_size, V = self.vocab_size
@@ -1348,11 +1356,11 @@ cdef class Workspace:
         for t in range(T):
             rnn_step(self.hs + (t + 1) * block, self.hs + t * block, x + t * B, B,
                      p.Wxh, self.WhhT, p.bh, H, V, 1)
-            counter_set(sync, <int> (base + t + 1))
+            counter_set(sync, <long long> (base + t + 1))
         memcpy(h, self.hs + T * block, block * sizeof(f64))
 
-    cdef f64 output_groups(self, const i32 *y, int T, int B, long *sync,
-                           long base_steps, long base_groups) noexcept nogil:
+    cdef f64 output_groups(self, const i32 *y, int T, int B, counter *sync,
+                           long long base_steps, long long base_groups) noexcept nogil:
         """The output layer group by group, each once the recurrence has made
         its states: logits = hs Why^T + by (from WhyT), softmax and loss, then
         dY = (P - onehot(y)) / B in place of probs and dhs rows = dY Why.
@@ -1364,7 +1372,7 @@ cdef class Workspace:
         cdef Tensors p = self.params
         while t0 < T:
             t1 = t0 + G if t0 + G < T else T
-            counter_wait(sync, <int> (base_steps + t1))
+            counter_wait(sync, <long long> (base_steps + t1))
             r0, n = t0 * B, (t1 - t0) * B
             dY = self.probs + <Py_ssize_t> r0 * V
             matmul_blocked(dY, V, self.hs + <Py_ssize_t> (B + r0) * H, H, self.WhyT, V,
@@ -1377,19 +1385,19 @@ cdef class Workspace:
                                           1.0 / B)
             matmul_blocked(self.dhs + <Py_ssize_t> r0 * H, H, dY, V, p.Why, H, n, V, H)
             g += 1
-            counter_set(sync + 1, <int> (base_groups + g))
+            counter_set(sync + 1, <long long> (base_groups + g))
             t0 = t1
         return loss
 
-    cdef void recurrence_backward(self, const i32 *x, int T, int B, f64 lr, long *sync,
-                                  long groups) noexcept nogil:
+    cdef void recurrence_backward(self, const i32 *x, int T, int B, f64 lr, counter *sync,
+                                  long long groups) noexcept nogil:
         """Once sync[1] reaches groups (every dh is in dhs): the backward
         chain, dbh and dWxh, clipped; Adagrad of Wxh (the chunk's columns)
         and bh."""
         cdef int H = self.hidden_size, V = self.vocab_size, N = T * B
         cdef Tensors p = self.params, m = self.memory, g = self.grads
         cdef f64 bound = self.clip_bound, eps = self.adagrad_eps
-        counter_wait(sync + 1, <int> groups)
+        counter_wait(sync + 1, <long long> groups)
         rnn_backward_chain(self.dhs, self.dh_next, self.hs, T, B, p.Whh, H, 1)
         zero_columns(g.Wxh, self.present, self.n_present, H, V)
         self.n_present = distinct_ids(self.present, self.seen, x, N)
@@ -1431,7 +1439,7 @@ cdef class Workspace:
     cdef Py_ssize_t run_pipelined(self, DataPass *d, int T, int B, f64 *h, f64 lr,
                                   f64 *losses, Py_ssize_t n, int threads) noexcept nogil:
         """run's steps with the four parts on two threads (one if threads < 2)."""
-        cdef long sync[6]
+        cdef counter sync[6]
         cdef Py_ssize_t done[1]
         cdef int role
         sync[0] = sync[1] = sync[2] = sync[3] = sync[4] = sync[5] = 0
@@ -1450,10 +1458,10 @@ cdef class Workspace:
         return done[0]
 
     cdef Py_ssize_t pipeline_one_thread(self, DataPass *d, int T, int B, f64 *h, f64 lr,
-                                        f64 *losses, Py_ssize_t n, long *sync) noexcept nogil:
+                                        f64 *losses, Py_ssize_t n, counter *sync) noexcept nogil:
         """The pipelined steps on one thread: the four parts in order."""
         cdef Py_ssize_t k = 0
-        cdef long groups = (T + PIPELINE_GROUP_STEPS - 1) // PIPELINE_GROUP_STEPS
+        cdef long long groups = (T + PIPELINE_GROUP_STEPS - 1) // PIPELINE_GROUP_STEPS
         while k < n:
             if not self.next_chunk(d, T, B, h):
                 break
@@ -1471,23 +1479,23 @@ cdef class Workspace:
         return k
 
     cdef Py_ssize_t pipeline_recurrence(self, DataPass *d, int T, int B, f64 *h, f64 lr,
-                                        f64 *losses, Py_ssize_t n, long *sync) noexcept nogil:
+                                        f64 *losses, Py_ssize_t n, counter *sync) noexcept nogil:
         """The first thread's side: the data pass and the recurrence."""
         cdef Py_ssize_t k = 0
-        cdef long groups = (T + PIPELINE_GROUP_STEPS - 1) // PIPELINE_GROUP_STEPS
+        cdef long long groups = (T + PIPELINE_GROUP_STEPS - 1) // PIPELINE_GROUP_STEPS
         while k < n:
             if k > 0:
                 # step k-1's output layer is done: hs, the chunk and probs are free
                 # again, and its loss is known
-                counter_wait(sync + 2, <int> k)
+                counter_wait(sync + 2, <long long> k)
                 if not finite(losses[k - 1]):
                     break
             if not self.next_chunk(d, T, B, h):
                 break
             transpose(self.WhhT, self.params.Whh, self.hidden_size, self.hidden_size)
-            counter_set(sync + 3, <int> (k + 1))            # step k may start
+            counter_set(sync + 3, <long long> (k + 1))            # step k may start
             self.recurrence_forward(d.x, T, B, h, sync, k * T)
-            if counter_claim(sync + 5, <int> k, <int> (k + 1)):
+            if counter_claim(sync + 5, <long long> k, <long long> (k + 1)):
                 # the other thread has not taken this step's output layer (it is
                 # asleep or off the CPU): no waiting for it, this one does it
                 self.output_layer(d, T, B, lr, losses, sync, k)
@@ -1496,30 +1504,30 @@ cdef class Workspace:
             d.position += T
             k += 1
         counter_set(sync + 4, 1)                             # no further step
-        counter_wait(sync + 2, <int> k)                      # the last step is done
+        counter_wait(sync + 2, <long long> k)                      # the last step is done
         return k
 
     cdef void pipeline_output(self, DataPass *d, int T, int B, f64 lr, f64 *losses,
-                              long *sync) noexcept nogil:
+                              counter *sync) noexcept nogil:
         """The second thread's side: the output layer of every step started
         that it claims first (sync[5]; the first thread takes a step it finds
         unclaimed after its forward recurrence)."""
         cdef Py_ssize_t k = 0
         while True:
-            if not counter_wait_or(sync + 3, <int> (k + 1), sync + 4):
+            if not counter_wait_or(sync + 3, <long long> (k + 1), sync + 4):
                 break
-            if counter_claim(sync + 5, <int> k, <int> (k + 1)):
+            if counter_claim(sync + 5, <long long> k, <long long> (k + 1)):
                 self.output_layer(d, T, B, lr, losses, sync, k)
             k += 1
 
-    cdef void output_layer(self, DataPass *d, int T, int B, f64 lr, f64 *losses, long *sync,
+    cdef void output_layer(self, DataPass *d, int T, int B, f64 lr, f64 *losses, counter *sync,
                            Py_ssize_t k) noexcept nogil:
         """Step k's output layer (output_groups, output_update); then sync[2] = k + 1."""
-        cdef long groups = (T + PIPELINE_GROUP_STEPS - 1) // PIPELINE_GROUP_STEPS
+        cdef long long groups = (T + PIPELINE_GROUP_STEPS - 1) // PIPELINE_GROUP_STEPS
         transpose(self.WhyT, self.params.Why, self.vocab_size, self.hidden_size)
         losses[k] = self.output_groups(d.y, T, B, sync, k * T, k * groups) / B
         self.output_update(T, B, lr)
-        counter_set(sync + 2, <int> (k + 1))
+        counter_set(sync + 2, <long long> (k + 1))
 
     cdef f64 step_striped(self, const i32 *x, const i32 *y, int T, int B, f64 *h,
                           f64 lr, int threads) noexcept nogil:
