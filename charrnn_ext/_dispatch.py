@@ -77,9 +77,13 @@ def _passive_openmp():
     machine that costs little; on a busy one a spinning thread kept its CPU
     from the very thread it waited for, and 2 threads ran 2-6x slower than
     one (benchmarks/bench_busy.py, benchmarks/README.md). The OpenMP runtime
-    reads the variable once, when it is loaded with the core; it is removed
-    again afterwards, so that child processes and other libraries do not see
-    it."""
+    reads the variable once, when it is loaded with the core: in a wheel the
+    core's own copy of it; in a build linked to the system's runtime, every
+    library sharing that runtime then waits passively too. If the runtime
+    was loaded before (by another library), the setting does not apply (the
+    training calls' choice between one thread and two still guards). The
+    variable is removed from os.environ again once the core is loaded, so
+    that child processes do not inherit it."""
     if any(name in os.environ for name in _OPENMP_WAIT_SETTINGS):
         yield
         return
@@ -159,16 +163,21 @@ def usable_cpus() -> int:
 def set_num_threads(n: int) -> None:
     """Set how many threads the core may use within one call.
 
-    The output layer (the V rows of Why) is cut into a fixed number of stripes
-    (up to 4, and only when V * H >= 131072 and V >= 256, e.g. the seed's
-    book, V = 2566 and H = 200), and so are large products of many streams
-    (the recurrence of 16 streams or more, dWhh; see docs/internals.md); the
-    pieces run in parallel on up to n OpenMP threads in train_step,
-    loss_and_grads and loss (timings: benchmarks/README.md); smaller models
-    and sampling run on one thread. The cut depends only on the sizes, so
-    results are the same bit for bit for every n. Default: one thread per usable CPU, or $OMP_NUM_THREADS if
-    lower; $CHARRNN_EXT_NUM_THREADS overrides both. Use 1 when you train
-    several models in parallel Python threads or processes, one per core.
+    A small output layer (V * H <= 65536) with fewer than 16 streams trains
+    pipelined on two threads (the recurrence on one, the output layer on
+    the other). A larger output layer (the V rows of Why) is cut into a
+    fixed number of stripes (up to 4, and only when V * H >= 131072 and
+    V >= 256, e.g. the original script's book, V = 2566 and H = 200), and so
+    are large products of many streams (the recurrence of 16 streams or
+    more, dWhh; see docs/internals.md); the pieces run in parallel on up to
+    n OpenMP threads in train, train_step, loss_and_grads and loss (timings:
+    benchmarks/README.md); sampling runs on one thread. The cut depends only
+    on the sizes, so results are the same bit for bit for every n. Training
+    calls also measure whether n threads or one run faster (on a busy
+    machine one often does) and use the faster. Default: one thread per
+    usable CPU, or $OMP_NUM_THREADS if lower; $CHARRNN_EXT_NUM_THREADS
+    overrides both. Use 1 when you train several models in parallel Python
+    threads or processes, one per core.
     The core uses one thread regardless in a build without OpenMP, while its
     BLAS has more than one thread (set_blas_threads), and in a process forked
     after import (GNU OpenMP does not survive fork; use the 'spawn' or

@@ -118,21 +118,17 @@ class _ArrayViews(Mapping):
 
 
 def _as_ids(values, name: str, vocab_size: int, allow_empty: bool = False,
-            streams: bool = False, copy: bool = True) -> np.ndarray:
+            streams: bool = False) -> np.ndarray:
     """A private C-contiguous int32 copy of ids in [0, vocab_size), or a clear error:
     1-D (T,), or with ``streams`` also 2-D (B, T), B streams of T ids.
 
-    A copy: the core reads the ids with the GIL released and without bounds
-    checks, so the array it reads must be one no other thread can change
-    after it was checked. With copy=False, a C-contiguous int32 array is
-    returned as it is and its ids are NOT checked: for CharRNN.train, whose
-    core copies and checks each chunk before reading it.
+    Always a copy: the core reads the ids with the GIL released and without
+    bounds checks, so the array it reads must be one no other thread can
+    change (or resize) after it was checked.
     """
     ndims = (1, 2) if streams else (1,)
     if (type(values) is np.ndarray and values.dtype == _INT32 and values.ndim in ndims
             and values.size):
-        if not copy and values.flags.c_contiguous:
-            return values
         arr = np.array(values, order="C", copy=True)  # the common case (slices of an encoded text)
     else:
         if isinstance(values, np.ma.MaskedArray):
@@ -264,12 +260,64 @@ class _ThreadChoice:
         return max(1, min(block, int(rate * left) + 1))
 
 
+def _id_vector(values, name: str) -> np.ndarray:
+    """values as a 1-D integer ndarray, not copied where it already is one
+    (CharRNN.train copies and checks only the ids each call of the core reads)."""
+    if isinstance(values, np.ma.MaskedArray):
+        raise TypeError(f"{name} must be a plain integer array, not a masked array")
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence of integer ids, not {type(values).__name__}")
+    try:
+        arr = np.asarray(values)
+    except ValueError as exc:  # numpy refuses ragged nested sequences
+        raise ValueError(f"{name} must be a 1-D sequence of ids") from exc
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty: a chunk needs at least one id")
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be integer ids, got dtype {arr.dtype}")
+    return arr
+
+
+def _train_window(ids: np.ndarray, B: int, part: int, position: int, n: int, T: int,
+                  V: int, check_only: bool = False):
+    """The ids that n steps of CharRNN.train from ``position`` read, checked
+    to lie in [0, V): position .. position + n T of each of the B parts of
+    ids (or whole parts, where the data pass may wrap on the way; by
+    chunk_wraps, no wrap happens when position + n T + 1 < part). Returns a
+    private C-contiguous int32 (B, W) copy and its offset in the parts
+    (nothing with check_only)."""
+    hi = position + n * T + 1
+    offset, width = (position, n * T + 1) if hi < part else (0, part)
+    if n == 0:
+        return None if check_only else (np.zeros((B, 1), dtype=np.int32), 0)
+    rows = ids[:B * part].reshape(B, part)[:, offset:offset + width]
+    if B == 1 and rows.dtype == _INT32 and rows.flags.c_contiguous:
+        bad = _core.first_invalid_id(rows[0], V)
+    else:
+        out = np.flatnonzero(((rows < 0) | (rows >= V)).reshape(-1))
+        bad = -1 if out.size == 0 else int(out[0])
+    if bad >= 0:
+        b, t = divmod(bad, width)
+        raise _id_error("data", ids, b * part + offset + t, V)
+    if check_only:
+        return None
+    window = np.array(rows, dtype=np.int32, order="C", copy=True)
+    # checked again after the copy: another thread may have changed ids meanwhile
+    bad = _core.first_invalid_id(window.reshape(-1), V)
+    if bad >= 0:
+        b, t = divmod(bad, width)
+        raise _id_error("data", ids, b * part + offset + t, V)
+    return window, offset
+
+
 def chunk_wraps(position: int, part_length: int, seq_length: int) -> bool:
     """min-char-rnn's wrap rule (``if p+seq_length+1 >= len(data)``): whether
     a step at ``position`` of a text (or stream part) of ``part_length`` ids
     first goes back to its start with zero hidden states, as
     CharRNN.train does before every step."""
-    return bool(_core.wraps(position, part_length, seq_length))
+    return bool(_core.wraps(min(position, part_length), part_length, seq_length))
 
 
 def _id_error(name: str, arr: np.ndarray, flat_index: int, vocab_size: int) -> ValueError:
@@ -383,7 +431,7 @@ class CharRNN:
         # one call at a time per model: the core's work buffers are per model
         self._lock = threading.Lock()
         self._train_block = {}   # (T, B) -> steps per core call of train (~0.1 s)
-        self._threads = _ThreadChoice()
+        self._threads = {}       # (T, B) -> _ThreadChoice of the training calls
         self._workspace = _core.Workspace(
             [params[n] for n in PARAM_NAMES],
             [memory[n] for n in PARAM_NAMES],
@@ -541,10 +589,11 @@ class CharRNN:
         x, y, h, batched = self._chunk(inputs, targets, hprev)
         lr = _as_learning_rate(learning_rate)
         with self._lock:
-            threads = self._threads.pick(self._workspace.threads(x.shape[1], x.shape[0]))
+            choice = self._threads.setdefault(x.shape, _ThreadChoice())   # (T, B)
+            threads = choice.pick(self._workspace.threads(x.shape[1], x.shape[0]))
             started = time.perf_counter()
             loss = self._workspace.train_step(x, y, h, lr, threads)
-            self._threads.record(threads, time.perf_counter() - started, 1)
+            choice.record(threads, time.perf_counter() - started, 1)
         return loss, self._returned_hidden(h, batched)
 
     def train(self, data, steps: int, seq_length: int = SEQ_LENGTH, hprev=None,
@@ -552,13 +601,13 @@ class CharRNN:
         """min-char-rnn's training loop: ``steps`` iterations of its data pass
         and train_step over ``data``, run in the core (no Python between steps).
 
-        data (n,) ids is cut into ``streams`` equal parts of part = n // streams
-        ids; stream b reads data[b * part : (b + 1) * part]. Before each step,
-        if chunk_wraps(position, part, seq_length), the hidden states become
-        zero and position 0; each stream then trains on its ids position ..
-        position + seq_length (inputs, and targets one later), and position
-        advances by seq_length. hprev: the states to start from, (H, streams)
-        (one stream: (H, 1) or (H,)); None is zeros.
+        data (n,) integer ids is cut into ``streams`` equal parts of part =
+        n // streams ids; stream b reads data[b * part : (b + 1) * part].
+        Before each step, if chunk_wraps(position, part, seq_length), the
+        hidden states become zero and position 0; each stream then trains on
+        its ids position .. position + seq_length (inputs, and targets one
+        later), and position advances by seq_length. hprev: the states to
+        start from, (H, streams) (one stream: (H, 1) or (H,)); None is zeros.
 
         Returns (losses, h, position): the loss of each step as train_step
         returns it, the last states ((H, 1) for one stream, else
@@ -566,8 +615,12 @@ class CharRNN:
         losses only when a loss was NaN or infinite: training stops after
         that step. The same, bit for bit, as the loop of train_step calls it
         replaces (min-char-rnn's loop from position 0, hprev None, for one
-        stream). The core returns to Python about every 0.1 s, where Ctrl-C
-        (KeyboardInterrupt) is seen; the model is then at a step boundary."""
+        stream). The ids the steps will read are checked before the first
+        step; each call of the core (about 0.1 s of steps) gets a private copy
+        of the ids it reads. Calls on one model run one at a time. Ctrl-C
+        (KeyboardInterrupt) is seen between the core's calls: the model is
+        then at a step boundary, but the losses, state and position of the
+        steps done are not returned -- train in shorter calls to keep them."""
         V, H = self.vocab_size, self.hidden_size
         if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
             raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
@@ -578,49 +631,39 @@ class CharRNN:
         lr = _as_learning_rate(learning_rate)
         if (T + 1) * B * max(V, H) > _MAX_ELEMENTS:
             self._too_large(B, T, True, T)
-        ids = _as_ids(data, "data", V, copy=False)
+        ids = _id_vector(data, "data")
         part = ids.size // B
         if part < T + 1:
             raise ValueError(f"data of {ids.size} ids in {B} stream part(s) of {part}: each "
                              f"part needs at least seq_length + 1 = {T + 1} ids")
-        # the ids these steps read, checked before any step (the core checks
-        # each chunk again as it copies it): position .. position + steps T
-        # of each part, or whole parts if the data pass wraps on the way
-        lo, hi = int(position), int(position) + int(steps) * T + 1
-        if hi > part:
-            lo, hi = 0, part
-        if steps:
-            read = ids[:B * part].reshape(B, part)[:, lo:hi]
-            if B == 1:
-                bad = _core.first_invalid_id(read[0], V)
-            else:
-                out = np.flatnonzero(((read < 0) | (read >= V)).reshape(-1))
-                bad = -1 if out.size == 0 else int(out[0])
-            if bad >= 0:
-                b, t = divmod(bad, hi - lo)
-                raise _id_error("data", ids, b * part + lo + t, V)
+        position = min(int(position), part)     # from part - T - 1 on, every position wraps
+        steps = int(steps)
         h = self._hidden(hprev, B, batched=True)
-        losses = np.empty(int(steps))
-        done, position = 0, int(position)
-        block = self._train_block.get((T, B), 1)   # steps per core call
-        while done < steps:
-            with self._lock:
-                threads = self._threads.pick(self._workspace.threads(B, T))
-                probe = self._threads.probing
-                n = min(steps - done, self._threads.short_call(block))
+        _train_window(ids, B, part, position, steps, T, V, check_only=True)
+        losses = np.empty(steps)
+        done = 0
+        with self._lock:
+            choice = self._threads.setdefault((T, B), _ThreadChoice())
+            block = self._train_block.get((T, B), 1)   # steps per core call
+            while done < steps:
+                threads = choice.pick(self._workspace.threads(B, T))
+                probe = choice.probing
+                n = min(steps - done, choice.short_call(block))
+                window, offset = _train_window(ids, B, part, position, n, T, V)
                 started = time.perf_counter()
                 k, position, bad = self._workspace.train(
-                    ids, part, position, h, T, lr, losses[done:done + n], threads)
+                    window, offset, part, position, h, T, lr, losses[done:done + n], threads)
                 elapsed = time.perf_counter() - started
-                self._threads.record(threads, elapsed, k)
-            done += k
-            if bad >= 0:  # another thread changed data meanwhile
-                raise _id_error("data", ids, bad, V)
-            if k < n:
-                break     # a non-finite loss
-            if not probe and (n == block or elapsed > _TRAIN_BLOCK_SECONDS):
-                block = self._train_block[T, B] = max(
-                    1, int(k / max(elapsed, 1e-9) * _TRAIN_BLOCK_SECONDS))
+                choice.record(threads, elapsed, k)
+                done += k
+                if bad != -1:    # the window is checked and private: never
+                    raise RuntimeError(f"charrnn_ext internal error: the core refused its "
+                                       f"chunk ({bad}) at position {position}")
+                if k < n:
+                    break        # a non-finite loss
+                if not probe and (n == block or elapsed > _TRAIN_BLOCK_SECONDS):
+                    block = self._train_block[T, B] = max(
+                        1, int(k / max(elapsed, 1e-9) * _TRAIN_BLOCK_SECONDS))
         return losses[:done], self._returned_hidden(h, B > 1), position
 
     def loss(self, inputs, targets, hprev, return_hidden: bool = False):

@@ -122,9 +122,12 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
     p.add_argument("--encoding", default=d.ENCODING, metavar="NAME",
                    help=f"text encoding of the input (default: {d.ENCODING})")
     p.add_argument("--threads", type=threads_int, metavar="N",
-                   help="threads the core may use for a large output layer (V * H >= 131072); "
-                        "results are the same for any N (default: $CHARRNN_EXT_NUM_THREADS, else "
-                        "one per usable CPU or $OMP_NUM_THREADS if lower)")
+                   help="threads the core may use: a small model's steps run on two (the "
+                        "recurrence beside the output layer), a large output layer is split; "
+                        "training measures whether these or one thread is faster and uses the "
+                        "faster; results are the same for any N (default: "
+                        "$CHARRNN_EXT_NUM_THREADS, else one per usable CPU or $OMP_NUM_THREADS "
+                        "if lower)")
     m = p.add_argument_group("model and training (when resuming, the checkpoint's values "
                              "are the defaults)")
     m.add_argument("--hidden-size", type=positive_int, metavar="H",
@@ -579,13 +582,14 @@ class _Output:
 
 
 def _core_variant() -> str:
-    """The build of the Cython core in use (bit-identical resumption needs
-    the same build: they may round differently)."""
+    """The build of the Cython core in use and its kernels' revision, e.g.
+    "x86_64_v4 r2" (bit-identical resumption needs the same: builds and
+    revisions may round differently)."""
     try:
-        from ._dispatch import variant
+        from ._dispatch import core, variant
     except ImportError:
         return "baseline"
-    return str(variant)
+    return f"{variant} r{core.kernel_revision()}"
 
 
 def _plot(Figure, path: str, run: Checkpoint, seq_length: int) -> None:

@@ -176,6 +176,14 @@ def _after_fork_in_child():
     num_threads = 1
 
 
+def kernel_revision():
+    """How this core rounds: the revision of its kernels' order of
+    operations (1: before the pipelined steps; 2: from them on). Checkpoints
+    record it with the variant, since resuming is bit-identical only on the
+    same build and revision."""
+    return 2
+
+
 def has_openmp():
     """Whether this build of the core was compiled with OpenMP."""
     return bool(CHARRNN_EXT_OPENMP)
@@ -1072,8 +1080,9 @@ cdef int draw_id(f64 *y, int V, f64 temperature, f64 u) noexcept nogil:
 cdef inline bint chunk_wraps(Py_ssize_t position, Py_ssize_t part, int T) noexcept nogil:
     """min-char-rnn's rule (`if p+seq_length+1 >= len(data)`): a chunk of T
     steps cannot start at position of a part of this length, so the data pass
-    goes back to its start with a zero hidden state."""
-    return position + T + 1 >= part
+    goes back to its start with a zero hidden state. (Written so that no
+    position overflows.)"""
+    return position >= part - T - 1
 
 
 def wraps(Py_ssize_t position, Py_ssize_t part, int T):
@@ -1088,11 +1097,16 @@ def wraps(Py_ssize_t position, Py_ssize_t part, int T):
 
 cdef struct DataPass:
     # where a call's training steps take their chunks from: min-char-rnn's
-    # data pass over data (train), or one given chunk (train_step: data NULL)
-    const i32 *data      # (B * part,) ids, B parts of part ids
+    # data pass (train), or one given chunk (train_step: data NULL). The data
+    # pass is over B parts of `part` ids; data holds a window of each part:
+    # row b (of `stride` ids) = ids offset .. offset + stride of part b.
+    const i32 *data      # (B, stride) ids
+    Py_ssize_t stride    # ids per row of data
+    Py_ssize_t offset    # the position in the parts of data's first column
     Py_ssize_t part      # ids per stream
     Py_ssize_t position  # where the next chunk starts in each part
-    Py_ssize_t bad       # index into data of an id outside [0, V), or -1
+    Py_ssize_t bad       # index into data of an id outside [0, V), or -1;
+                         # -2: a chunk outside the window
     const i32 *x         # the chunk: inputs (T, B)
     const i32 *y         # and targets (T, B)
 
@@ -1279,17 +1293,21 @@ cdef class Workspace:
         chunk_wraps), or the given chunk if d.data is NULL. False (and d.bad
         set) if the chunk holds an id outside [0, V)."""
         cdef int t, b, V = self.vocab_size
-        cdef Py_ssize_t at
+        cdef Py_ssize_t at, column
         cdef i32 id_
         if d.data == NULL:
             return True
         if chunk_wraps(d.position, d.part, T):
             memset(h, 0, <Py_ssize_t> B * self.hidden_size * sizeof(f64))
             d.position = 0
-        # chunk (T + 1, B) time-major: chunk[t, b] = data[b * part + position + t]
+        column = d.position - d.offset
+        if column < 0 or column > d.stride - T - 1:
+            d.bad = -2
+            return False
+        # chunk (T + 1, B) time-major: chunk[t, b] = part b's id at position + t
         for t in range(T + 1):
             for b in range(B):
-                at = b * d.part + d.position + t
+                at = b * d.stride + column + t
                 id_ = d.data[at]
                 if id_ < 0 or id_ >= V:
                     d.bad = at
@@ -1581,26 +1599,31 @@ cdef class Workspace:
                      capped_threads(max_threads))
         return loss[0]
 
-    def train(self, const i32[::1] data, Py_ssize_t part, Py_ssize_t position,
-              f64[:, ::1] h, int T, f64 learning_rate, f64[::1] losses,
-              int max_threads=0):
+    def train(self, const i32[:, ::1] data, Py_ssize_t offset, Py_ssize_t part,
+              Py_ssize_t position, f64[:, ::1] h, int T, f64 learning_rate,
+              f64[::1] losses, int max_threads=0):
         """min-char-rnn's training loop for len(losses) steps, in one call
-        with the GIL released: B = h.shape[0] streams, stream b reading
-        data[b * part : (b + 1) * part]; before each step, if
-        chunk_wraps(position, part, T), h (B, H) is zeroed and position set
-        to 0; the step trains on the ids at position .. position + T of each
-        stream's part (inputs, and targets one later); then position += T.
+        with the GIL released, over B = h.shape[0] streams, each reading its
+        part of `part` ids. data (B, W): row b = ids offset .. offset + W of
+        part b (a window; the whole parts for offset 0, W = part). Before each
+        step, if chunk_wraps(position, part, T), h (B, H) is zeroed and
+        position set to 0; the step trains on the ids at position .. position
+        + T of each part (inputs, and targets one later); then position += T.
         losses[k] = the mean over streams of step k's summed loss. Stops after
         a step whose loss is not finite, or before a chunk holding an id
-        outside [0, V) (ids are checked as they are copied).
+        outside [0, V) or lying outside the window (ids are checked as they
+        are copied).
 
-        Returns (steps done, position, index into data of a bad id or -1).
-        Requires B * part <= len(data) and part >= T + 1. max_threads > 0
-        caps the threads."""
+        Returns (steps done, position, the flat index into data of a bad id,
+        -2 for a chunk outside the window, or -1). Requires part >= T + 1.
+        max_threads > 0 caps the threads."""
         cdef int B = h.shape[0]
         cdef Py_ssize_t k, n = losses.shape[0]
         cdef DataPass d
-        d.data, d.part, d.position, d.bad = &data[0], part, position, -1
+        if data.shape[0] != B or data.shape[1] < 1:
+            raise ValueError("data must hold one row per stream")
+        d.data, d.stride, d.offset = &data[0, 0], data.shape[1], offset
+        d.part, d.position, d.bad = part, position, -1
         self.reserve(<Py_ssize_t> T * B, B)
         self.reserve_chunk(<Py_ssize_t> (T + 1) * B)
         if n == 0:

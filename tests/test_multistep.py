@@ -206,35 +206,119 @@ def test_a_bad_id_where_the_steps_read_is_refused_and_elsewhere_ignored():
 
 
 def test_the_core_checks_each_chunk_it_copies():
-    """data the Python checks passed but another thread changed afterwards:
-    the core stops before the chunk with the bad id and reports it."""
+    """The core's own checks of what it reads (the Python layer hands it a
+    checked private window, so they are a second line): an id outside
+    [0, V) stops it before that chunk; so does a chunk outside the window."""
     m = CharRNN(10, 8, seed=0)
     ids = (np.arange(100) % 10).astype(np.int32)
     ids[33] = 99
     h = np.zeros((1, 8))
     losses = np.empty(20)
-    done, position, bad = m._workspace.train(ids, 100, 0, h, 5, 0.1, losses)
+    done, position, bad = m._workspace.train(ids.reshape(1, -1), 0, 100, 0, h, 5, 0.1, losses)
     assert (done, bad) == (6, 33)      # chunks 0..5 end at 30; chunk 6 reads 30..35
     assert position == 30
+    # a window of ids 40..60 of the part: a chunk from 30 lies outside it
+    window = np.ascontiguousarray(ids[40:60].reshape(1, -1))
+    done, position, bad = m._workspace.train(window, 40, 100, 30, h, 5, 0.1, losses)
+    assert (done, position, bad) == (0, 30, -2)
+    done, position, bad = m._workspace.train(window, 40, 100, 40, h, 5, 0.1, losses)
+    assert (done, position, bad) == (3, 55, -2)   # chunks at 40, 45, 50 fit; 55..60 does not
+
+
+def test_the_wrap_is_checked_before_any_step():
+    """The ids after the data pass wraps are checked before the first step
+    (min-char-rnn wraps once position + T + 1 >= part)."""
+    ids = (np.arange(100) % 10).astype(np.int32)
+    ids[2] = 99
+    m = CharRNN(10, 8, seed=0)
+    before = m.copy()
+    with pytest.raises(ValueError, match=r"data\[2\] = 99"):
+        m.train(ids, 2, 5, position=89)       # 89 + 5 + 1 < 100: the second step wraps
+    assert same_model(m, before)
+
+
+def test_any_position_past_the_end_wraps():
+    ids = (np.arange(100) % 10).astype(np.int32)
+    expected = CharRNN(10, 8, seed=0).train(ids, 3, 5)
+    for position in (94, 95, 100, 10**6, 2**63 - 1, 2**80):
+        got = CharRNN(10, 8, seed=0).train(ids, 3, 5, position=position)
+        assert np.array_equal(got[0], expected[0]) and got[2] == expected[2] == 15
+    assert chunk_wraps(2**80, 100, 5) and chunk_wraps(94, 100, 5) and not chunk_wraps(93, 100, 5)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int64, np.uint64])
+def test_any_integer_array_and_memmaps_train_as_int32(dtype, tmp_path):
+    ids = (np.arange(3000) * 7 % 23).astype(np.int32)
+    expected = CharRNN(23, 16, seed=0).train(ids, 150, 9)
+    got = CharRNN(23, 16, seed=0).train(ids.astype(dtype), 150, 9)
+    assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+    mm = np.memmap(tmp_path / "ids.bin", dtype=dtype, mode="w+", shape=ids.shape)
+    mm[:] = ids
+    got = CharRNN(23, 16, seed=0).train(mm, 150, 9)
+    assert np.array_equal(got[0], expected[0])
+    assert CharRNN(23, 16, seed=0).train(ids.tolist(), 150, 9)[0].tolist() == expected[0].tolist()
+
+
+def test_data_resized_or_changed_by_another_thread_is_never_read(tmp_path):
+    """Each call of the core gets a private copy of the ids it reads: another
+    thread resizing (numpy frees the memory even while it is exported) or
+    rewriting the array meanwhile can make the call fail with a clear error,
+    never crash it. In a subprocess, so that a crash would show."""
+    import subprocess
+    import sys
+
+    code = """
+import threading, numpy as np
+from charrnn_ext import CharRNN
+ids = (np.arange(200_000) * 7 % 23).astype(np.int32)
+m = CharRNN(23, 32, seed=0)
+stop = False
+def meddle():
+    while not stop:
+        ids.resize(1000, refcheck=False)
+        ids.resize(200_000, refcheck=False)
+        ids[:] = 22
+t = threading.Thread(target=meddle); t.start()
+outcomes = set()
+for _ in range(30):
+    try:
+        m.train(ids, 300, 25)
+        outcomes.add("ok")
+    except ValueError as exc:
+        outcomes.add("ValueError")
+stop = True; t.join()
+print("survived", sorted(outcomes))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "survived" in proc.stdout
 
 
 def test_train_releases_the_gil_and_serialises_calls_on_one_model():
-    """Two threads training one model: calls run one at a time (the result is
-    one of the two orders), and neither corrupts the other."""
+    """Two threads training one model: each call of train runs whole, one
+    after the other (the result is one of the two orders)."""
     V, H, T = 13, 10, 5
     ids = (np.arange(400) * 7 % V).astype(np.int32)
+    orders = []
+    for first, second in ((0, 1), (1, 0)):
+        m = CharRNN(V, H, seed=2)
+        m.train(ids, 300, T, position=100 * first)
+        m.train(ids, 300, T, position=100 * second)
+        orders.append(m)
     m = CharRNN(V, H, seed=2)
     results = {}
 
-    def run(name, position):
-        results[name] = m.train(ids, 30, T, position=position)
+    def run(k):
+        results[k] = m.train(ids, 300, T, position=100 * k)
 
-    threads = [threading.Thread(target=run, args=(k, 100 * k)) for k in range(2)]
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert all(np.isfinite(r[0]).all() and r[0].size == 30 for r in results.values())
+    assert all(np.isfinite(r[0]).all() and r[0].size == 300 for r in results.values())
+    assert any(same_model(m, o) for o in orders)
 
 
 @settings(max_examples=30, deadline=None)
@@ -265,3 +349,29 @@ def test_pipelined_steps_are_the_same_on_one_and_two_threads(V, H, T, B, steps, 
         charrnn_ext.set_num_threads(old)
     for a, b in zip(out[1], out[2]):
         assert np.array_equal(a, b)
+
+
+def test_resuming_a_checkpoint_of_another_core_revision_warns(tmp_path):
+    """A checkpoint names the core's build and kernel revision; resuming one
+    written by another (e.g. before the pipelined steps, which round
+    differently) says the result will not be bit-identical."""
+    from charrnn_ext import load_checkpoint
+    from charrnn_ext.train import _core_variant
+
+    from conftest import run_cli
+
+    (tmp_path / "t.txt").write_text("the quick brown fox jumps over the lazy dog. " * 40)
+    args = ["--hidden-size", 16, "--seq-length", 8, "--sample-every", 1000]
+    rc, out, err = run_cli("train", "t.txt", *args, "--iters", 30, "--checkpoint", "a.npz",
+                           cwd=tmp_path)
+    assert rc == 0, err
+    ckpt = load_checkpoint(tmp_path / "a.npz")
+    assert ckpt.core == _core_variant() and " r" in ckpt.core
+    rc, out, err = run_cli("train", "t.txt", *args, "--iters", 40, "--resume", "a.npz",
+                           "--checkpoint", "b.npz", cwd=tmp_path)
+    assert rc == 0 and "bit-identical" not in err, err
+    ckpt.core = ckpt.core.split(" r")[0]           # as the package wrote it before
+    ckpt.save(tmp_path / "old.npz")
+    rc, out, err = run_cli("train", "t.txt", *args, "--iters", 40, "--resume", "old.npz",
+                           "--checkpoint", "c.npz", cwd=tmp_path)
+    assert rc == 0 and "will not be bit-identical" in err, err

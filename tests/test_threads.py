@@ -351,7 +351,8 @@ def test_thread_choice_runs_the_faster_way_and_probes_the_other():
     assert choice.pick(4) == 4 and choice.seconds == {}
 
 
-def test_models_train_with_the_thread_choice_and_stay_bit_identical(restore_threads):
+def test_models_train_with_the_thread_choice_and_stay_bit_identical(restore_threads,
+                                                                   monkeypatch):
     """Whatever the choice picks call by call, a model's training is the same
     as on one thread throughout."""
     if not core.has_openmp():
@@ -362,15 +363,18 @@ def test_models_train_with_the_thread_choice_and_stay_bit_identical(restore_thre
     ref = CharRNN(V, H, seed=3)
     expected = ref.train(ids, 400, T)
     charrnn_ext.set_num_threads(2)
+    from charrnn_ext.model import _ThreadChoice
+
+    monkeypatch.setattr(_ThreadChoice, "SAMPLE_SECONDS", 0.0)       # decide after every call
+    monkeypatch.setattr(_ThreadChoice, "FIRST_PROBE_SECONDS", 0.0)  # and probe all the time
+    monkeypatch.setattr(_ThreadChoice, "PROBE_SECONDS", 0.0)
     m = CharRNN(V, H, seed=3)
-    m._threads.SAMPLE_SECONDS = 0.0          # decide after every call
-    m._threads.PROBE_SECONDS = 0.0           # and probe all the time
     got, h, position = m.train(ids, 100, T)
     for _ in range(30):
         more, h, position = m.train(ids, 10, T, hprev=h, position=position)
         got = np.concatenate([got, more])
     assert np.array_equal(got, expected[0]) and np.array_equal(h, expected[1])
     assert position == expected[2]
-    assert set(m._threads.seconds) == {1, 2}
+    assert set(m._threads[T, 1].seconds) == {1, 2}
     for n in PARAM_NAMES:
         assert np.array_equal(m.params[n], ref.params[n])
