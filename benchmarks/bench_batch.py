@@ -220,7 +220,6 @@ def fmt_cps(cps) -> str:
 def time_cell(sides: dict, data: StreamsDataPass, args, torch) -> dict:
     """Interleaved blocks of steps of every side over the same chunks; per side
     the step times and the losses."""
-    B = data.streams
     res = {k: {"times": [], "losses": []} for k in sides}
     budget = {k: (args.ref_seconds if k == "reference" else args.seconds) / args.blocks for k in sides}
     chunks = []
