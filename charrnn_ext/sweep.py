@@ -546,12 +546,22 @@ def _nonneg_int(text: str) -> int:
     return value
 
 
-def _read_input(path: str, encoding: str) -> tuple[bytes, str]:
-    """(bytes of the text, its name for messages), refused (CLIError) when it
-    cannot be read or is not text in ``encoding``: charrnn-train's own checks."""
+def _read_input(path: str, encoding: str) -> tuple[bytes, str, int]:
+    """(bytes of the text, its name for messages, its number of characters),
+    refused (CLIError) when it cannot be read or is not text in ``encoding``:
+    charrnn-train's own checks."""
     data, name = _train.read_input(path, encoding)
-    _train.decode_input(data, name, encoding)
-    return data, name
+    return data, name, len(_train.decode_input(data, name, encoding))
+
+
+def _check_runs_fit(runs, n_chars: int, input_name: str) -> None:
+    """CLIError (one line, before any work) for the first run whose settings
+    leave it no training on this text (charrnn-train's own check)."""
+    for name, settings_ in runs:
+        try:
+            _train.training_split(n_chars, settings_, input_name)
+        except CLIError as exc:
+            raise CLIError(f"run {name}: {exc}") from None
 
 
 def _prepare_out(directory: str) -> RunLock:
@@ -610,7 +620,8 @@ def _main(argv) -> int:
     distributed = _import_distributed()
     if args.scheduler is not None:
         _check_address(args.scheduler)
-    text, input_name = _read_input(args.input, args.encoding)
+    text, input_name, n_chars = _read_input(args.input, args.encoding)
+    _check_runs_fit(runs, n_chars, input_name)
     digest = hashlib.sha256(text).hexdigest()
     created = not os.path.lexists(args.out)
     lock = _prepare_out(args.out)

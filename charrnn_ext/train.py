@@ -468,7 +468,16 @@ def _load_data(args, cfg: dict, resumed: Checkpoint | None):
         raise CLIError(_vocab_mismatch(vocab, resumed.vocab, args.resume))
     ids = vocab.encode(text)  # vectorised; 4 bytes per character
     del text
-    N, T = ids.size, cfg["seq_length"]
+    n_train = training_split(ids.size, cfg, name)
+    return vocab, ids, n_train, note
+
+
+def training_split(N: int, cfg: dict, name: str) -> int:
+    """The number of the text's N characters trained on (the rest, the last
+    val_fraction, is held out), or CLIError when the settings cfg
+    (seq_length, val_fraction, batch_size) leave a stream no whole chunk.
+    charrnn-sweep checks every run's settings with it before any run starts."""
+    T = cfg["seq_length"]
     if N < T + 1:
         raise CLIError(f"{name} has {N} characters; training needs at least "
                        f"--seq-length + 1 = {T + 1}")
@@ -485,7 +494,7 @@ def _load_data(args, cfg: dict, resumed: Checkpoint | None):
         raise CLIError(f"--batch-size {B} cuts the {n_train} training characters into parts of "
                        f"{n_train // B}; each stream needs at least --seq-length + 1 = {T + 1} "
                        f"(use at most --batch-size {max(n_train // (T + 1), 1)})")
-    return vocab, ids, n_train, note
+    return n_train
 
 
 def _check_memory(V: int, H: int, T: int, B: int) -> None:

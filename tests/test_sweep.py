@@ -185,6 +185,24 @@ def test_bad_grids_are_refused_before_any_work(text_file, tmp_path, capsys, grid
     assert not out.exists()  # nothing started
 
 
+@pytest.mark.parametrize("grid,message", [
+    (["batch_size=1,100000"], "run B100000: --batch-size 100000 cuts the"),
+    (["seq_length=8,10000000"], "training needs at least --seq-length + 1 = 10000001"),
+    (["val_fraction=0,0.9999"], "leaving"),
+])
+def test_runs_that_cannot_train_on_the_text_are_refused_before_any_work(
+        text_file, tmp_path, capsys, grid, message):
+    """A grid value valid on its own but not for this text (streams shorter
+    than a chunk): one line, exit 2, before any run starts."""
+    out = tmp_path / "out"
+    code = sweep.main([str(text_file), "--grid", *grid, "--out", str(out), "--iters", "5"])
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and message in lines[0], captured.err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("args,message", [
     ([], "the following arguments are required: --grid"),
     (["--grid"], "expected at least one argument"),
@@ -423,16 +441,16 @@ def test_the_text_goes_to_the_workers_once(cluster, text_file, tmp_path, capsys,
 
 def test_failed_runs_are_reported_and_the_others_kept(cluster, text_file, tmp_path, capsys):
     out = tmp_path / "out"
-    code = sweep.main([str(text_file), "--grid", "seq_length=12,5000", "--hidden-size", "8",
-                       "--iters", "200", "--out", str(out), "--scheduler",
-                       cluster.scheduler_address])
+    # a model too large for the worker's memory fails there, at run time
+    code = sweep.main([str(text_file), "--grid", "hidden_size=8,100000", "--iters", "200",
+                       "--out", str(out), "--scheduler", cluster.scheduler_address])
     captured = capsys.readouterr()
     assert code == 1
-    assert (f"run T5000 failed: exit status 2: {text_file} has 4000 characters; training needs "
-            f"at least --seq-length + 1 = 5001\n") in captured.err  # the user's file name
+    assert "run h100000 failed: exit status 2: --hidden-size 100000 with" in captured.err
+    assert "GiB for the parameters" in captured.err
     assert "1 of 2 runs failed" in captured.err and "Traceback" not in captured.err
-    assert [r["run"] for r in read_results(out)] == ["T12"]
-    assert not (out / "T5000.npz").exists()
+    assert [r["run"] for r in read_results(out)] == ["h8"]
+    assert not (out / "h100000.npz").exists()
 
 
 def test_worker_killed_mid_run_loses_nothing(text_file, tmp_path, capsys):
