@@ -2,7 +2,9 @@
 
 Every array handed to ``charrnn_ext._core`` is checked here (dtype, shape,
 contiguity, id range) and is a private copy: the core runs without bounds
-checks and with the GIL released.
+checks and with the GIL released. CharRNN.train reads the user's ids only
+inside the core's scan_ids / copy_window, with the GIL held throughout, so
+that no other Python thread changes or frees them meanwhile.
 """
 from __future__ import annotations
 
@@ -261,8 +263,9 @@ class _ThreadChoice:
 
 
 def _id_vector(values, name: str) -> np.ndarray:
-    """values as a 1-D integer ndarray, not copied where it already is one
-    (CharRNN.train copies and checks only the ids each call of the core reads)."""
+    """values as a 1-D integer ndarray in native byte order, not copied where
+    it already is one (CharRNN.train reads only the ids its steps read, into
+    private copies: _core.scan_ids, _core.copy_window)."""
     if isinstance(values, np.ma.MaskedArray):
         raise TypeError(f"{name} must be a plain integer array, not a masked array")
     if isinstance(values, (str, bytes)):
@@ -277,39 +280,47 @@ def _id_vector(values, name: str) -> np.ndarray:
         raise ValueError(f"{name} is empty: a chunk needs at least one id")
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must be integer ids, got dtype {arr.dtype}")
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     return arr
 
 
+def _run_length(p: int, part: int, T: int) -> int:
+    """Steps of min-char-rnn's data pass from position p (where a step runs,
+    after any reset) up to the next reset: chunk_wraps(q) is q >= part - T - 1,
+    so the steps at p, p + T, ... run while p + k T <= part - T - 2."""
+    return 1 + max(0, part - T - 2 - p) // T
+
+
+def _read_spans(position: int, steps: int, part: int, T: int) -> list:
+    """The spans [a, b) of each stream's part that ``steps`` steps of the data
+    pass from ``position`` read: up to the first reset, then from 0 (later
+    passes read the same span again)."""
+    if steps == 0:
+        return []
+    p = 0 if chunk_wraps(position, part, T) else position
+    k = min(steps, _run_length(p, part, T))
+    spans = [(p, p + k * T + 1)]
+    if steps > k:
+        spans.append((0, min(steps - k, _run_length(0, part, T)) * T + 1))
+    return spans
+
+
 def _train_window(ids: np.ndarray, B: int, part: int, position: int, n: int, T: int,
-                  V: int, check_only: bool = False):
-    """The ids that n steps of CharRNN.train from ``position`` read, checked
-    to lie in [0, V): position .. position + n T of each of the B parts of
-    ids (or whole parts, where the data pass may wrap on the way; by
-    chunk_wraps, no wrap happens when position + n T + 1 < part). Returns a
-    private C-contiguous int32 (B, W) copy and its offset in the parts
-    (nothing with check_only)."""
-    hi = position + n * T + 1
-    offset, width = (position, n * T + 1) if hi < part else (0, part)
-    if n == 0:
-        return None if check_only else (np.zeros((B, 1), dtype=np.int32), 0)
-    rows = ids[:B * part].reshape(B, part)[:, offset:offset + width]
-    if B == 1 and rows.dtype == _INT32 and rows.flags.c_contiguous:
-        bad = _core.first_invalid_id(rows[0], V)
+                  V: int):
+    """(window, offset, steps): what one call of the core trains on, a private
+    int32 (B, W) copy of columns offset .. offset + W of each part (an id
+    outside [0, V) stored as -1, which the core stops at if it reads it),
+    and how many of the n steps it runs. Small texts: the whole parts, every
+    step. Else up to the next reset of the data pass, so that a call copies
+    about as many ids as it reads."""
+    if B * part <= max(1 << 16, 4 * B * (n * T + 1)):
+        offset, width = 0, part
     else:
-        out = np.flatnonzero(((rows < 0) | (rows >= V)).reshape(-1))
-        bad = -1 if out.size == 0 else int(out[0])
-    if bad >= 0:
-        b, t = divmod(bad, width)
-        raise _id_error("data", ids, b * part + offset + t, V)
-    if check_only:
-        return None
-    window = np.array(rows, dtype=np.int32, order="C", copy=True)
-    # checked again after the copy: another thread may have changed ids meanwhile
-    bad = _core.first_invalid_id(window.reshape(-1), V)
-    if bad >= 0:
-        b, t = divmod(bad, width)
-        raise _id_error("data", ids, b * part + offset + t, V)
-    return window, offset
+        offset = 0 if chunk_wraps(position, part, T) else position
+        n = min(n, _run_length(offset, part, T))
+        width = n * T + 1
+    return _core.copy_window(ids, B, part, offset, width, V), offset, n
 
 
 def chunk_wraps(position: int, part_length: int, seq_length: int) -> bool:
@@ -616,8 +627,10 @@ class CharRNN:
         that step. The same, bit for bit, as the loop of train_step calls it
         replaces (min-char-rnn's loop from position 0, hprev None, for one
         stream). The ids the steps will read are checked before the first
-        step; each call of the core (about 0.1 s of steps) gets a private copy
-        of the ids it reads. Calls on one model run one at a time. Ctrl-C
+        step; each call of the core (about 0.1 s of steps) gets a private
+        int32 copy of the ids it reads (data is read with the GIL held, so no
+        other Python thread changes it meanwhile). Calls on one model run one
+        at a time. Ctrl-C
         (KeyboardInterrupt) is seen between the core's calls: the model is
         then at a step boundary, but the losses, state and position of the
         steps done are not returned -- train in shorter calls to keep them."""
@@ -639,7 +652,10 @@ class CharRNN:
         position = min(int(position), part)     # from part - T - 1 on, every position wraps
         steps = int(steps)
         h = self._hidden(hprev, B, batched=True)
-        _train_window(ids, B, part, position, steps, T, V, check_only=True)
+        for a, b in _read_spans(position, steps, part, T):   # before any step
+            at, value = _core.scan_ids(ids, B, part, a, b, V)
+            if at >= 0:
+                raise ValueError(f"data[{at}] = {value} is outside [0, {V})")
         losses = np.empty(steps)
         done = 0
         with self._lock:
@@ -649,14 +665,18 @@ class CharRNN:
                 threads = choice.pick(self._workspace.threads(B, T))
                 probe = choice.probing
                 n = min(steps - done, choice.short_call(block))
-                window, offset = _train_window(ids, B, part, position, n, T, V)
+                window, offset, n = _train_window(ids, B, part, position, n, T, V)
                 started = time.perf_counter()
                 k, position, bad = self._workspace.train(
                     window, offset, part, position, h, T, lr, losses[done:done + n], threads)
                 elapsed = time.perf_counter() - started
                 choice.record(threads, elapsed, k)
                 done += k
-                if bad != -1:    # the window is checked and private: never
+                if bad >= 0:     # checked before the first step: another thread changed it
+                    b, t = divmod(bad, window.shape[1])
+                    raise ValueError(f"data[{b * part + offset + t}] changed during train to "
+                                     f"an id outside [0, {V})")
+                if bad != -1:    # the window covers the steps: never
                     raise RuntimeError(f"charrnn_ext internal error: the core refused its "
                                        f"chunk ({bad}) at position {position}")
                 if k < n:

@@ -1787,3 +1787,59 @@ def first_invalid_id(const i32[::1] ids, int vocab_size):
                 bad = i
                 break
     return bad
+
+
+# ---------------------------------------------------------------------------
+# the ids Workspace.train reads, from any integer array: read with the GIL
+# held throughout (no other Python thread can change, resize or free the
+# array meanwhile), into the caller's own int32 copy
+# ---------------------------------------------------------------------------
+
+ctypedef fused id_t:
+    signed char
+    short
+    int
+    long long
+    unsigned char
+    unsigned short
+    unsigned int
+    unsigned long long
+
+
+def scan_ids(const id_t[:] ids, Py_ssize_t streams, Py_ssize_t part, Py_ssize_t start,
+             Py_ssize_t stop, long long vocab_size):
+    """(index, value) of the first id outside [0, vocab_size) among
+    ids[b * part + start : b * part + stop] for b < streams (in that order),
+    or (-1, 0). Raises ValueError if ids holds fewer than streams * part."""
+    cdef Py_ssize_t b, j, at
+    cdef long long v
+    if ids.shape[0] < streams * part:
+        raise ValueError("data changed size during train")
+    for b in range(streams):
+        for j in range(start, stop):
+            at = b * part + j
+            v = <long long> ids[at]
+            if v < 0 or v >= vocab_size:      # (a uint64 from 2**63 on casts to v < 0)
+                return at, int(ids[at])
+    return -1, 0
+
+
+def copy_window(const id_t[:] ids, Py_ssize_t streams, Py_ssize_t part, Py_ssize_t offset,
+                Py_ssize_t width, long long vocab_size):
+    """A new C-contiguous int32 (streams, width) array: row b = ids[b * part +
+    offset : b * part + offset + width], an id outside [0, vocab_size) stored
+    as -1 (Workspace.train stops at it if it reads it). Raises ValueError if
+    ids holds fewer than streams * part."""
+    cdef Py_ssize_t b, j
+    cdef long long v
+    if ids.shape[0] < streams * part:
+        raise ValueError("data changed size during train")
+    out = np.empty((streams, width), dtype=np.int32)
+    cdef i32[:, ::1] window = out
+    for b in range(streams):
+        for j in range(width):
+            v = <long long> ids[b * part + offset + j]
+            if v < 0 or v >= vocab_size:
+                v = -1
+            window[b, j] = <i32> v
+    return out

@@ -260,39 +260,69 @@ def test_any_integer_array_and_memmaps_train_as_int32(dtype, tmp_path):
 
 
 def test_data_resized_or_changed_by_another_thread_is_never_read(tmp_path):
-    """Each call of the core gets a private copy of the ids it reads: another
-    thread resizing (numpy frees the memory even while it is exported) or
-    rewriting the array meanwhile can make the call fail with a clear error,
-    never crash it. In a subprocess, so that a crash would show."""
+    """train reads the ids (its check before the first step, each core call's
+    private copy) with the GIL held: another thread resizing the array
+    (numpy frees the memory even while a view of it exists) or rewriting it
+    meanwhile can make a call fail with a clear error, never crash it. A
+    30M-id array, so that freed memory goes back to the system and reading
+    it would fault; steps across the wrap and in the middle. In a subprocess,
+    so that a crash would show."""
     import subprocess
     import sys
 
     code = """
-import threading, numpy as np
+import threading, time, numpy as np
 from charrnn_ext import CharRNN
-ids = (np.arange(200_000) * 7 % 23).astype(np.int32)
-m = CharRNN(23, 32, seed=0)
+N = 30_000_000
+ids = (np.arange(N, dtype=np.int32) % 23)
+m = CharRNN(23, 16, seed=0)
 stop = False
 def meddle():
     while not stop:
         ids.resize(1000, refcheck=False)
-        ids.resize(200_000, refcheck=False)
-        ids[:] = 22
+        ids.resize(N, refcheck=False)
+        ids[::1000] = 22
 t = threading.Thread(target=meddle); t.start()
 outcomes = set()
-for _ in range(30):
-    try:
-        m.train(ids, 300, 25)
-        outcomes.add("ok")
-    except ValueError as exc:
-        outcomes.add("ValueError")
+deadline = time.time() + 4
+while time.time() < deadline:
+    for position in (N - 40, 12345):
+        try:
+            m.train(ids, 3, 25, position=position)
+            outcomes.add("ok")
+        except ValueError as exc:
+            outcomes.add(str(exc)[:30])
 stop = True; t.join()
 print("survived", sorted(outcomes))
 """
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "survived" in proc.stdout
+    assert "survived" in proc.stdout and "ok" in proc.stdout, proc.stdout
+
+
+def test_ids_no_step_reads_are_not_refused_and_a_wrap_copies_no_more_than_it_reads():
+    """Only the ids the steps read are checked (the last id of a part is read
+    only when every step wraps); a call that crosses the wrap of a large text
+    copies a window, not the text."""
+    import tracemalloc
+
+    ids = (np.arange(100) % 10).astype(np.int32)
+    ids[99] = 50                      # part 100, T 5: positions up to 93 run; 99 is never read
+    ids[97] = 50
+    m = CharRNN(10, 8, seed=0)
+    assert m.train(ids, 40, 5)[0].size == 40
+    tiny = np.array([1, 2, 3, 4, 5, 6], dtype=np.int32)   # part = T + 1: every step wraps
+    tiny[5] = 77
+    with pytest.raises(ValueError, match=r"data\[5\] = 77"):
+        CharRNN(10, 8, seed=0).train(tiny, 2, 5)
+    big = (np.arange(20_000_000) % 65).astype(np.uint8)
+    model = CharRNN(65, 32, seed=0)
+    tracemalloc.start()
+    losses, h, position = model.train(big, 5, 25, position=big.size - 30)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert losses.size == 5 and position == 100 and peak < 1e6
 
 
 def test_train_releases_the_gil_and_serialises_calls_on_one_model():
