@@ -133,15 +133,8 @@ def _as_ids(values, name: str, vocab_size: int, allow_empty: bool = False,
             and values.size):
         arr = np.array(values, order="C", copy=True)  # the common case (slices of an encoded text)
     else:
-        if isinstance(values, np.ma.MaskedArray):
-            raise TypeError(f"{name} must be a plain integer array, not a masked array")
-        if isinstance(values, (str, bytes)):
-            raise TypeError(f"{name} must be a sequence of integer ids, not {type(values).__name__}")
-        try:
-            arr = np.asarray(values)
-        except ValueError as exc:  # numpy refuses ragged nested sequences
-            raise ValueError(f"{name} must be a (B, T) array of ids: its rows differ in "
-                             "length" if streams else f"{name} must be a 1-D sequence of ids") from exc
+        arr = _plain_array(values, name, f"{name} must be a (B, T) array of ids: its rows "
+                           "differ in length" if streams else f"{name} must be a 1-D sequence of ids")
         if arr.ndim not in ndims:
             if arr.ndim == 0:
                 raise ValueError(f"{name} must be a 1-D sequence of ids, got a scalar")
@@ -262,18 +255,24 @@ class _ThreadChoice:
         return max(1, min(block, int(rate * left) + 1))
 
 
-def _id_vector(values, name: str) -> np.ndarray:
-    """values as a 1-D integer ndarray in native byte order, not copied where
-    it already is one (CharRNN.train reads only the ids its steps read, into
-    private copies: _core.scan_ids, _core.copy_window)."""
+def _plain_array(values, name: str, ragged: str) -> np.ndarray:
+    """np.asarray(values) for ids, refusing masked arrays and strings; ``ragged``
+    is the message for nested sequences of different lengths."""
     if isinstance(values, np.ma.MaskedArray):
         raise TypeError(f"{name} must be a plain integer array, not a masked array")
     if isinstance(values, (str, bytes)):
         raise TypeError(f"{name} must be a sequence of integer ids, not {type(values).__name__}")
     try:
-        arr = np.asarray(values)
+        return np.asarray(values)
     except ValueError as exc:  # numpy refuses ragged nested sequences
-        raise ValueError(f"{name} must be a 1-D sequence of ids") from exc
+        raise ValueError(ragged) from exc
+
+
+def _id_vector(values, name: str) -> np.ndarray:
+    """values as a 1-D integer ndarray in native byte order, not copied where
+    it already is one (CharRNN.train reads only the ids its steps read, into
+    private copies: _core.scan_ids, _core.copy_window)."""
+    arr = _plain_array(values, name, f"{name} must be a 1-D sequence of ids")
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
     if arr.size == 0:
