@@ -134,16 +134,20 @@ def torch_rnn_side(torch, init, H, B):
             out, h = self.rnn(x, self.h)
             logits = self.out(out.reshape(-1, H))                   # (T*B, V)
             loss = F.cross_entropy(logits, ch["yt"].reshape(-1), reduction="sum") / B
-            for p in self.params:
-                p.grad = None
-            loss.backward()
-            with torch.no_grad():
-                torch_update(self.params, [p.grad for p in self.params], self.memory,
-                             LEARNING_RATE, CLIP, ADAGRAD_EPS)
+            backward_and_update(torch, loss, self.params, self.memory)
             self.h = h.detach()
             return loss.item()
 
     return Side()
+
+
+def backward_and_update(torch, loss, params, memory) -> None:
+    """The torch sides' backward pass and their clip + Adagrad (torch_update)."""
+    for p in params:
+        p.grad = None
+    loss.backward()
+    with torch.no_grad():
+        torch_update(params, [p.grad for p in params], memory, LEARNING_RATE, CLIP, ADAGRAD_EPS)
 
 
 def torch_same_algorithm_side(torch, init, H, B):
@@ -172,12 +176,7 @@ def torch_same_algorithm_side(torch, init, H, B):
                 hs.append(h)
             logits = torch.addmm(by, torch.cat(hs), Why.t())         # (T*B, V)
             loss = F.cross_entropy(logits, ch["yt"].reshape(-1), reduction="sum") / B
-            for p in self.params:
-                p.grad = None
-            loss.backward()
-            with torch.no_grad():
-                torch_update(self.params, [p.grad for p in self.params], self.memory,
-                             LEARNING_RATE, CLIP, ADAGRAD_EPS)
+            backward_and_update(torch, loss, self.params, self.memory)
             self.h = h.detach()
             return loss.item()
 

@@ -440,16 +440,9 @@ cdef inline void transpose(f64 *out, const f64 *a, int rows, int cols) noexcept 
 cdef inline void matmul_rows(f64 *Y, const f64 *X, const f64 *W, int B, int H,
                              int cols) noexcept nogil:
     """Y[:, :cols] (B, cols) = X (B, H) @ W[:, :cols] (H, cols), for a few rows;
-    Y and W have row stride H (matmul_rows_strided)."""
-    matmul_rows_strided(Y, H, X, H, W, H, B, H, cols)
-
-
-cdef inline void matmul_rows_strided(f64 *Y, int ldy, const f64 *X, int ldx, const f64 *W,
-                                     int ldw, int B, int K, int cols) noexcept nogil:
-    """Y (B, cols) = X (B, K) @ W (K, cols), row strides ldy, ldx, ldw. Four
-    rows of W at a time are applied to every row of X while they are in L1.
-    Each row of Y is computed exactly as matvec_t(W, ldw, X[b], Y[b], K, cols)
-    computes it, whatever B is."""
+    Y and W have row stride H. Four rows of W at a time are applied to every
+    row of X while they are in L1. Each row of Y is computed exactly as
+    matvec_t(W, H, X[b], Y[b], H, cols) computes it."""
     cdef int i = 0, b, j
     cdef const f64 *w0
     cdef const f64 *w1
@@ -459,15 +452,15 @@ cdef inline void matmul_rows_strided(f64 *Y, int ldy, const f64 *X, int ldx, con
     cdef f64 *y
     cdef f64 x0, x1, x2, x3
     for b in range(B):
-        memset(Y + <Py_ssize_t> b * ldy, 0, cols * sizeof(f64))
-    while i + 3 < K:
-        w0 = W + <Py_ssize_t> i * ldw
-        w1 = w0 + ldw
-        w2 = w1 + ldw
-        w3 = w2 + ldw
+        memset(Y + <Py_ssize_t> b * H, 0, cols * sizeof(f64))
+    while i + 3 < H:
+        w0 = W + <Py_ssize_t> i * H
+        w1 = w0 + H
+        w2 = w1 + H
+        w3 = w2 + H
         for b in range(B):
-            x = X + <Py_ssize_t> b * ldx
-            y = Y + <Py_ssize_t> b * ldy
+            x = X + <Py_ssize_t> b * H
+            y = Y + <Py_ssize_t> b * H
             x0 = x[i]
             x1 = x[i + 1]
             x2 = x[i + 2]
@@ -475,11 +468,11 @@ cdef inline void matmul_rows_strided(f64 *Y, int ldy, const f64 *X, int ldx, con
             for j in range(cols):
                 y[j] = y[j] + ((w0[j] * x0 + w1[j] * x1) + (w2[j] * x2 + w3[j] * x3))
         i += 4
-    while i < K:
-        w0 = W + <Py_ssize_t> i * ldw
+    while i < H:
+        w0 = W + <Py_ssize_t> i * H
         for b in range(B):
-            x0 = X[<Py_ssize_t> b * ldx + i]
-            y = Y + <Py_ssize_t> b * ldy
+            x0 = X[<Py_ssize_t> b * H + i]
+            y = Y + <Py_ssize_t> b * H
             for j in range(cols):
                 y[j] = y[j] + w0[j] * x0
         i += 1
