@@ -36,6 +36,7 @@ from ._cli import (ArgumentParser, CLIError, RunLock, available_memory, check_di
                    progress_bar, sample_length_int, seed_int, threads_int, tolerant_stdout)
 from ._dispatch import set_num_threads  # noqa: E402
 from .checkpoint import Checkpoint, load_checkpoint  # noqa: E402
+from .datapass import held_out, stream_part  # noqa: E402
 from .evaluation import LN2, evaluate  # noqa: E402
 from .model import CharRNN, chunk_wraps  # noqa: E402
 from .vocab import Vocab  # noqa: E402
@@ -481,16 +482,14 @@ def training_split(N: int, cfg: dict, name: str) -> int:
     if N < T + 1:
         raise CLIError(f"{name} has {N} characters; training needs at least "
                        f"--seq-length + 1 = {T + 1}")
-    n_val = int(N * cfg["val_fraction"])
-    if n_val < 2:  # a validation split needs an input and a target
-        n_val = 0
+    n_val = held_out(N, cfg["val_fraction"])
     n_train = N - n_val
     if n_train < T + 1:
         raise CLIError(f"--val-fraction {cfg['val_fraction']} holds out {n_val} of the {N} "
                        f"characters, leaving {n_train} to train on; training needs at least "
                        f"--seq-length + 1 = {T + 1} (lower --val-fraction or --seq-length)")
     B = cfg["batch_size"]
-    if n_train // B < T + 1:
+    if stream_part(n_train, B) < T + 1:
         raise CLIError(f"--batch-size {B} cuts the {n_train} training characters into parts of "
                        f"{n_train // B}; each stream needs at least --seq-length + 1 = {T + 1} "
                        f"(use at most --batch-size {max(n_train // (T + 1), 1)})")
@@ -673,7 +672,7 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
     # n_train % B characters are not trained on when B > 1); all streams stand
     # at the same offset run.position in their parts, so they wrap together
     # (model.train).
-    part = n_train // B
+    part = stream_part(n_train, B)
     keep_best = args.keep_best and n_val > 0
     best_file = best_path(ckpt_path) if keep_best else None
 
