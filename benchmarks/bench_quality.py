@@ -5,8 +5,8 @@ streams of wider models.
 Each configuration trains as ``charrnn-train --batch-size B`` does (the same
 data pass: bench_data.StreamsDataPass; Adagrad; the text's last 5% held out)
 for each time budget, then is scored the way the training tool scores it
-(``charrnn_ext.evaluate``: from stream 0's carried state, continuing into the
-held-out text, all of it). Configurations run one after another, each on the
+(``charrnn_ext.evaluate``: the data pass continued from the carried states,
+into the held-out text, all of it). Configurations run one after another, each on the
 core's default threads; the time budgets are cumulative checkpoints of one run.
 
     pip install . && python benchmarks/bench_quality.py            # 60 s and 300 s each
@@ -59,7 +59,7 @@ def train_for(ids: np.ndarray, n_train: int, B: int, H: int, lr: float, T: int,
                     _, h = model.train_step(x if B > 1 else x[0], y if B > 1 else y[0], h, lr)
                     steps += 1
             spent += time.perf_counter() - t0
-            scores = evaluate(model, ids, n_train, h[:, :1], val_chars=ids.size)
+            scores = evaluate(model, ids, n_train, h, data.p, val_chars=ids.size)
             results.append({"seconds": budget, "steps": steps, "chars": steps * B * T,
                             "val": scores.val_bpc, "train": scores.train_bpc})
             print(f"  {B}x{H} lr {lr:g}: {budget:g} s, {steps} steps, "

@@ -10,6 +10,16 @@ import sys
 from .defaults import MAX_THREADS
 
 
+# The exit status of a command whose reader went away (``| head``): that of a
+# Unix tool ended by SIGPIPE, 128 + 13, as a shell reports it.
+PIPE_CLOSED = 141
+
+
+def count(n: int, noun: str) -> str:
+    """'1 character', '2 characters': a number and its noun, in agreement."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 class CLIError(Exception):
     """An error reported as one line on stderr, exit status ``code``
     (2: bad input or usage; 1: a failure while running)."""
@@ -118,7 +128,7 @@ def fraction(text: str) -> float:
 def run(main, argv, prog: str) -> int:
     """Call ``main(argv)`` and turn the expected failures into exit statuses:
     CLIError -> its one-line message and code; Ctrl-C -> 130; a closed pipe
-    on stdout (``| head``) -> quiet exit."""
+    on stdout (``| head``) -> quiet exit, status PIPE_CLOSED."""
     try:
         return main(argv)
     except CLIError as exc:
@@ -140,7 +150,7 @@ def run(main, argv, prog: str) -> int:
             os.dup2(devnull, sys.stdout.fileno())
         except (OSError, ValueError):
             pass
-        return 1
+        return PIPE_CLOSED
 
 
 def _flush_quietly() -> None:

@@ -16,8 +16,7 @@ ADAGRAD_EPS = 1e-8      # p -= lr * g / sqrt(mem + ADAGRAD_EPS)
 
 # -- the training and sampling tools (python -m charrnn_ext.train / .sample) --
 EVAL_EVERY = 2000       # evaluate (held-out and training bits/char) every this many iterations
-EVAL_WARMUP = 1_000     # evaluation first reads this many training characters (charrnn_ext.evaluate)
-EVAL_TRAIN_CHARS = 10_000  # the training figure: the last this many training characters
+EVAL_TRAIN_CHARS = 10_000  # the training figure: the last this many training characters (charrnn_ext.evaluate)
 VAL_MAX_CHARS = 100_000 # the held-out figure: at most this many held-out characters (a prefix)
 CHECKPOINT_EVERY = 1000 # write the --checkpoint file every this many iterations
 ENCODING = "utf-8"      # text encoding of the input file

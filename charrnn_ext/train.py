@@ -31,12 +31,13 @@ import zlib  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import __version__, defaults  # noqa: E402
-from ._cli import (ArgumentParser, CLIError, RunLock, available_memory, check_distinct_paths,  # noqa: E402
+from ._cli import (PIPE_CLOSED, ArgumentParser, CLIError, RunLock, count, available_memory, check_distinct_paths,  # noqa: E402
                    fraction, nonneg_float, positive_float, positive_int, prog_name, run,
                    progress_bar, sample_length_int, seed_int, threads_int, tolerant_stdout)
 from ._dispatch import set_num_threads  # noqa: E402
 from .checkpoint import Checkpoint, load_checkpoint  # noqa: E402
 from .datapass import held_out, stream_part  # noqa: E402
+from .divergence import Divergence  # noqa: E402
 from .evaluation import LN2, evaluate  # noqa: E402
 from .model import CharRNN, chunk_wraps  # noqa: E402
 from .vocab import Vocab  # noqa: E402
@@ -62,10 +63,6 @@ SETTINGS = {
     "checkpoint_every": defaults.CHECKPOINT_EVERY,
 }
 
-# A loss above DIVERGED_FACTOR times that of a uniform guess (T * ln V) for
-# DIVERGED_STEPS steps in a row is divergence, as is a NaN or infinite one.
-DIVERGED_FACTOR = 3.0
-DIVERGED_STEPS = 50
 # Training runs between samples, evaluations and checkpoints in calls of
 # model.train of at most about this many seconds: Ctrl-C, the progress bar
 # and a closed standard output are seen between them.
@@ -83,12 +80,13 @@ printed between ---- lines, then `iter N, loss: X` with the smoothed loss
 
 The numbers in bits per character: the last --val-fraction of the text is
 held out. Every --eval-every iterations, and at the end, the model is scored
-the way it runs: from the hidden state training carried, it reads the last
-{defaults.EVAL_WARMUP:,} + {defaults.EVAL_TRAIN_CHARS:,} characters of the training text (the \
-"train" figure is
-its loss on the last {defaults.EVAL_TRAIN_CHARS:,}) and goes on into the held-out text (the
-"validation" figure: the first {defaults.VAL_MAX_CHARS:,} held-out characters, or all of them).
-A zero hidden state, which training rarely sees, would understate the model.
+the way it runs, with its weights frozen: from the hidden state training
+carried, at the place in the text it stands at, it reads the training text
+on in order (the "train" figure is its loss on the last {defaults.EVAL_TRAIN_CHARS:,} training
+characters) and goes on into the held-out text (the "validation" figure: the
+first {defaults.VAL_MAX_CHARS:,} held-out characters, or all of them). A state is only
+meaningful for the text that follows it, so the figures never start from a
+zero state or from another place in the text.
 
 The run is saved to --checkpoint (default: a new file named after the input,
 never an existing one), and the model with the best validation figure to a
@@ -221,7 +219,7 @@ def _settings(args, resumed: Checkpoint | None) -> dict:
         out["hidden_size"] = H
         B = resumed.hidden.shape[1]  # one hidden state per stream
         if args.batch_size is not None and args.batch_size != B:
-            raise CLIError(f"--batch-size {args.batch_size} differs from the {B} streams of the "
+            raise CLIError(f"--batch-size {args.batch_size} differs from the {count(B, 'stream')} of the "
                            f"checkpoint {args.resume}")
         out["batch_size"] = B
     return out
@@ -236,6 +234,32 @@ def best_path(checkpoint: str) -> str:
         checkpoint = os.path.realpath(checkpoint)
     root, ext = os.path.splitext(checkpoint)
     return f"{root}.best{ext or '.npz'}"
+
+
+def _inherited_best(resumed: Checkpoint | None, best_file: str | None, cfg: dict, N: int,
+                    ids: np.ndarray) -> tuple:
+    """(best_val_bpc, best_iteration) this run starts from: those of the run it
+    continues, when its best-model file is ``best_file`` and holds that very
+    model, scored on the same held-out text; else (None, None), the best
+    judged anew. A fresh run never inherits a best, not even from a file it
+    replaces (--overwrite)."""
+    if resumed is None or best_file is None or resumed.best_iteration is None \
+            or not os.path.exists(best_file):
+        return None, None
+    if resumed.hyperparameters.get("val_fraction") != cfg["val_fraction"] or \
+            resumed.data_size != N or resumed.data_crc32 != zlib.crc32(ids):
+        print(f"{prog_name('charrnn_ext.train')}: note: the held-out text differs from the "
+              f"checkpoint's (--val-fraction or the text): the best model is judged anew",
+              file=sys.stderr)
+        return None, None
+    try:
+        kept = load_checkpoint(best_file)
+    except (ValueError, OSError) as exc:
+        raise CLIError(f"the best-model file {best_file}: {exc}") from None
+    if (kept.iteration, kept.best_iteration, kept.best_val_bpc) != \
+            (resumed.best_iteration, resumed.best_iteration, resumed.best_val_bpc):
+        return None, None   # another run's, or written after the checkpoint: judged anew
+    return resumed.best_val_bpc, resumed.best_iteration
 
 
 def _check_output(path: str, what: str) -> None:
@@ -480,7 +504,7 @@ def training_split(N: int, cfg: dict, name: str) -> int:
     charrnn-sweep checks every run's settings with it before any run starts."""
     T = cfg["seq_length"]
     if N < T + 1:
-        raise CLIError(f"{name} has {N} characters; training needs at least "
+        raise CLIError(f"{name} has {count(N, 'character')}; training needs at least "
                        f"--seq-length + 1 = {T + 1}")
     n_val = held_out(N, cfg["val_fraction"])
     n_train = N - n_val
@@ -504,7 +528,7 @@ def _check_memory(V: int, H: int, T: int, B: int) -> None:
     need = 8 * (3 * (H * H + 2 * V * H + H + V) + H * H + T * B * (V + 3 * H))
     available = available_memory()
     if available and need > 0.8 * available:  # a margin for Python, numpy and the text
-        raise CLIError(f"--hidden-size {H} with {V} characters needs {need / 2**30:.1f} GiB for "
+        raise CLIError(f"--hidden-size {H} with {count(V, 'character')} needs {need / 2**30:.1f} GiB for "
                        f"the parameters, their Adagrad memory and gradients; "
                        f"{available / 2**30:.1f} GiB of memory is available to this process")
 
@@ -514,12 +538,12 @@ def _vocab_mismatch(text_vocab: Vocab, ckpt_vocab: Vocab, resume_path: str) -> s
     gone = sorted(set(ckpt_vocab.chars) - set(text_vocab.chars))
     parts = []
     if new:
-        parts.append(f"{len(new)} characters not in the checkpoint, e.g. "
+        parts.append(f"{count(len(new), 'character')} not in the checkpoint, e.g. "
                      + " ".join(repr(c) for c in new[:5]))
     if gone:
         parts.append(f"{len(gone)} of the checkpoint's characters missing, e.g. "
                      + " ".join(repr(c) for c in gone[:5]))
-    return (f"the text's vocabulary ({len(text_vocab)} characters) differs from that of "
+    return (f"the text's vocabulary ({count(len(text_vocab), 'character')}) differs from that of "
             f"{resume_path} ({len(ckpt_vocab)}): {'; '.join(parts)}; resume on the text the "
             f"checkpoint was trained on")
 
@@ -566,6 +590,7 @@ class _Output:
     def __init__(self):
         self.bar = None
         self.failure = None
+        self.reader_gone = False   # the failure is a closed pipe (EPIPE)
 
     def line(self, text: str) -> None:
         if self.failure is not None:
@@ -579,7 +604,8 @@ class _Output:
             else:
                 print(text, flush=True)
         except (OSError, ValueError) as exc:
-            self.failure = ("the reader went away" if isinstance(exc, BrokenPipeError)
+            self.reader_gone = isinstance(exc, BrokenPipeError)
+            self.failure = ("the reader went away" if self.reader_gone
                             else getattr(exc, "strerror", None) or str(exc))
             try:  # discard what is still buffered, so that exiting cannot fail
                 devnull = os.open(os.devnull, os.O_WRONLY)
@@ -675,6 +701,7 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
     part = stream_part(n_train, B)
     keep_best = args.keep_best and n_val > 0
     best_file = best_path(ckpt_path) if keep_best else None
+    stale_best = best_path(ckpt_path)   # of a run this fresh one replaces (--overwrite)
 
     # -- 3. the run state: resumed, or a fresh model -------------------------
     if resumed is not None:
@@ -684,38 +711,27 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
         try:
             model = CharRNN(V, H, seed=cfg["seed"])
         except (ValueError, MemoryError) as exc:
-            raise CLIError(f"--hidden-size {H} with {V} characters: "
+            raise CLIError(f"--hidden-size {H} with {count(V, 'character')}: "
                            f"{exc or 'not enough memory'}") from None
         run = Checkpoint(model=model, vocab=vocab, rng=np.random.default_rng(cfg["seed"]),
                          hyperparameters=dict(cfg), hidden=np.zeros((H, B)))
     # the best score so far is the one the best-model file holds (a run resumed
     # with --no-keep-best, or on another held-out part, kept none)
-    run.best_val_bpc = run.best_iteration = None
-    same_split = resumed is None or resumed.hyperparameters.get("val_fraction") == cfg["val_fraction"]
-    if best_file is not None and os.path.exists(best_file) and same_split:
-        try:
-            kept = load_checkpoint(best_file)
-        except (ValueError, OSError) as exc:
-            raise CLIError(f"the best-model file {best_file}: {exc}") from None
-        if kept.best_iteration == kept.iteration and kept.best_val_bpc is not None:
-            run.best_val_bpc, run.best_iteration = kept.best_val_bpc, kept.best_iteration
-    elif best_file is not None and not same_split and os.path.exists(best_file):
-        print(f"{prog}: note: --val-fraction differs from the checkpoint's: the best model "
-              f"is judged anew on this held-out part", file=sys.stderr)
+    run.best_val_bpc, run.best_iteration = _inherited_best(resumed, best_file, cfg, N, ids)
     run.hyperparameters = dict(cfg)
     run.data_size, run.data_crc32, core = N, zlib.crc32(ids), _core_variant()
     model = run.model
 
     lines = [note] if note else []
-    lines.append(f"data has {N} characters, {V} unique.")
+    lines.append(f"data has {count(N, 'character')}, {V} unique.")
     if n_val:
-        lines.append(f"training on {n_train} characters, validating on the last {n_val} "
+        lines.append(f"training on {count(n_train, 'character')}, validating on the last {n_val} "
                      f"(--val-fraction {cfg['val_fraction']:g})")
     else:
-        lines.append(f"training on {n_train} characters, no validation")
-    streams = f", {B} streams of {part} characters" if B > 1 else ""
+        lines.append(f"training on {count(n_train, 'character')}, no validation")
+    streams = f", {B} streams of {count(part, 'character')}" if B > 1 else ""
     lines.append(f"hidden size {H}, seq length {T}{streams}, learning rate "
-                 f"{cfg['learning_rate']:g}, seed {cfg['seed']}, {cfg['iters']} iterations")
+                 f"{cfg['learning_rate']:g}, seed {cfg['seed']}, {count(cfg['iters'], 'iteration')}")
     if resumed is not None:
         lines.append(f"resuming from {args.resume} at iteration {run.iteration}")
         if resumed.data_size != N or resumed.data_crc32 != run.data_crc32:
@@ -733,18 +749,18 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
 
     iters, lr = cfg["iters"], cfg["learning_rate"]
     sample_every, eval_every = cfg["sample_every"], cfg["eval_every"]
-    uniform_loss = T * math.log(V)  # the loss of a uniform guess over a chunk
+    watch = Divergence(T * math.log(V))  # the loss of a uniform guess over a chunk
+    uniform_bpc = math.log2(V)
     saved_at = None                  # iteration of the last checkpoint this run wrote
-    best_written = False             # this run wrote best_file
-    bad_steps = 0                    # consecutive steps with a loss far above uniform_loss
+    eval_seconds = 0.0               # spent evaluating (not training)
 
     def diverged(what: str) -> CLIError:
         if saved_at is None:
             kept = f"{ckpt_path} was not written by this run"
         else:
             kept = f"the last good checkpoint, {ckpt_path}, is from iteration {saved_at}"
-        return CLIError(f"training diverged: {what} at iteration {run.iteration} (try a lower "
-                        f"--learning-rate); {kept}", code=1)
+        return CLIError(f"training diverged at iteration {run.iteration}: {what}; try a lower "
+                        f"--learning-rate (e.g. --learning-rate {lr / 2:g}); {kept}", code=1)
 
     def save(path: str) -> None:
         if not all(np.all(np.isfinite(a)) for a in model.params.values()):
@@ -756,30 +772,41 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
         except ValueError as exc:  # a state the loader would refuse: nothing was written
             raise CLIError(f"not saving {path}: {exc}", code=1) from None
 
+    def save_checkpoint() -> None:
+        """The checkpoint; the first save of a fresh run also removes the
+        best-model file of the run it replaces (--overwrite), which this run
+        has not written: a best file is never written before its checkpoint."""
+        nonlocal saved_at
+        first = saved_at is None and resumed is None
+        save(ckpt_path)
+        saved_at = run.iteration
+        if first and os.path.lexists(stale_best) and run.best_iteration is None:
+            try:
+                os.unlink(os.path.realpath(stale_best))
+            except OSError as exc:
+                raise CLIError(f"cannot remove {stale_best}, the best model of the run "
+                               f"{ckpt_path} replaced: {exc.strerror or exc}", code=1) from None
+
     def evaluate_and_keep(stop):
         """Score the model in its current state (as a checkpoint now would
-        hold it), record it, keep it if best (never the untrained model); the
-        scores, or None if ``stop()`` became true meanwhile (Ctrl-C)."""
-        nonlocal best_written
-        scores = evaluate(model, ids, n_train, run.hidden[:, :1], stop=stop)  # stream 0's state
+        hold it), record it, keep it if best (never the untrained model, nor
+        one no better than a uniform guess); the scores, or None if
+        ``stop()`` became true meanwhile (Ctrl-C)."""
+        nonlocal eval_seconds
+        started = time.perf_counter()
+        scores = evaluate(model, ids, n_train, run.hidden, run.position, stop=stop)
+        eval_seconds += time.perf_counter() - started
         if scores is None:
             return None
         if not all(math.isfinite(x) for x in (scores.train_bpc, scores.val_bpc or 0.0)):
             raise diverged("the evaluated loss became infinite or NaN")
-        keep = best_file is not None and run.iteration > 0
+        keep = best_file is not None and run.iteration > 0 and scores.val_bpc is not None \
+            and scores.val_bpc < uniform_bpc
         if run.record_evaluation(scores.val_bpc, scores.train_bpc, track_best=keep):
+            if saved_at is None:   # the checkpoint first: the best file belongs beside it
+                save_checkpoint()
             save(best_file)
-            best_written = True
         return scores
-
-    def forget_best_of_failed_run():
-        """A fresh run that fails before its first checkpoint leaves no best
-        file either (it would block the next run on the same name)."""
-        if resumed is None and saved_at is None and best_written:
-            try:
-                os.unlink(os.path.realpath(best_file))
-            except OSError:
-                pass
 
     # -- 4. the training loop: min-char-rnn's, plus evaluation and saves -----
     bar = progress_bar(iters, run.iteration)
@@ -801,15 +828,15 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
             block = 1  # steps per model.train call: sized to about BLOCK_SECONDS below
             while run.iteration < iters:
                 n = run.iteration
-                evaluated = n % eval_every == 0 and (
-                    not run.history["val_iteration"].size or run.history["val_iteration"][-1] != n)
-                scores = evaluate_and_keep(interrupted) if evaluated else None
                 # min-char-rnn's data pass: chunks left to right, reset at the start
                 # and at the end (of each stream's part); model.train applies the
                 # same rule before every step it runs
                 if n == 0 or chunk_wraps(run.position, part, T):
                     run.hidden = np.zeros((H, B))  # reset RNN memory
                     run.position = 0               # go from start of data
+                evaluated = n % eval_every == 0 and (
+                    not run.history["val_iteration"].size or run.history["val_iteration"][-1] != n)
+                scores = evaluate_and_keep(interrupted) if evaluated else None
                 report = n % sample_every == 0
                 if report:  # from stream 0's state and its next input
                     sample_ix = model.sample(run.hidden[:, :1], int(data[run.position]),
@@ -825,14 +852,8 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
                     data, min(upto - n, block), T, run.hidden, run.position, lr, streams=B)
                 rate = losses.size / max(time.perf_counter() - started, 1e-9)
                 block = max(1, int(rate * BLOCK_SECONDS))
-                for loss in losses.tolist():
-                    if not math.isfinite(loss):
-                        raise diverged(f"the loss became {loss}")
-                    bad_steps = bad_steps + 1 if loss > DIVERGED_FACTOR * uniform_loss else 0
-                    if bad_steps >= DIVERGED_STEPS:
-                        raise diverged(f"the loss stayed above {DIVERGED_FACTOR:g} times that "
-                                       f"of a uniform guess ({uniform_loss:.1f}) for {bad_steps} "
-                                       f"steps")
+                k, why = watch.add(losses)
+                for loss in losses[:k].tolist():
                     run.record_step(loss)
                     if run.iteration == n + 1 and (report or evaluated):
                         line = "iter %d, loss: %f" % (n, run.smooth_loss)
@@ -841,6 +862,8 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
                         out.line(line)
                     if run.iteration == n + 1 and report:
                         run.close_interval(T)
+                if why is not None:
+                    raise diverged(why)
                 steps_done += losses.size
                 if bar is not None:
                     bar.update(losses.size)
@@ -848,12 +871,11 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
                         recent = run.interval_loss / run.interval_steps / T / LN2
                         bar.set_postfix_str(f"loss={recent:.3f} bits/char", refresh=False)
                 if run.iteration % cfg["checkpoint_every"] == 0 and run.iteration < iters \
-                        and bad_steps == 0:
-                    save(ckpt_path)
-                    saved_at = run.iteration
+                        and not watch.suspect:
+                    save_checkpoint()
                 if signals.signum is not None or out.failure is not None:
                     break
-            elapsed = time.perf_counter() - t_start
+            train_seconds = time.perf_counter() - t_start - eval_seconds
             if bar is not None:
                 bar.close()
                 bar = out.bar = None
@@ -861,15 +883,11 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
             # -- 5. the end: save, a last evaluation, save it too ----------------
             if signals.signum is not None:
                 out.line(f"interrupted at iteration {run.iteration} of {iters}")
-            save(ckpt_path)
-            saved_at = run.iteration
+            save_checkpoint()
             # Ctrl-C means now: no last evaluation after it, or from it on
             final = None if interrupted() else evaluate_and_keep(interrupted)
             if final is not None:
                 save(ckpt_path)  # with the evaluation (history, best) recorded
-    except CLIError:
-        forget_best_of_failed_run()
-        raise
     finally:
         if bar is not None:
             bar.close()
@@ -877,13 +895,13 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
     # -- 6. the summary --------------------------------------------------------
     smooth_bpc = run.smooth_loss / T / LN2
     out.line("----")
-    out.line(f"summary: {run.iteration} iterations, smoothed loss {run.smooth_loss:f} "
+    out.line(f"summary: {count(run.iteration, 'iteration')}, smoothed loss {run.smooth_loss:f} "
              f"({smooth_bpc:.4f} bits/char)")
     if final is None:
         out.line("bits per character: not measured (interrupted)")
     else:
         measured = (f"bits per character, continuing from the trained state: train "
-                    f"{final.train_bpc:.4f} (last {final.train_chars} training characters)")
+                    f"{final.train_bpc:.4f} (last {count(final.train_chars, 'training character')})")
         if final.val_bpc is not None:
             out.line(f"{measured}, validation {final.val_bpc:.4f} (first {final.val_chars} "
                      f"held-out characters)")
@@ -892,8 +910,13 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
     if best_file is not None and run.best_val_bpc is not None:
         out.line(f"best validation: {run.best_val_bpc:.4f} bits/char at iteration "
                  f"{run.best_iteration}, kept in {best_file}")
-    rate = steps_done / elapsed if elapsed > 0 else float("inf")
-    out.line(f"speed: {steps_done} steps in {elapsed:.2f} s, {rate:.1f} steps/s")
+    if final is not None and (final.val_bpc if final.val_bpc is not None
+                              else final.train_bpc) >= uniform_bpc:
+        out.line(f"warning: this model is no better than a uniform guess "
+                 f"({uniform_bpc:.4f} bits/char); try a lower --learning-rate")
+    rate = steps_done / train_seconds if train_seconds > 0 else float("inf")
+    out.line(f"speed: {count(steps_done, 'step')} in {train_seconds:.2f} s, {rate:.1f} steps/s "
+             f"(and {eval_seconds:.2f} s evaluating)")
     out.line(f"checkpoint: {ckpt_path} (iteration {saved_at})")
     if Figure is not None:
         try:
@@ -903,8 +926,13 @@ def _train(args, cfg: dict, resumed: Checkpoint | None, text: tuple, ckpt_path: 
         out.line(f"plot: {args.plot}")
     out.line(f"sample from it: {_sample_command()} {ckpt_path}")
     if out.failure is not None:
-        raise CLIError(f"stopped at iteration {run.iteration}: cannot write to standard output "
-                       f"({out.failure}); the run is saved in {ckpt_path}", code=1)
+        ran = (f"all {count(iters, 'iteration')} ran" if run.iteration >= iters else
+               f"training stopped at iteration {run.iteration} of {iters}")
+        if out.reader_gone:   # `| head`: as any Unix tool whose reader went away
+            raise CLIError(f"standard output was closed (the reader went away): {ran}; the run "
+                           f"is saved in {ckpt_path}", code=PIPE_CLOSED)
+        raise CLIError(f"cannot write to standard output ({out.failure}): {ran}; the run is "
+                       f"saved in {ckpt_path}", code=1)
     return 0 if signals.signum is None else 128 + signals.signum
 
 

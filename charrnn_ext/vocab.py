@@ -70,7 +70,7 @@ class Vocab:
         return isinstance(other, Vocab) and self.chars == other.chars
 
     def __repr__(self) -> str:
-        return f"Vocab({len(self)} characters)"
+        return f"Vocab({len(self)} character{'' if len(self) == 1 else 's'})"
 
     def encode(self, text: str) -> np.ndarray:
         """Ids of the characters of ``text`` as an int32 array.

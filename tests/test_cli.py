@@ -6,6 +6,7 @@ the source tree) is imported, and tiny sizes (hidden 8-16, a few hundred
 iterations) on small generated English and Chinese text.
 """
 import math
+import os
 import random
 import re
 import signal
@@ -136,8 +137,9 @@ def test_train_output_format(texts, trained):
                   r"\(last (\d+) training characters\), validation (\S+) "
                   r"\(first (\d+) held-out characters\)$", out, re.M)
     n_train = len(text) - n_val
-    assert m and int(m.group(2)) == min(n_train - 1, 10_000) and int(m.group(4)) == n_val
-    scores = evaluate(ckpt.model, ids, n_train, ckpt.hidden)  # from the saved state
+    # the training characters read from where training stands (one stream) to the held-out text
+    assert m and int(m.group(2)) == min(n_train - 1 - ckpt.position, 10_000) and int(m.group(4)) == n_val
+    scores = evaluate(ckpt.model, ids, n_train, ckpt.hidden, ckpt.position)  # the saved state
     assert float(m.group(1)) == pytest.approx(scores.train_bpc, abs=1e-4)
     assert float(m.group(3)) == pytest.approx(scores.val_bpc, abs=1e-4)
     assert ckpt.history["val_iteration"][-1] == 300 and ckpt.history["val_bpc"][-1] == scores.val_bpc
@@ -147,9 +149,9 @@ def test_train_output_format(texts, trained):
     best = load_checkpoint(m.group(3))
     assert best.iteration == int(m.group(2)) == ckpt.best_iteration
     assert best.best_val_bpc == ckpt.best_val_bpc == min(ckpt.history["val_bpc"])
-    assert evaluate(best.model, ids, n_train, best.hidden).val_bpc == best.best_val_bpc
+    assert evaluate(best.model, ids, n_train, best.hidden, best.position).val_bpc == best.best_val_bpc
     assert float(m.group(1)) == pytest.approx(best.best_val_bpc, abs=1e-4)
-    assert re.search(r"^speed: 300 steps in \S+ s, \S+ steps/s$", out, re.M)
+    assert re.search(r"^speed: 300 steps in \S+ s, \S+ steps/s \(and \S+ s evaluating\)$", out, re.M)
     assert f"checkpoint: {ckpt_path} (iteration 300)" in lines
     assert lines[-1] == f"sample from it: python -m charrnn_ext.sample {ckpt_path}"
     assert ckpt.iteration == 300 and ckpt.model.hidden_size == 12
@@ -552,8 +554,29 @@ def test_closed_stdout_stops_and_saves(texts, tmp_path):
             break
     proc.stdout.close()          # the reader goes away
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1 and b"Traceback" not in err
+    err = err.decode()
+    # as a Unix tool ended by SIGPIPE: status 141; one line saying where the run is
+    assert proc.returncode == 141 and "Traceback" not in err and err.count("\n") == 1, err
+    assert "standard output was closed" in err and "training stopped at iteration" in err
+    assert "saved in model.npz" in err
     assert load_checkpoint(tmp_path / "model.npz").iteration >= 1
+
+
+def test_closed_stdout_after_the_last_iteration_says_all_ran(texts, tmp_path):
+    """The reader is gone from the start; the one iteration asked for still
+    runs and is saved, and the message says so (not "stopped")."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "charrnn_ext.train", str(texts / "en.txt"), *map(str, TINY),
+             "--iters", "1", "--checkpoint", "model.npz"], cwd=tmp_path, stdout=write_end,
+            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=ENV, timeout=120)
+    finally:
+        os.close(write_end)
+    rc, err = proc.returncode, proc.stderr.decode()
+    assert rc == 141 and err.count("\n") == 1 and "all 1 iteration ran" in err, err
+    assert load_checkpoint(tmp_path / "model.npz").iteration == 1
 
 
 # ---------------------------------------------------------------------------
@@ -637,9 +660,10 @@ def test_sample_bad_input(trained, tmp_path):
 
 
 def test_evaluation_is_a_continuation_of_the_training_text():
-    """evaluate(): from the given state, read the warm-up, score the last
-    training characters, then go on into the held-out prefix, in one pass
-    (equal to scoring the concatenated spans step by step)."""
+    """evaluate(): from the states at the given position, read the training
+    text on in order (stream B-1's part, then the rest), score its last
+    characters, then go on into the held-out prefix, in one pass (equal to
+    scoring the concatenated text step by step)."""
     from charrnn_ext import evaluate
 
     rng = np.random.default_rng(0)
@@ -648,20 +672,39 @@ def test_evaluation_is_a_continuation_of_the_training_text():
     ids = rng.integers(0, V, 400).astype(np.int32)
     h0 = rng.standard_normal((H, 1)) * 0.5
     n_train = 300
-    s = evaluate(model, ids, n_train, h0, warmup=40, train_chars=50, val_chars=30)
+    s = evaluate(model, ids, n_train, h0, 209, train_chars=50, val_chars=30)
     assert (s.train_chars, s.val_chars) == (50, 30)
-    # the same by hand: inputs ids[209:249] warm up, ids[249:299] -> targets ids[250:300],
+    # the same by hand: inputs ids[209:249] are read, ids[249:299] -> targets ids[250:300],
     # then ids[299:329] -> targets ids[300:330]
     h = model.advance(ids[209:249], h0)
     train_nats, h = model.loss(ids[249:299], ids[250:300], h, return_hidden=True)
     val_nats = model.loss(ids[299:329], ids[300:330], h)
     assert s.train_bpc == pytest.approx(train_nats / 50 / math.log(2), rel=1e-12)
     assert s.val_bpc == pytest.approx(val_nats / 30 / math.log(2), rel=1e-12)
-    # the starting state matters (it is the state training carried), and short texts clamp
-    assert evaluate(model, ids, n_train, None, warmup=0) != evaluate(model, ids, n_train, h0, warmup=0)
-    short = evaluate(model, ids, n_train, h0, warmup=10**6, train_chars=10**6, val_chars=10**6)
+    # B streams: the read starts in the last stream's part (parts of 100), from its state
+    hB = rng.standard_normal((H, 3)) * 0.5
+    sB = evaluate(model, ids, n_train, hB, 9, train_chars=50, val_chars=30)
+    h = model.advance(ids[209:249], hB[:, 2:])
+    assert sB.train_bpc == pytest.approx(
+        model.loss(ids[249:299], ids[250:300], h) / 50 / math.log(2), rel=1e-12)
+    # the read is never shorter than from the position: fewer training characters scored
+    near = evaluate(model, ids, n_train, h0, 280, train_chars=50)
+    assert near.train_chars == 300 - 1 - 280
+    # None: the data pass's start, zero states at position 0
+    assert evaluate(model, ids, n_train) == evaluate(model, ids, n_train, np.zeros((H, 1)), 0)
+    assert evaluate(model, ids, n_train, None, streams=3) == \
+        evaluate(model, ids, n_train, np.zeros((H, 3)), 0)
+    short = evaluate(model, ids, n_train, h0, 0, train_chars=10**6, val_chars=10**6)
     assert (short.train_chars, short.val_chars) == (n_train - 1, 100)
     assert evaluate(model, ids, ids.size, h0).val_bpc is None
+    # positions the data pass never stands at, and states of the wrong shape, are refused
+    for bad in (-1, 299, 1.5, True):
+        with pytest.raises(ValueError, match="position"):
+            evaluate(model, ids, n_train, h0, bad)
+    with pytest.raises(ValueError, match="streams"):
+        evaluate(model, ids, n_train, hB, 0, streams=2)
+    with pytest.raises(ValueError, match="hidden"):
+        evaluate(model, ids, n_train, np.zeros((H + 1, 1)), 0)
 
 
 # ---------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def test_kept_best_model_rescores_exactly(model_dir):
     vals = ckpt.history["val_bpc"]
     assert ckpt.best_val_bpc == best.best_val_bpc == vals.min()
     assert best.iteration == ckpt.best_iteration == ckpt.history["val_iteration"][np.argmin(vals)]
-    assert evaluate(best.model, ids, n_train, best.hidden).val_bpc == best.best_val_bpc
+    assert evaluate(best.model, ids, n_train, best.hidden, best.position).val_bpc == best.best_val_bpc
     m = re.search(r"^best validation: (\S+) bits/char at iteration (\d+), kept in words.best.npz$",
                   out, re.M)
     assert m and int(m.group(2)) == best.iteration
