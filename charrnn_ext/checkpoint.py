@@ -36,24 +36,27 @@ own checks on what it writes, so a saved file always loads.
 
 Files are written atomically (a temporary file in the same directory, then
 ``os.replace``), so a crash or Ctrl-C while saving leaves the previous
-checkpoint intact.
+checkpoint intact; a temporary file left by a writer that was killed is
+removed by the next save of the same file (_ckptfile: how a live writer's is
+told apart). Reading and writing the files is _ckptfile's; this module owns
+what they hold.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import re
-import stat
-import tempfile
-import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._cli import available_memory
+from ._ckptfile import check_member, describe, max_file_size, read_arrays, write_atomic
+from ._cli import fraction, positive_int
+from .datapass import held_out, stream_part
 from .defaults import SEQ_LENGTH
-from .model import _MAX_ELEMENTS, CharRNN, check_real_dtype
+from .model import _MAX_ELEMENTS, CharRNN
 from .spec import PARAM_NAMES
 from .vocab import _MAX_CODE_POINT, Vocab
 
@@ -232,67 +235,28 @@ def _arrays(ckpt: Checkpoint) -> dict:
     return arrays
 
 
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def save_checkpoint(path, ckpt: Checkpoint) -> None:
     """Write ``ckpt`` to ``path`` atomically: the arrays go to a temporary
     file in the same directory, which is flushed to disk and then renamed over
-    ``path``. On any error (or KeyboardInterrupt) the temporary file is
-    removed and an existing file at ``path`` is left untouched. What would
-    not load is refused (ValueError) before anything is written: the arrays
-    pass through the loader's own checks (_validate) first."""
+    ``path`` (_ckptfile.write_atomic; temporary files of ``path`` left by
+    writers that died, e.g. killed mid-save, are removed first). On any error
+    (or KeyboardInterrupt) the temporary file is removed and an existing file
+    at ``path`` is left untouched. What would not load is refused
+    (ValueError) before anything is written: the arrays pass through the
+    loader's own checks (_validate) first."""
     path = os.fspath(path)
     arrays = _arrays(ckpt)
     try:
         _validate(arrays)
     except _PARSE_ERRORS as exc:
         raise ValueError(f"cannot save checkpoint {path}: it would not load "
-                         f"({_describe(exc)})") from None
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp creates files 0600
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable (POSIX); harmless where unsupported
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+                         f"({describe(exc)})") from None
+    write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
-# -- what a file may hold ------------------------------------------------------
-# Loading reads a file from a stranger. Its invariants, each checked before the
-# bytes it guards are read: the path is a regular file (reading a FIFO or a
-# device never ends) of at most _max_file_size() bytes; every member is one
-# the format defines (_member_limits), stored uncompressed, with a .npy header
-# whose dtype is real (model.check_real_dtype) or a string and whose shape
-# needs exactly the member's declared size, within the member's limit; and the
-# declared sizes add up to at most the file's size (no two members share
-# bytes). So nothing is decompressed, and loading allocates about the file's
-# size, in time proportional to it.
+# -- what a file may hold: the members (_ckptfile reads them, checked) ------------
 
 _MAX_JSON_BYTES = 2**20      # a JSON member (state, rng_state, hyperparameters), as UTF-32
-_NPY_MAX_HEADER = 10_000     # bytes of a member's .npy header (numpy's own default)
-_MEMBER_OVERHEAD = 2 * 1024  # zip headers of one member, besides its .npy header
 
 
 def _member_limits() -> dict:
@@ -316,174 +280,7 @@ def _member_limits() -> dict:
 
 def _max_file_size() -> int:
     """The largest file a checkpoint can be: every member at its limit."""
-    limits = _member_limits()
-    return sum(limits.values()) + len(limits) * (_NPY_MAX_HEADER + _MEMBER_OVERHEAD)
-
-
-def _check_member(name: str, dtype: np.dtype, shape: tuple) -> int:
-    """The bytes of data of member ``name`` with this dtype and shape, or
-    ValueError unless the format defines the member, its dtype is real or a
-    string, and its size is within the member's limit. Loading checks each
-    member's .npy header so before reading its data; saving checks each
-    array it is about to write."""
-    limits = _member_limits()
-    if name not in limits:
-        raise ValueError(f"'{name}' is not a member of a charrnn_ext checkpoint")
-    if dtype.kind != "U" or dtype.fields is not None:
-        try:
-            check_real_dtype(dtype, f"'{name}'")
-        except TypeError as exc:
-            raise ValueError(str(exc)) from None
-    if not all(isinstance(n, int) and n >= 0 for n in shape):
-        raise ValueError(f"'{name}' has shape {shape}")
-    nbytes = dtype.itemsize * math.prod(shape)
-    if nbytes > limits[name]:
-        raise ValueError(f"'{name}' takes {nbytes:,} bytes, more than the {limits[name]:,} "
-                         "a checkpoint may hold there")
-    return nbytes
-
-
-def _file_kind(mode: int) -> str | None:
-    """None for a regular file, else what it is."""
-    if stat.S_ISREG(mode):
-        return None
-    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
-                       (stat.S_ISBLK, "a device")):
-        if test(mode):
-            return kind
-    return "not a regular file"
-
-
-def _open_regular(path: str):
-    """(binary file object, size) of the regular file ``path``, or ValueError.
-    Checked before opening (opening a FIFO waits for a writer, reading a
-    device may never end) and again on the open file, which may not be the
-    file checked (O_NONBLOCK makes opening a FIFO return at once)."""
-    limit = _max_file_size()
-
-    def check(st) -> None:
-        kind = _file_kind(st.st_mode)
-        if kind is not None:
-            raise ValueError(f"{path} is not a charrnn_ext checkpoint ({kind}, not a regular file)")
-        if st.st_size > limit:
-            raise ValueError(f"{path} is not a charrnn_ext checkpoint ({st.st_size:,} bytes, "
-                             f"more than a checkpoint can be)")
-
-    check(os.stat(path))  # OSError (FileNotFoundError, PermissionError, ...) propagates
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    try:
-        st = os.fstat(fd)
-        check(st)
-        return os.fdopen(fd, "rb"), st.st_size
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-class _Refused(ValueError):
-    """A file refused by a check of ours (its message is final)."""
-
-
-class _Foreign(_Refused):
-    """A zip archive that is not a charrnn_ext checkpoint at all."""
-
-
-def _npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo):
-    """(dtype, shape, header size) of the .npy member ``info``: only its
-    header is read, at most _NPY_MAX_HEADER bytes of it."""
-    with archive.open(info) as fp:
-        version = np.lib.format.read_magic(fp)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(fp, max_header_size=_NPY_MAX_HEADER)
-        elif version == (2, 0):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(fp, max_header_size=_NPY_MAX_HEADER)
-        else:
-            raise _Refused(f"member {info.filename!r} is .npy version {version}, not 1.0 or 2.0")
-        return dtype, shape, fp.tell()
-
-
-def _read_member(archive: zipfile.ZipFile, name: str, info: zipfile.ZipInfo) -> np.ndarray:
-    """The array of the stored member ``name``. Its data is read only once its
-    .npy header passes _check_member and needs exactly the declared size."""
-    dtype, shape, header_size = _npy_header(archive, info)
-    try:
-        nbytes = _check_member(name, dtype, shape)
-    except ValueError as exc:
-        raise _Refused(str(exc)) from None
-    if info.file_size != header_size + nbytes:
-        raise _Refused(f"member {info.filename!r} declares {info.file_size:,} bytes, "
-                       f"its header {header_size + nbytes:,}")
-    with archive.open(info) as fp:  # reads exactly file_size bytes, checking the CRC
-        return np.lib.format.read_array(fp, allow_pickle=False, max_header_size=_NPY_MAX_HEADER)
-
-
-def _read_members(archive: zipfile.ZipFile, file_size: int) -> dict:
-    """The arrays of the checkpoint ``archive`` (see the invariants above)."""
-    members, others = {}, []
-    for info in archive.infolist():
-        if not info.filename.endswith(".npy"):
-            others.append(info.filename)
-            continue
-        name = info.filename[:-len(".npy")]
-        if name in members:
-            raise _Refused(f"member {info.filename[:80]!r} appears twice")
-        members[name] = info
-    if "format" not in members:
-        raise _Foreign("no format marker")
-    for info in members.values():  # stored: what is read is in the file, nothing inflates
-        if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
-            raise _Refused(f"member {info.filename!r} is compressed (checkpoints are stored)")
-    fmt = _read_member(archive, "format", members["format"])
-    if fmt.dtype.kind != "U" or fmt.shape != () or str(fmt) != FORMAT_NAME:
-        raise _Foreign("no format marker")
-    limits = _member_limits()
-    unknown = others + [info.filename for name, info in members.items() if name not in limits]
-    if unknown:
-        raise _Refused(f"member {unknown[0][:80]!r} is not part of the format")
-    total = sum(info.file_size for info in members.values())
-    if total > file_size:
-        raise _Refused("its members claim more bytes than the file holds")
-    available = available_memory()  # the arrays, then the model's own copies of them
-    if available is not None and 2 * total > available:
-        raise _Refused(f"loading it needs about {2 * total / 2**30:.1f} GiB of memory, "
-                       f"{available / 2**30:.1f} GiB is available")
-    arrays = {"format": fmt}
-    for name, info in members.items():
-        if name != "format":
-            arrays[name] = _read_member(archive, name, info)
-    return arrays
-
-
-def _read_arrays(path: str) -> dict:
-    """The arrays of the checkpoint file at ``path``, or ValueError (OSError
-    if it cannot be read). Any other exception while parsing the file's bytes
-    means a damaged or foreign file (numpy's header parser alone can raise
-    SyntaxError, tokenize.TokenError, ...), so all of them become one clear
-    ValueError; only MemoryError passes."""
-    f, size = _open_regular(path)
-    with f:
-        head = f.read(4)
-        if head != b"PK\x03\x04":  # every .npz (zip) archive starts so
-            what = "empty" if not head else "not an .npz archive"
-            raise ValueError(f"{path} is not a charrnn_ext checkpoint ({what})")
-        f.seek(0)
-        try:
-            with zipfile.ZipFile(f) as archive:
-                return _read_members(archive, size)
-        except _Foreign as exc:
-            raise ValueError(f"{path} is not a charrnn_ext checkpoint ({exc})") from None
-        except _Refused as exc:
-            raise ValueError(f"{path} is a damaged or incompatible checkpoint: {exc}") from None
-        except MemoryError:
-            raise
-        except Exception as exc:  # noqa: BLE001 -- see the docstring
-            raise ValueError(f"{path} is a damaged or truncated checkpoint ({_describe(exc)})") from None
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return max_file_size(_member_limits())
 
 
 def _get(arrays: dict, key: str, kind: str, ndim: int | None = None) -> np.ndarray:
@@ -704,8 +501,9 @@ def _validate(arrays: dict) -> Checkpoint:
     """The checkpoint ``arrays`` hold, or an error from _PARSE_ERRORS: what
     load_checkpoint accepts, and so what save_checkpoint may write (one code
     path for both: a file saved always loads)."""
+    limits = _member_limits()
     for name, arr in arrays.items():
-        _check_member(name, arr.dtype, arr.shape)
+        check_member(name, arr.dtype, arr.shape, limits)
     return _parse(arrays)
 
 
@@ -724,8 +522,8 @@ def load_checkpoint(path) -> Checkpoint:
         raise IsADirectoryError(f"checkpoint {path} is a directory")
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    arrays = _read_arrays(path)
+    arrays = read_arrays(path, _member_limits(), FORMAT_NAME)
     try:
         return _validate(arrays)
     except _PARSE_ERRORS as exc:
-        raise ValueError(f"{path} is a damaged or incompatible checkpoint: {_describe(exc)}") from None
+        raise ValueError(f"{path} is a damaged or incompatible checkpoint: {describe(exc)}") from None

@@ -2,6 +2,10 @@
 every damaged, truncated or foreign file (never code execution: no pickle)."""
 import json
 import os
+import subprocess
+import sys
+import textwrap
+import threading
 import zipfile
 
 import numpy as np
@@ -9,6 +13,7 @@ import pytest
 
 import charrnn_ext
 from charrnn_ext import CharRNN, Vocab, load_checkpoint
+from charrnn_ext import _ckptfile
 from charrnn_ext import checkpoint as ckmod
 from charrnn_ext.checkpoint import FORMAT_NAME, FORMAT_VERSION, Checkpoint
 from charrnn_ext.spec import PARAM_NAMES
@@ -141,6 +146,143 @@ def test_save_replaces_and_keeps_name(tmp_path):
     _trained(steps=4).save(path)
     assert sorted(os.listdir(tmp_path)) == ["model.ckpt"]
     assert load_checkpoint(path).iteration == 4
+
+
+# -- temporary files: a writer killed mid-save leaves one; the next save removes it
+
+_CHILD = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from charrnn_ext import CharRNN, Vocab
+    from charrnn_ext import checkpoint as ckmod
+    vocab = Vocab.from_text("hello world")
+    ckpt = ckmod.Checkpoint(CharRNN(len(vocab), 4, seed=0), vocab, iteration=7)
+
+    def stalled_savez(f, **arrays):  # half the archive, then wait for the parent
+        f.write(b"PK\x03\x04 half an archive")
+        f.flush()
+        print("writing", flush=True)
+        sys.stdin.readline()
+        f.seek(0)
+        f.truncate()
+        real_savez(f, **arrays)
+
+    real_savez, ckmod.np.savez = ckmod.np.savez, stalled_savez
+    ckpt.save(sys.argv[1])
+    print("saved", flush=True)
+""")
+
+
+def _stalled_writer(path):
+    """A process stopped in the middle of saving a checkpoint to ``path``
+    (it finishes when a line is written to its stdin)."""
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "writing\n"
+    return proc
+
+
+def _temps(directory):
+    return sorted(name for name in os.listdir(directory) if name.endswith(".tmp"))
+
+
+def test_temp_file_of_a_writer_killed_mid_save_is_removed_by_the_next_save(saved):
+    ckpt, path = saved
+    before = path.read_bytes()
+    proc = _stalled_writer(path)
+    proc.kill()  # SIGKILL: no handler, no finally
+    proc.wait()
+    (tmp,) = _temps(path.parent)
+    assert tmp.startswith(".model.npz.") and path.read_bytes() == before
+    ckpt.save(path)
+    assert sorted(os.listdir(path.parent)) == ["model.npz"]
+    assert load_checkpoint(path).iteration == ckpt.iteration
+
+
+def test_temp_file_of_a_live_writer_is_kept(saved):
+    """Another process writing the same file (no run lock between API
+    callers) keeps its temporary file through our save, and finishes."""
+    ckpt, path = saved
+    proc = _stalled_writer(path)
+    try:
+        (tmp,) = _temps(path.parent)
+        ckpt.save(path)
+        assert _temps(path.parent) == [tmp]
+        out, _ = proc.communicate("go\n", timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and out == "saved\n"
+    assert sorted(os.listdir(path.parent)) == ["model.npz"]
+    assert load_checkpoint(path).iteration == 7  # the other process's save landed
+
+
+def test_temp_file_of_a_live_thread_is_kept(saved, monkeypatch):
+    ckpt, path = saved
+    writing, go = threading.Event(), threading.Event()
+    real_savez = np.savez
+
+    def stalled_savez(f, **arrays):
+        if threading.current_thread() is not threading.main_thread():
+            writing.set()
+            go.wait(60)
+        real_savez(f, **arrays)
+
+    monkeypatch.setattr(ckmod.np, "savez", stalled_savez)
+    other = _trained(steps=2)
+    thread = threading.Thread(target=other.save, args=(path,))
+    thread.start()
+    assert writing.wait(60)
+    (tmp,) = _temps(path.parent)
+    ckpt.save(path)
+    assert _temps(path.parent) == [tmp]
+    go.set()
+    thread.join(60)
+    assert sorted(os.listdir(path.parent)) == ["model.npz"]
+    assert load_checkpoint(path).iteration == 2
+
+
+def test_only_dead_temp_files_of_the_same_file_are_removed(saved):
+    """An unlocked temporary file named as a save of this file names is a
+    dead writer's; the probes of charrnn-train and the files of
+    charrnn-sweep (tempfile.mkstemp names, never locked) and other files'
+    temporary files are not touched."""
+    ckpt, path = saved
+    d = path.parent
+    dead = [".model.npz.-abc_123.tmp", ".model.npz.-zzzzzzz.tmp"]
+    kept = [".model.npz.abcdefgh.tmp",     # a probe / charrnn-sweep (mkstemp)
+            ".model.npz.-abcdefgh.tmp",    # not our length
+            ".model.npz.-ABCDEFG.tmp",     # not our alphabet
+            ".other.npz.-abcdefg.tmp",     # another file's
+            ".model.npz.best.npz.-abcdefg.tmp",
+            "model.npz.-abcdefg.tmp", ".model.npz.-abcdefg.tmp.x"]
+    for name in dead + kept:
+        (d / name).write_bytes(b"partial")
+    (d / ".model.npz.-dir_abc.tmp").mkdir()  # not a regular file: left
+    ckpt.save(path)
+    assert sorted(os.listdir(d)) == sorted(kept + ["model.npz", ".model.npz.-dir_abc.tmp"])
+
+
+def test_temp_name_is_as_long_as_the_trainers_probe(tmp_path, monkeypatch):
+    """charrnn-train checks up front that the directory takes a temporary
+    name as long as a save's (tempfile.mkstemp's, as its probe makes)."""
+    import tempfile
+    names = []
+    real_savez = np.savez
+
+    def recording_savez(f, **arrays):
+        names.extend(_temps(tmp_path))
+        real_savez(f, **arrays)
+
+    monkeypatch.setattr(ckmod.np, "savez", recording_savez)
+    base = "x" * 200 + ".npz"
+    _trained(steps=1).save(tmp_path / base)
+    fd, probe = tempfile.mkstemp(prefix="." + base + ".", suffix=".tmp", dir=tmp_path)
+    os.close(fd)
+    os.unlink(probe)
+    (name,) = names
+    assert len(name) == len(os.path.basename(probe))
+    assert _ckptfile.temp_name_pattern(base).match(name)
+    assert not _ckptfile.temp_name_pattern(base).match(os.path.basename(probe))
 
 
 def test_missing_and_directory(tmp_path):

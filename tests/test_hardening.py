@@ -757,11 +757,11 @@ def test_state_counters_are_bounded(tmp_path, field, value):
 def test_loading_is_refused_when_memory_is_short(saved, monkeypatch):
     """Members are sized from their headers before anything is read; a file
     whose arrays cannot fit in the memory available now is refused."""
-    from charrnn_ext import checkpoint
+    from charrnn_ext import _ckptfile  # the archive reader
     total = os.path.getsize(saved)
-    monkeypatch.setattr(checkpoint, "available_memory", lambda: total)
+    monkeypatch.setattr(_ckptfile, "available_memory", lambda: total)
     _refused(saved, "needs about", "available")
-    monkeypatch.setattr(checkpoint, "available_memory", lambda: 100 * total)
+    monkeypatch.setattr(_ckptfile, "available_memory", lambda: 100 * total)
     assert load_checkpoint(saved).iteration == 0
 
 
