@@ -29,7 +29,7 @@ import uuid
 
 from . import __version__
 from . import train as _train
-from ._cli import (ArgumentParser, CLIError, RunLock, positive_float, positive_int, prog_name, run,
+from ._cli import (ArgumentParser, CLIError, RunLock, count, positive_float, positive_int, prog_name, run,
                    progress_bar, tolerant_stdout)
 
 # The settings a grid may vary, in the order they appear in run names, with
@@ -709,7 +709,7 @@ def _start_cluster(args, distributed, n_runs: int):
                 n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                 dashboard_address=LOOPBACK_ANY_PORT, silence_logs=logging.ERROR)
     except Exception as exc:  # e.g. no worker process could be started
-        raise CLIError(f"cannot start a local Dask cluster of {_plural(n, 'worker')}: "
+        raise CLIError(f"cannot start a local Dask cluster of {count(n, 'worker')}: "
                        f"{_first_line(exc)}", code=1) from None
     try:
         client = distributed.Client(cluster, set_as_default=False)
@@ -799,7 +799,7 @@ def _sweep(args, distributed, settings, grid, runs, todo, results, text, digest,
     names = [n for n, _ in runs]
     done = len(runs) - len(todo)
     shape = " x ".join(f"{len(v)} {k}" for k, v in grid.items())
-    print(f"sweep: {_plural(len(runs), 'run')} ({shape}) on "
+    print(f"sweep: {count(len(runs), 'run')} ({shape}) on "
           f"{input_name} ({len(text):,} bytes) into {args.out}"
           + (f"; {done} already done there" if done else ""), flush=True)
     if not todo:
@@ -818,7 +818,7 @@ def _sweep(args, distributed, settings, grid, runs, todo, results, text, digest,
         _check_workers(client, args)
         workers = len(client.scheduler_info()["workers"])
         where = args.scheduler or "a local cluster"
-        print(f"training {_plural(len(todo), 'run')} on {where} ({_plural(workers, 'worker')})",
+        print(f"training {count(len(todo), 'run')} on {where} ({count(workers, 'worker')})",
               flush=True)
         data = client.scatter(text, broadcast=True)  # the text goes to the workers once
         cfgs = dict(todo)
@@ -877,18 +877,18 @@ def _sweep(args, distributed, settings, grid, runs, todo, results, text, digest,
             signal.signal(signal.SIGTERM, previous_term)
     wall = time.perf_counter() - t0
     finished = [n for n in names if n in results.rows]
-    print(f"----\n{len(finished)} of {len(runs)} runs done ({wall:.1f} s), results in "
+    print(f"----\n{len(finished)} of {count(len(runs), 'run')} done ({wall:.1f} s), results in "
           f"{results.path}, best first:")
     print(format_table(results.sorted_rows(names)))
     prog = prog_name("charrnn_ext.sweep")
     for name, why in failed:
         print(f"{prog}: run {name} failed: {why}", file=sys.stderr)
     if interrupted is not None:
-        print(f"{prog}: interrupted; {len(finished)} of {len(runs)} runs are kept in "
+        print(f"{prog}: interrupted; {len(finished)} of {count(len(runs), 'run')} are kept in "
               f"{args.out}: rerun the same command to train the others", file=sys.stderr)
         return interrupted
     if failed:
-        print(f"{prog}: error: {len(failed)} of {len(runs)} runs failed (see above)",
+        print(f"{prog}: error: {len(failed)} of {count(len(runs), 'run')} failed (see above)",
               file=sys.stderr)
         return 1
     return 0
@@ -897,10 +897,6 @@ def _sweep(args, distributed, settings, grid, runs, todo, results, text, digest,
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _summary(row: dict) -> str:
