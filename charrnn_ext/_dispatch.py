@@ -152,6 +152,13 @@ def set_blas_threads(n: int) -> None:
     _apply_threads()
 
 
+def core_build() -> str:
+    """The build of the Cython core in use and its kernels' revision, e.g.
+    "x86_64_v4 r2" (bit-identical resumption needs the same: builds and
+    revisions may round differently)."""
+    return f"{variant} r{core.kernel_revision()}"
+
+
 def usable_cpus() -> int:
     """CPUs this process may run on (its affinity mask where the OS has one)."""
     try:

@@ -27,15 +27,18 @@ import threading
 import time
 import uuid
 
-from . import __version__
-from . import train as _train
-from ._cli import (ArgumentParser, CLIError, RunLock, count, positive_float, positive_int, prog_name, run,
-                   progress_bar, tolerant_stdout)
+from . import __version__, defaults, training
+from ._cli import (ArgumentParser, CLIError, RunLock, count, positive_float, positive_int,
+                   prog_name, progress_bar, run, tolerant_stdout)
+from ._dispatch import core_build, set_num_threads, usable_cpus
+from .checkpoint import checkpoint_bytes
+from .inputs import decode_input, read_input
+from .settings import SETTINGS, add_setting_flags
+from .training import Printer, summary
 
 # The settings a grid may vary, in the order they appear in run names, with
-# the prefix each has there. Their flags, types and defaults come from
-# charrnn_ext.train (its parser and SETTINGS): a setting the trainer does not
-# know (e.g. batch_size before it had --batch-size) is not sweepable.
+# the prefix each has there. Their flags, checks and defaults are the table's
+# (charrnn_ext.settings), as charrnn-train's are.
 SWEEPABLE = {
     "hidden_size": "h",
     "learning_rate": "lr",
@@ -59,8 +62,8 @@ Train a grid of character-level models (one charrnn-train run per combination
 of settings) on Dask's distributed scheduler, and rank them by held-out bits
 per character.
 
-Each run is charrnn_ext.train run as a function on a Dask worker, on one
-thread (--threads 1), deterministic from its seed: the same command with the
+Each run is charrnn-train's run (charrnn_ext.training.run) called on a Dask
+worker, on one thread, deterministic from its seed: the same command with the
 same settings gives bit-identical parameters, whichever worker trains it. The
 text is sent to the workers once; each finished run's checkpoint (and its
 best-model file NAME.best.npz when there is a held-out part) comes back and is
@@ -112,15 +115,9 @@ work starts) or a scheduler that cannot be reached, 130 interrupted
 # ---------------------------------------------------------------------------
 
 def sweepable_settings() -> dict:
-    """setting name -> the train parser's argparse action for it (flag,
-    type, help), for the settings of SWEEPABLE that charrnn_ext.train knows."""
-    actions = {a.dest: a for a in _train.build_parser()._actions}
-    return {name: actions[name] for name in SWEEPABLE
-            if name in actions and name in _train.SETTINGS and actions[name].option_strings}
-
-
-def _flag(action) -> str:
-    return next(s for s in action.option_strings if s.startswith("--"))
+    """setting name -> its Setting (charrnn_ext.settings: flag, check, help),
+    for the settings a grid may vary, in run-name order."""
+    return {name: SETTINGS[name] for name in SWEEPABLE}
 
 
 def _format(value) -> str:
@@ -129,9 +126,9 @@ def _format(value) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def _parse_value(name: str, action, text: str):
+def _parse_value(name: str, setting, text: str):
     try:
-        return action.type(text)
+        return setting.parse(text)
     except argparse.ArgumentTypeError as exc:
         raise CLIError(f"--grid {name}: {exc}") from None
 
@@ -154,7 +151,7 @@ def parse_grid(items: list[str], fixed: dict, settings: dict) -> dict:
         if name in grid:
             raise CLIError(f"--grid names {name} twice; list its values once: {name}=V1,V2")
         if fixed.get(name) is not None:
-            raise CLIError(f"{_flag(settings[name])} and --grid {name}=... both set {name}; "
+            raise CLIError(f"{settings[name].flag} and --grid {name}=... both set {name}; "
                            f"use one")
         texts = [v.strip() for v in values.split(",")]
         if any(not t for t in texts):
@@ -191,7 +188,7 @@ def expand(grid: dict, fixed: dict, settings: dict) -> list[tuple[str, dict]]:
     """[(name, settings)] for every combination of the grid; a run's settings
     are all the sweepable ones: the grid's, else the fixed flag's, else the
     trainer's default."""
-    base = {k: fixed[k] if fixed.get(k) is not None else _train.SETTINGS[k] for k in settings}
+    base = {k: fixed[k] if fixed.get(k) is not None else SETTINGS[k].default for k in settings}
     runs = []
     for combo in itertools.product(*grid.values()):
         varied = dict(zip(grid, combo))
@@ -199,94 +196,19 @@ def expand(grid: dict, fixed: dict, settings: dict) -> list[tuple[str, dict]]:
     return runs
 
 
-def train_args(settings_: dict, actions: dict, encoding: str) -> list[str]:
-    """The charrnn-train flags of a run (all its sweepable settings, spelled
-    out, so that the run does not depend on the workers' defaults)."""
-    argv = ["--threads", "1", "--encoding", encoding]
-    for name, value in settings_.items():
-        argv += [_flag(actions[name]), _format(value)]
-    return argv
-
-
 # ---------------------------------------------------------------------------
 # on the worker: one run
 # ---------------------------------------------------------------------------
 
-class _ThreadStream(io.TextIOBase):
-    """sys.stdout / sys.stderr of a worker process: writes of a thread that
-    captures (``capture``) go to its own buffer, the rest to the original
-    stream. (contextlib.redirect_stdout swaps the stream of the whole process,
-    which mixes up the output of runs on a worker with several threads.)"""
+class _Log(Printer):
+    """A run's output lines, as charrnn-train prints them, kept for NAME.log."""
 
-    def __init__(self, original):
-        super().__init__()
-        self.original = original
-        self._local = threading.local()
+    def __init__(self):
+        self.lines = []
+        super().__init__(self.lines.append)
 
-    def _target(self):
-        return getattr(self._local, "buffer", None)
-
-    @contextlib.contextmanager
-    def capture(self, buffer):
-        previous = self._target()
-        self._local.buffer = buffer
-        try:
-            yield buffer
-        finally:
-            self._local.buffer = previous
-
-    def write(self, text):
-        target = self._target()
-        if target is not None:
-            return target.write(text)
-        if self.original is None:
-            return len(text)
-        return self.original.write(text)
-
-    def flush(self):
-        target = self._target()
-        if target is None and self.original is not None:
-            self.original.flush()
-
-    def isatty(self):  # no progress bar inside a run
-        target = self._target()
-        return False if target is not None or self.original is None else self.original.isatty()
-
-    def fileno(self):
-        target = self._target()
-        if target is not None or self.original is None:
-            raise io.UnsupportedOperation("a captured stream has no file descriptor")
-        return self.original.fileno()
-
-    @property
-    def encoding(self):
-        if self._target() is None and self.original is not None:
-            return getattr(self.original, "encoding", "utf-8")
-        return "utf-8"
-
-
-_install_lock = threading.Lock()
-
-
-def _thread_streams() -> tuple[_ThreadStream, _ThreadStream]:
-    with _install_lock:
-        for name in ("stdout", "stderr"):
-            if not isinstance(getattr(sys, name), _ThreadStream):
-                setattr(sys, name, _ThreadStream(getattr(sys, name)))
-        return sys.stdout, sys.stderr
-
-
-def _error_line(stderr: str) -> str:
-    """The trainer's one-line error without its 'PROG: error: ' prefix."""
-    lines = [ln for ln in stderr.splitlines() if ln.strip()]
-    if not lines:
-        return "no error message"
-    last = lines[-1]
-    # the prefix is the trainer's program name, which follows sys.argv[0] of
-    # the process the run is in (python -m ..., charrnn-sweep, a worker, pytest)
-    if ": error: " in last:
-        return last.split(": error: ", 1)[1]
-    return last
+    def note(self, text: str) -> None:
+        self.lines.append(f"warning: {text}")
 
 
 def _last(values):
@@ -296,64 +218,46 @@ def _last(values):
     return v if math.isfinite(v) else None
 
 
-def train_one(text: bytes, name: str, argv: list[str], input_name: str = "input") -> dict:
-    """Train one run on a worker: write the text to a temporary file, call
-    charrnn_ext.train.main on it with a temporary --checkpoint (its stdout and
-    stderr captured), and return what the client keeps: the exit code, the
-    output, the error line, the checkpoint and best-model files as bytes and
-    the figures from the checkpoint."""
-    try:
-        from distributed import get_worker
-        base = get_worker().local_directory  # cleaned by Dask with the worker
-    except (ImportError, ValueError):
-        base = None
-    out_stream, err_stream = _thread_streams()
-    out, err = io.StringIO(), io.StringIO()
+def train_one(text: str, name: str, settings: dict) -> dict:
+    """Train one run on a worker: charrnn_ext.training.run on one thread, the
+    files kept in memory. Returns what the client keeps: the exit status
+    charrnn-train would give, its output, the error, the checkpoint and
+    best-model files as bytes and the figures."""
+    set_num_threads(1)
+    log = _Log()
     result = {"name": name, "pid": os.getpid(), "thread": threading.current_thread().name,
               "main_thread": threading.current_thread() is threading.main_thread()}
-    with tempfile.TemporaryDirectory(prefix="charrnn-sweep-", dir=base) as tmp:
-        path = os.path.join(tmp, "input.txt")
-        ckpt = os.path.join(tmp, "run.npz")
-        with open(path, "wb") as f:
-            f.write(text)
-        t0 = time.perf_counter()
-        with out_stream.capture(out), err_stream.capture(err):
-            try:
-                code = _train.main([path, "--checkpoint", ckpt, *argv])
-            except SystemExit as exc:  # the trainer's parser refused an option
-                code = exc.code if isinstance(exc.code, int) else 2
-        wall = time.perf_counter() - t0
-
-        def tidy(s: str) -> str:  # the user's names, not the worker's temporary ones
-            return (s.replace(_train.best_path(ckpt), f"{name}.best.npz")
-                    .replace(ckpt, f"{name}.npz").replace(path, input_name))
-
-        result.update(code=code, log=tidy(out.getvalue() + err.getvalue()),
-                      error=tidy(_error_line(err.getvalue())) if code else None, wall_s=wall)
-        if code != 0:
-            return result
-        from .checkpoint import load_checkpoint
-        ck = load_checkpoint(ckpt)
-        h = ck.history
-        result.update(
-            checkpoint=_read_bytes(ckpt),
-            best=_read_bytes(_train.best_path(ckpt)) if os.path.exists(_train.best_path(ckpt))
-            else None,
-            train_bpc=_last(h.get("train_bpc")), val_bpc=_last(h.get("val_bpc")),
-            best_val_bpc=ck.best_val_bpc, best_iteration=ck.best_iteration,
-            iterations=ck.iteration, steps_per_s=ck.iteration / wall if wall > 0 else None)
+    t0 = time.perf_counter()
+    code, error = 0, None
+    try:
+        out = training.run(text, settings, reporter=log, checkpoint_name=f"{name}.npz")
+    except (training.Diverged, OSError) as exc:
+        code, error = 1, str(exc)
+    except (ValueError, MemoryError) as exc:
+        code, error = 2, str(exc) or "out of memory"
+    wall = time.perf_counter() - t0
+    if code:
+        log.lines.append(f"error: {error}")
+        result.update(code=code, log="\n".join(log.lines) + "\n", error=error, wall_s=wall)
+        return result
+    ck = out.run
+    best_name = f"{name}.best.npz" if out.best is not None else None
+    log.lines += summary(out, ck.hyperparameters, f"{name}.npz", best_name)
+    h = ck.history
+    result.update(
+        code=0, log="\n".join(log.lines) + "\n", error=None, wall_s=wall,
+        checkpoint=checkpoint_bytes(ck),
+        best=checkpoint_bytes(out.best) if out.best is not None else None,
+        train_bpc=_last(h.get("train_bpc")), val_bpc=_last(h.get("val_bpc")),
+        best_val_bpc=ck.best_val_bpc, best_iteration=ck.best_iteration,
+        iterations=ck.iteration, steps_per_s=ck.iteration / wall if wall > 0 else None)
     return result
-
-
-def _read_bytes(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def _worker_info() -> dict:
     """What the client checks on each worker before sending work."""
     from . import __version__ as version
-    return {"charrnn_ext": version, "core": _train._core_variant()}
+    return {"charrnn_ext": version, "core": core_build()}
 
 
 # ---------------------------------------------------------------------------
@@ -413,7 +317,7 @@ class Results:
                             if not text:
                                 row[key] = None
                             elif key in settings:
-                                row[key] = settings[key].type(text)
+                                row[key] = settings[key].parse(text)
                             else:
                                 row[key] = _number(text)
                         except (argparse.ArgumentTypeError, ValueError) as exc:
@@ -489,13 +393,6 @@ def format_table(rows: list[dict]) -> str:
 # the command line
 # ---------------------------------------------------------------------------
 
-def usable_cpus() -> int:
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def build_parser(prog: str | None = None) -> ArgumentParser:
     settings = sweepable_settings()
     p = ArgumentParser(prog=prog or prog_name("charrnn_ext.sweep"), description=DESCRIPTION,
@@ -512,8 +409,8 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR",
                    help="directory of the results (created if missing): NAME.npz, "
                         "NAME.best.npz, NAME.log per run and results.csv")
-    p.add_argument("--encoding", default=_train.defaults.ENCODING, metavar="NAME",
-                   help=f"text encoding of the input (default: {_train.defaults.ENCODING})")
+    p.add_argument("--encoding", default=defaults.ENCODING, metavar="NAME",
+                   help=f"text encoding of the input (default: {defaults.ENCODING})")
     c = p.add_argument_group("cluster")
     c.add_argument("--scheduler", metavar="ADDRESS",
                    help="address of a running Dask scheduler (e.g. tcp://127.0.0.1:8786) whose "
@@ -530,9 +427,7 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
                         "default: 2)")
     s = p.add_argument_group("settings of every run, as charrnn-train's (a setting in --grid "
                              "is not set here)")
-    for name, action in settings.items():
-        s.add_argument(_flag(action), dest=name, type=action.type, metavar=action.metavar,
-                       help=action.help)
+    add_setting_flags(s, settings)
     return p
 
 
@@ -546,12 +441,12 @@ def _nonneg_int(text: str) -> int:
     return value
 
 
-def _read_input(path: str, encoding: str) -> tuple[bytes, str, int]:
-    """(bytes of the text, its name for messages, its number of characters),
-    refused (CLIError) when it cannot be read or is not text in ``encoding``:
+def _read_input(path: str, encoding: str) -> tuple[bytes, str, str]:
+    """(bytes of the text, the text, its name for messages), refused
+    (CLIError) when it cannot be read or is not text in ``encoding``:
     charrnn-train's own checks."""
-    data, name = _train.read_input(path, encoding)
-    return data, name, len(_train.decode_input(data, name, encoding))
+    data, name = read_input(path, encoding)
+    return data, decode_input(data, name, encoding), name
 
 
 def _check_runs_fit(runs, n_chars: int, input_name: str) -> None:
@@ -559,8 +454,8 @@ def _check_runs_fit(runs, n_chars: int, input_name: str) -> None:
     leave it no training on this text (charrnn-train's own check)."""
     for name, settings_ in runs:
         try:
-            _train.training_split(n_chars, settings_, input_name)
-        except CLIError as exc:
+            training.split(n_chars, settings_, input_name)
+        except training.TextError as exc:
             raise CLIError(f"run {name}: {exc}") from None
 
 
@@ -620,9 +515,9 @@ def _main(argv) -> int:
     distributed = _import_distributed()
     if args.scheduler is not None:
         _check_address(args.scheduler)
-    text, input_name, n_chars = _read_input(args.input, args.encoding)
-    _check_runs_fit(runs, n_chars, input_name)
-    digest = hashlib.sha256(text).hexdigest()
+    data, text, input_name = _read_input(args.input, args.encoding)
+    _check_runs_fit(runs, len(text), input_name)
+    digest = hashlib.sha256(data).hexdigest()
     created = not os.path.lexists(args.out)
     lock = _prepare_out(args.out)
     try:
@@ -653,7 +548,7 @@ def _runs_to_do(runs, results: Results, digest: str, out: str) -> list:
         for key, value in cfg.items():
             stored = row.get(key)
             if stored is None:
-                stored = _train.SETTINGS[key]  # a column an older results file did not have
+                stored = SETTINGS[key].default  # a column an older results file did not have
             if stored != value:
                 raise CLIError(f"{results.path} holds run {name} with {key}={_cell(stored)}, "
                                f"this sweep asks for {key}={_cell(value)}; use another --out")
@@ -800,7 +695,7 @@ def _sweep(args, distributed, settings, grid, runs, todo, results, text, digest,
     done = len(runs) - len(todo)
     shape = " x ".join(f"{len(v)} {k}" for k, v in grid.items())
     print(f"sweep: {count(len(runs), 'run')} ({shape}) on "
-          f"{input_name} ({len(text):,} bytes) into {args.out}"
+          f"{input_name} ({len(text):,} characters) into {args.out}"
           + (f"; {done} already done there" if done else ""), flush=True)
     if not todo:
         print(format_table(results.sorted_rows(names)))
@@ -825,7 +720,7 @@ def _sweep(args, distributed, settings, grid, runs, todo, results, text, digest,
         names_of = {}
         for name, cfg in todo:
             future = client.submit(
-                train_one, data, name, train_args(cfg, settings, args.encoding), input_name,
+                train_one, data, name, cfg,
                 key=f"charrnn-sweep-{name}-{uuid.uuid4().hex[:8]}", pure=False,
                 retries=args.retries)
             futures.append(future)

@@ -23,11 +23,13 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 from charrnn_ext import load_checkpoint, sweep, train  # noqa: E402
+from charrnn_ext.settings import SETTINGS  # noqa: E402
 from charrnn_ext.spec import PARAM_NAMES  # noqa: E402
 from conftest import ENV, english_like_text  # noqa: E402
 
 TEXT = english_like_text(4000, seed=3)
 TINY = ["--seq-length", "12", "--iters", "300", "--eval-every", "100"]
+TINY_SETTINGS = {"seq_length": 12, "iters": 300, "eval_every": 100}  # the same
 
 
 @pytest.fixture(scope="module")
@@ -91,34 +93,25 @@ def free_port():
 # ---------------------------------------------------------------------------
 
 def test_sweepable_settings_are_the_trainers():
+    """The grid's names, checks and flags are those of charrnn-train: one
+    table, charrnn_ext.settings, which the trainer's parser is built from."""
     settings = sweep.sweepable_settings()
     actions = {a.dest: a for a in train.build_parser()._actions}
-    expected = [n for n in sweep.SWEEPABLE if n in actions and n in train.SETTINGS]
-    assert list(settings) == expected
-    assert {"hidden_size", "learning_rate", "seq_length", "iters", "seed", "val_fraction",
-            "eval_every"} <= set(settings)
-    assert ("batch_size" in settings) == ("--batch-size" in actions.get("batch_size").option_strings
-                                          if "batch_size" in actions else False)
-    for name, action in settings.items():
-        assert action.type is actions[name].type, name  # the trainer's own checks
+    assert list(settings) == list(sweep.SWEEPABLE)
+    assert {"hidden_size", "learning_rate", "seq_length", "batch_size", "iters", "seed",
+            "val_fraction", "eval_every"} <= set(settings)
+    for name, setting in settings.items():
+        assert setting is SETTINGS[name]
+        assert actions[name].type is setting.parse, name  # the trainer's own checks
+        assert setting.flag in actions[name].option_strings, name
 
 
-def test_a_setting_the_trainer_lacks_is_not_sweepable(monkeypatch, capsys, tmp_path):
-    """batch_size is sweepable only while charrnn_ext.train's parser knows
-    --batch-size: the grid's names follow the trainer's parser."""
-    original = train.build_parser
-
-    def without_batch_size(prog=None):
-        p = original(prog)
-        p._actions = [a for a in p._actions if a.dest != "batch_size"]
-        return p
-
-    monkeypatch.setattr(train, "build_parser", without_batch_size)
-    assert "batch_size" not in sweep.sweepable_settings()
-    code = sweep.main([str(tmp_path / "x.txt"), "--grid", "batch_size=1,2", "--out",
+def test_a_setting_not_in_the_table_is_not_sweepable(monkeypatch, capsys, tmp_path):
+    """A grid names only settings of the table (temperature is one, but not sweepable)."""
+    code = sweep.main([str(tmp_path / "x.txt"), "--grid", "temperature=1,2", "--out",
                        str(tmp_path / "out")])
     err = capsys.readouterr().err
-    assert code == 2 and "unknown setting 'batch_size'" in err
+    assert code == 2 and "unknown setting 'temperature'" in err
 
 
 def test_grid_values_are_parsed_with_the_trainers_types():
@@ -132,12 +125,8 @@ def test_grid_values_are_parsed_with_the_trainers_types():
     assert [name for name, _ in runs] == ["h100-lr0.1-seed7", "h100-lr0.001-seed7",
                                           "h200-lr0.1-seed7", "h200-lr0.001-seed7"]
     cfg = dict(runs)["h200-lr0.001-seed7"]
-    assert cfg["iters"] == 500 and cfg["seq_length"] == train.SETTINGS["seq_length"]
-    args = sweep.train_args(cfg, settings, "utf-8")
-    assert args[:2] == ["--threads", "1"]
-    parsed = train.build_parser().parse_args(["x.txt", *args])
-    for name, value in cfg.items():  # every setting spelled out, exactly
-        assert getattr(parsed, name) == value, name
+    assert cfg["iters"] == 500 and cfg["seq_length"] == SETTINGS["seq_length"].default
+    assert set(cfg) == set(sweep.SWEEPABLE)   # every sweepable setting spelled out
 
 
 def test_run_names_are_unique_and_file_system_safe():
@@ -322,21 +311,21 @@ def test_without_dask_it_says_what_to_install(text_file, tmp_path):
 
 def test_a_run_on_a_worker_is_charrnn_train(cluster, text_file, tmp_path):
     """train_one on a worker thread: exit 0, the checkpoint and best model
-    equal charrnn-train's, its output captured (not on the worker's stdout),
-    the worker's signal handlers untouched (train.py installs none off the
-    main thread)."""
+    equal charrnn-train's, its output kept (not on the worker's stdout), the
+    worker's signal handlers untouched (a run installs none)."""
     args = ["--hidden-size", "8", *TINY, "--seed", "5"]
     with distributed.Client(cluster, set_as_default=False) as client:
         def handlers():
             return [str(signal.getsignal(s)) for s in (signal.SIGINT, signal.SIGTERM)]
 
         before = client.run(handlers)
-        res = client.submit(sweep.train_one, TEXT.encode(), "h8", ["--threads", "1", *args],
-                            "input.txt", pure=False).result()
+        cfg = {**{k: s.default for k, s in SETTINGS.items() if k in sweep.SWEEPABLE},
+               "hidden_size": 8, "seed": 5, **TINY_SETTINGS}
+        res = client.submit(sweep.train_one, TEXT, "h8", cfg, pure=False).result()
         assert client.run(handlers) == before
     assert res["code"] == 0 and res["main_thread"] is False
     assert "data has 4000 characters" in res["log"] and "saving to h8.npz" in res["log"]
-    assert "/tmp" not in res["log"]  # the worker's temporary names are not shown
+    assert "/tmp" not in res["log"]  # no temporary names
     ref = reference_run(text_file, tmp_path, "h8", args)
     path = tmp_path / "h8.npz"
     path.write_bytes(res["checkpoint"])
@@ -431,7 +420,7 @@ def test_the_text_goes_to_the_workers_once(cluster, text_file, tmp_path, capsys,
                        "50", "--out", str(tmp_path / "out"), "--scheduler",
                        cluster.scheduler_address])
     assert code == 0, capsys.readouterr().err
-    assert scattered == [(TEXT.encode(), True)]
+    assert scattered == [(TEXT, True)]
     assert len(submitted) == 3
     for func, text, retries in submitted:
         assert func is sweep.train_one and isinstance(text, distributed.Future)

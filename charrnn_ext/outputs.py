@@ -1,0 +1,208 @@
+"""Where a run's files go: the checkpoint and best-model paths, their checks and locks, the writers."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+from ._cli import CLIError, RunLock
+from .checkpoint import Checkpoint, load_checkpoint
+
+
+def best_path(checkpoint: str) -> str:
+    """Where the best model of a run saved to ``checkpoint`` is kept: beside
+    it (beside its target, for a symlink), ``model.npz`` -> ``model.best.npz``."""
+    if os.path.islink(checkpoint):
+        checkpoint = os.path.realpath(checkpoint)
+    root, ext = os.path.splitext(checkpoint)
+    return f"{root}.best{ext or '.npz'}"
+
+
+
+def check_output(path: str, what: str) -> None:
+    """Fail before training, not after it, if ``path`` cannot be written: a
+    real write in its directory, with a temporary name as long as the one a
+    checkpoint save uses (so a name too long for the file system fails here)."""
+    if not path:
+        raise CLIError(f"{what} needs a file name")
+    if path.endswith(os.sep) or os.path.isdir(path):
+        raise CLIError(f"{what} {path} is a directory")
+    if os.path.lexists(path) and not os.path.isfile(path) and os.path.exists(path):
+        raise CLIError(f"{what} {path} is not a regular file")  # (a dangling link is fine)
+    target = os.path.realpath(path)  # saves write through a symlink to its target
+    parent = os.path.dirname(target)
+    if not os.path.isdir(parent):
+        raise CLIError(f"{what} {path}: directory {parent} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp",
+                                     dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise CLIError(f"{what} {path}: cannot write in {parent} ({exc.strerror or exc})") from None
+
+
+def check_existing(path: str, what: str, continued: str | None, overwrite: bool) -> None:
+    """A fresh run never replaces a file that is not one of our checkpoints,
+    nor, unless --overwrite, a trained model; the run being continued
+    (``continued``: the --resume file, or the best file of that run) is fine."""
+    if not os.path.exists(path):  # (through a symlink: a dangling one is created through)
+        return
+    if continued and os.path.exists(continued) and os.path.samefile(path, continued):
+        return
+    try:
+        existing = load_checkpoint(path)
+    except (ValueError, OSError) as exc:
+        raise CLIError(f"refusing to overwrite {what} {path}: {exc}") from None
+    if not overwrite:
+        hint = (f"pass --resume {path} to continue it, or --overwrite to start over"
+                if what == "--checkpoint" else "pass --overwrite to start over")
+        held = "a run" if what == "--checkpoint" else "a model"
+        raise CLIError(f"{what} {path} already holds {held} at iteration "
+                       f"{existing.iteration}; {hint}")
+
+
+class Locks(list):
+    """The RunLocks of a run's output files, released together."""
+
+    def release(self) -> None:
+        for lock in self:
+            lock.release()
+
+
+def lock_outputs(path: str, keep_best: bool) -> Locks | None:
+    """Lock the checkpoint and its best-model file; None if another run holds
+    either (then nothing is held)."""
+    locks = Locks()
+    for target in [path] + ([best_path(path)] if keep_best else []):
+        lock = RunLock(target)
+        if not lock.acquire():
+            locks.release()
+            return None
+        locks.append(lock)
+    return locks
+
+
+def take_checkpoint_path(checkpoint: str | None, resume: str | None, input_path: str | None,
+                         keep_best: bool, overwrite: bool) -> tuple[str, Locks]:
+    """The checkpoint path of this run, locked with its best-model file for
+    the run's lifetime (a second run writing either is refused). Without
+    --checkpoint and --resume, a new file in the current directory named
+    after the input (input.npz, then input-2.npz, ...): an existing file is
+    never chosen."""
+    if checkpoint is None and resume is not None and resume.endswith(".best.npz"):
+        raise CLIError(f"--resume {resume} is the best model kept by a run: continuing it "
+                       f"in place would replace it; name the continued run's file with "
+                       f"--checkpoint PATH")
+    path = checkpoint if checkpoint is not None else resume
+    if path is not None:
+        check_output(path, "--checkpoint")
+        if keep_best:
+            check_output(best_path(path), "the best-model file")
+        locks = lock_outputs(path, keep_best)
+        if locks is None:
+            raise CLIError(f"another run is writing --checkpoint {path} or its best-model file "
+                           f"({RunLock(path).owner()}); wait for it or choose another file")
+        try:
+            check_existing(path, "--checkpoint", resume, overwrite)
+            if keep_best:
+                continuing = resume is not None and os.path.samefile(path, resume) \
+                    if os.path.exists(path) else False
+                check_existing(best_path(path), "the best-model file",
+                                best_path(path) if continuing else None, overwrite)
+        except BaseException:
+            locks.release()
+            raise
+        return path, locks
+    if input_path is None:
+        stem = "demo"
+    elif input_path == "-":
+        stem = "stdin"
+    else:
+        stem = os.path.splitext(os.path.basename(os.path.normpath(input_path)))[0] or "model"
+    for k in range(1, 10_000):
+        path = f"{stem}.npz" if k == 1 else f"{stem}-{k}.npz"
+        if os.path.lexists(path) or os.path.lexists(best_path(path)):
+            continue
+        try:
+            check_output(path, "the checkpoint")
+            if keep_best:
+                check_output(best_path(path), "the best-model file")
+        except CLIError as exc:
+            raise CLIError(f"{exc} (name another place with --checkpoint PATH)") from None
+        locks = lock_outputs(path, keep_best)
+        if locks is None:
+            continue
+        if os.path.lexists(path) or os.path.lexists(best_path(path)):  # created meanwhile
+            locks.release()
+            continue
+        return path, locks
+    raise CLIError(f"no free checkpoint name {stem}-N.npz in the current directory; "
+                   f"name one with --checkpoint PATH")
+
+
+
+
+class Files:
+    """A run's checkpoint file and the best-model file beside it (``keep_best``),
+    written atomically, through a symlink to its target."""
+
+    def __init__(self, path: str, keep_best: bool = True):
+        self.name = path
+        self.best_name = best_path(path) if keep_best else None
+        self.keep_best = keep_best
+
+    def write(self, state: Checkpoint, best: bool = False) -> None:
+        path = self.best_name if best else self.name
+        try:
+            state.save(os.path.realpath(path))
+        except OSError as exc:
+            raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
+        except ValueError as exc:  # a state the loader would refuse: nothing was written
+            raise OSError(f"not saving {path}: {exc}") from None
+
+    def remove_stale_best(self) -> None:
+        """Remove the best-model file of the run this one replaces (--overwrite)."""
+        stale = best_path(self.name)
+        if os.path.lexists(stale):
+            try:
+                os.unlink(os.path.realpath(stale))
+            except OSError as exc:
+                raise OSError(f"cannot remove {stale}, the best model of the run {self.name} "
+                              f"replaced: {exc.strerror or exc}") from None
+
+    def inherited_best(self, resume: Checkpoint | None, same_held_out: bool) -> tuple:
+        """(best_val_bpc, best_iteration) a run starts from: those of the run it
+        continues when its best-model file is this run's and holds that very
+        model, scored on the same held-out text; else (None, None), the best
+        judged anew. A fresh run never inherits a best (not even from a file
+        it replaces)."""
+        if resume is None or self.best_name is None or resume.best_iteration is None \
+                or not same_held_out or not os.path.exists(self.best_name):
+            return None, None
+        try:
+            kept = load_checkpoint(self.best_name)
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"the best-model file {self.best_name}: {exc}") from None
+        if (kept.iteration, kept.best_iteration, kept.best_val_bpc) != \
+                (resume.best_iteration, resume.best_iteration, resume.best_val_bpc):
+            return None, None   # another run's, or written after the checkpoint
+        return resume.best_val_bpc, resume.best_iteration
+
+
+class Memory:
+    """A run's checkpoint and best model kept in memory (Checkpoint copies):
+    the run writes no file (charrnn-sweep's workers, notebooks)."""
+
+    def __init__(self, keep_best: bool = True, name: str | None = None):
+        self.keep_best = keep_best
+        self.name = name   # shown in the output only
+        self.best_name = None if name is None or not keep_best else best_path(name)
+
+    def write(self, state: Checkpoint, best: bool = False) -> None:
+        pass   # the state is the run's; Result.best holds a copy of the best
+
+    def remove_stale_best(self) -> None:
+        pass
+
+    def inherited_best(self, resume: Checkpoint | None, same_held_out: bool) -> tuple:
+        return None, None

@@ -1,0 +1,421 @@
+"""A whole training run as a library call: min-char-rnn's loop, evaluation, the best model, saves.
+
+    from charrnn_ext import training
+    result = training.run(open("input.txt").read(), {"iters": 2000, "hidden_size": 64})
+    result.run.model, result.best, result.final.val_bpc
+
+``charrnn-train`` is a command over ``run`` (it adds the flags, the files'
+names and locks, signals and a progress bar), and ``charrnn-sweep`` calls it
+on its workers. What a run tells as it goes reaches a Reporter: min-char-rnn's
+output lines, the progress after each call into the core, each evaluation.
+"""
+from __future__ import annotations
+
+import math
+import time
+import zlib
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+
+from ._cli import available_memory, count
+from ._dispatch import core_build
+from .checkpoint import Checkpoint
+from .datapass import held_out, stream_part
+from .divergence import Divergence
+from .evaluation import LN2, Scores, evaluate
+from .model import CharRNN, TrainingDiverged, chunk_wraps
+from .outputs import Files, Memory
+from .settings import complete
+from .vocab import Vocab
+
+# Training runs between samples, evaluations and checkpoints in calls of
+# model.train of at most about this many seconds: stop() and the reporter are
+# asked between them.
+BLOCK_SECONDS = 0.1
+
+
+class Diverged(RuntimeError):
+    """The run diverged; the message says when, why and what to change."""
+
+
+class TextError(ValueError):
+    """The text cannot be trained on with these settings (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Text:
+    """A text as a run reads it: its vocabulary, its ids (int32), and how many
+    of them are trained on (the rest, its end, is held out)."""
+
+    vocab: Vocab
+    ids: np.ndarray
+    n_train: int
+
+    @classmethod
+    def of(cls, text: str, settings: dict, vocab: Vocab | None = None,
+           name: str = "the text") -> "Text":
+        """``text`` encoded with ``vocab`` (default: its own) and split as the
+        settings say; TextError when they leave a stream no whole chunk."""
+        vocab = vocab if vocab is not None else Vocab.from_text(text)
+        ids = vocab.encode(text)
+        return cls(vocab, ids, split(ids.size, settings, name))
+
+
+def split(N: int, settings: dict, name: str = "the text") -> int:
+    """How many of a text's N characters are trained on (the rest, the last
+    val_fraction, is held out), or TextError when the settings (seq_length,
+    val_fraction, batch_size) leave a stream no whole chunk. charrnn-sweep
+    checks every run's settings with it before any run starts."""
+    T = settings["seq_length"]
+    if N < T + 1:
+        raise TextError(f"{name} has {count(N, 'character')}; training needs at least "
+                        f"--seq-length + 1 = {T + 1}")
+    n_val = held_out(N, settings["val_fraction"])
+    n_train = N - n_val
+    if n_train < T + 1:
+        raise TextError(f"--val-fraction {settings['val_fraction']} holds out {n_val} of the "
+                        f"{N} characters, leaving {n_train} to train on; training needs at least "
+                        f"--seq-length + 1 = {T + 1} (lower --val-fraction or --seq-length)")
+    B = settings["batch_size"]
+    if stream_part(n_train, B) < T + 1:
+        raise TextError(f"--batch-size {B} cuts the {n_train} training characters into parts "
+                        f"of {stream_part(n_train, B)}; each stream needs at least --seq-length "
+                        f"+ 1 = {T + 1} (use at most --batch-size {max(n_train // (T + 1), 1)})")
+    return n_train
+
+
+def check_memory(V: int, H: int, T: int, B: int) -> None:
+    """MemoryError for a model whose arrays cannot fit in the memory available
+    now (the operating system would kill the process rather than raise)."""
+    # params, Adagrad memory and gradients, the core's transposed Whh, and the
+    # step's work buffers: T * B rows of probabilities (V) and hidden states (3 H)
+    need = 8 * (3 * (H * H + 2 * V * H + H + V) + H * H + T * B * (V + 3 * H))
+    available = available_memory()
+    if available and need > 0.8 * available:  # a margin for Python, numpy and the text
+        raise MemoryError(f"--hidden-size {H} with {count(V, 'character')} needs "
+                          f"{need / 2**30:.1f} GiB for the parameters, their Adagrad memory and "
+                          f"gradients; {available / 2**30:.1f} GiB of memory is available to "
+                          f"this process")
+
+
+class Reporter:
+    """What a run tells as it goes. Every method does nothing: subclass the
+    ones you need (charrnn-train prints lines and a progress bar)."""
+
+    def line(self, text: str) -> None:
+        """One line of min-char-rnn's output (samples, ``iter N, loss: X``, the summary)."""
+
+    def note(self, text: str) -> None:
+        """A warning or note about the run (charrnn-train prints it on stderr)."""
+
+    def progress(self, run: Checkpoint, steps: int) -> None:
+        """After each call into the core: ``steps`` more steps are done."""
+
+    def evaluated(self, run: Checkpoint, scores: Scores, best: bool) -> None:
+        """After each evaluation (``best``: kept as the best model so far)."""
+
+
+class Printer(Reporter):
+    """Lines through ``write`` (default: print)."""
+
+    def __init__(self, write: Callable[[str], None] = print):
+        self.write = write
+
+    def line(self, text: str) -> None:
+        self.write(text)
+
+
+@dataclass
+class Result:
+    """What a run leaves: ``run``, its state at the end (what its checkpoint
+    holds); ``best``, a copy of the run's state when it scored its best held-out
+    figure (None if none was kept); ``final``, the scores at the end (None when
+    stopped); ``stopped``, whether stop() ended it before ``iters``;
+    ``saved_at``, the iteration of the last checkpoint written; the steps this
+    call ran and the seconds spent training and evaluating."""
+
+    run: Checkpoint
+    best: Checkpoint | None
+    final: Scores | None
+    stopped: bool
+    saved_at: int | None
+    steps: int
+    train_seconds: float
+    eval_seconds: float
+
+
+def run(text, settings: dict | None = None, *, resume: Checkpoint | None = None,
+        checkpoint: str | None = None, keep_best: bool = True, reporter: Reporter | None = None,
+        stop: Callable[[], bool] | None = None, resumed_from: str | None = None,
+        checkpoint_name: str | None = None) -> Result:
+    """Train on ``text`` (a str, or a Text) with ``settings`` (names as in
+    charrnn_ext.settings; missing ones from ``resume``'s, else defaults),
+    continuing ``resume`` (a Checkpoint) if given, saving to the file
+    ``checkpoint`` (and the best model beside it, ``keep_best``) if given,
+    else keeping both in memory (Result.best; ``checkpoint_name``, the name
+    the output gives them then). ``stop()`` is asked between
+    calls into the core; the run then saves and ends. Raises Diverged,
+    TextError, ValueError (bad settings), MemoryError (a model too large),
+    OSError (a file not written)."""
+    reporter = reporter or Reporter()
+    # -- 1. the settings and the text ---------------------------------------
+    settings = complete(settings, resume.hyperparameters if resume is not None else None)
+    if resume is not None:
+        settings.update(hidden_size=resume.model.hidden_size, batch_size=resume.hidden.shape[1])
+    if not isinstance(text, Text):
+        text = Text.of(text, settings)
+    vocab, ids, n_train = text.vocab, text.ids, text.n_train
+    if resume is not None and vocab != resume.vocab:
+        raise TextError(f"the text's vocabulary ({count(len(vocab), 'character')}) differs "
+                        f"from the checkpoint's ({count(len(resume.vocab), 'character')})")
+    T, H, B = settings["seq_length"], settings["hidden_size"], settings["batch_size"]
+    N, V = ids.size, len(vocab)
+    part = stream_part(n_train, B)   # stream b reads ids[b * part : (b + 1) * part]
+    keep_best = keep_best and N > n_train
+    out = Files(checkpoint, keep_best) if checkpoint is not None else \
+        Memory(keep_best, checkpoint_name)
+
+    # -- 2. the run state: resumed, or a fresh model -------------------------
+    if resume is None:
+        check_memory(V, H, T, B)
+        try:
+            model = CharRNN(V, H, seed=settings["seed"])
+        except (ValueError, MemoryError) as exc:
+            raise MemoryError(f"--hidden-size {H} with {count(V, 'character')}: "
+                              f"{exc or 'not enough memory'}") from None
+        state = Checkpoint(model=model, vocab=vocab, rng=np.random.default_rng(settings["seed"]),
+                           hyperparameters=dict(settings), hidden=np.zeros((H, B)))
+    else:
+        state = resume
+    crc = zlib.crc32(ids)
+    same_text = resume is not None and (resume.data_size, resume.data_crc32) == (N, crc)
+    same_held_out = same_text and resume.hyperparameters.get("val_fraction") == \
+        settings["val_fraction"]
+    state.best_val_bpc, state.best_iteration = out.inherited_best(resume, same_held_out)
+    if resume is not None and resume.best_iteration is not None and keep_best \
+            and not same_held_out:
+        reporter.note("the held-out text differs from the checkpoint's (--val-fraction or the "
+                      "text): the best model is judged anew")
+    build = core_build()
+    if resume is not None:
+        if not same_text:
+            reporter.note(f"this text differs from the one {resumed_from or 'the checkpoint'} "
+                          f"was trained on (same vocabulary); continuing on it")
+        if resume.core and resume.core != build:
+            reporter.note(f"{resumed_from or 'the checkpoint'} was trained with the "
+                          f"{resume.core} build of the core, this run uses {build}: the result "
+                          f"will not be bit-identical to an uninterrupted run")
+    state.hyperparameters = dict(settings)
+    state.data_size, state.data_crc32, state.core = N, crc, build
+    for line in _header(N, V, n_train, settings, part, resume, resumed_from, out):
+        reporter.line(line)
+    return _Loop(state, ids, n_train, settings, out, reporter, stop or (lambda: False),
+                 resume is None).go()
+
+
+def _header(N, V, n_train, settings, part, resume, resumed_from, out) -> list[str]:
+    n_val, B = N - n_train, settings["batch_size"]
+    lines = [f"data has {count(N, 'character')}, {V} unique."]
+    if n_val:
+        lines.append(f"training on {count(n_train, 'character')}, validating on the last "
+                     f"{n_val} (--val-fraction {settings['val_fraction']:g})")
+    else:
+        lines.append(f"training on {count(n_train, 'character')}, no validation")
+    streams = f", {B} streams of {count(part, 'character')}" if B > 1 else ""
+    lines.append(f"hidden size {settings['hidden_size']}, seq length {settings['seq_length']}"
+                 f"{streams}, learning rate {settings['learning_rate']:g}, seed "
+                 f"{settings['seed']}, {count(settings['iters'], 'iteration')}")
+    if resume is not None:
+        lines.append(f"resuming from {resumed_from or 'a checkpoint'} at iteration "
+                     f"{resume.iteration}")
+    if out.name is not None:
+        lines.append(f"saving to {out.name}"
+                     + (f", the best model to {out.best_name}" if out.best_name else ""))
+    return lines
+
+
+class _Loop:
+    """One run's loop (min-char-rnn's), its evaluations and saves."""
+
+    def __init__(self, state: Checkpoint, ids, n_train: int, settings: dict, out, reporter,
+                 stop, fresh: bool):
+        self.state, self.ids, self.n_train, self.s = state, ids, n_train, settings
+        self.out, self.reporter, self.stop, self.fresh = out, reporter, stop, fresh
+        V, T = len(state.vocab), settings["seq_length"]
+        self.part = stream_part(n_train, settings["batch_size"])
+        self.watch = Divergence(T * math.log(V))   # the loss of a uniform guess over a chunk
+        self.uniform_bpc = math.log2(V)
+        self.saved_at = None       # iteration of the last checkpoint this run wrote
+        self.best = None           # a copy of the state at the best evaluation
+        self.eval_seconds = 0.0
+
+    # -- the pieces -------------------------------------------------------------
+    def diverged(self, what: str) -> Diverged:
+        kept = (f"{self.out.name} was not written by this run" if self.saved_at is None else
+                f"the last good checkpoint, {self.out.name}, is from iteration {self.saved_at}")
+        if self.out.name is None:
+            kept = "nothing was saved"
+        return Diverged(f"training diverged at iteration {self.state.iteration}: {what}; try a "
+                        f"lower --learning-rate (e.g. --learning-rate "
+                        f"{self.s['learning_rate'] / 2:g}); {kept}")
+
+    def save(self, best: bool = False) -> None:
+        """The checkpoint (or the best model); a fresh run's first save also
+        removes the best-model file of a run it replaces, which it has not
+        written: a best file is never written before its checkpoint."""
+        if not all(np.all(np.isfinite(a)) for a in self.state.model.params.values()):
+            raise self.diverged("the parameters became infinite or NaN")
+        if best:
+            self.out.write(self.state, best=True)
+            return
+        first = self.saved_at is None and self.fresh
+        self.out.write(self.state)
+        self.saved_at = self.state.iteration
+        if first and self.state.best_iteration is None:
+            self.out.remove_stale_best()
+
+    def evaluate_and_keep(self) -> Scores | None:
+        """Score the model in its current state (as a checkpoint now would hold
+        it), record it, keep it if best (never the untrained model, nor one no
+        better than a uniform guess); the scores, or None if stopped meanwhile."""
+        state = self.state
+        started = time.perf_counter()
+        scores = evaluate(state.model, self.ids, self.n_train, state.hidden, state.position,
+                          stop=self.stop)
+        self.eval_seconds += time.perf_counter() - started
+        if scores is None:
+            return None
+        if not all(math.isfinite(x) for x in (scores.train_bpc, scores.val_bpc or 0.0)):
+            raise self.diverged("the evaluated loss became infinite or NaN")
+        keep = self.out.keep_best and state.iteration > 0 and scores.val_bpc is not None \
+            and scores.val_bpc < self.uniform_bpc
+        best = state.record_evaluation(scores.val_bpc, scores.train_bpc, track_best=keep)
+        if best:
+            if self.saved_at is None:   # the checkpoint first: the best file belongs beside it
+                self.save()
+            self.save(best=True)
+            self.best = _copy(state)
+        self.reporter.evaluated(state, scores, best)
+        return scores
+
+    # -- the loop -----------------------------------------------------------------
+    def go(self) -> Result:
+        state, s, reporter = self.state, self.s, self.reporter
+        T, H, B, iters = s["seq_length"], s["hidden_size"], s["batch_size"], s["iters"]
+        lr, every = s["learning_rate"], (s["sample_every"], s["eval_every"], s["checkpoint_every"])
+        data, vocab, part = self.ids[:self.n_train], state.vocab, self.part
+        steps_done, stopped = 0, False
+        block = 1          # steps per model.train call: sized to about BLOCK_SECONDS below
+        t_start = time.perf_counter()
+        # One BLAS thread: the core's matrix products are small, and a
+        # multithreaded BLAS may split sums differently from run to run, which
+        # would break bit-identical reproducibility. The core's own threads do
+        # not change any result.
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=1, user_api="blas"):
+            while state.iteration < iters:
+                n = state.iteration
+                # -- min-char-rnn's data pass: reset at the start and at the end
+                # (of each stream's part); model.train applies the same rule
+                if n == 0 or chunk_wraps(state.position, part, T):
+                    state.hidden = np.zeros((H, B))  # reset RNN memory
+                    state.position = 0               # go from start of data
+                # -- evaluation, every eval_every iterations (once per iteration)
+                evaluated = n % s["eval_every"] == 0 and (
+                    not state.history["val_iteration"].size
+                    or state.history["val_iteration"][-1] != n)
+                scores = self.evaluate_and_keep() if evaluated else None
+                # -- a sample, from stream 0's state and its next input
+                report = n % s["sample_every"] == 0
+                if report:
+                    sample_ix = state.model.sample(
+                        state.hidden[:, :1], int(data[state.position]), s["sample_length"],
+                        temperature=s["temperature"], rng=state.rng)
+                    reporter.line("----\n %s \n----" % (vocab.decode(sample_ix),))
+                # -- the steps up to the next sample, evaluation, checkpoint or the
+                # end, in one call of the core, at most ~BLOCK_SECONDS long
+                upto = min(iters, *(n + e - n % e for e in every))
+                started = time.perf_counter()
+                try:
+                    losses, state.hidden, state.position = state.model.train(
+                        data, min(upto - n, block), T, state.hidden, state.position, lr,
+                        streams=B)
+                except TrainingDiverged as exc:   # a NaN or infinite loss: its step ran
+                    losses, state.hidden, state.position = exc.losses, exc.hidden, exc.position
+                block = max(1, int(losses.size / max(time.perf_counter() - started, 1e-9)
+                                   * BLOCK_SECONDS))
+                # -- the record: each step's loss, the loss line, divergence
+                k, why = self.watch.add(losses)
+                for loss in losses[:k].tolist():
+                    state.record_step(loss)
+                    if state.iteration == n + 1 and (report or evaluated):
+                        line = "iter %d, loss: %f" % (n, state.smooth_loss)
+                        if scores is not None and scores.val_bpc is not None:
+                            line += ", val: %.4f bits/char" % scores.val_bpc
+                        reporter.line(line)
+                    if state.iteration == n + 1 and report:
+                        state.close_interval(T)
+                if why is not None:
+                    raise self.diverged(why)
+                steps_done += losses.size
+                reporter.progress(state, losses.size)
+                # -- a checkpoint, never while the loss is suspect
+                if state.iteration % s["checkpoint_every"] == 0 and state.iteration < iters \
+                        and not self.watch.suspect:
+                    self.save()
+                if self.stop():
+                    stopped = True
+                    break
+        train_seconds = time.perf_counter() - t_start - self.eval_seconds
+
+        # -- the end: save, a last evaluation (not after stop()), save it too ---
+        self.save()
+        final = None if stopped else self.evaluate_and_keep()
+        if final is not None:
+            self.save()  # with the evaluation (history, best) recorded
+        return Result(state, self.best, final, stopped, self.saved_at, steps_done,
+                      train_seconds, self.eval_seconds)
+
+
+def _copy(state: Checkpoint) -> Checkpoint:
+    """An independent copy of a run's state (model, random state, history)."""
+    rng = np.random.Generator(type(state.rng.bit_generator)())
+    rng.bit_generator.state = state.rng.bit_generator.state
+    return replace(state, model=state.model.copy(), rng=rng, hidden=state.hidden.copy(),
+                   hyperparameters=dict(state.hyperparameters),
+                   history={k: v.copy() for k, v in state.history.items()})
+
+
+def summary(result: Result, settings: dict, out_name: str | None,
+            best_name: str | None) -> list[str]:
+    """The lines that end a run's output (charrnn-train prints them; a sweep's log keeps them)."""
+    state, final, T = result.run, result.final, settings["seq_length"]
+    lines = ["----", f"summary: {count(state.iteration, 'iteration')}, smoothed loss "
+                     f"{state.smooth_loss:f} ({state.smooth_loss / T / LN2:.4f} bits/char)"]
+    if final is None:
+        lines.append("bits per character: not measured (interrupted)")
+    else:
+        measured = (f"bits per character, continuing from the trained state: train "
+                    f"{final.train_bpc:.4f} (last {count(final.train_chars, 'training character')})")
+        if final.val_bpc is not None:
+            lines.append(f"{measured}, validation {final.val_bpc:.4f} (first {final.val_chars} "
+                         f"held-out characters)")
+        else:
+            lines.append(f"{measured}, validation disabled")
+    if best_name is not None and state.best_val_bpc is not None:
+        lines.append(f"best validation: {state.best_val_bpc:.4f} bits/char at iteration "
+                     f"{state.best_iteration}, kept in {best_name}")
+    uniform = math.log2(len(state.vocab))
+    if final is not None and (final.val_bpc if final.val_bpc is not None
+                              else final.train_bpc) >= uniform:
+        lines.append(f"warning: this model is no better than a uniform guess "
+                     f"({uniform:.4f} bits/char); try a lower --learning-rate")
+    seconds = result.train_seconds
+    rate = result.steps / seconds if seconds > 0 else float("inf")
+    lines.append(f"speed: {count(result.steps, 'step')} in {seconds:.2f} s, {rate:.1f} steps/s "
+                 f"(and {result.eval_seconds:.2f} s evaluating)")
+    if out_name is not None:
+        lines.append(f"checkpoint: {out_name} (iteration {result.saved_at})")
+    return lines
