@@ -1,17 +1,22 @@
 """CharRNN: the min-char-rnn model on the Cython core, with validated inputs.
 
 Every array handed to ``charrnn_ext._core`` is checked here (dtype, shape,
-contiguity, id range) and is a private copy: the core runs without bounds
-checks and with the GIL released. CharRNN.train reads the user's ids only
-inside the core's scan_ids / copy_window, with the GIL held throughout, so
-that no other Python thread changes or frees them meanwhile.
+contiguity, id range, finiteness) and is a private copy: the core runs
+without bounds checks and with the GIL released. The model's own params and
+memory, which users may change in place through the views ``params`` and
+``memory`` hand out, are checked before any call that may follow such a
+change (_Handouts). CharRNN.train reads the user's ids only inside the
+core's scan_ids / copy_window, with the GIL held throughout, so that no
+other Python thread changes or frees them meanwhile.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 
 import numpy as np
@@ -33,6 +38,25 @@ _MAX_ELEMENTS = 2**31 - 1  # the core indexes matrices with C ints
 _TRAIN_BLOCK_SECONDS = 0.1  # train() returns to Python about this often (Ctrl-C is seen there)
 _INT32 = np.dtype(np.int32)
 _FLOAT64 = np.dtype(np.float64)
+
+
+def _first_invalid(arr: np.ndarray, nonnegative: bool = False):
+    """The index (a tuple) of the first NaN or infinite entry of ``arr`` (with
+    ``nonnegative``, or negative one), or None. A NaN or infinity anywhere
+    makes the sum non-finite (so may overflow: then the entries are looked
+    at one by one). numpy's own sum, not BLAS's dot: on a large model a
+    multithreaded dot ran 50 times slower beside the core's threads. The
+    caller silences numpy's floating-point warnings (overflow, inf - inf)."""
+    flat = arr.reshape(-1)
+    total = float(np.add.reduce(flat))
+    if total - total == 0.0 and not (nonnegative and flat.min() < 0.0):
+        return None
+    bad = ~np.isfinite(flat)
+    if nonnegative:
+        bad |= flat < 0.0
+    if not bad.any():
+        return None
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), arr.shape))
 
 
 def _check_size(vocab_size: int, hidden_size: int) -> None:
@@ -93,21 +117,103 @@ def _owner(arr: np.ndarray):
     return base
 
 
+class TrainingDiverged(FloatingPointError):
+    """A training step's loss was NaN or infinite (CharRNN.train, train_step).
+
+    The core applies a step's update in the same pass that computes its loss,
+    so when this is raised the steps of the call up to and including the
+    diverged one have been applied: the parameters are then usually no
+    longer finite, and the model's later calls refuse them (ValueError)
+    until they are replaced. Attributes, the call's results up to there:
+
+    losses    the loss of each step the call ran, the non-finite one last
+              (train_step: an array of its one loss)
+    hidden    the hidden states after the diverged step, shaped as the call
+              returns them
+    position  train: the position of the next step, as train returns it;
+              train_step: None
+    """
+
+    def __init__(self, message: str, losses, hidden, position=None):
+        super().__init__(message)
+        self.losses, self.hidden, self.position = losses, hidden, position
+
+    def __reduce__(self):   # picklable (e.g. from a worker process)
+        return type(self), (str(self), self.losses, self.hidden, self.position)
+
+
+class _Handouts:
+    """Which of a model's params and memory arrays may have been written from
+    Python since they were last checked: those whose views were handed out
+    since, or are still alive.
+
+    Each view handed out sits on a fresh memoryview of the array's Storage,
+    which every array derived from the view (slices, reshapes, np.asarray,
+    memoryviews) keeps alive; a weak reference to it tells whether any of
+    them still exists. So the model checks an array's values before a call
+    only when they may have changed, and before every call while a view is
+    kept: checking all ten arrays every call would cost about a quarter of a
+    train_step of min-char-rnn's size (32 of 134 us), this costs ~0.2 us
+    when no view was handed out."""
+
+    __slots__ = ("handed", "checked", "live", "everything", "_serial")
+
+    def __init__(self):
+        self.handed = {}          # key -> serial number of its last view handed out
+        self.checked = {}         # key -> handed[key] when its values were last found valid
+        self.live = {}            # token -> (key, weakref), while that view (or one
+        #                           derived from it) is alive
+        self.everything = False   # check every array at the next call (training diverged)
+        self._serial = itertools.count(1)
+
+    def view(self, key, storage, shape) -> np.ndarray:
+        arr = np.frombuffer(memoryview(storage), dtype=np.float64).reshape(shape)
+        root = arr
+        while isinstance(root, np.ndarray):
+            root = root.base
+        token = next(self._serial)
+        live = self.live
+        # the callback holds the weak reference: live maps the token to (key, ref)
+        live[token] = (key, weakref.ref(root, lambda _, t=token: live.pop(t, None)))
+        self.handed[key] = token
+        return arr
+
+    def clean(self) -> bool:
+        """Nothing to check: no view alive, none handed out since the last check."""
+        return not (self.live or self.everything) and self.handed == self.checked
+
+    def pending(self, keys) -> tuple[list, dict]:
+        """(the keys among ``keys`` to check now, what ``checked`` becomes after
+        they pass): serial numbers taken before the check, so that a view
+        handed out meanwhile is checked at the next call."""
+        handed = dict(self.handed)
+        alive = {key for key, _ in tuple(self.live.values())}
+        todo = [k for k in keys if self.everything or k in alive
+                or handed.get(k, 0) != self.checked.get(k, 0)]
+        return todo, handed
+
+
 class _ArrayViews(Mapping):
     """A read-only mapping name -> a fresh view of one of the model's arrays.
 
     Each lookup returns a new view: its values are the model's (the core
-    updates them in place; entries can be changed in place), but changing the
-    view's shape, strides or dtype changes only that view, never the arrays
-    the core reads or the sizes it was built for."""
+    updates them in place). params and memory: entries can be changed in
+    place, and the model checks them before its next call (_Handouts);
+    grads: read-only. Changing the view's shape, strides or dtype changes
+    only that view, never the arrays the core reads or the sizes it was
+    built for."""
 
-    __slots__ = ("_arrays",)
+    __slots__ = ("_arrays", "_kind", "_handouts")
 
-    def __init__(self, arrays: dict):
-        self._arrays = arrays
+    def __init__(self, arrays: dict, kind: str, handouts):
+        self._arrays, self._kind, self._handouts = arrays, kind, handouts
 
     def __getitem__(self, name: str) -> np.ndarray:
-        return self._arrays[name].view()
+        arr = self._arrays[name]
+        if self._handouts is None:   # read-only: the core's output, never read back by it
+            view = np.frombuffer(memoryview(_owner(arr)).toreadonly(), dtype=np.float64)
+            return view.reshape(arr.shape)
+        return self._handouts.view((self._kind, name), _owner(arr), arr.shape)
 
     def __iter__(self):
         return iter(self._arrays)
@@ -353,9 +459,14 @@ class CharRNN:
     the seed (Wxh (H,V), Whh (H,H), Why (V,H), bh (H,1), by (V,1)); the model
     owns them and the core updates them in place. ``grads`` holds the clipped
     gradients of the last step. Each lookup (``model.params["Whh"]``) returns
-    a fresh view of the model's array: its entries can be changed in place,
-    but neither the mappings nor the arrays the core reads can be replaced,
-    reshaped or resized through them. Calls on one model are serialised by a lock
+    a fresh view of the model's array: the entries of params and memory can
+    be changed in place (grads' views are read-only), but neither the
+    mappings nor the arrays the core reads can be replaced, reshaped or
+    resized through them. Every call first checks the arrays whose views were
+    handed out since (or are still held): a NaN or infinite parameter, or a
+    NaN, infinite or negative memory entry, is refused with a ValueError
+    naming it; the core never runs on one. A training step whose loss is NaN
+    or infinite raises TrainingDiverged. Calls on one model are serialised by a lock
     (it owns its work buffers); separate models run concurrently in threads
     (the core releases the GIL).
 
@@ -451,24 +562,62 @@ class CharRNN:
         # The core holds these very arrays: they stay private (the public
         # mappings hand out views), so their shapes always match the core's.
         self._params, self._memory, self._grads = params, memory, grads
+        self._handouts = _Handouts()   # which of params and memory to check before a call
         # and the memory under them, referenced here, so that nothing done to
         # the arrays' base chain from Python can free it while the core uses it
         self._storages = [_owner(a) for d in (params, memory, grads) for a in d.values()]
 
     @property
     def params(self) -> Mapping:
-        """The parameters: name -> a fresh view of the model's array (read-only mapping)."""
-        return _ArrayViews(self._params)
+        """The parameters: name -> a fresh view of the model's array (read-only
+        mapping; the entries can be changed in place, and must be finite when
+        the next call runs)."""
+        return _ArrayViews(self._params, "params", self._handouts)
 
     @property
     def memory(self) -> Mapping:
-        """The Adagrad memory: name -> a fresh view of the model's array (read-only mapping)."""
-        return _ArrayViews(self._memory)
+        """The Adagrad memory: name -> a fresh view of the model's array (read-only
+        mapping; the entries can be changed in place, and must be finite and
+        non-negative when the next call runs)."""
+        return _ArrayViews(self._memory, "memory", self._handouts)
 
     @property
     def grads(self) -> Mapping:
-        """The clipped gradients of the last step: name -> a fresh view (read-only mapping)."""
-        return _ArrayViews(self._grads)
+        """The clipped gradients of the last step: name -> a fresh read-only view
+        (the core reads them back: its next step relies on the columns of
+        grads['Wxh'] outside the last chunk's inputs being zero)."""
+        return _ArrayViews(self._grads, "grads", None)
+
+    def _check_state(self) -> None:
+        """ValueError unless the params are finite and the memory finite and
+        non-negative, as the core needs them (it runs without such checks):
+        the arrays whose views were handed out (changed through model.params
+        or model.memory, perhaps) or, after a diverged step, all of them.
+        Called with the lock held, before the core runs."""
+        handouts = self._handouts
+        if handouts.clean():
+            return
+        keys = [(kind, n) for kind in ("params", "memory") for n in PARAM_NAMES]
+        todo, handed = handouts.pending(keys)
+        bad = None
+        with np.errstate(all="ignore"):   # one for all: it costs about as much as a small sum
+            for kind, name in todo:
+                arr = (self._params if kind == "params" else self._memory)[name]
+                bad = _first_invalid(arr, nonnegative=kind == "memory")
+                if bad is not None:
+                    break
+        if bad is not None:
+            where, value = ", ".join(map(str, bad)), float(arr[bad])
+            if kind == "params":
+                raise ValueError(
+                    f"params['{name}'][{where}] is {value}: the parameters must be finite "
+                    f"(changed through model.params, or left so by a training step that "
+                    f"diverged)")
+            raise ValueError(
+                f"memory['{name}'][{where}] is {value}: the Adagrad memory must be finite "
+                f"and non-negative (it sums squared gradients)")
+        handouts.checked = handed
+        handouts.everything = False
 
     def copy(self) -> "CharRNN":
         """An independent model with copies of params and memory."""
@@ -585,9 +734,12 @@ class CharRNN:
         steps); ``loss`` is the mean over streams, and ``grads`` (a dict of
         fresh arrays shaped like params) the mean over streams of the
         gradients, then clipped to [-CLIP, CLIP] elementwise. With one stream
-        this is exactly lossFun. h: the last hidden states."""
+        this is exactly lossFun. h: the last hidden states. The loss is NaN
+        or infinite only if float64 overflows at these parameters' values
+        (nothing is updated then either)."""
         x, y, h, batched = self._chunk(inputs, targets, hprev)
         with self._lock:
+            self._check_state()
             loss = self._workspace.loss_and_grads(x, y, h)
             grads = {n: g.copy() for n, g in self._grads.items()}
         return loss, grads, self._returned_hidden(h, batched)
@@ -595,15 +747,24 @@ class CharRNN:
     def train_step(self, inputs, targets, hprev, learning_rate: float = LEARNING_RATE):
         """One step over B streams: loss_and_grads (mean loss over streams; mean
         gradients, clipped), then one Adagrad update of params and memory in
-        place. Returns (loss, h)."""
+        place. Returns (loss, h). A NaN or infinite loss raises
+        TrainingDiverged (its update has been applied: see there)."""
         x, y, h, batched = self._chunk(inputs, targets, hprev)
         lr = _as_learning_rate(learning_rate)
         with self._lock:
+            self._check_state()
             choice = self._threads.setdefault(x.shape, _ThreadChoice())   # (T, B)
             threads = choice.pick(self._workspace.threads(x.shape[1], x.shape[0]))
             started = time.perf_counter()
             loss = self._workspace.train_step(x, y, h, lr, threads)
             choice.record(threads, time.perf_counter() - started, 1)
+            if not math.isfinite(loss):
+                self._handouts.everything = True
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"training diverged: the step's loss is {loss} (its update has been applied, "
+                f"so the parameters are probably no longer finite); try a lower learning rate",
+                np.array([loss]), self._returned_hidden(h, batched))
         return loss, self._returned_hidden(h, batched)
 
     def train(self, data, steps: int, seq_length: int = SEQ_LENGTH, hprev=None,
@@ -619,18 +780,20 @@ class CharRNN:
         later), and position advances by seq_length. hprev: the states to
         start from, (H, streams) (one stream: (H, 1) or (H,)); None is zeros.
 
-        Returns (losses, h, position): the loss of each step as train_step
-        returns it, the last states ((H, 1) for one stream, else
-        (H, streams)) and the position of the next step. Fewer than ``steps``
-        losses only when a loss was NaN or infinite: training stops after
-        that step. The same, bit for bit, as the loop of train_step calls it
+        Returns (losses, h, position): the loss of each of the ``steps``
+        steps as train_step returns it, the last states ((H, 1) for one
+        stream, else (H, streams)) and the position of the next step. A NaN
+        or infinite loss stops training after that step and raises
+        TrainingDiverged, which holds the losses, states and position of the
+        steps run (that step's update, and every one before it, has been
+        applied). The same, bit for bit, as the loop of train_step calls it
         replaces (min-char-rnn's loop from position 0, hprev None, for one
-        stream). The ids the steps will read are checked before the first
-        step; each call of the core (about 0.1 s of steps) gets a private
-        int32 copy of the ids it reads (data is read with the GIL held, so no
-        other Python thread changes it meanwhile). Calls on one model run one
-        at a time. Ctrl-C
-        (KeyboardInterrupt) is seen between the core's calls: the model is
+        stream). The params and memory (finite; memory non-negative) and the
+        ids the steps will read are checked before the first step; each call
+        of the core (about 0.1 s of steps) gets a private int32 copy of the
+        ids it reads (data is read with the GIL held, so no other Python
+        thread changes it meanwhile). Calls on one model run one at a time.
+        Ctrl-C (KeyboardInterrupt) is seen between the core's calls: the model is
         then at a step boundary, but the losses, state and position of the
         steps done are not returned -- train in shorter calls to keep them."""
         V, H = self.vocab_size, self.hidden_size
@@ -658,6 +821,7 @@ class CharRNN:
         losses = np.empty(steps)
         done = 0
         with self._lock:
+            self._check_state()
             choice = self._threads.setdefault((T, B), _ThreadChoice())
             block = self._train_block.get((T, B), 1)   # steps per core call
             while done < steps:
@@ -678,19 +842,28 @@ class CharRNN:
                 if bad != -1:    # the window covers the steps: never
                     raise RuntimeError(f"charrnn_ext internal error: the core refused its "
                                        f"chunk ({bad}) at position {position}")
-                if k < n:
-                    break        # a non-finite loss
+                if k < n:        # a non-finite loss: the core stopped after its step
+                    self._handouts.everything = True
+                    break
                 if not probe and (n == block or elapsed > _TRAIN_BLOCK_SECONDS):
                     block = self._train_block[T, B] = max(
                         1, int(k / max(elapsed, 1e-9) * _TRAIN_BLOCK_SECONDS))
-        return losses[:done], self._returned_hidden(h, B > 1), position
+        if done < steps:
+            raise TrainingDiverged(
+                f"training diverged: the loss of step {done} of {steps} is {losses[done - 1]} "
+                f"(the steps up to it have been applied, its own update too, so the "
+                f"parameters are probably no longer finite); try a lower learning rate",
+                losses[:done], self._returned_hidden(h, B > 1), position)
+        return losses, self._returned_hidden(h, B > 1), position
 
     def loss(self, inputs, targets, hprev, return_hidden: bool = False):
         """Forward-only cross-entropy (nats) of a chunk of any length: each
         stream's summed loss, then the mean over streams (the summed loss for
-        one stream). With return_hidden=True returns (loss, h)."""
+        one stream). With return_hidden=True returns (loss, h). The loss is
+        NaN or infinite only if float64 overflows at these parameters' values."""
         x, y, h, batched = self._chunk(inputs, targets, hprev, whole=False)
         with self._lock:
+            self._check_state()
             loss = self._workspace.loss(x, y, h)
         return (loss, self._returned_hidden(h, batched)) if return_hidden else loss
 
@@ -698,8 +871,9 @@ class CharRNN:
         """The hidden state (H, 1) after reading ``inputs`` from ``hprev``."""
         x = _as_ids(inputs, "inputs", self.vocab_size, allow_empty=True)
         h = self._hidden(hprev)
-        if x.size:
-            with self._lock:
+        with self._lock:
+            self._check_state()
+            if x.size:
                 self._workspace.advance(x, h[0])
         return h.reshape(-1, 1)
 
@@ -745,7 +919,8 @@ class CharRNN:
                 raise ValueError(f"rng.random({int(n)}) must give {int(n)} floats in [0, 1)")
         else:
             uniforms = np.zeros(int(n))
-        if n:
-            with self._lock:
+        with self._lock:
+            self._check_state()
+            if n:
                 self._workspace.sample(hv[0], int(seed_ix), uniforms, temperature, out)
         return (out, hv.reshape(-1, 1)) if return_hidden else out

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from charrnn_ext import CharRNN, PARAM_NAMES, reference
-from charrnn_ext.model import chunk_wraps
+from charrnn_ext.model import TrainingDiverged, chunk_wraps
 
 from conftest import assert_close, copy_dict, data_pass, random_params
 
@@ -134,11 +134,16 @@ def test_train_starts_from_hprev_and_position():
 
 
 def test_train_stops_after_a_non_finite_loss():
+    """It raises TrainingDiverged after the step, which carries what train
+    would have returned for the steps run (tests/test_nonfinite.py has more)."""
     ids = (np.arange(300) % 10).astype(np.int32)
-    losses, h, position = CharRNN(10, 8, seed=0).train(ids, 50, 5, learning_rate=1e308)
-    assert 0 < losses.size < 50
+    with pytest.raises(TrainingDiverged) as caught:
+        CharRNN(10, 8, seed=0).train(ids, 50, 5, learning_rate=1e308)
+    losses, h, position = caught.value.losses, caught.value.hidden, caught.value.position
+    assert 0 < losses.size < 50 and h.shape == (8, 1)
     assert np.all(np.isfinite(losses[:-1])) and not np.isfinite(losses[-1])
     assert position == 5 * losses.size
+    assert f"step {losses.size} of 50" in str(caught.value)
 
 
 def test_zero_steps_change_nothing():
@@ -386,7 +391,7 @@ def test_resuming_a_checkpoint_of_another_core_revision_warns(tmp_path):
     written by another (e.g. before the pipelined steps, which round
     differently) says the result will not be bit-identical."""
     from charrnn_ext import load_checkpoint
-    from charrnn_ext.train import _core_variant
+    from charrnn_ext._dispatch import core_build as _core_variant
 
     from conftest import run_cli
 
