@@ -68,10 +68,31 @@ def _exit_130(signum, frame):
     os._exit(130)
 
 
+class _loading:
+    """``with _loading():`` around a command's imports: Ctrl-C meanwhile exits
+    130 quietly (_exit_130); after the block it raises KeyboardInterrupt
+    again (or calls the handler that was there before)."""
+
+    def __enter__(self):
+        import signal
+        try:
+            self.previous = signal.signal(signal.SIGINT, _exit_130)
+        except ValueError:  # imported outside the main thread
+            self.previous = None
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, signal.default_int_handler
+                          if self.previous is _exit_130 else self.previous)
+        return False
+
+
 def _quiet_ctrl_c_while_loading() -> None:
     """Started as a command (python -m charrnn_ext..., charrnn-train, ...):
     install _exit_130 before anything heavy is imported; each command puts
-    Python's own handler back once it has loaded (see train.py)."""
+    Python's own handler back once it has loaded (_loading)."""
     import os
     import signal
     import sys

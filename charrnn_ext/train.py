@@ -7,40 +7,30 @@ loss plot: a command over ``charrnn_ext.training.run``. Run with ``--help``.
 """
 from __future__ import annotations
 
-import signal as _signal
+from . import _loading
 
-from . import _exit_130
+with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
+    import argparse
+    import os
+    import signal as _signal
+    import sys
+    import threading
 
-# Ctrl-C while the heavy modules below are imported: exit quietly with 130.
-try:
-    _previous_sigint = _signal.signal(_signal.SIGINT, _exit_130)
-except ValueError:  # imported outside the main thread
-    _previous_sigint = None
+    import numpy as np
 
-import argparse  # noqa: E402
-import os  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from . import __version__, defaults  # noqa: E402
-from ._cli import (PIPE_CLOSED, ArgumentParser, CLIError,  # noqa: E402
-                   check_distinct_paths, count, prog_name, progress_bar, run, threads_int,
-                   tolerant_stdout)
-from ._dispatch import set_num_threads  # noqa: E402
-from .checkpoint import Checkpoint, load_checkpoint  # noqa: E402
-from .evaluation import LN2  # noqa: E402
-from .inputs import read_text  # noqa: E402
-from .outputs import best_path, check_output, take_checkpoint_path  # noqa: E402
-from .settings import MODEL_SETTINGS, OUTPUT_SETTINGS, SETTINGS, add_setting_flags, complete  # noqa: E402
-from .training import Diverged, Reporter, Text, TextError, summary  # noqa: E402
-from . import training  # noqa: E402
-from .vocab import Vocab  # noqa: E402
-
-if _previous_sigint is not None:  # loaded: Ctrl-C raises KeyboardInterrupt again
-    _signal.signal(_signal.SIGINT, _signal.default_int_handler
-                   if _previous_sigint is _exit_130 else _previous_sigint)
+    from . import __version__, defaults
+    from ._cli import (PIPE_CLOSED, ArgumentParser, CLIError,
+                       check_distinct_paths, count, prog_name, progress_bar, run, threads_int,
+                       tolerant_stdout)
+    from ._dispatch import set_num_threads
+    from .checkpoint import Checkpoint, load_checkpoint
+    from .evaluation import LN2
+    from .inputs import read_text
+    from .outputs import best_path, check_output, take_checkpoint_path
+    from .settings import MODEL_SETTINGS, OUTPUT_SETTINGS, SETTINGS, add_setting_flags, complete
+    from . import training
+    from .training import Diverged, Reporter, Text, TextError, summary
+    from .vocab import Vocab
 
 DESCRIPTION = f"""\
 Train a character-level language model (a vanilla tanh RNN with Adagrad:
