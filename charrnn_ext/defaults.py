@@ -22,4 +22,5 @@ CHECKPOINT_EVERY = 1000 # write the --checkpoint file every this many iterations
 ENCODING = "utf-8"      # text encoding of the input file
 BLAS_THREADS = 1        # threads of the BLAS the core calls (see charrnn_ext.set_blas_threads)
 NUM_THREADS = 0         # threads of the core's output layer; 0: one per usable CPU (set_num_threads)
+CALL_SECONDS = 0.1      # a call into the core trains about this long: Ctrl-C, progress and stop() are seen between calls
 MAX_THREADS = 1024      # larger thread counts (API, CLI, environment) are capped to this

@@ -11,110 +11,25 @@ other Python thread changes or frees them meanwhile.
 """
 from __future__ import annotations
 
-import itertools
 import math
 import numbers
 import threading
 import time
-import weakref
 from collections.abc import Mapping
 
 import numpy as np
 
+from ._arrays import (_MAX_ELEMENTS, _ArrayViews, _check_size, _first_invalid, _Handouts,  # noqa: F401
+                      _owner, _real_array, _storage, check_real_dtype)
 from ._dispatch import core as _core
-from .defaults import ADAGRAD_EPS, CLIP, HIDDEN_SIZE, LEARNING_RATE, SEQ_LENGTH
+from ._ids import _as_ids, _as_learning_rate, _id_vector, _positive_int
+from ._threadchoice import _ThreadChoice, steps_per_call
+from .datapass import chunk_wraps, read_spans, train_window  # noqa: F401 (chunk_wraps: public here too)
+from .defaults import ADAGRAD_EPS, CALL_SECONDS, CLIP, HIDDEN_SIZE, LEARNING_RATE, SEQ_LENGTH
 from .spec import PARAM_NAMES, init_params, param_shapes
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return int(value)
-
-
-_MAX_ELEMENTS = 2**31 - 1  # the core indexes matrices with C ints
-_TRAIN_BLOCK_SECONDS = 0.1  # train() returns to Python about this often (Ctrl-C is seen there)
-_INT32 = np.dtype(np.int32)
 _FLOAT64 = np.dtype(np.float64)
-
-
-def _first_invalid(arr: np.ndarray, nonnegative: bool = False):
-    """The index (a tuple) of the first NaN or infinite entry of ``arr`` (with
-    ``nonnegative``, or negative one), or None. A NaN or infinity anywhere
-    makes the sum non-finite (so may overflow: then the entries are looked
-    at one by one). numpy's own sum, not BLAS's dot: on a large model a
-    multithreaded dot ran 50 times slower beside the core's threads. The
-    caller silences numpy's floating-point warnings (overflow, inf - inf)."""
-    flat = arr.reshape(-1)
-    total = float(np.add.reduce(flat))
-    if total - total == 0.0 and not (nonnegative and flat.min() < 0.0):
-        return None
-    bad = ~np.isfinite(flat)
-    if nonnegative:
-        bad |= flat < 0.0
-    if not bad.any():
-        return None
-    return tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), arr.shape))
-
-
-def _check_size(vocab_size: int, hidden_size: int) -> None:
-    for what, size in (("vocab_size * hidden_size", vocab_size * hidden_size),
-                       ("hidden_size * hidden_size", hidden_size * hidden_size)):
-        if size > _MAX_ELEMENTS:
-            raise ValueError(
-                f"{what} = {size:,} is too large "
-                f"(the core handles matrices of up to {_MAX_ELEMENTS:,} elements)"
-            )
-
-
-def check_real_dtype(dtype: np.dtype, what: str) -> None:
-    """TypeError unless ``dtype`` holds real numbers that float64 represents
-    without overflow: integers and float16/32/64. Refused: bool, complex,
-    strings, objects, records, and floats wider than float64 (a float128
-    holding 1e400 would become inf in the cast, after any finiteness check
-    made before it). The one rule for every array that becomes float64 model
-    state: from_params (params, memory), hprev, and every numeric member of a
-    checkpoint (charrnn_ext.checkpoint)."""
-    if not (dtype.kind in "iu" or (dtype.kind == "f" and dtype.itemsize <= 8)):
-        raise TypeError(f"{what} must be a real array (integers or float16/32/64), "
-                        f"got dtype {dtype}")
-
-
-def _real_array(values, what: str) -> np.ndarray:
-    """``values`` as an ndarray passing check_real_dtype (not yet copied).
-    Masked arrays are refused: np.asarray would silently drop the mask."""
-    if isinstance(values, np.ma.MaskedArray):
-        raise TypeError(f"{what} must be a plain array, not a masked array (the mask would be ignored)")
-    arr = np.asarray(values)
-    check_real_dtype(arr.dtype, what)
-    return arr
-
-
-def _storage(shape) -> np.ndarray:
-    """A zeroed C-contiguous float64 array of ``shape`` for the core to hold.
-
-    Its memory belongs to a core Storage object (fixed-size memory, freed only
-    with the object), so the array and every view of it do not own their
-    data and cannot be resized, not even with ``refcheck=False``, and
-    releasing the memoryview numpy keeps as the array's base frees nothing:
-    the model keeps each Storage referenced (``_storages``), so the core's
-    pointers into it stay valid for the model's lifetime."""
-    return np.frombuffer(_core.Storage(math.prod(shape)), dtype=np.float64).reshape(shape)
-
-
-def _owner(arr: np.ndarray):
-    """The Storage under an array made by _storage (numpy's base chain ends in
-    a memoryview of it); taken while the array is still private."""
-    base = arr
-    while isinstance(base, np.ndarray):
-        base = base.base
-    if isinstance(base, memoryview):
-        base = base.obj
-    if not isinstance(base, _core.Storage):
-        raise RuntimeError("an array the core holds is not in core Storage")
-    return base
 
 
 class TrainingDiverged(FloatingPointError):
@@ -140,316 +55,6 @@ class TrainingDiverged(FloatingPointError):
 
     def __reduce__(self):   # picklable (e.g. from a worker process)
         return type(self), (str(self), self.losses, self.hidden, self.position)
-
-
-class _Handouts:
-    """Which of a model's params and memory arrays may have been written from
-    Python since they were last checked: those whose views were handed out
-    since, or are still alive.
-
-    Each view handed out sits on a fresh memoryview of the array's Storage,
-    which every array derived from the view (slices, reshapes, np.asarray,
-    memoryviews) keeps alive; a weak reference to it tells whether any of
-    them still exists. So the model checks an array's values before a call
-    only when they may have changed, and before every call while a view is
-    kept: checking all ten arrays every call would cost about a quarter of a
-    train_step of min-char-rnn's size (32 of 134 us), this costs ~0.2 us
-    when no view was handed out."""
-
-    __slots__ = ("handed", "checked", "live", "everything", "_serial")
-
-    def __init__(self):
-        self.handed = {}          # key -> serial number of its last view handed out
-        self.checked = {}         # key -> handed[key] when its values were last found valid
-        self.live = {}            # token -> (key, weakref), while that view (or one
-        #                           derived from it) is alive
-        self.everything = False   # check every array at the next call (training diverged)
-        self._serial = itertools.count(1)
-
-    def view(self, key, storage, shape) -> np.ndarray:
-        arr = np.frombuffer(memoryview(storage), dtype=np.float64).reshape(shape)
-        root = arr
-        while isinstance(root, np.ndarray):
-            root = root.base
-        token = next(self._serial)
-        live = self.live
-        # the callback holds the weak reference: live maps the token to (key, ref)
-        live[token] = (key, weakref.ref(root, lambda _, t=token: live.pop(t, None)))
-        self.handed[key] = token
-        return arr
-
-    def clean(self) -> bool:
-        """Nothing to check: no view alive, none handed out since the last check."""
-        return not (self.live or self.everything) and self.handed == self.checked
-
-    def pending(self, keys) -> tuple[list, dict]:
-        """(the keys among ``keys`` to check now, what ``checked`` becomes after
-        they pass): serial numbers taken before the check, so that a view
-        handed out meanwhile is checked at the next call."""
-        handed = dict(self.handed)
-        alive = {key for key, _ in tuple(self.live.values())}
-        todo = [k for k in keys if self.everything or k in alive
-                or handed.get(k, 0) != self.checked.get(k, 0)]
-        return todo, handed
-
-
-class _ArrayViews(Mapping):
-    """A read-only mapping name -> a fresh view of one of the model's arrays.
-
-    Each lookup returns a new view: its values are the model's (the core
-    updates them in place). params and memory: entries can be changed in
-    place, and the model checks them before its next call (_Handouts);
-    grads: read-only. Changing the view's shape, strides or dtype changes
-    only that view, never the arrays the core reads or the sizes it was
-    built for."""
-
-    __slots__ = ("_arrays", "_kind", "_handouts")
-
-    def __init__(self, arrays: dict, kind: str, handouts):
-        self._arrays, self._kind, self._handouts = arrays, kind, handouts
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        arr = self._arrays[name]
-        if self._handouts is None:   # read-only: the core's output, never read back by it
-            view = np.frombuffer(memoryview(_owner(arr)).toreadonly(), dtype=np.float64)
-            return view.reshape(arr.shape)
-        return self._handouts.view((self._kind, name), _owner(arr), arr.shape)
-
-    def __iter__(self):
-        return iter(self._arrays)
-
-    def __len__(self) -> int:
-        return len(self._arrays)
-
-    def __repr__(self) -> str:
-        return repr(dict(self))
-
-
-def _as_ids(values, name: str, vocab_size: int, allow_empty: bool = False,
-            streams: bool = False) -> np.ndarray:
-    """A private C-contiguous int32 copy of ids in [0, vocab_size), or a clear error:
-    1-D (T,), or with ``streams`` also 2-D (B, T), B streams of T ids.
-
-    Always a copy: the core reads the ids with the GIL released and without
-    bounds checks, so the array it reads must be one no other thread can
-    change (or resize) after it was checked.
-    """
-    ndims = (1, 2) if streams else (1,)
-    if (type(values) is np.ndarray and values.dtype == _INT32 and values.ndim in ndims
-            and values.size):
-        arr = np.array(values, order="C", copy=True)  # the common case (slices of an encoded text)
-    else:
-        arr = _plain_array(values, name, f"{name} must be a (B, T) array of ids: its rows "
-                           "differ in length" if streams else f"{name} must be a 1-D sequence of ids")
-        if arr.ndim not in ndims:
-            if arr.ndim == 0:
-                raise ValueError(f"{name} must be a 1-D sequence of ids, got a scalar")
-            if streams:
-                raise ValueError(f"{name} must be 1-D (T,) or 2-D (B streams, T), got shape {arr.shape}")
-            raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-        if arr.ndim == 2 and arr.shape[0] == 0:
-            raise ValueError(f"{name} has shape {arr.shape}: no streams (B = 0)")
-        if arr.size == 0:
-            if allow_empty:
-                return np.zeros(0, dtype=np.int32)
-            raise ValueError(f"{name} is empty: a chunk needs at least one id")
-        if arr.dtype.kind not in "iu":
-            if streams and arr.dtype == object and any(np.ndim(v) for v in arr.flat):
-                raise ValueError(f"{name} must be a (B, T) array of ids: its rows differ in length")
-            raise TypeError(f"{name} must be integer ids, got dtype {arr.dtype}")
-        if arr.dtype != _INT32:
-            lo, hi = arr.min(), arr.max()
-            if lo < 0 or hi >= vocab_size:
-                bad = int(np.flatnonzero((arr < 0) | (arr >= vocab_size))[0])
-                raise _id_error(name, arr, bad, vocab_size)
-        arr = np.array(arr, dtype=np.int32, order="C", copy=True)
-    bad = _core.first_invalid_id(arr.reshape(-1), vocab_size)
-    if bad >= 0:
-        raise _id_error(name, arr, bad, vocab_size)
-    return arr
-
-
-class _ThreadChoice:
-    """How many threads a model's training calls use: all the core may use
-    (charrnn_ext.set_num_threads) or one, whichever trained faster lately.
-
-    Both give the same results bit for bit; which is faster depends on the
-    machine: on a busy one a step split over two threads waits for whichever
-    of them the scheduler runs last, and ran several times slower than on
-    one thread (benchmarks/bench_busy.py); where the two cores share no cache
-    the split gains little. So both ways are timed as training goes, in
-    samples of at least SAMPLE_SECONDS (the first call each way, which starts
-    threads, is not counted); a way's speed is the best of its last RECENT
-    samples (one slow sample is noise; RECENT slow ones are load).
-    WARMUP_SAMPLES of each way in turn, then the faster way -- more threads
-    only if faster by 1 - MARGIN: where they gain little, one thread leaves a
-    CPU to others and is the steadier under load -- with one sample of the
-    other way (train: on a short call) after a growing stretch of training:
-    FIRST_PROBE_SECONDS, doubling up to PROBE_SECONDS."""
-
-    SAMPLE_SECONDS = 0.004      # a measurement: at least this long
-    RECENT = 3                  # a way's speed: the best of its last RECENT samples
-    WARMUP_SAMPLES = 2          # samples of each way before choosing
-    FIRST_PROBE_SECONDS = 0.05  # training time before the first look at the other way
-    PROBE_SECONDS = 1.0         # the longest stretch between two looks
-    MARGIN = 0.9                # more threads when below MARGIN x one thread's time
-
-    def __init__(self):
-        self.available = None   # the thread count the estimates are for
-        self.reset(None)
-
-    def reset(self, available) -> None:
-        self.available = available
-        self.recent = {}        # threads -> seconds per step of the last samples
-        self.started = set()    # the ways that have run once (not counted)
-        self.mode, self.probing = available, False
-        self.sample_time = self.sample_steps = 0.0
-        self.since_probe, self.probe_every = 0.0, self.FIRST_PROBE_SECONDS
-
-    @property
-    def seconds(self) -> dict:
-        """threads -> the estimated seconds per step."""
-        return {n: min(v) for n, v in self.recent.items()}
-
-    def pick(self, available: int) -> int:
-        """Threads for the next call (1 <= threads <= available)."""
-        if available < 2:
-            return 1
-        if available != self.available:          # first call, or new thread settings
-            self.reset(available)
-        if self.sample_steps == 0 and not self.probing:   # between samples: choose
-            n_many = len(self.recent.get(available, ()))
-            n_one = len(self.recent.get(1, ()))
-            if min(n_many, n_one) < self.WARMUP_SAMPLES:
-                self.mode = available if n_many <= n_one else 1
-                self.since_probe = 0.0
-            else:
-                seconds = self.seconds
-                fast = seconds[available] < self.MARGIN * seconds[1]
-                best = available if fast else 1
-                self.mode = best
-                if self.since_probe >= self.probe_every:
-                    self.mode, self.probing = (available if best == 1 else 1), True
-                    self.since_probe = 0.0
-                    self.probe_every = min(2 * self.probe_every, self.PROBE_SECONDS)
-        return self.mode
-
-    def record(self, threads: int, seconds: float, steps: int) -> None:
-        """A call of ``steps`` steps on ``threads`` threads took ``seconds``."""
-        self.since_probe += seconds
-        if threads not in self.started:
-            self.started.add(threads)
-            return
-        if threads != self.mode or steps <= 0:
-            return
-        self.sample_time += seconds
-        self.sample_steps += steps
-        if self.sample_time >= self.SAMPLE_SECONDS:
-            last = self.recent.setdefault(threads, [])
-            last.append(self.sample_time / self.sample_steps)
-            del last[:-self.RECENT]
-            self.sample_time = self.sample_steps = 0.0
-            if self.probing:          # the stretch to the next look starts now
-                self.probing, self.since_probe = False, 0.0
-
-    def short_call(self, block: int) -> int:
-        """Steps for the next call of train: a probe's sample is short."""
-        if not self.probing or block <= 1:
-            return block
-        left = self.SAMPLE_SECONDS - self.sample_time
-        rate = block / 0.1 if self.sample_steps == 0 else self.sample_steps / max(self.sample_time, 1e-9)
-        return max(1, min(block, int(rate * left) + 1))
-
-
-def _plain_array(values, name: str, ragged: str) -> np.ndarray:
-    """np.asarray(values) for ids, refusing masked arrays and strings; ``ragged``
-    is the message for nested sequences of different lengths."""
-    if isinstance(values, np.ma.MaskedArray):
-        raise TypeError(f"{name} must be a plain integer array, not a masked array")
-    if isinstance(values, (str, bytes)):
-        raise TypeError(f"{name} must be a sequence of integer ids, not {type(values).__name__}")
-    try:
-        return np.asarray(values)
-    except ValueError as exc:  # numpy refuses ragged nested sequences
-        raise ValueError(ragged) from exc
-
-
-def _id_vector(values, name: str) -> np.ndarray:
-    """values as a 1-D integer ndarray in native byte order, not copied where
-    it already is one (CharRNN.train reads only the ids its steps read, into
-    private copies: _core.scan_ids, _core.copy_window)."""
-    arr = _plain_array(values, name, f"{name} must be a 1-D sequence of ids")
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty: a chunk needs at least one id")
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"{name} must be integer ids, got dtype {arr.dtype}")
-    if not arr.dtype.isnative:
-        arr = arr.astype(arr.dtype.newbyteorder("="))
-    return arr
-
-
-def _run_length(p: int, part: int, T: int) -> int:
-    """Steps of min-char-rnn's data pass from position p (where a step runs,
-    after any reset) up to the next reset: chunk_wraps(q) is q >= part - T - 1,
-    so the steps at p, p + T, ... run while p + k T <= part - T - 2."""
-    return 1 + max(0, part - T - 2 - p) // T
-
-
-def _read_spans(position: int, steps: int, part: int, T: int) -> list:
-    """The spans [a, b) of each stream's part that ``steps`` steps of the data
-    pass from ``position`` read: up to the first reset, then from 0 (later
-    passes read the same span again)."""
-    if steps == 0:
-        return []
-    p = 0 if chunk_wraps(position, part, T) else position
-    k = min(steps, _run_length(p, part, T))
-    spans = [(p, p + k * T + 1)]
-    if steps > k:
-        spans.append((0, min(steps - k, _run_length(0, part, T)) * T + 1))
-    return spans
-
-
-def _train_window(ids: np.ndarray, B: int, part: int, position: int, n: int, T: int,
-                  V: int):
-    """(window, offset, steps): what one call of the core trains on, a private
-    int32 (B, W) copy of columns offset .. offset + W of each part (an id
-    outside [0, V) stored as -1, which the core stops at if it reads it),
-    and how many of the n steps it runs. Small texts: the whole parts, every
-    step. Else up to the next reset of the data pass, so that a call copies
-    about as many ids as it reads."""
-    if B * part <= max(1 << 16, 4 * B * (n * T + 1)):
-        offset, width = 0, part
-    else:
-        offset = 0 if chunk_wraps(position, part, T) else position
-        n = min(n, _run_length(offset, part, T))
-        width = n * T + 1
-    return _core.copy_window(ids, B, part, offset, width, V), offset, n
-
-
-def chunk_wraps(position: int, part_length: int, seq_length: int) -> bool:
-    """min-char-rnn's wrap rule (``if p+seq_length+1 >= len(data)``): whether
-    a step at ``position`` of a text (or stream part) of ``part_length`` ids
-    first goes back to its start with zero hidden states, as
-    CharRNN.train does before every step."""
-    return bool(_core.wraps(min(position, part_length), part_length, seq_length))
-
-
-def _id_error(name: str, arr: np.ndarray, flat_index: int, vocab_size: int) -> ValueError:
-    """The error for the id at ``flat_index`` of ``arr``, named by its index."""
-    index = np.unravel_index(flat_index, arr.shape)
-    where = ", ".join(str(int(i)) for i in index)
-    return ValueError(f"{name}[{where}] = {arr[index]} is outside [0, {vocab_size})")
-
-
-def _as_learning_rate(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"learning_rate must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value <= 0.0:
-        raise ValueError(f"learning_rate must be finite and positive, got {value}")
-    return value
 
 
 class CharRNN:
@@ -814,7 +419,7 @@ class CharRNN:
         position = min(int(position), part)     # from part - T - 1 on, every position wraps
         steps = int(steps)
         h = self._hidden(hprev, B, batched=True)
-        for a, b in _read_spans(position, steps, part, T):   # before any step
+        for a, b in read_spans(position, steps, part, T):   # before any step
             at, value = _core.scan_ids(ids, B, part, a, b, V)
             if at >= 0:
                 raise ValueError(f"data[{at}] = {value} is outside [0, {V})")
@@ -828,7 +433,7 @@ class CharRNN:
                 threads = choice.pick(self._workspace.threads(B, T))
                 probe = choice.probing
                 n = min(steps - done, choice.short_call(block))
-                window, offset, n = _train_window(ids, B, part, position, n, T, V)
+                window, offset, n = train_window(ids, B, part, position, n, T, V)
                 started = time.perf_counter()
                 k, position, bad = self._workspace.train(
                     window, offset, part, position, h, T, lr, losses[done:done + n], threads)
@@ -845,9 +450,8 @@ class CharRNN:
                 if k < n:        # a non-finite loss: the core stopped after its step
                     self._handouts.everything = True
                     break
-                if not probe and (n == block or elapsed > _TRAIN_BLOCK_SECONDS):
-                    block = self._train_block[T, B] = max(
-                        1, int(k / max(elapsed, 1e-9) * _TRAIN_BLOCK_SECONDS))
+                if not probe and (n == block or elapsed > CALL_SECONDS):
+                    block = self._train_block[T, B] = steps_per_call(k, elapsed)
         if done < steps:
             raise TrainingDiverged(
                 f"training diverged: the loss of step {done} of {steps} is {losses[done - 1]} "

@@ -21,20 +21,15 @@ import numpy as np
 
 from ._cli import available_memory, count
 from ._dispatch import core_build
+from ._threadchoice import steps_per_call
 from .checkpoint import Checkpoint
-from .datapass import held_out, stream_part
+from .datapass import chunk_wraps, held_out, stream_part
 from .divergence import Divergence
 from .evaluation import LN2, Scores, evaluate
-from .model import CharRNN, TrainingDiverged, chunk_wraps
+from .model import CharRNN, TrainingDiverged
 from .outputs import Files, Memory
 from .settings import complete
 from .vocab import Vocab
-
-# Training runs between samples, evaluations and checkpoints in calls of
-# model.train of at most about this many seconds: stop() and the reporter are
-# asked between them.
-BLOCK_SECONDS = 0.1
-
 
 class Diverged(RuntimeError):
     """The run diverged; the message says when, why and what to change."""
@@ -307,7 +302,7 @@ class _Loop:
         lr, every = s["learning_rate"], (s["sample_every"], s["eval_every"], s["checkpoint_every"])
         data, vocab, part = self.ids[:self.n_train], state.vocab, self.part
         steps_done, stopped = 0, False
-        block = 1          # steps per model.train call: sized to about BLOCK_SECONDS below
+        block = 1          # steps per model.train call: about defaults.CALL_SECONDS
         t_start = time.perf_counter()
         # One BLAS thread: the core's matrix products are small, and a
         # multithreaded BLAS may split sums differently from run to run, which
@@ -335,7 +330,7 @@ class _Loop:
                         temperature=s["temperature"], rng=state.rng)
                     reporter.line("----\n %s \n----" % (vocab.decode(sample_ix),))
                 # -- the steps up to the next sample, evaluation, checkpoint or the
-                # end, in one call of the core, at most ~BLOCK_SECONDS long
+                # end, in calls of about CALL_SECONDS (stop() is asked between them)
                 upto = min(iters, *(n + e - n % e for e in every))
                 started = time.perf_counter()
                 try:
@@ -344,8 +339,7 @@ class _Loop:
                         streams=B)
                 except TrainingDiverged as exc:   # a NaN or infinite loss: its step ran
                     losses, state.hidden, state.position = exc.losses, exc.hidden, exc.position
-                block = max(1, int(losses.size / max(time.perf_counter() - started, 1e-9)
-                                   * BLOCK_SECONDS))
+                block = steps_per_call(losses.size, time.perf_counter() - started)
                 # -- the record: each step's loss, the loss line, divergence
                 k, why = self.watch.add(losses)
                 for loss in losses[:k].tolist():

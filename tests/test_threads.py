@@ -292,12 +292,12 @@ def test_openmp_threads_wait_passively_unless_told_otherwise(user_setting, expec
 
 
 def test_thread_choice_runs_the_faster_way_and_probes_the_other():
-    """charrnn_ext.model._ThreadChoice: both ways measured in turn at first
+    """charrnn_ext._threadchoice._ThreadChoice: both ways measured in turn at first
     (the first call each way not counted), then the faster of the two (a
     way's speed: the best of its last few samples), with a short look at the
     other way after a growing stretch of training (a busy machine can make
     two threads the slower way, and a quiet one the faster again)."""
-    from charrnn_ext.model import _ThreadChoice
+    from charrnn_ext._threadchoice import _ThreadChoice
 
     choice = _ThreadChoice()
     assert choice.pick(1) == 1                     # nothing to choose
@@ -363,7 +363,7 @@ def test_models_train_with_the_thread_choice_and_stay_bit_identical(restore_thre
     ref = CharRNN(V, H, seed=3)
     expected = ref.train(ids, 400, T)
     charrnn_ext.set_num_threads(2)
-    from charrnn_ext.model import _ThreadChoice
+    from charrnn_ext._threadchoice import _ThreadChoice
 
     monkeypatch.setattr(_ThreadChoice, "SAMPLE_SECONDS", 0.0)       # decide after every call
     monkeypatch.setattr(_ThreadChoice, "FIRST_PROBE_SECONDS", 0.0)  # and probe all the time
