@@ -1,60 +1,10 @@
 #!/usr/bin/env python
-"""Busy machines (issue 10): the core's default threads against 1 thread, quiet and
-while other processes compete for the CPUs.
-
-Run from anywhere against the INSTALLED package (``pip install .`` first):
-
-    python benchmarks/bench_busy.py                  # full run, about 3-5 minutes on 2 cores
-    python benchmarks/bench_busy.py --quick          # smoke run, under a minute
-    python benchmarks/bench_busy.py --only LARGE --conditions quiet spin --seconds 2
-    python benchmarks/bench_busy.py --output busy.md
-    python benchmarks/bench_busy.py --own-session    # competitors in a session of their own
-
-What is measured. ``CharRNN.train`` (min-char-rnn's training loop in the core, the GIL
-released) on LARGE (the Chinese text, V~3150, H=200, T=30: its output layer runs on the
-core's OpenMP threads) and SMALL (tinyshakespeare, V=65, H=100, T=25: too small to split,
-one thread at any setting), in two sides in one process, each training its own
-CharRNN(V, H, seed=0) through the data pass:
-
-  default    the core's threads as charrnn_ext sets them on import (one per usable CPU)
-  1 thread   after charrnn_ext.set_num_threads(1) (restored to the default afterwards)
-
-in interleaved rounds whose order rotates; a round is calls of model.train (LARGE 20,
-SMALL 500 steps a call, ~0.05 s each on a quiet machine) until --seconds have passed.
-Per side: the median of the rounds' steps/s, the process CPU share (process CPU time /
-wall time: spinning OpenMP workers raise it), and the wall time of 5,000 iterations at
-that median speed (the issue's measure). The ratio default / 1 thread is the issue's
-figure: >= 0.8 under load, and on a quiet machine above 1 (the 2-thread gain).
-
-Conditions (each competitor starts, and is running, before the condition's rounds and
-is stopped after them -- always, also on Ctrl-C, SIGTERM or an error; every competitor
-also stops itself after a deadline and when this process is gone):
-
-  quiet   nothing of ours beside the benchmark
-  spin    one busy-loop process per usable CPU (multiprocessing, 'spawn' context)
-  blas    one process doing 1000 x 1000 numpy matmuls (+ a single-threaded tanh between
-          them) on one OpenBLAS thread per usable CPU: its BLAS threads spin between calls
-  train   a second charrnn_ext training (LARGE, the core on its default threads): two
-          trainings at once, whose OpenMP workers spin
-  cli     as the issue measured: ``python -m charrnn_ext.train`` on the Chinese text with
-          the CLI's defaults (hidden 100, seq 25), ``--threads 1`` and without --threads,
-          alternating, under ``spin``; the "speed: ... steps/s" line and the wall time
-
-The report gives the competitors' measured CPU use and the load average at the end of
-each condition, and a final table "Targets (issue 10)". With the kernel's autogroup
-scheduling (the report says whether it is on) the competitors share this process's CPU
-group by default; --own-session puts them in a new session, i.e. their own group, as a
-command started from another terminal would be. Nothing is asserted: a busy
-machine changes the numbers and never fails the run. Progress goes to stderr, the
-markdown report to stdout.
-"""
+"""Busy machines (issue 10): steps/s of the core's default threads against 1 thread (CharRNN.train), quiet and while processes started here compete for the CPUs."""
 from __future__ import annotations
 
-import argparse
 import contextlib
 import multiprocessing as mp
 import os
-import platform
 import re
 import signal
 import subprocess
@@ -65,19 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:          # bench_data / bench_util live next to this file
-    sys.path.insert(0, str(HERE))
-
-import charrnn_ext  # noqa: E402
-from charrnn_ext import CharRNN, _dispatch  # noqa: E402
-
-from bench_data import default_data_dir, generated_chinese, load_corpus  # noqa: E402
-from bench_util import (Report, emit_run_header, load_average, machine_rows, median,  # noqa: E402
-                        table, usable_cpus, verdict)
-
-perf = time.perf_counter
-cpu_time = time.process_time
+from bench_data import generated_chinese, load_corpus
+from charrnn_ext import get_num_threads
+from charrnn_ext.spec import init_params
+from harness import (Parser, Report, core_threads, cpu_time, interleave, load_average, median,
+                     perf, progress, usable_cpus, verdict)
+from peers import CoreTrainSide
 
 CONDITIONS = ("quiet", "spin", "blas", "train", "cli")
 CORPORA = ("LARGE", "SMALL")
@@ -90,6 +33,8 @@ SMALL_QUIET_TARGET = 0.95                       # SMALL: no loss (its 2-thread g
 COLLAPSE = 0.5                                  # default below half the 1-thread speed
 FULL = dict(seconds=1.0, rounds=7, cli_iters=1500, cli_pairs=3)
 QUICK = dict(seconds=0.25, rounds=3, cli_iters=200, cli_pairs=1)
+SIZES = dict(seconds="seconds per round and side", rounds="interleaved rounds per side",
+             cli_iters="--iters of each CLI run", cli_pairs="CLI runs per side")
 DESCRIPTION = {
     "quiet": "nothing of ours beside the benchmark",
     "spin": "{n} busy-loop processes (pure Python spinning, 'spawn')",
@@ -97,10 +42,17 @@ DESCRIPTION = {
     "train": "1 process: a second charrnn_ext training (LARGE, core on its default threads)",
     "cli": "`python -m charrnn_ext.train` (CLI defaults: H 100, T 25) under `spin`",
 }
+EPILOG = """\
+The sides train their own CharRNN(V, H, seed=0) through CharRNN.train (the GIL released)
+on LARGE (its output layer on the core's OpenMP threads) and SMALL, in interleaved rounds
+of calls (LARGE 20, SMALL 500 steps a call) until --seconds have passed. Competitors start
+before a condition's rounds and stop after them, always (also on Ctrl-C, SIGTERM or an
+error), and stop themselves after a deadline and when this process is gone.
 
-
-def progress(msg: str) -> None:
-    print(f"[bench_busy] {msg}", file=sys.stderr, flush=True)
+  python benchmarks/bench_busy.py                  # full run, about 3-5 minutes on 2 cores
+  python benchmarks/bench_busy.py --quick          # smoke run, under a minute
+  python benchmarks/bench_busy.py --only LARGE --conditions quiet spin --seconds 2
+  python benchmarks/bench_busy.py --own-session    # competitors in a session of their own"""
 
 
 # ---------------------------------------------------------------------------
@@ -289,22 +241,18 @@ class Competitors:
 # the measurement
 # ---------------------------------------------------------------------------
 
-class Side:
-    """One model and its carried state, on default threads or on 1 thread."""
+class Side(CoreTrainSide):
+    """One model, CharRNN(V, H, seed=0), trained through CharRNN.train on ``threads``
+    threads, and what its rounds measured."""
 
     def __init__(self, corpus, threads):
-        self.c, self.threads = corpus, threads
-        self.model = CharRNN(corpus.V, corpus.hidden, seed=0)
-        self.h, self.pos = None, 0
+        super().__init__(init_params(corpus.V, corpus.hidden, 0), corpus.ids, corpus.seq)
+        self.name, self.threads = corpus.name, threads
         self.rates, self.wall, self.cpu, self.steps = [], 0.0, 0.0, 0
 
-    def call(self, steps):
-        losses, self.h, self.pos = self.model.train(self.c.ids, steps, self.c.seq,
-                                                    hprev=self.h, position=self.pos)
-        return losses
-
     def round(self, seconds):
-        steps, k = 0, CALL_STEPS[self.c.name]
+        """Calls of CALL_STEPS steps until ``seconds`` have passed: one rate."""
+        steps, k = 0, CALL_STEPS[self.name]
         c0, t0 = cpu_time(), perf()
         while True:
             steps += len(self.call(k))
@@ -317,34 +265,18 @@ class Side:
         self.rates.append(steps / dt)
 
 
-@contextlib.contextmanager
-def core_threads(n, default):
-    if n == default:
-        yield
-        return
-    charrnn_ext.set_num_threads(n)
-    try:
-        yield
-    finally:
-        charrnn_ext.set_num_threads(default)
-
-
 def measure_corpus(corpus, args, default_threads):
     """Interleaved rounds of both sides (order rotating); returns the sides and
     whether their first losses agreed bit for bit."""
     sides = {"default": Side(corpus, default_threads), "1 thread": Side(corpus, 1)}
     warm = {}
     for name, side in sides.items():        # untimed warm-up, the same work on both
-        with core_threads(side.threads, default_threads):
+        with core_threads(side.threads):
             warm[name] = side.call(WARMUP_STEPS[corpus.name])
-    same = bool(np.array_equal(warm["default"], warm["1 thread"]))
-    order = list(sides)
-    for r in range(args.rounds):
-        for name in order[r % 2:] + order[:r % 2]:
-            side = sides[name]
-            with core_threads(side.threads, default_threads):
-                side.round(args.seconds)
-    return sides, same
+    for _, name in interleave(sides, args.rounds):
+        with core_threads(sides[name].threads):
+            sides[name].round(args.seconds)
+    return sides, bool(np.array_equal(warm["default"], warm["1 thread"]))
 
 
 def run_cli(text_path: Path, threads, iters: int, workdir: Path, timeout: float):
@@ -391,33 +323,16 @@ def measure_cli(args, data_dir: Path, workdir: Path):
 # ---------------------------------------------------------------------------
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="a fast smoke run (under a minute)")
-    p.add_argument("--only", nargs="+", choices=CORPORA, help="some configurations only")
+    p = Parser(__doc__, FULL, QUICK, SIZES, only=CORPORA, seed=False, epilog=EPILOG)
     p.add_argument("--conditions", nargs="+", choices=CONDITIONS,
                    help=f"conditions to run, in this order ({' '.join(CONDITIONS)})")
-    p.add_argument("--seconds", type=float,
-                   help=f"seconds per round and side ({FULL['seconds']} / quick {QUICK['seconds']})")
-    p.add_argument("--rounds", type=int,
-                   help=f"interleaved rounds per side ({FULL['rounds']} / quick {QUICK['rounds']})")
-    p.add_argument("--cli-iters", type=int,
-                   help=f"--iters of each CLI run ({FULL['cli_iters']} / quick {QUICK['cli_iters']})")
-    p.add_argument("--cli-pairs", type=int,
-                   help=f"CLI runs per side ({FULL['cli_pairs']} / quick {QUICK['cli_pairs']})")
     p.add_argument("--cli-timeout", type=float, default=300.0,
                    help="seconds after which a CLI run is killed (300)")
     p.add_argument("--own-session", action="store_true",
                    help="competitors start a new session (os.setsid): with the kernel's autogroup "
                         "scheduling they then get their own CPU group, as commands started from "
                         "another terminal do (default: same session as this process)")
-    p.add_argument("--data-dir", help="directory of tinyshakespeare.txt and lunyu_shijing.txt "
-                                      "(default ../shared/data relative to the repository root)")
-    p.add_argument("--output", help="also write the markdown report to this file")
     args = p.parse_args(argv)
-    for key, value in (QUICK if args.quick else FULL).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
     if args.seconds <= 0 or args.rounds < 1 or args.cli_iters < 1 or args.cli_pairs < 1:
         p.error("--seconds, --rounds, --cli-iters and --cli-pairs must be positive")
     return args
@@ -445,35 +360,24 @@ def _sigterm(signum, frame):
 def main(argv=None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _sigterm)
-    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    data_dir = args.data_dir
     conditions = args.conditions or list(CONDITIONS)
     corpora_names = args.only or list(CORPORA)
     n_cpus = usable_cpus()
-    default_threads = charrnn_ext.get_num_threads()
-    r = Report()
-    t_start = perf()
-
-    r.emit("# charrnn_ext on a busy machine: default threads against 1 thread")
-    r.emit()
-    emit_run_header(r, "bench_busy.py", args.quick)
+    default_threads = get_num_threads()
     try:
         import threadpoolctl
         tpc = threadpoolctl.__version__
     except ImportError:
         tpc = "not installed (the blas competitor's threads set by OPENBLAS_NUM_THREADS)"
-    r.emit(table(["item", "value"], machine_rows() + [
-        ["Python / numpy / threadpoolctl", f"{platform.python_version()} / {np.__version__} / {tpc}"],
-        ["charrnn_ext", f"{charrnn_ext.__version__} (core variant `{_dispatch.variant}`, "
-                        f"{default_threads} threads by default) from "
-                        f"`{Path(charrnn_ext.__file__).parent}`"],
-        ["data directory", f"`{data_dir}`"],
+    r = Report("charrnn_ext on a busy machine: default threads against 1 thread", args, [
+        ["threadpoolctl", tpc],
         ["scheduler autogroup (/proc/sys/kernel/sched_autogroup_enabled)", autogroup()],
         ["competitors' session", "their own (--own-session)" if args.own_session else
                                  "this process's (with autogroup: one CPU group with it)"],
         ["rounds", f"{args.rounds} per side and condition, ≥ {args.seconds:g} s each "
                    f"(calls of {CALL_STEPS['LARGE']} LARGE / {CALL_STEPS['SMALL']} SMALL steps)"],
-    ]))
-    r.emit()
+    ])
 
     corpora = {}
     for name in dict.fromkeys(corpora_names + (["LARGE"] if "train" in conditions else [])):
@@ -512,13 +416,11 @@ def main(argv=None) -> int:
         notes.append("interrupted (Ctrl-C): the tables hold what was measured before")
 
     # -- conditions ---------------------------------------------------------------
-    r.emit("## Conditions")
-    r.emit()
-    r.emit("Competitors start (and are running) before a condition's rounds and stop after them. "
+    r.para("## Conditions")
+    r.para("Competitors start (and are running) before a condition's rounds and stop after them. "
            "*competitor CPUs*: their CPU time / wall time while they ran (from /proc); "
            "*load average*: 1/5/15 min at the end of the condition (the 1-minute figure lags "
            "by about a minute).")
-    r.emit()
     rows = []
     for cond in conditions:
         u = usage.get(cond)
@@ -531,19 +433,16 @@ def main(argv=None) -> int:
                      + (f", {u['info']} BLAS threads" if u["info"] > 0 else ""))
         rows.append([cond, DESCRIPTION[cond].format(n=n_cpus) + extra, cores,
                      loads.get(cond, "not run")])
-    r.emit(table(["condition", "competitor", "competitor CPUs", "load average at end"], rows))
-    r.emit()
+    r.table(["condition", "competitor", "competitor CPUs", "load average at end"], rows)
 
     # -- steps/s ----------------------------------------------------------------
-    r.emit("## Training speed: `model.train`, default threads against 1 thread")
-    r.emit()
-    r.emit(f"Median steps/s of the rounds (min–max in brackets); *default / 1 thread* is the "
+    r.para("## Training speed: `model.train`, default threads against 1 thread")
+    r.para(f"Median steps/s of the rounds (min–max in brackets); *default / 1 thread* is the "
            f"ratio of the medians (target ≥ {LOADED_TARGET} under load; above 1 on a quiet "
            f"machine is the 2-thread gain); *CPU share*: process CPU time / wall time of the "
            f"side's rounds; *{ISSUE_ITERS:,} iterations*: wall seconds of the issue's run at the "
            f"median speed. *same losses*: the first {WARMUP_STEPS['LARGE']} (LARGE) / "
            f"{WARMUP_STEPS['SMALL']} (SMALL) losses of both sides identical bit for bit.")
-    r.emit()
     rows, targets = [], []
     for cond in conditions:
         for name in corpora_names:
@@ -575,22 +474,19 @@ def main(argv=None) -> int:
                                  f"({fmt_rate(md)} against {fmt_rate(mo)} steps/s)")
             targets.append([f"{cond}, {name}: default / 1 thread {what}", f"{ratio:.2f}×",
                             verdict(ok)])
-    r.emit(table(["condition", "config (V, H, T)", "default steps/s", "1 thread steps/s",
-                  "default / 1 thread", "CPU share (default / 1 thr)",
-                  f"{ISSUE_ITERS:,} iterations, s (default / 1 thr)", "steps timed (default / 1 thr)",
-                  "same losses"], rows))
-    r.emit()
+    r.table(["condition", "config (V, H, T)", "default steps/s", "1 thread steps/s",
+             "default / 1 thread", "CPU share (default / 1 thr)",
+             f"{ISSUE_ITERS:,} iterations, s (default / 1 thr)", "steps timed (default / 1 thr)",
+             "same losses"], rows)
 
     # -- CLI ---------------------------------------------------------------------
     if cli is not None:
         res, source, errors = cli
-        r.emit(f"## The CLI under `spin`, as the issue measured ({source}, CLI defaults: "
+        r.para(f"## The CLI under `spin`, as the issue measured ({source}, CLI defaults: "
                f"H 100, T 25, {args.cli_iters:,} iterations a run)")
-        r.emit()
-        r.emit("steps/s from the run's `speed:` line (training only); wall: the whole process "
+        r.para("steps/s from the run's `speed:` line (training only); wall: the whole process "
                "(start-up, loading, final evaluation and checkpoint included). Medians over "
                "the runs, each run's value in brackets.")
-        r.emit()
         rows, med = [], {}
         for name, runs in res.items():
             rates = [x for x, _ in runs if x is not None]
@@ -600,14 +496,12 @@ def main(argv=None) -> int:
                          f"**{fmt_rate(med[name])}** ({', '.join(fmt_rate(x) for x in rates)})",
                          f"{median(walls):.1f} ({', '.join(f'{w:.1f}' for w in walls)})",
                          "—" if med[name] is None else f"{ISSUE_ITERS / med[name]:.1f}"])
-        r.emit(table(["threads", "steps/s", "wall s", f"{ISSUE_ITERS:,} iterations, s"], rows))
-        r.emit()
+        r.table(["threads", "steps/s", "wall s", f"{ISSUE_ITERS:,} iterations, s"], rows)
         for e in errors:
             r.emit(f"- CLI run failed: {e}")
         if med.get("default") and med.get("1 thread"):
             ratio = med["default"] / med["1 thread"]
-            r.emit(f"default / `--threads 1`: **{ratio:.2f}×**")
-            r.emit()
+            r.para(f"default / `--threads 1`: **{ratio:.2f}×**")
             targets.append([f"cli (under spin), LARGE text: default / `--threads 1` "
                             f"≥ {LOADED_TARGET}×", f"{ratio:.2f}×", verdict(ratio >= LOADED_TARGET)])
             if ratio < COLLAPSE:
@@ -615,9 +509,8 @@ def main(argv=None) -> int:
                              f"of `--threads 1`")
 
     # -- targets -----------------------------------------------------------------
-    r.emit("## Targets (issue 10)")
-    r.emit()
-    r.emit(f"Not assertions: a busy machine changes the numbers, and the run never fails on them. "
+    r.para("## Targets (issue 10)")
+    r.para(f"Not assertions: a busy machine changes the numbers, and the run never fails on them. "
            f"Under load (spin, blas, train, cli) the default must reach ≥ {LOADED_TARGET}× the "
            f"speed of 1 thread. Quiet, LARGE: > {QUIET_TARGET}× — today's 2-thread gain is "
            f"1.6–1.9× on this 2-core machine (benchmarks/README.md: 3,131 against 5,136 µs a "
@@ -627,18 +520,12 @@ def main(argv=None) -> int:
            f"output layer side by side), 1.3–1.5× faster where the two cores share a cache and "
            f"about as fast where they do not (then one thread is chosen), so the target there "
            f"is no loss, ≥ {SMALL_QUIET_TARGET}×.")
-    r.emit()
-    r.emit(table(["target", "measured", "met"], targets))
-    r.emit()
+    r.table(["target", "measured", "met"], targets)
     for n in notes:
         r.emit(f"- {n}")
     if notes:
         r.emit()
-    r.emit(f"Total benchmark time: {perf() - t_start:.0f} s; load average at the end: "
-           f"{load_average()}.")
-    if args.output:
-        Path(args.output).write_text("\n".join(r.lines) + "\n", encoding="utf-8")
-        progress(f"report written to {args.output}")
+    r.finish(args.output)
     return 130 if any(n.startswith("interrupted") for n in notes) else 0
 
 

@@ -1,9 +1,7 @@
-"""Corpora for the benchmark: the shared text files where they exist, else
-generated stand-ins of the same alphabet size (deterministic, seeded).
-
-SMALL  English, 65 symbols   (tinyshakespeare.txt)  hidden 100, seq 25
-LARGE  Chinese, ~3150 symbols (lunyu_shijing.txt)   hidden 200, seq 30
-"""
+"""The benchmarks' texts and data passes: SMALL and LARGE corpora (the shared files, else generated stand-ins), the seed's data pass, B streams, a generated mixed text."""
+# SMALL  English, 65 symbols    (tinyshakespeare.txt)  hidden 100, seq 25
+# LARGE  Chinese, ~3150 symbols (lunyu_shijing.txt)    hidden 200, seq 30
+# A missing file is replaced by generated text of the same alphabet size (deterministic, seeded).
 from __future__ import annotations
 
 import os

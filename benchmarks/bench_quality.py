@@ -1,33 +1,28 @@
-"""What batching buys: held-out bits per character on tinyshakespeare after the
-same wall time, for one stream (min-char-rnn: B = 1, H = 100) and B parallel
-streams of wider models.
-
-Each configuration trains as ``charrnn-train --batch-size B`` does (the same
-data pass: bench_data.StreamsDataPass; Adagrad; the text's last 5% held out)
-for each time budget, then is scored the way the training tool scores it
-(``charrnn_ext.evaluate``: the data pass continued from the carried states,
-into the held-out text, all of it). Configurations run one after another, each on the
-core's default threads; the time budgets are cumulative checkpoints of one run.
-
-    pip install . && python benchmarks/bench_quality.py            # 60 s and 300 s each
-    python benchmarks/bench_quality.py --seconds 30 120 --configs 1x100 32x256
-"""
+"""What batching buys: held-out bits per character on tinyshakespeare after the same wall time, for one stream (min-char-rnn) and B parallel streams of wider models."""
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_data, bench_util
-from bench_data import StreamsDataPass, default_data_dir, load_corpus  # noqa: E402
-from bench_util import cpu_model, load_average, table  # noqa: E402
+from bench_data import StreamsDataPass, load_corpus
+from charrnn_ext import CharRNN, evaluate
+from harness import Parser, Report, progress
 
-import charrnn_ext  # noqa: E402
-from charrnn_ext import CharRNN, evaluate  # noqa: E402
+FULL = dict(seconds=[60.0, 300.0])
+QUICK = dict(seconds=[3.0])
+SIZES = dict(seconds="cumulative wall-time budgets at which each configuration is scored")
+EPILOG = """\
+Each configuration trains as `charrnn-train --batch-size B` does (the same data pass:
+bench_data.StreamsDataPass; Adagrad; the text's last 5% held out) for each time budget,
+then is scored as the training tool scores it (charrnn_ext.evaluate: the data pass
+continued from the carried states, into all the held-out text). Configurations run one
+after another, each on the core's default threads.
+
+  python benchmarks/bench_quality.py            # 60 s and 300 s each
+  python benchmarks/bench_quality.py --seconds 30 120 --configs 1x100 32x256"""
 
 
 def parse_config(text: str) -> tuple[int, int, float]:
@@ -62,35 +57,32 @@ def train_for(ids: np.ndarray, n_train: int, B: int, H: int, lr: float, T: int,
             scores = evaluate(model, ids, n_train, h, data.p, val_chars=ids.size)
             results.append({"seconds": budget, "steps": steps, "chars": steps * B * T,
                             "val": scores.val_bpc, "train": scores.train_bpc})
-            print(f"  {B}x{H} lr {lr:g}: {budget:g} s, {steps} steps, "
-                  f"val {scores.val_bpc:.4f} bits/char", file=sys.stderr, flush=True)
+            progress(f"{B}x{H} lr {lr:g}: {budget:g} s, {steps} steps, "
+                     f"val {scores.val_bpc:.4f} bits/char")
     return results
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seconds", type=float, nargs="+", default=[60, 300])
+    p = Parser(__doc__, FULL, QUICK, SIZES, epilog=EPILOG)
     p.add_argument("--configs", nargs="+", default=["1x100", "32x256", "64x256", "32x512"],
                    help="BxH or BxH@LR (default learning rate 0.1)")
     p.add_argument("--seq-length", type=int, default=25)
-    p.add_argument("--data-dir", type=Path, default=None)
     args = p.parse_args(argv)
-    corpus = load_corpus("SMALL", args.data_dir or default_data_dir())
+    corpus = load_corpus("SMALL", args.data_dir)
     ids = corpus.ids
     n_train = ids.size - int(ids.size * 0.05)
-    print(f"# Held-out bits per character after the same wall time\n\n"
-          f"charrnn_ext {charrnn_ext.__version__}, {cpu_model()}, load {load_average()}; "
-          f"text: {corpus.source} ({ids.size:,} characters, {corpus.V} symbols, last "
-          f"{ids.size - n_train:,} held out), seq length {args.seq_length}, Adagrad\n")
+    r = Report("Held-out bits per character after the same wall time", args, [
+        ["text", f"{corpus.source} ({ids.size:,} characters, {corpus.V} symbols, last "
+                 f"{ids.size - n_train:,} held out), seq length {args.seq_length}, Adagrad"]])
     rows = []
     for config in args.configs:
         B, H, lr = parse_config(config)
-        for r in train_for(ids, n_train, B, H, lr, args.seq_length, args.seconds):
-            rows.append([f"B = {B}, H = {H}, lr {lr:g}", f"{r['seconds']:g} s", f"{r['steps']:,}",
-                         f"{r['chars'] / r['seconds'] / 1e3:,.0f}k", f"**{r['val']:.3f}**",
-                         f"{r['train']:.3f}"])
-    print(table(["model", "wall time", "steps", "chars/s", "held-out bits/char",
-                 "train bits/char"], rows))
+        for res in train_for(ids, n_train, B, H, lr, args.seq_length, args.seconds, args.seed):
+            rows.append([f"B = {B}, H = {H}, lr {lr:g}", f"{res['seconds']:g} s", f"{res['steps']:,}",
+                         f"{res['chars'] / res['seconds'] / 1e3:,.0f}k", f"**{res['val']:.3f}**",
+                         f"{res['train']:.3f}"])
+    r.table(["model", "wall time", "steps", "chars/s", "held-out bits/char", "train bits/char"], rows)
+    r.finish(args.output)
     return 0
 
 

@@ -28,6 +28,11 @@ def progress(msg: str) -> None:
 
 # -- command line -----------------------------------------------------------------
 
+def _shown(value) -> str:
+    """A default as --help shows it."""
+    return ("on" if value else "off") if isinstance(value, bool) else f"{value:g}"
+
+
 class Parser(argparse.ArgumentParser):
     """A benchmark's command line: --quick, --only, --data-dir, --seed, --output, and
     its sizes, each an option whose default is the full run's or --quick's value."""
@@ -54,8 +59,8 @@ class Parser(argparse.ArgumentParser):
             kind = dict(type=type(default[0]), nargs="+") if isinstance(default, list) else (
                 dict(action=argparse.BooleanOptionalAction) if isinstance(default, bool)
                 else dict(type=type(default)))
-            shown = " / ".join(" ".join(map(str, v)) if isinstance(v, list) else (
-                ("on" if v else "off") if isinstance(v, bool) else f"{v:g}") for v in (default, quick[key]))
+            shown = " / ".join(" ".join(map(_shown, v)) if isinstance(v, list) else _shown(v)
+                               for v in (default, quick[key]))
             group.add_argument("--" + key.replace("_", "-"), default=None,
                                help=f"{help_} ({shown})", **kind)
 

@@ -5,6 +5,7 @@ import importlib
 
 import numpy as np
 
+from bench_data import DataPass
 from charrnn_ext import CharRNN, reference
 from charrnn_ext.defaults import ADAGRAD_EPS, CLIP, LEARNING_RATE
 from charrnn_ext.spec import PARAM_NAMES
@@ -88,6 +89,21 @@ class CoreSide:
     def step(self, ch):
         loss, self.h = self.model.train_step(ch.x, ch.y, self.h, LEARNING_RATE)
         return loss
+
+
+class CoreRunner:
+    """Our core with a data pass of its own (DataPass), trained n steps at a time from
+    Python: a model per thread (bench.py's threads section), the memory probe."""
+
+    def __init__(self, init, ids, T: int):
+        self.model, self.data, self.h = CharRNN.from_params(init), DataPass(ids, T), None
+
+    def run(self, n: int) -> None:
+        model, data, h = self.model, self.data, self.h
+        for _ in range(n):
+            x, y, reset = data.next()
+            _, h = model.train_step(x, y, None if reset else h, LEARNING_RATE)
+        self.h = h
 
 
 class CoreTrainSide:
