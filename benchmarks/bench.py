@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +18,10 @@ import threadpoolctl
 from bench_data import DataPass, load_corpus, write_mixed_text
 from charrnn_ext import CharRNN, Vocab, _dispatch, reference
 from charrnn_ext.spec import init_params
-from harness import (THREAD_POOL_HEADERS, Parser, Report, blas_threads, cpu_time, default_label,
+from harness import (THREAD_POOL_HEADERS, Parser, Report, blas_threads, default_label,
                      fmt_mb, fmt_us, interleave, load_average, median, one_thread, perf, progress,
-                     quartiles, rel_diff, split, thread_pools, time_sides, usable_cpus, verdict)
+                     quartiles, rel_diff, split, thread_pools, throughput, time_sides, usable_cpus,
+                     verdict)
 from peers import LEARNING_RATE, Chunks, CoreRunner, CoreSide, RefSide
 
 SECTIONS = ("train", "flops", "load", "sample", "memory", "threads")
@@ -547,36 +547,6 @@ def dgemm_rate(kind: str, n: int, shape, repeats: int):
 def rss_rows(probe: dict, points) -> list:
     """Rows [label, RSS, peak RSS] of a memory probe's points [(key, label)]."""
     return [[label, fmt_mb(probe[key]["rss"]), fmt_mb(probe[key]["peak"])] for key, label in points]
-
-
-def throughput(runners, steps: int):
-    """(total steps/s, process CPU seconds per wall second) of the runners,
-    each in its own thread, from a common start. The CPU ratio shows how many
-    cores the process really had: about 2 when two threads run in parallel,
-    about 1 when they are serialised (by the GIL or by a busy machine)."""
-    barrier = threading.Barrier(len(runners))
-    spans, errors = [None] * len(runners), []
-
-    def work(i):
-        try:
-            barrier.wait()
-            t0 = perf()
-            runners[i].run(steps)
-            spans[i] = (t0, perf())
-        except BaseException as exc:   # re-raised in the main thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(runners))]
-    cpu0 = cpu_time()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    cpu = cpu_time() - cpu0
-    if errors:
-        raise errors[0]
-    wall = max(s[1] for s in spans) - min(s[0] for s in spans)
-    return len(runners) * steps / wall, cpu / wall
 
 
 def main(argv=None) -> int:

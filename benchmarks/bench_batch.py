@@ -8,9 +8,9 @@ import sys
 from bench_data import StreamsDataPass, load_corpus
 from charrnn_ext import _dispatch
 from charrnn_ext.spec import init_params
-from harness import (Parser, Report, core_threads, progress, rel_diff, time_sides, torch_threads,
-                     verdict)
-from peers import Chunks, CoreSide, RefSide, TorchRNNSide, TorchSide, load_peer, missing
+from harness import (Parser, Report, core_threads, load_peer, missing, progress, rel_diff,
+                     time_sides, torch_threads, verdict)
+from peers import Chunks, CoreSide, RefSide, TorchRNNSide, TorchSide
 
 STREAMS = [1, 4, 16, 64]
 # name: (corpus, hidden size); T is the corpus's
@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     p = Parser(__doc__, FULL, QUICK, SIZES, only=CONFIGS, epilog=EPILOG)
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if it is installed")
     args = p.parse_args(argv)
-    torch = None if args.no_torch else load_peer("torch")
+    torch = None if args.no_torch else load_peer("torch")     # after charrnn_ext (load_peer)
     if torch is None and not args.no_torch:
         progress(missing("torch", "its columns stay empty"))
     r = Report("charrnn_ext: B streams, characters per second", args, [

@@ -35,11 +35,6 @@ class Corpus:
         return len(self.vocab)
 
 
-def default_data_dir() -> Path:
-    """``../shared/data`` relative to the repository root (this file is in benchmarks/)."""
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-
-
 def _symbols_text(symbols: np.ndarray, probs: np.ndarray, n: int, seed: int) -> str:
     """n i.i.d. symbols drawn with ``probs``, preceded by every symbol once
     (so the vocabulary is exactly ``symbols``)."""

@@ -4,17 +4,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import importlib
 import os
 import platform
 import resource
 import shlex
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
-
-from bench_data import default_data_dir
 
 perf = time.perf_counter
 cpu_time = time.process_time      # CPU seconds of the whole process (all its threads)
@@ -24,6 +24,38 @@ SCRIPT = Path(sys.argv[0]).name   # e.g. bench_torch.py: the progress tag and th
 def progress(msg: str) -> None:
     """Progress notes go to stderr, so that stdout is the markdown report only."""
     print(f"[{Path(SCRIPT).stem}] {msg}", file=sys.stderr, flush=True)
+
+
+def default_data_dir() -> Path:
+    """``../shared/data`` relative to the repository root (this file is in benchmarks/)."""
+    return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+# -- the optional peer libraries ----------------------------------------------------
+
+PEERS = {"torch": ("PyTorch", "pip install torch --index-url https://download.pytorch.org/whl/cpu"),
+         "jax": ("JAX", "pip install jax")}
+
+
+def load_peer(name: str):
+    """The optional peer library (torch, jax), or None when it is not installed.
+
+    The order of imports matters: where the core is built against the system's OpenMP
+    runtime (libgomp), torch shares it, and whichever loads it first decides how its
+    threads wait (charrnn_ext asks for OMP_WAIT_POLICY=PASSIVE, unless set). Each script
+    keeps the order its published figures were measured in: bench_torch and bench_jax
+    load their peer before charrnn_ext (this module imports no charrnn_ext at import
+    time), bench_batch after it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def missing(name: str, consequence: str) -> str:
+    """The one-line note of a script that runs without the peer library ``name``."""
+    title, install = PEERS[name]
+    return f"{title} is not installed: {consequence} (optional; charrnn_ext does not need it): {install}"
 
 
 # -- command line -----------------------------------------------------------------
@@ -172,6 +204,36 @@ def time_sides(sides: dict, chunks, blocks: list, budget: dict | None = None) ->
             timed_steps(side, (chunks[i] for i in range(lo, lo + blocks[b])), recs[k],
                         None if budget is None else budget[k])
     return recs
+
+
+def throughput(runners, steps: int):
+    """(total steps/s, process CPU seconds per wall second) of the runners (each
+    with run(steps)), each in its own thread, from a common start. The CPU ratio shows how many
+    cores the process really had: about 2 when two threads run in parallel,
+    about 1 when they are serialised (by the GIL or by a busy machine)."""
+    barrier = threading.Barrier(len(runners))
+    spans, errors = [None] * len(runners), []
+
+    def work(i):
+        try:
+            barrier.wait()
+            t0 = perf()
+            runners[i].run(steps)
+            spans[i] = (t0, perf())
+        except BaseException as exc:   # re-raised in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(runners))]
+    cpu0 = cpu_time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    cpu = cpu_time() - cpu0
+    if errors:
+        raise errors[0]
+    wall = max(s[1] for s in spans) - min(s[0] for s in spans)
+    return len(runners) * steps / wall, cpu / wall
 
 
 @contextlib.contextmanager
@@ -442,7 +504,6 @@ def blas_libraries() -> str:
     (``architecture``: OpenBLAS's choice for this CPU, e.g. Haswell or
     SkylakeX) and threads. The charrnn_ext core is loaded first, so scipy's
     BLAS (the one the core's dgemm calls) is in the list."""
-    import importlib
     try:
         import threadpoolctl
     except ImportError:

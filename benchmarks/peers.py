@@ -1,8 +1,6 @@
 """The sides the benchmarks time, each defined once: our core, the numpy original (reference), PyTorch (hand-written or nn.RNN) and JAX, and the chunks they all read."""
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 
 from bench_data import DataPass
@@ -13,24 +11,6 @@ from charrnn_ext.spec import PARAM_NAMES
 # Every side: reset() zeroes its hidden state(s); step(chunk) trains one step on a
 # Chunk and returns the loss; or call(k) trains k steps in one call (its own data
 # pass) and returns their losses. Each side trains its own copy of the parameters.
-
-PEERS = {"torch": ("PyTorch", "pip install torch --index-url https://download.pytorch.org/whl/cpu"),
-         "jax": ("JAX", "pip install jax")}
-
-
-def load_peer(name: str):
-    """The optional peer library (torch, jax), or None when it is not installed."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
-
-def missing(name: str, consequence: str) -> str:
-    """The one-line note of a script that runs without the peer library ``name``."""
-    title, install = PEERS[name]
-    return f"{title} is not installed: {consequence} (optional; charrnn_ext does not need it): {install}"
-
 
 # -- the chunks ----------------------------------------------------------------------
 
