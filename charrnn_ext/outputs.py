@@ -149,6 +149,7 @@ class Files:
     def __init__(self, path: str, keep_best: bool = True):
         self.name = path
         self.best_name = best_path(path) if keep_best else None
+        self.best_file = self.best_name   # where the best model is read back from
         self.keep_best = keep_best
 
     def write(self, state: Checkpoint, best: bool = False) -> None:

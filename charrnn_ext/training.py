@@ -22,7 +22,7 @@ import numpy as np
 from ._cli import available_memory, count
 from ._dispatch import core_build
 from ._threadchoice import steps_per_call
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, load_checkpoint
 from .datapass import chunk_wraps, held_out, stream_part
 from .divergence import Divergence
 from .evaluation import LN2, Scores, evaluate
@@ -125,20 +125,29 @@ class Printer(Reporter):
 @dataclass
 class Result:
     """What a run leaves: ``run``, its state at the end (what its checkpoint
-    holds); ``best``, a copy of the run's state when it scored its best held-out
-    figure (None if none was kept); ``final``, the scores at the end (None when
-    stopped); ``stopped``, whether stop() ended it before ``iters``;
-    ``saved_at``, the iteration of the last checkpoint written; the steps this
-    call ran and the seconds spent training and evaluating."""
+    holds); ``best``, the run's state when it scored its best held-out figure
+    (None if none was kept; read from ``best_file`` when the run saved to
+    files); ``final``, the scores at the end (None when stopped); ``stopped``,
+    whether stop() ended it before ``iters``; ``saved_at``, the iteration of
+    the last checkpoint written; the steps this call ran and the seconds spent
+    training and evaluating."""
 
     run: Checkpoint
-    best: Checkpoint | None
     final: Scores | None
     stopped: bool
     saved_at: int | None
     steps: int
     train_seconds: float
     eval_seconds: float
+    best_file: str | None = None
+    _best: Checkpoint | None = None
+
+    @property
+    def best(self) -> Checkpoint | None:
+        if self._best is None and self.best_file is not None \
+                and self.run.best_iteration is not None:
+            self._best = load_checkpoint(self.best_file)
+        return self._best
 
 
 def run(text, settings: dict | None = None, *, resume: Checkpoint | None = None,
@@ -153,7 +162,7 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | None = None,
     the output gives them then). ``stop()`` is asked between
     calls into the core; the run then saves and ends. Raises Diverged,
     TextError, ValueError (bad settings), MemoryError (a model too large),
-    OSError (a file not written)."""
+    OSError (a file not written). ``resume`` is continued in place."""
     reporter = reporter or Reporter()
     # -- 1. the settings and the text ---------------------------------------
     settings = complete(settings, resume.hyperparameters if resume is not None else None)
@@ -291,7 +300,8 @@ class _Loop:
             if self.saved_at is None:   # the checkpoint first: the best file belongs beside it
                 self.save()
             self.save(best=True)
-            self.best = _copy(state)
+            if isinstance(self.out, Memory):
+                self.best = _copy(state)   # no file holds it
         self.reporter.evaluated(state, scores, best)
         return scores
 
@@ -369,8 +379,8 @@ class _Loop:
         final = None if stopped else self.evaluate_and_keep()
         if final is not None:
             self.save()  # with the evaluation (history, best) recorded
-        return Result(state, self.best, final, stopped, self.saved_at, steps_done,
-                      train_seconds, self.eval_seconds)
+        return Result(state, final, stopped, self.saved_at, steps_done, train_seconds,
+                      self.eval_seconds, getattr(self.out, "best_file", None), self.best)
 
 
 def _copy(state: Checkpoint) -> Checkpoint:
