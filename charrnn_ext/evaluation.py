@@ -83,9 +83,11 @@ def evaluate(model, ids: np.ndarray, n_train: int, hidden=None, position: int = 
         raise ValueError(f"{B} streams leave parts of {part} of the {n_train} training ids; "
                          f"each needs at least 2")
     if isinstance(position, bool) or not isinstance(position, numbers.Integral) \
-            or not 0 <= position <= part - 2:
-        raise ValueError(f"position must be an integer in [0, {part - 2}] (where the data pass "
+            or not 0 <= position <= part - 1:
+        raise ValueError(f"position must be an integer in [0, {part - 1}] (where the data pass "
                          f"stands in each part of {part}), got {position!r}")
+    if position == part - 1:   # the end of the parts: the data pass starts again from zero
+        h, position = None, 0
     start = (B - 1) * part + int(position)     # stream B-1's next input
     S = min(train_chars, n_train - 1 - start)  # training targets ids[n_train - S : n_train]
     P = min(val_chars, N - n_train)            # held-out targets ids[n_train : n_train + P]

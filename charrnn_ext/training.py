@@ -415,7 +415,7 @@ def summary(result: Result, settings: dict, out_name: str | None,
     if final is not None and (final.val_bpc if final.val_bpc is not None
                               else final.train_bpc) >= uniform:
         lines.append(f"warning: this model is no better than a uniform guess "
-                     f"({uniform:.4f} bits/char); try a lower --learning-rate")
+                     f"({uniform:.4f} bits/char): train longer, or try a lower --learning-rate")
     seconds = result.train_seconds
     rate = result.steps / seconds if seconds > 0 else float("inf")
     lines.append(f"speed: {count(result.steps, 'step')} in {seconds:.2f} s, {rate:.1f} steps/s "
