@@ -1,5 +1,27 @@
 """Shared helpers of the charrnn_ext test suite.
 
+Where a test goes: one file per unit (the core's kernels, the model's API,
+the data pass, evaluation, checkpoints, each command, the sweep, ...);
+tests/README.md has the table ("a test of X goes in file Y") and how to run
+a subset. What more than one file needs lives here, once, with one meaning
+per name:
+
+  * comparisons and tolerances: rel_err, assert_close, same_loss, RTOL,
+    TRAIN_RTOL, same_model, model_state / assert_model_unchanged;
+  * random problems: random_params, random_memory, random_chunk, copy_dict,
+    random_model, id_lists;
+  * generated texts: english_like_text, cjk_text (Zipfian, "real-looking"),
+    sentence_text, hanzi_text (short sentences of a few words: the CLI's);
+  * the oracles: data_pass / data_pass_end (min-char-rnn's data pass, the
+    one written-out copy of its wrap rule), reference_train_step (one
+    stream or B), reference_hidden_after, reference_probs (and
+    charrnn_ext.reference, the numpy seed);
+  * the commands as subprocesses: run_cli, run_many, start_training,
+    wait_for_line, interrupt, sha, ENV, the flags of small runs (TINY_FLAGS,
+    SMALL_FLAGS), and what runs leave: assert_same_state, progress_lines;
+  * fixtures: restore_threads, cli_texts, tiny_run, long_run (session-wide
+    runs of the train command, made once), text_dir, text_dir_20k.
+
 The tests run against the *installed* package (``pip install .`` then
 ``pytest`` from the repository root): ``tests/`` has no ``__init__.py``, so
 pytest puts ``tests/`` (not the repository root) on ``sys.path`` and
@@ -12,8 +34,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -48,8 +73,15 @@ def pytest_report_header(config):
 
 
 # ---------------------------------------------------------------------------
-# comparisons
+# comparisons and tolerances
 # ---------------------------------------------------------------------------
+
+RTOL = 1e-10        # the core vs the reference: loss, gradients, hidden states
+# Parameters and memory after a fused step: Adagrad's first step from zero
+# memory multiplies a gradient's absolute rounding error by up to
+# lr / sqrt(1e-8) = 1e3, so the bound is 1e-9.
+TRAIN_RTOL = 1e-9
+
 
 def rel_err(a, b) -> float:
     """max|a - b| / max|b| (max|a - b| when b is all zero): a relative error
@@ -77,17 +109,33 @@ def assert_close(actual, expected, rtol: float, what: str = "") -> None:
     np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=what)
 
 
-def assert_dicts_close(actual: dict, expected: dict, rtol: float, what: str = "") -> None:
-    assert set(actual) == set(PARAM_NAMES), f"{what}: keys {sorted(actual)}"
-    assert set(expected) == set(PARAM_NAMES), f"{what}: keys {sorted(expected)}"
-    for name in PARAM_NAMES:
-        assert actual[name].shape == param_shapes(*vocab_hidden(expected))[name], f"{what}[{name}] shape"
-        assert_close(actual[name], expected[name], rtol, f"{what}[{name}]")
+def same_loss(a, b, steps, rtol=RTOL):
+    """Relative, with an absolute floor of 1e-15 per step: a nearly certain
+    prediction has a loss like 1e-7 = log(1 + 1e-7), whose rounding error
+    (~1e-16 absolute, in any implementation) is large relative to it."""
+    assert np.isfinite(a) and np.isfinite(b)
+    assert abs(a - b) <= rtol * abs(b) + 1e-15 * steps, (a, b)
 
 
-def vocab_hidden(params: dict):
-    """(V, H) of a parameter dict."""
-    return params["Why"].shape[0], params["Whh"].shape[0]
+def same_model(a, b) -> bool:
+    """Two CharRNNs hold bit-identical parameters and Adagrad memory."""
+    return all(np.array_equal(a.params[n], b.params[n]) and np.array_equal(a.memory[n], b.memory[n])
+               for n in PARAM_NAMES)
+
+
+def model_state(model) -> dict:
+    """Copies of everything a call could change: params, memory and grads."""
+    return {(kind, n): getattr(model, kind)[n].copy()
+            for kind in ("params", "memory", "grads") for n in PARAM_NAMES}
+
+
+def assert_model_unchanged(model, before: dict, skip=()) -> None:
+    """The model holds what ``model_state`` copied (NaN equal to NaN), but
+    for the keys in ``skip``."""
+    after = model_state(model)
+    for key, value in before.items():
+        if key not in skip:
+            assert np.array_equal(after[key], value, equal_nan=True), key
 
 
 # ---------------------------------------------------------------------------
@@ -116,8 +164,23 @@ def copy_dict(d: dict) -> dict:
     return {k: np.array(v, copy=True) for k, v in d.items()}
 
 
+def random_model(V: int, H: int, seed: int):
+    """CharRNN(V, H, seed=seed) whose parameters are then set, in place, to
+    randn * 0.3 (a default_rng(seed) draw): larger than the init's."""
+    rng = np.random.default_rng(seed)
+    model = charrnn_ext.CharRNN(V, H, seed=seed)
+    for arr in model.params.values():
+        arr[...] = rng.standard_normal(arr.shape) * 0.3
+    return model
+
+
+def id_lists(ids) -> list:
+    """The rows of a (B, T) array of ids as lists of ints, as reference.batch_* take them."""
+    return [list(map(int, row)) for row in ids]
+
+
 # ---------------------------------------------------------------------------
-# "real-looking" generated texts
+# generated texts
 # ---------------------------------------------------------------------------
 
 _SYLLABLES = ("th", "e", "an", "re", "in", "on", "er", "at", "st", "ou", "ing", "ed",
@@ -172,22 +235,93 @@ def cjk_text(n_chars: int, n_distinct: int = 300, seed: int = 0) -> str:
     return "".join(out[:n_chars])
 
 
-def data_pass(ids: np.ndarray, seq_length: int, n_steps: int):
-    """The seed's data pass: chunks of seq_length left to right; the hidden
-    state is reset (and p goes back to 0) when the next chunk would not fit.
-    Yields (inputs, targets, reset) for n_steps iterations."""
-    p = 0
-    for n in range(n_steps):
-        reset = n == 0 or p + seq_length + 1 >= len(ids)
+_WORDS = ("the quick brown fox jumps over a lazy dog while seven small birds sing "
+          "in tall green trees and old men read their morning papers").split()
+_HANZI = "我们的生活中有很多美好事物幸福之路在这里人与自然和谐相处学习工作读书"
+
+
+def sentence_text(n_sentences=60, seed=0) -> str:
+    """Short English sentences of 21 common words (every letter of "The
+    quick" among them, no 'Z'), three to a line."""
+    rng = random.Random(seed)
+    sentences = []
+    for _ in range(n_sentences):
+        words = [rng.choice(_WORDS) for _ in range(rng.randint(4, 9))]
+        sentences.append(" ".join(words).capitalize() + ".")
+    return "\n".join(" ".join(sentences[i:i + 3]) for i in range(0, len(sentences), 3)) + "\n"
+
+
+def hanzi_text(n_sentences=60, seed=1) -> str:
+    """Short Chinese sentences of 35 hanzi (我 and 们 among them) and
+    full-width punctuation, on one line."""
+    rng = random.Random(seed)
+    return "".join("".join(rng.choice(_HANZI) for _ in range(rng.randint(5, 12)))
+                   + rng.choice("，。！？") for _ in range(n_sentences)) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# the oracles: min-char-rnn's data pass, and the seed's numpy code
+# ---------------------------------------------------------------------------
+
+def _pass_positions(part: int, seq_length: int, steps: int, position=None):
+    """(p, reset) of each step of the data pass over parts of ``part`` ids:
+    the one written-out copy of min-char-rnn's wrap rule in the tests."""
+    p = 0 if position is None else position
+    for n in range(steps):
+        reset = (position is None and n == 0) or p + seq_length + 1 >= part
         if reset:
             p = 0
-        yield ids[p:p + seq_length], ids[p + 1:p + seq_length + 1], reset
+        yield p, reset
         p += seq_length
 
 
-# ---------------------------------------------------------------------------
-# the reference, as the oracle
-# ---------------------------------------------------------------------------
+def data_pass(ids, seq_length: int, steps: int, streams=None, position=None):
+    """min-char-rnn's data pass, written out without the library: the oracle
+    of model.train, of the train command's steps and of evaluation's start.
+
+    B streams (``streams``; None is min-char-rnn's one) cut the ids into B
+    parts of part = len(ids) // B (the last len(ids) % B ids are never
+    read). Before each step n, every stream goes back to position p = 0 with
+    a zero hidden state when ``n == 0 or p + T + 1 >= part`` (min-char-rnn's
+    ``if p+seq_length+1 >= len(data) or n == 0``); then stream b reads the
+    inputs ids[b*part + p : b*part + p + T], the targets one later, and p
+    advances by T. ``position``: a pass that goes on from there (as
+    model.train(..., position=p) does: no reset at n == 0, only where the
+    chunk does not fit).
+
+    Yields (inputs, targets, reset) for ``steps`` steps: inputs and targets
+    of shape (T,) when ``streams`` is None, (B, T) otherwise; ``reset``: the
+    step starts from zero hidden states. data_pass_end gives the position
+    after them."""
+    ids = np.asarray(ids)
+    B = 1 if streams is None else streams
+    part = len(ids) // B
+    for p, reset in _pass_positions(part, seq_length, steps, position):
+        rows = np.stack([ids[b * part + p: b * part + p + seq_length + 1] for b in range(B)])
+        inputs, targets = rows[:, :-1], rows[:, 1:]
+        yield (inputs[0], targets[0], reset) if streams is None else (inputs, targets, reset)
+
+
+def data_pass_end(n_ids: int, seq_length: int, steps: int, streams=None, position=None) -> int:
+    """The position after ``steps`` steps of data_pass over ``n_ids`` ids
+    (what model.train returns, and a checkpoint stores)."""
+    part = n_ids // (1 if streams is None else streams)
+    p = 0 if position is None else position
+    for p, _ in _pass_positions(part, seq_length, steps, position):
+        pass
+    return p + seq_length if steps else p
+
+
+def reference_train_step(inputs, targets, hprev, params, memory, learning_rate):
+    """The numpy reference's training step (lossFun + Adagrad, updating
+    ``params`` and ``memory`` in place) on one stream (inputs and targets of
+    shape (T,)) or on B streams ((B, T): reference.batch_train_step).
+    Returns (loss, h)."""
+    if np.ndim(inputs) == 2:
+        return reference.batch_train_step(id_lists(inputs), id_lists(targets), hprev, params,
+                                          memory, learning_rate)
+    return reference.train_step(list(inputs), list(targets), hprev, params, memory, learning_rate)
+
 
 def reference_hidden_after(params: dict, inputs, hprev) -> np.ndarray:
     """The hidden state (H, 1) after reading ``inputs`` from ``hprev``,
@@ -211,11 +345,16 @@ def reference_probs(params: dict, h, seed_ix, temperature=1.0) -> np.ndarray:
     return p / p.sum()
 
 
-__all__ = [
-    "rel_err", "assert_close", "assert_dicts_close", "vocab_hidden", "random_params",
-    "random_memory", "random_chunk", "copy_dict", "english_like_text", "cjk_text",
-    "data_pass", "reference_hidden_after", "reference_probs", "reference",
-]
+# ---------------------------------------------------------------------------
+# threads
+# ---------------------------------------------------------------------------
+
+@pytest.fixture
+def restore_threads():
+    """Puts charrnn_ext's thread count back after a test that sets it."""
+    before = charrnn_ext.get_num_threads()
+    yield
+    charrnn_ext.set_num_threads(before)
 
 
 # ---------------------------------------------------------------------------
@@ -224,6 +363,10 @@ __all__ = [
 
 ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "COLUMNS")}
 ENV.update(PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
+
+# charrnn-train flags of small runs (tests assert on these sizes)
+TINY_FLAGS = ("--hidden-size", 12, "--seq-length", 16, "--sample-length", 24)
+SMALL_FLAGS = ("--hidden-size", 16, "--seq-length", 16, "--sample-length", 20)
 
 
 def run_cli(tool, *args, cwd, stdin=None, env=None, timeout=120):
@@ -245,3 +388,106 @@ def run_many(jobs, cwd):
 
 def sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def start_training(cwd, *args, stdout=subprocess.PIPE, **kw):
+    """``python -m charrnn_ext.train t.txt SMALL_FLAGS args`` started in cwd
+    (a Popen; stderr piped, stdin closed)."""
+    return subprocess.Popen([sys.executable, "-m", "charrnn_ext.train", "t.txt",
+                             *map(str, SMALL_FLAGS), *map(str, args)], cwd=cwd, env=ENV,
+                            stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE, **kw)
+
+
+def wait_for_line(proc, prefix: bytes):
+    """Reads proc's stdout up to a line starting with ``prefix``."""
+    for line in proc.stdout:
+        if line.startswith(prefix):
+            return
+    raise AssertionError(f"no line starting with {prefix!r}")
+
+
+def interrupt(proc, timeout):
+    """Ctrl-C (SIGINT) to a running command, then its output to the end:
+    (stdout, stderr, the seconds it took to end)."""
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=timeout)
+    return out, err, time.monotonic() - t0
+
+
+def assert_same_state(a, b, resumed=False):
+    """Two checkpoints hold bit-identical training states. ``resumed``: b
+    was stopped and resumed, so it also holds the evaluations made at the
+    end of its first run (every run ends with one); a's must be among them."""
+    assert same_model(a.model, b.model)
+    assert np.array_equal(a.hidden, b.hidden)
+    assert (a.iteration, a.position) == (b.iteration, b.position)
+    assert a.smooth_loss == b.smooth_loss
+    assert (a.interval_loss, a.interval_steps) == (b.interval_loss, b.interval_steps)
+    assert a.rng.bit_generator.state == b.rng.bit_generator.state
+    for key in ("iteration", "smooth_loss", "interval_bpc"):
+        assert np.array_equal(a.history[key], b.history[key]), key
+    if not resumed:
+        for key in ("val_iteration", "val_bpc", "train_bpc"):
+            assert np.array_equal(a.history[key], b.history[key], equal_nan=True), key
+        assert (a.best_val_bpc, a.best_iteration) == (b.best_val_bpc, b.best_iteration)
+        return
+    where = np.searchsorted(b.history["val_iteration"], a.history["val_iteration"])
+    assert np.array_equal(b.history["val_iteration"][where], a.history["val_iteration"])
+    for key in ("val_bpc", "train_bpc"):
+        assert np.array_equal(b.history[key][where], a.history[key], equal_nan=True), key
+
+
+def progress_lines(stdout):
+    """The lines a run prints while training: samples, ---- and iter lines."""
+    body = stdout.split("\n----\nsummary:")[0]
+    start = body.index("----")
+    return body[start:].splitlines()
+
+
+@pytest.fixture(scope="session")
+def cli_texts(tmp_path_factory):
+    """A directory holding en.txt (sentence_text()) and zh.txt (hanzi_text())."""
+    d = tmp_path_factory.mktemp("texts")
+    (d / "en.txt").write_text(sentence_text(), encoding="utf-8")
+    (d / "zh.txt").write_text(hanzi_text(), encoding="utf-8")
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_run(cli_texts):
+    """(checkpoint path, stdout) of one small English run: 300 iterations of
+    TINY_FLAGS on cli_texts/en.txt, samples and evaluations every 100,
+    saved as cli_texts/en.npz (and en.best.npz). Tests read it, or copy it."""
+    ckpt = cli_texts / "en.npz"
+    rc, out, err = run_cli("train", "en.txt", *TINY_FLAGS, "--iters", 300, "--sample-every", 100,
+                           "--eval-every", 100, "--checkpoint", ckpt, cwd=cli_texts)
+    assert rc == 0, err
+    return ckpt, out
+
+
+@pytest.fixture(scope="session")
+def long_run(tmp_path_factory):
+    """(directory, stdout) of a model trained for a few thousand iterations on
+    generated English (words.txt), through the command users run with its
+    default checkpoint names (words.npz, words.best.npz). Tests read it."""
+    d = tmp_path_factory.mktemp("long-run")
+    (d / "words.txt").write_text(english_like_text(60_000, seed=3), encoding="utf-8")
+    rc, out, err = run_cli("train", "words.txt", "--hidden-size", 64, "--iters", 4000,
+                           "--sample-every", 1000, "--eval-every", 500, cwd=d)
+    assert rc == 0, err
+    return d, out
+
+
+@pytest.fixture
+def text_dir(tmp_path):
+    """The test's tmp_path, holding t.txt: 8,000 characters of english_like_text."""
+    (tmp_path / "t.txt").write_text(english_like_text(8000, seed=1), encoding="utf-8")
+    return tmp_path
+
+
+@pytest.fixture
+def text_dir_20k(tmp_path):
+    """The test's tmp_path, holding t.txt: 20,000 characters of english_like_text."""
+    (tmp_path / "t.txt").write_text(english_like_text(20_000, seed=4), encoding="utf-8")
+    return tmp_path
