@@ -356,36 +356,6 @@ def test_train_releases_the_gil_and_serialises_calls_on_one_model():
     assert any(same_model(m, o) for o in orders)
 
 
-@settings(max_examples=30, deadline=None)
-@given(V=st.integers(2, 70), H=st.integers(1, 40), T=st.integers(1, 13), B=st.integers(1, 15),
-       steps=st.integers(1, 12), seed=st.integers(0, 2**16))
-def test_pipelined_steps_are_the_same_on_one_and_two_threads(V, H, T, B, steps, seed):
-    """Small models run their steps pipelined (the recurrence on one thread,
-    the output layer on the other; groups of time steps, a chunk shorter or
-    longer than a group, any B below the dgemm threshold): bit-identical to
-    the same steps on one thread, through train and train_step."""
-    import charrnn_ext
-
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(0, V, B * (T + 1) + int(rng.integers(0, 60))).astype(np.int32)
-    old = charrnn_ext.get_num_threads()
-    out = {}
-    try:
-        for threads in (1, 2):
-            charrnn_ext.set_num_threads(threads)
-            m = CharRNN(V, H, seed=seed)
-            losses, h, position = m.train(ids, steps, T, streams=B)
-            x = rng.integers(0, V, (B, T)) if threads == 1 else out[1][-1]
-            step = m.train_step(x, np.roll(x, 1, axis=1), np.zeros((H, B)))
-            out[threads] = (losses, h, position, step[0], step[1],
-                            *(m.params[n] for n in PARAM_NAMES),
-                            *(m.memory[n] for n in PARAM_NAMES), x)
-    finally:
-        charrnn_ext.set_num_threads(old)
-    for a, b in zip(out[1], out[2]):
-        assert np.array_equal(a, b)
-
-
 def test_resuming_a_checkpoint_of_another_core_revision_warns(tmp_path):
     """A checkpoint names the core's build and kernel revision; resuming one
     written by another (e.g. before the pipelined steps, which round

@@ -158,26 +158,3 @@ def test_vocab_accepts_str_subclasses_and_chars_is_read_only():
         vocab.chars = "xyz"
 
 
-def test_set_blas_threads_controls_the_cores_blas():
-    """The core's BLAS runs on one thread by default; set_blas_threads changes
-    it (and rejects nonsense); results do not depend on it."""
-    import charrnn_ext
-    from charrnn_ext._dispatch import _core_blas_controllers
-
-    libs = _core_blas_controllers()
-    assert libs and all(lib.num_threads == 1 for lib in libs)
-    model = _random_model(50, 40, 9)
-    x, y = np.random.default_rng(9).integers(0, 50, size=(2, 30))
-    expected = model.loss_and_grads(x, y, None)
-    try:
-        charrnn_ext.set_blas_threads(2)
-        assert all(lib.num_threads == 2 for lib in _core_blas_controllers())
-        got = model.loss_and_grads(x, y, None)
-    finally:
-        charrnn_ext.set_blas_threads(1)
-    assert got[0] == expected[0]
-    for name in got[1]:
-        np.testing.assert_allclose(got[1][name], expected[1][name], rtol=1e-12, atol=1e-15)
-    for bad in (0, -1, 1.5, True):
-        with pytest.raises(ValueError):
-            charrnn_ext.set_blas_threads(bad)

@@ -1,21 +1,26 @@
 """Property-based tests (hypothesis): over random small shapes, chunks,
-hidden states, parameters and learning rates, the core equals the reference.
+hidden states, parameters, learning rates and numbers of streams, the core
+equals the reference (one stream: lossFun, train_step, sample; B streams:
+batch_lossFun, batch_train_step, through both recurrence kernels).
 
 Parameters come from a drawn numpy seed (hypothesis shrinks the shapes and
 chunks, the seed reproduces the arrays). The recurrent weights are scaled so
-that the recurrence is not chaotic (see test_parity's note); the input and
-output layers range up to large weights, so clipping is often active.
+that the recurrence is not chaotic (see test_core_parity's note); the input
+and output layers range up to large weights, so clipping is often active.
 """
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from charrnn_ext import CharRNN, PARAM_NAMES, reference
+from charrnn_ext._dispatch import core
 
-from conftest import assert_close, copy_dict
+from conftest import (RTOL, TRAIN_RTOL, assert_close, copy_dict, id_lists, random_memory,
+                      random_params, same_loss)
 
-RTOL = 1e-10        # loss_and_grads: loss, gradients, h
-TRAIN_RTOL = 1e-9   # parameters and memory after a step (as in the training parity)
 
+# ---------------------------------------------------------------------------
+# one stream
+# ---------------------------------------------------------------------------
 
 @st.composite
 def problems(draw, max_V=12, max_H=10, max_T=30, n_chunks=1):
@@ -38,14 +43,6 @@ def problems(draw, max_V=12, max_H=10, max_T=30, n_chunks=1):
               for n in PARAM_NAMES}
     hprev = rng.uniform(-1, 1, (H, 1))
     return V, H, params, memory, hprev, chunks
-
-
-def same_loss(a, b, T, rtol=RTOL):
-    """Relative, with an absolute floor of 1e-15 per step: a nearly certain
-    prediction has a loss like 1e-7 = log(1 + 1e-7), whose rounding error
-    (~1e-16 absolute, in any implementation) is large relative to it."""
-    assert np.isfinite(a) and np.isfinite(b)
-    assert abs(a - b) <= rtol * abs(b) + 1e-15 * T, (a, b)
 
 
 @given(problems())
@@ -113,3 +110,52 @@ def test_sample_equals_reference(problem, n, temperature, rng_seed):
     assert len(ids) == n
     assert ids.tolist() == ref
     assert all(0 <= i < V for i in ref)
+
+
+# ---------------------------------------------------------------------------
+# B streams
+# ---------------------------------------------------------------------------
+
+@st.composite
+def batch_problems(draw, max_B=9, max_T=12, max_V=12, max_H=10):
+    B = draw(st.integers(1, max_B))
+    T = draw(st.integers(1, max_T))
+    V = draw(st.integers(1, max_V))
+    H = draw(st.integers(1, max_H))
+    seed = draw(st.integers(0, 2**32 - 1))
+    out_scale = draw(st.sampled_from([0.01, 0.1, 1.0, 3.0]))
+    rec_scale = draw(st.floats(0.0, 0.9)) / np.sqrt(H)
+    rng = np.random.default_rng(seed)
+    params = random_params(V, H, rng, dict(Wxh=out_scale, Whh=rec_scale, Why=out_scale,
+                                           bh=0.3, by=0.3))
+    keep = draw(st.sampled_from([0.0, 1.0]))          # zero memory: Adagrad's first step
+    memory = {n: m * keep for n, m in random_memory(V, H, rng).items()}
+    inputs = rng.integers(0, V, (B, T))
+    targets = rng.integers(0, V, (B, T))
+    hprev = rng.uniform(-1, 1, (H, B))
+    return params, memory, inputs, targets, hprev
+
+
+@given(batch_problems(), st.sampled_from([2, 4, 1000]))
+def test_batch_properties(prob, threshold):
+    params, memory, inputs, targets, hprev = prob
+    old = core._set_gemm_min_streams(threshold)
+    try:
+        model = CharRNN.from_params(params, memory)
+        loss, grads, h = model.loss_and_grads(inputs, targets, hprev)
+        ref_loss, ref_grads, ref_h = reference.batch_lossFun(id_lists(inputs), id_lists(targets),
+                                                             hprev, params)
+        same_loss(loss, ref_loss, inputs.shape[1])
+        assert_close(h, ref_h, RTOL, "h")
+        for n in PARAM_NAMES:
+            assert_close(grads[n], ref_grads[n], RTOL, f"d{n}")
+        same_loss(model.loss(inputs, targets, hprev), ref_loss, inputs.shape[1])
+        lr = 0.05
+        loss, h = model.train_step(inputs, targets, hprev, learning_rate=lr)
+        ref_params, ref_memory = copy_dict(params), copy_dict(memory)
+        reference.batch_train_step(id_lists(inputs), id_lists(targets), hprev, ref_params, ref_memory, lr)
+        for n in PARAM_NAMES:
+            assert_close(model.params[n], ref_params[n], TRAIN_RTOL, n)
+            assert_close(model.memory[n], ref_memory[n], TRAIN_RTOL, f"memory {n}")
+    finally:
+        core._set_gemm_min_streams(old)

@@ -15,7 +15,8 @@ The seed's gradCheck has these defects, fixed here:
 
 The finite differences use the core's forward-only ``model.loss`` (perturbing
 ``model.params`` in place: the core views those arrays). Both the core's and
-the reference's analytic gradients are checked.
+the reference's analytic gradients are checked; at B = 3 streams, the
+gradients of the mean loss (the core's).
 
 Accuracy: with delta = 1e-5 the central difference has truncation error
 ~1e-10 * f''' and rounding error ~eps * loss / delta ~ 1e-9 (absolute), so the
@@ -29,6 +30,7 @@ from charrnn_ext import CharRNN, PARAM_NAMES, reference
 from charrnn_ext.defaults import CLIP
 
 from conftest import random_params
+
 
 DELTA = 1e-5
 REL_TOL = 1e-6
@@ -75,6 +77,19 @@ def analytic_gradients(model, params, inputs, targets, hprev):
     return {"core": grads, "reference": ref_grads}
 
 
+def gradcheck_problem(V, H, T, rng, scale, n_in=None):
+    """(model, params, (inputs, targets, hprev), analytic gradients) of a
+    model with random parameters of ``scale`` and a chunk of T steps whose
+    inputs are among the first ``n_in`` characters (default: all V)."""
+    params = random_params(V, H, rng, scale)
+    inputs = rng.integers(0, V if n_in is None else n_in, T)
+    targets = rng.integers(0, V, T)
+    hprev = rng.uniform(-0.5, 0.5, (H, 1))
+    model = CharRNN.from_params(params)
+    return model, params, (inputs, targets, hprev), analytic_gradients(model, params, inputs,
+                                                                       targets, hprev)
+
+
 @pytest.mark.parametrize("V,H,T,seed", [
     (12, 10, 15, 0),
     (7, 3, 1, 1),      # one step
@@ -82,20 +97,15 @@ def analytic_gradients(model, params, inputs, targets, hprev):
     (2, 6, 12, 3),     # two characters
 ])
 def test_gradcheck_every_entry(V, H, T, seed):
-    rng = np.random.default_rng(seed)
-    params = random_params(V, H, rng, 0.3)
     # leave some characters out of the chunk when there are enough of them
     n_in = V - 3 if V > 5 else V
-    inputs = rng.integers(0, n_in, T)
-    targets = rng.integers(0, V, T)
-    hprev = rng.uniform(-0.5, 0.5, (H, 1))
-    model = CharRNN.from_params(params)
-    analytic = analytic_gradients(model, params, inputs, targets, hprev)
+    model, params, chunk, analytic = gradcheck_problem(V, H, T, np.random.default_rng(seed), 0.3,
+                                                       n_in)
     for name in PARAM_NAMES:
         size = model.params[name].size
-        meaningful = check_entries(model, inputs, targets, hprev, analytic, name, range(size))
+        meaningful = check_entries(model, *chunk, analytic, name, range(size))
         if name == "Wxh":
-            present = np.unique(inputs)
+            present = np.unique(chunk[0])
             absent = np.setdiff1d(np.arange(V), present)
             for grads in analytic.values():
                 assert np.all(grads["Wxh"][:, absent] == 0.0)
@@ -128,20 +138,16 @@ def test_gradcheck_seed_sizes_sampled_entries():
     parameter plus 3 rows of every Wxh column present in the chunk."""
     V, H, T = 65, 100, 25
     rng = np.random.default_rng(6)
-    params = random_params(V, H, rng, dict(Wxh=0.1, Whh=0.05, Why=0.1, bh=0.1, by=0.1))
-    inputs = rng.integers(0, V, T)
-    targets = rng.integers(0, V, T)
-    hprev = rng.uniform(-0.5, 0.5, (H, 1))
-    model = CharRNN.from_params(params)
-    analytic = analytic_gradients(model, params, inputs, targets, hprev)
+    model, _, chunk, analytic = gradcheck_problem(
+        V, H, T, rng, dict(Wxh=0.1, Whh=0.05, Why=0.1, bh=0.1, by=0.1))
     for name in PARAM_NAMES:
         size = model.params[name].size
         if name == "Wxh":
             rows = rng.choice(H, 3, replace=False)
-            indices = [r * V + c for c in np.unique(inputs) for r in rows]
+            indices = [r * V + c for c in np.unique(chunk[0]) for r in rows]
         else:
             indices = rng.choice(size, min(40, size), replace=False)
-        meaningful = check_entries(model, inputs, targets, hprev, analytic, name, indices)
+        meaningful = check_entries(model, *chunk, analytic, name, indices)
         assert meaningful >= 0.3 * len(indices), f"{name}: {meaningful}/{len(indices)}"
 
 
@@ -173,3 +179,31 @@ def test_gradcheck_would_catch_the_seed_bptt_bug():
     worst = max(abs(dWhh_truncated.flat[i] - numerical_gradient(model, inputs, targets, np.zeros(H), "Whh", i))
                 for i in range(H * H))
     assert worst > 1e3 * ABS_TOL
+
+
+# ---------------------------------------------------------------------------
+# the mean loss of B streams
+# ---------------------------------------------------------------------------
+
+def test_gradcheck_mean_loss_at_b3():
+    """Central differences of the mean loss (model.loss, 2-D) against
+    loss_and_grads' mean gradients, on every entry of a small model (the
+    bounds of check_entries)."""
+    V, H, T, B = 9, 6, 10, 3
+    rng = np.random.default_rng(8)
+    params = random_params(V, H, rng, 0.3)
+    inputs = rng.integers(0, V - 2, (B, T))      # the last two characters never read
+    targets = rng.integers(0, V, (B, T))
+    hprev = rng.uniform(-0.5, 0.5, (H, B))
+    model = CharRNN.from_params(params)
+    _, grads, _ = model.loss_and_grads(inputs, targets, hprev)
+    assert max(np.max(np.abs(g)) for g in grads.values()) < CLIP   # no clipping: a fair check
+    for name in PARAM_NAMES:
+        size = model.params[name].size
+        meaningful = check_entries(model, inputs, targets, hprev, {"core B=3": grads}, name,
+                                   range(size))
+        present = H * np.unique(inputs).size if name == "Wxh" else size
+        assert meaningful >= 0.5 * present, f"{name}: {meaningful}/{present}"
+    assert np.all(grads["Wxh"][:, V - 2:] == 0.0)
+    # the sum-over-streams gradient (a plausible bug) is B times too large
+    assert np.max(np.abs(B * grads["Why"] - grads["Why"])) > 1e3 * ABS_TOL

@@ -1,6 +1,7 @@
 """Training parity: fused ``train_step`` vs the reference's lossFun + Adagrad,
-on generated "real-looking" text, over the seed's data pass (chunks of
-seq_length left to right, hidden state carried, reset at the wrap).
+on generated "real-looking" text, over the seed's data pass (conftest's
+data_pass: chunks of seq_length left to right, hidden state carried, reset
+at the wrap), one stream and B = 8 streams (the batched reference).
 
 Training at lr 0.1 is chaotic (a 1e-15 change in one weight grows to O(1)
 differences within ~20 steps, in the reference itself), so the long
@@ -14,24 +15,63 @@ import pytest
 from charrnn_ext import CharRNN, PARAM_NAMES, Vocab, reference
 from charrnn_ext.defaults import LEARNING_RATE, SEQ_LENGTH
 
-from conftest import assert_close, cjk_text, copy_dict, data_pass, english_like_text
+from conftest import (assert_close, cjk_text, copy_dict, data_pass, english_like_text,
+                      reference_train_step)
+
 
 TOL = 1e-9
 N_STEPS = 200
 
 
-def texts():
+def generated_text(name):
     return {
         # ~2000 characters: 200 steps of 25 wrap around the data twice
-        "english": english_like_text(2000, seed=1),
+        "english": lambda: english_like_text(2000, seed=1),
         # a few hundred distinct ideographs; 1500 characters, several wraps
-        "cjk": cjk_text(1500, n_distinct=300, seed=2),
-    }
+        "cjk": lambda: cjk_text(1500, n_distinct=300, seed=2),
+    }[name]()
+
+
+def encoded(text):
+    """(ids, V) of a text under its own vocabulary."""
+    vocab = Vocab.from_text(text)
+    return vocab.encode(text), len(vocab)
+
+
+def teacher_forced(ids, V, H, steps, streams=None, seq_length=SEQ_LENGTH, seed=0):
+    """``steps`` steps of the data pass (B = ``streams``), each core step
+    started from the reference's state (params, memory, h) and compared with
+    the reference's step: loss, h, params and memory within TOL. Returns the
+    reference's losses and the number of resets."""
+    B = 1 if streams is None else streams
+    params = reference.init_params(V, H, seed=seed)
+    memory = {n: np.zeros_like(p) for n, p in params.items()}
+    losses, resets = [], 0
+    for step, (inputs, targets, reset) in enumerate(data_pass(ids, seq_length, steps, streams)):
+        if reset:
+            hprev = np.zeros((H, B))
+            resets += 1
+        assert inputs.shape[-1] == targets.shape[-1] == seq_length
+        model = CharRNN.from_params(params, memory)
+        loss, h = model.train_step(inputs, targets, hprev, learning_rate=LEARNING_RATE)
+        # the reference's step, on its own state
+        loss_ref, h_ref = reference_train_step(inputs, targets, hprev, params, memory,
+                                               LEARNING_RATE)
+        where = f"step {step}"
+        assert abs(loss - loss_ref) <= TOL * abs(loss_ref), f"{where}: loss {loss!r} vs {loss_ref!r}"
+        assert h.shape == (H, B)
+        assert_close(h, h_ref, TOL, f"{where}: h")
+        for n in PARAM_NAMES:
+            assert_close(model.params[n], params[n], TOL, f"{where}: {n}")
+            assert_close(model.memory[n], memory[n], TOL, f"{where}: memory {n}")
+        hprev = h_ref
+        losses.append(loss_ref)
+    return losses, resets
 
 
 @pytest.mark.parametrize("name", ["english", "cjk"])
 def test_generated_texts_look_real(name):
-    text = texts()[name]
+    text = generated_text(name)
     vocab = Vocab.from_text(text)
     if name == "english":
         assert 25 <= len(vocab) <= 60
@@ -43,44 +83,26 @@ def test_generated_texts_look_real(name):
 
 @pytest.mark.parametrize("name,hidden", [("english", 100), ("cjk", 64)])
 def test_two_hundred_steps_from_reference_state(name, hidden):
-    text = texts()[name]
-    vocab = Vocab.from_text(text)
-    ids = vocab.encode(text)
-    V, H = len(vocab), hidden
-    params = reference.init_params(V, H, seed=0)
-    memory = {n: np.zeros_like(p) for n, p in params.items()}
-    hprev = np.zeros((H, 1))
-    resets = 0
-    losses = []
-    for step, (inputs, targets, reset) in enumerate(data_pass(ids, SEQ_LENGTH, N_STEPS)):
-        if reset:
-            hprev = np.zeros((H, 1))
-            resets += 1
-        assert len(inputs) == len(targets) == SEQ_LENGTH
-        model = CharRNN.from_params(params, memory)
-        loss, h = model.train_step(inputs, targets, hprev, learning_rate=LEARNING_RATE)
-        # the reference's step, on its own state
-        loss_ref, h_ref = reference.train_step(list(inputs), list(targets), hprev, params, memory,
-                                               LEARNING_RATE)
-        where = f"step {step}"
-        assert abs(loss - loss_ref) <= TOL * abs(loss_ref), f"{where}: loss {loss!r} vs {loss_ref!r}"
-        assert_close(h, h_ref, TOL, f"{where}: h")
-        for n in PARAM_NAMES:
-            assert_close(model.params[n], params[n], TOL, f"{where}: {n}")
-            assert_close(model.memory[n], memory[n], TOL, f"{where}: memory {n}")
-        hprev = h_ref
-        losses.append(loss_ref)
+    ids, V = encoded(generated_text(name))
+    losses, resets = teacher_forced(ids, V, hidden, N_STEPS)
     assert resets >= 2, "the data pass never wrapped"
     # training makes progress (the comparison is on a learning run, not noise)
     assert np.mean(losses[-20:]) < np.mean(losses[:20])
 
 
+def test_hundred_teacher_forced_steps_at_b8():
+    """Each core step starts from the reference's state (params, memory, h):
+    loss, h, params and memory within 1e-9 for 100 steps of 8 streams."""
+    ids, V = encoded(english_like_text(4000, seed=21))
+    losses, resets = teacher_forced(ids, V, 64, 100, streams=8, seq_length=25, seed=3)
+    assert resets >= 2, "the streams never wrapped"
+    assert np.mean(losses[-20:]) < np.mean(losses[:20])   # a learning run
+
+
 @pytest.mark.parametrize("name,hidden", [("english", 100), ("cjk", 50)])
 def test_first_three_steps_free_running(name, hidden):
-    text = texts()[name]
-    vocab = Vocab.from_text(text)
-    ids = vocab.encode(text)
-    V, H = len(vocab), hidden
+    ids, V = encoded(generated_text(name))
+    H = hidden
     model = CharRNN(V, H, seed=42)
     params = reference.init_params(V, H, seed=42)
     memory = {n: np.zeros_like(p) for n, p in params.items()}
@@ -103,10 +125,8 @@ def test_first_three_steps_free_running(name, hidden):
 
 def test_grads_after_train_step_are_the_clipped_gradients():
     """model.grads after a fused step holds the step's clipped gradients."""
-    text = english_like_text(300, seed=3)
-    vocab = Vocab.from_text(text)
-    ids = vocab.encode(text)
-    V, H = len(vocab), 32
+    ids, V = encoded(english_like_text(300, seed=3))
+    H = 32
     params = reference.init_params(V, H, seed=1)
     model = CharRNN.from_params(params)
     inputs, targets = ids[:25], ids[1:26]
@@ -119,10 +139,8 @@ def test_grads_after_train_step_are_the_clipped_gradients():
 def test_learning_rate_is_applied():
     """Same state, two learning rates: parameter changes scale with lr
     (Adagrad's step is lr * g / sqrt(mem + eps))."""
-    text = english_like_text(300, seed=4)
-    vocab = Vocab.from_text(text)
-    ids = vocab.encode(text)
-    V, H = len(vocab), 20
+    ids, V = encoded(english_like_text(300, seed=4))
+    H = 20
     params = reference.init_params(V, H, seed=2)
     steps = {}
     for lr in (0.1, 0.01):
@@ -135,37 +153,3 @@ def test_learning_rate_is_applied():
             assert_close(model.params[n], ref_params[n], TOL, f"lr {lr}: {n}")
     for n in PARAM_NAMES:
         assert_close(steps[0.01][n] * 10, steps[0.1][n], 1e-8, n)
-
-
-def test_separate_models_train_concurrently():
-    """Separate models in separate threads (the core releases the GIL) give
-    exactly the results of training them one after the other."""
-    import threading
-    text = english_like_text(3000, seed=7)
-    vocab = Vocab.from_text(text)
-    ids = vocab.encode(text)
-    V, H = len(vocab), 48
-
-    def run(seed, results):
-        model = CharRNN(V, H, seed=seed)
-        h = np.zeros((H, 1))
-        losses = []
-        for inputs, targets, reset in data_pass(ids, SEQ_LENGTH, 60):
-            if reset:
-                h = np.zeros((H, 1))
-            loss, h = model.train_step(inputs, targets, h)
-            losses.append(loss)
-        results[seed] = (losses, model.params)
-
-    sequential, concurrent = {}, {}
-    for seed in range(4):
-        run(seed, sequential)
-    threads = [threading.Thread(target=run, args=(seed, concurrent)) for seed in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for seed in range(4):
-        assert concurrent[seed][0] == sequential[seed][0]
-        for n in PARAM_NAMES:
-            np.testing.assert_array_equal(concurrent[seed][1][n], sequential[seed][1][n])

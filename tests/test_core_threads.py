@@ -2,26 +2,31 @@
 large model is cut into stripes that run on several OpenMP threads. The cut
 depends only on the model's size, so every result must be the same bit for
 bit whatever the number of threads -- and the same as the numpy reference
-within the parity bounds (tests/test_parity.py runs striped shapes too)."""
+within the parity bounds (test_core_parity runs striped shapes too). Small
+models pipeline their steps on two threads: the same bits again.
+
+Also here: separate models trained in Python threads at once (the core
+releases the GIL), the thread settings (set_num_threads, set_blas_threads,
+CHARRNN_EXT_NUM_THREADS, OpenMP's own), and the choice of one or two threads
+per call. One model shared by several threads: test_model_misuse."""
 import os
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import charrnn_ext
-from charrnn_ext import CharRNN, PARAM_NAMES, reference
+from charrnn_ext import CharRNN, PARAM_NAMES, Vocab, reference
 from charrnn_ext._dispatch import core
+from charrnn_ext.defaults import SEQ_LENGTH
 
-from conftest import assert_close, copy_dict, random_chunk, random_params
+from conftest import (assert_close, copy_dict, data_pass, english_like_text, random_chunk,
+                      random_model, random_params)
 
 THREAD_COUNTS = (1, 2, 3, 8)
-
-
-@pytest.fixture
-def restore_threads():
-    before = charrnn_ext.get_num_threads()
-    yield
-    charrnn_ext.set_num_threads(before)
 
 
 def test_stripe_count_depends_on_size_only():
@@ -72,6 +77,70 @@ def test_results_identical_for_any_thread_count(V, H, T, restore_threads):
                 assert np.array_equal(run[key][name], first[key][name]), (n, key, name)
 
 
+def run_batched(V, H, T, B, n_threads):
+    charrnn_ext.set_num_threads(n_threads)
+    rng = np.random.default_rng(0)
+    model = CharRNN.from_params(random_params(V, H, rng, 0.1))
+    h = np.zeros((H, B))
+    out = {"losses": []}
+    for _ in range(3):
+        loss, h = model.train_step(rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T)), h)
+        out["losses"].append(loss)
+    x, y = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
+    out["lg_loss"], out["grads"], out["lg_h"] = model.loss_and_grads(x, y, h)
+    out["loss"], out["loss_h"] = model.loss(rng.integers(0, V, (B, 3 * T)),
+                                            rng.integers(0, V, (B, 3 * T)), h, return_hidden=True)
+    out["params"], out["memory"] = copy_dict(model.params), copy_dict(model.memory)
+    out["h"] = h
+    return out
+
+
+@pytest.mark.parametrize("V,H,T,B", [(517, 256, 12, 3), (300, 440, 9, 9), (29, 512, 6, 32),
+                                     (29, 512, 6, 4)])
+def test_batch_results_identical_for_any_thread_count(V, H, T, B, restore_threads):
+    """A striped output layer (the first two); at H = 512 the recurrence's
+    dgemm and dWhh in pieces (32 streams), dWhh alone in pieces (4 streams)."""
+    assert core.stripe_count(V, H) > 1 or H >= 363
+    runs = {n: run_batched(V, H, T, B, n) for n in (1, 2, 3, 8)}
+    first = runs[1]
+    for n, run in runs.items():
+        assert run["losses"] == first["losses"], n
+        assert run["lg_loss"] == first["lg_loss"] and run["loss"] == first["loss"], n
+        for key in ("lg_h", "loss_h", "h"):
+            assert np.array_equal(run[key], first[key]), (n, key)
+        for name in PARAM_NAMES:
+            for key in ("grads", "params", "memory"):
+                assert np.array_equal(run[key][name], first[key][name]), (n, key, name)
+
+
+@settings(max_examples=30, deadline=None)
+@given(V=st.integers(2, 70), H=st.integers(1, 40), T=st.integers(1, 13), B=st.integers(1, 15),
+       steps=st.integers(1, 12), seed=st.integers(0, 2**16))
+def test_pipelined_steps_are_the_same_on_one_and_two_threads(V, H, T, B, steps, seed):
+    """Small models run their steps pipelined (the recurrence on one thread,
+    the output layer on the other; groups of time steps, a chunk shorter or
+    longer than a group, any B below the dgemm threshold): bit-identical to
+    the same steps on one thread, through train and train_step."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, V, B * (T + 1) + int(rng.integers(0, 60))).astype(np.int32)
+    old = charrnn_ext.get_num_threads()
+    out = {}
+    try:
+        for threads in (1, 2):
+            charrnn_ext.set_num_threads(threads)
+            m = CharRNN(V, H, seed=seed)
+            losses, h, position = m.train(ids, steps, T, streams=B)
+            x = rng.integers(0, V, (B, T)) if threads == 1 else out[1][-1]
+            step = m.train_step(x, np.roll(x, 1, axis=1), np.zeros((H, B)))
+            out[threads] = (losses, h, position, step[0], step[1],
+                            *(m.params[n] for n in PARAM_NAMES),
+                            *(m.memory[n] for n in PARAM_NAMES), x)
+    finally:
+        charrnn_ext.set_num_threads(old)
+    for a, b in zip(out[1], out[2]):
+        assert np.array_equal(a, b)
+
+
 def test_striped_training_matches_reference(restore_threads):
     """Several fused steps on a striped model with 2 threads, teacher-forced
     against the reference (each step from the reference's own state)."""
@@ -99,8 +168,6 @@ def test_striped_training_matches_reference(restore_threads):
 def test_two_models_in_two_threads_with_core_threads(restore_threads):
     """Python threads and the core's OpenMP threads together: two striped
     models trained at once give the same results as one after the other."""
-    import threading
-
     charrnn_ext.set_num_threads(2)
     V, H, T = 517, 256, 10
     rng = np.random.default_rng(5)
@@ -123,6 +190,43 @@ def test_two_models_in_two_threads_with_core_threads(restore_threads):
         t.join()
     assert results[0] == serial and results[1] == serial
 
+
+def test_separate_models_train_concurrently():
+    """Separate models in separate threads (the core releases the GIL) give
+    exactly the results of training them one after the other."""
+    text = english_like_text(3000, seed=7)
+    vocab = Vocab.from_text(text)
+    ids = vocab.encode(text)
+    V, H = len(vocab), 48
+
+    def run(seed, results):
+        model = CharRNN(V, H, seed=seed)
+        h = np.zeros((H, 1))
+        losses = []
+        for inputs, targets, reset in data_pass(ids, SEQ_LENGTH, 60):
+            if reset:
+                h = np.zeros((H, 1))
+            loss, h = model.train_step(inputs, targets, h)
+            losses.append(loss)
+        results[seed] = (losses, model.params)
+
+    sequential, concurrent = {}, {}
+    for seed in range(4):
+        run(seed, sequential)
+    threads = [threading.Thread(target=run, args=(seed, concurrent)) for seed in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seed in range(4):
+        assert concurrent[seed][0] == sequential[seed][0]
+        for n in PARAM_NAMES:
+            np.testing.assert_array_equal(concurrent[seed][1][n], sequential[seed][1][n])
+
+
+# ---------------------------------------------------------------------------
+# the thread settings
+# ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("bad", [0, -1, True, 1.5, "2", None])
 def test_set_num_threads_rejects_bad_values(bad, restore_threads):
@@ -150,6 +254,30 @@ def test_multithreaded_blas_puts_the_core_on_one_thread(restore_threads):
     finally:
         charrnn_ext.set_blas_threads(1)
     assert charrnn_ext.get_num_threads() == 2
+
+
+def test_set_blas_threads_controls_the_cores_blas():
+    """The core's BLAS runs on one thread by default; set_blas_threads changes
+    it (and rejects nonsense); results do not depend on it."""
+    from charrnn_ext._dispatch import _core_blas_controllers
+
+    libs = _core_blas_controllers()
+    assert libs and all(lib.num_threads == 1 for lib in libs)
+    model = random_model(50, 40, 9)
+    x, y = np.random.default_rng(9).integers(0, 50, size=(2, 30))
+    expected = model.loss_and_grads(x, y, None)
+    try:
+        charrnn_ext.set_blas_threads(2)
+        assert all(lib.num_threads == 2 for lib in _core_blas_controllers())
+        got = model.loss_and_grads(x, y, None)
+    finally:
+        charrnn_ext.set_blas_threads(1)
+    assert got[0] == expected[0]
+    for name in got[1]:
+        np.testing.assert_allclose(got[1][name], expected[1][name], rtol=1e-12, atol=1e-15)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError):
+            charrnn_ext.set_blas_threads(bad)
 
 
 def test_openmp_limit_of_the_calling_thread_caps_the_core(restore_threads):
@@ -210,9 +338,6 @@ print("parent-again", train(CharRNN(V, H, seed=1)) == parent)
 def test_fork_after_threads_does_not_hang(tmp_path):
     """GNU libgomp does not survive fork(): a child that entered a parallel
     region would wait forever. The child runs on one thread (same results)."""
-    import subprocess
-    import sys
-
     proc = subprocess.run([sys.executable, "-c", FORK_SCRIPT], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -222,9 +347,6 @@ def test_fork_after_threads_does_not_hang(tmp_path):
 @pytest.mark.parametrize("value,expected", [("3", 3), (" 2 ", 2), ("²", None), ("two", None),
                                             ("0", None), ("3000000000", 1024)])
 def test_thread_environment_variable_parsing(value, expected, tmp_path):
-    import subprocess
-    import sys
-
     code = ("import warnings; warnings.simplefilter('always');"
             "import charrnn_ext; print(charrnn_ext._dispatch._state['requested'])")
     env = dict(os.environ, CHARRNN_EXT_NUM_THREADS=value)
@@ -241,9 +363,6 @@ def test_thread_environment_variable_parsing(value, expected, tmp_path):
 def test_default_threads_follow_environment(tmp_path):
     """CHARRNN_EXT_NUM_THREADS sets the default at import; without it the
     default is one thread per usable CPU."""
-    import subprocess
-    import sys
-
     code = "import charrnn_ext; print(charrnn_ext._dispatch._state['requested'])"
     env = {k: v for k, v in os.environ.items()
            if k not in ("CHARRNN_EXT_NUM_THREADS", "OMP_NUM_THREADS")}
@@ -271,9 +390,6 @@ def test_openmp_threads_wait_passively_unless_told_otherwise(user_setting, expec
     spinning thread on a busy machine kept its CPU from the thread it waited
     for: issue 10), unless the user set how OpenMP waits; the variable is not
     left in the environment. Read back with OpenMP's OMP_DISPLAY_ENV."""
-    import subprocess
-    import sys
-
     if not core.has_openmp():
         pytest.skip("a build without OpenMP")
     code = ("import os, charrnn_ext._dispatch; "
@@ -290,6 +406,10 @@ def test_openmp_threads_wait_passively_unless_told_otherwise(user_setting, expec
     assert f"OMP_WAIT_POLICY = '{expected}'" in shown, shown
     assert f"left: {user_setting.get('OMP_WAIT_POLICY')}" in proc.stdout
 
+
+# ---------------------------------------------------------------------------
+# the choice of one or two threads per call
+# ---------------------------------------------------------------------------
 
 def test_thread_choice_runs_the_faster_way_and_probes_the_other():
     """charrnn_ext._threadchoice._ThreadChoice: both ways measured in turn at first

@@ -1,6 +1,9 @@
-"""Parity of the Cython core with the numpy reference (the seed's lossFun,
-with the correct BPTT) on random parameters: loss, every clipped gradient and
-the last hidden state within 1e-10 relative.
+"""The compiled core against the numpy reference (the seed's lossFun, with
+the correct BPTT), one stream, one call at a time: loss, every clipped
+gradient and the last hidden state within 1e-10 relative (RTOL), the
+parameters and memory after a fused step within 1e-9 (TRAIN_RTOL); the
+sparse Wxh path, clipping, forward-only calls, every compiled variant of the
+core and its own exp and tanh, no allocation per step.
 
 A note on the weights: with large *recurrent* weights (e.g. Whh ~ randn * 1 at
 H = 100) the forward recurrence is chaotic and amplifies the 1e-16 rounding
@@ -16,13 +19,8 @@ import pytest
 from charrnn_ext import CharRNN, PARAM_NAMES, reference
 from charrnn_ext.defaults import CLIP
 
-from conftest import assert_close, copy_dict, random_chunk, random_params, rel_err
-
-RTOL = 1e-10        # loss, gradients, h
-# Parameters and memory after a fused step: Adagrad's first step from zero
-# memory multiplies a gradient's absolute rounding error by up to
-# lr / sqrt(1e-8) = 1e3, so the bound is the training parity's 1e-9.
-TRAIN_RTOL = 1e-9
+from conftest import (RTOL, TRAIN_RTOL, assert_close, copy_dict, random_chunk, random_params,
+                      reference_hidden_after, rel_err)
 
 
 def check_loss_and_grads(params, inputs, targets, hprev, rtol=RTOL):
@@ -347,7 +345,6 @@ def test_advance_parity():
     model = CharRNN.from_params(params)
     inputs = rng.integers(0, V, 500)
     hprev = rng.uniform(-1, 1, (H, 1))
-    from conftest import reference_hidden_after
     h = model.advance(inputs, hprev)
     assert h.shape == (H, 1)
     assert_close(h, reference_hidden_after(params, inputs, hprev), RTOL, "advance")
