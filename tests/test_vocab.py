@@ -47,6 +47,17 @@ def test_round_trip(name):
     assert vocab.decode(ids.astype(np.uint32)) == text
 
 
+def test_vocab_accepts_str_subclasses_and_chars_is_read_only():
+    class Text(str):
+        pass
+
+    vocab = Vocab.from_text(Text("hello"))
+    assert vocab.chars == "ehlo"
+    np.testing.assert_array_equal(vocab.encode(Text("hole")), [1, 3, 2, 0])
+    with pytest.raises(AttributeError):
+        vocab.chars = "xyz"
+
+
 def test_ids_follow_code_point_order():
     vocab = Vocab.from_text("cab")
     assert vocab.chars == "abc"

@@ -18,22 +18,13 @@ import pytest
 from charrnn_ext import CharRNN, PARAM_NAMES
 from charrnn_ext.model import TrainingDiverged
 
+from conftest import assert_model_unchanged, data_pass, model_state
+
+
 V, H, T = 10, 8, 5
+
+
 IDS = (np.arange(200) % (V - 1)).astype(np.int32)   # id V - 1 is never read
-
-
-def snapshot(model):
-    """Copies of everything a call could change (params, memory, grads)."""
-    return {(kind, n): getattr(model, kind)[n].copy()
-            for kind in ("params", "memory", "grads") for n in PARAM_NAMES}
-
-
-def assert_unchanged(model, before, skip=()):
-    after = snapshot(model)
-    for key, value in before.items():
-        if key in skip:
-            continue
-        assert np.array_equal(after[key], value, equal_nan=True), key
 
 
 CALLS = {
@@ -48,6 +39,7 @@ CALLS = {
     "sample": lambda m: m.sample(None, 3, 20, rng=0),
     "sample_greedy": lambda m: m.sample(None, 3, 20, temperature=0),
 }
+
 
 # (kind, name, index, value, the message's start): each would reach the core
 BAD = [
@@ -74,10 +66,10 @@ def test_every_call_refuses_a_bad_value_written_through_a_view(call, kind, name,
     m = CharRNN(V, H, seed=0)
     CALLS["train_step"](m)                           # a used model: nonzero memory and grads
     getattr(m, kind)[name][index] = value            # the view is dropped at once
-    before = snapshot(m)
+    before = model_state(m)
     with pytest.raises(ValueError, match=message):
         call(m)
-    assert_unchanged(m, before)                      # the core did not run
+    assert_model_unchanged(m, before)                      # the core did not run
     with pytest.raises(ValueError, match=message):   # and still refuses it
         call(m)
     getattr(m, kind)[name][index] = 0.0              # mended: the model works again
@@ -147,11 +139,10 @@ def test_train_diverging_raises_after_the_step_with_what_train_would_return():
     assert exc.position == n * T and exc.hidden.shape == (H, 1)
     assert f"step {n} of 40 is nan" in str(exc) and "learning rate" in str(exc)
     h, expected = None, []
-    for k in range(n):
-        p = k * T
+    for k, (inputs, targets, _) in enumerate(data_pass(IDS, T, n)):
         if k == n - 1:
             with pytest.raises(TrainingDiverged) as last:
-                b.train_step(IDS[p:p + T], IDS[p + 1:p + T + 1], h, learning_rate=1e308)
+                b.train_step(inputs, targets, h, learning_rate=1e308)
             with pytest.raises(ValueError, match=r"params\['\w+'\]\[.*\] is (nan|-?inf)"):
                 b.loss(IDS[:T], IDS[1:T + 1], None)
             expected.append(last.value.losses[0])
@@ -159,7 +150,7 @@ def test_train_diverging_raises_after_the_step_with_what_train_would_return():
             assert last.value.hidden.shape == (H, 1)
             np.testing.assert_array_equal(last.value.hidden, exc.hidden)
         else:
-            loss, h = b.train_step(IDS[p:p + T], IDS[p + 1:p + T + 1], h, learning_rate=1e308)
+            loss, h = b.train_step(inputs, targets, h, learning_rate=1e308)
             expected.append(loss)
     np.testing.assert_array_equal(exc.losses, expected)
     for name in PARAM_NAMES:
@@ -203,11 +194,11 @@ def test_loss_of_overflowing_finite_parameters_is_reported_not_raised():
     m = CharRNN(V, H, seed=0)
     m.params["Why"][...] = 1e308
     m.params["bh"][...] = 10.0            # hidden states near +1: V rows of 8 * 1e308
-    before = snapshot(m)
+    before = model_state(m)
     assert not np.isfinite(m.loss(IDS[:T], IDS[1:T + 1], None))
     loss, grads, _ = m.loss_and_grads(IDS[:T], IDS[1:T + 1], None)
     assert not np.isfinite(loss)
-    assert_unchanged(m, before, skip={("grads", n) for n in PARAM_NAMES})
+    assert_model_unchanged(m, before, skip={("grads", n) for n in PARAM_NAMES})
 
 
 def test_grads_views_are_read_only():

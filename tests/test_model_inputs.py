@@ -1,14 +1,22 @@
-"""Every invalid input raises the documented error (ValueError / TypeError),
-before anything reaches the unchecked core; valid but unusual inputs work;
-the caller's arrays are never modified."""
+"""The model's arguments: every invalid input to a CharRNN call or
+constructor raises the documented error (ValueError / TypeError), before
+anything reaches the unchecked core, and changes nothing; valid but unusual
+inputs (dtypes, layouts, lists, read-only arrays) work; the caller's arrays
+are never modified.
+
+Non-finite values written into a model's arrays: test_model_nonfinite.
+Checks of model.train's data and arguments: test_datapass.
+"""
 import math
 
 import numpy as np
 import pytest
 
-from charrnn_ext import CharRNN, PARAM_NAMES, reference
+from charrnn_ext import CharRNN, PARAM_NAMES, Vocab, reference
 
-from conftest import assert_close, copy_dict, random_params
+from conftest import (assert_close, assert_model_unchanged, copy_dict, model_state,
+                      random_params)
+
 
 V, H, T = 11, 7, 9
 
@@ -23,17 +31,6 @@ def model():
 def chunk():
     rng = np.random.default_rng(1)
     return rng.integers(0, V, T), rng.integers(0, V, T)
-
-
-def snapshot(model):
-    return copy_dict(model.params), copy_dict(model.memory)
-
-
-def assert_unchanged(model, snap):
-    params, memory = snap
-    for n in PARAM_NAMES:
-        np.testing.assert_array_equal(model.params[n], params[n])
-        np.testing.assert_array_equal(model.memory[n], memory[n])
 
 
 def call(model, method, inputs, targets, hprev=None, **kw):
@@ -87,14 +84,14 @@ BAD_IDS = [
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("bad,error", BAD_IDS)
 def test_bad_ids(model, chunk, method, bad, error, side):
-    snap = snapshot(model)
+    snap = model_state(model)
     good = chunk[0][: len(bad)] if np.ndim(bad) == 1 and len(bad) else chunk[0]
     with pytest.raises(error):
         if side == "inputs":
             call(model, method, bad, good)
         else:
             call(model, method, good, bad)
-    assert_unchanged(model, snap)
+    assert_model_unchanged(model, snap)
 
 
 @pytest.mark.parametrize("bad,error", [b for b in BAD_IDS if not b.id.startswith("empty")])
@@ -127,12 +124,12 @@ def test_error_message_names_the_offending_id(model):
 @pytest.mark.parametrize("method", METHODS)
 def test_lengths_differ(model, chunk, method):
     x, y = chunk
-    snap = snapshot(model)
+    snap = model_state(model)
     with pytest.raises(ValueError, match="length"):
         call(model, method, x, y[:-1])
     with pytest.raises(ValueError):
         call(model, method, x[:1], y)
-    assert_unchanged(model, snap)
+    assert_model_unchanged(model, snap)
 
 
 # ---------------------------------------------------------------------------
@@ -156,10 +153,10 @@ BAD_H = [
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("bad,error", BAD_H)
 def test_bad_hprev(model, chunk, method, bad, error):
-    snap = snapshot(model)
+    snap = model_state(model)
     with pytest.raises(error):
         call(model, method, *chunk, hprev=bad)
-    assert_unchanged(model, snap)
+    assert_model_unchanged(model, snap)
 
 
 @pytest.mark.parametrize("bad,error", BAD_H)
@@ -217,6 +214,61 @@ def test_hprev_other_dtypes_and_layouts(model, chunk):
     assert model.loss(*chunk, np.zeros(H, dtype=np.int64)) == model.loss(*chunk, np.zeros(H))
     h32 = h.astype(np.float32)
     assert model.loss(*chunk, h32) == model.loss(*chunk, h32.astype(np.float64))
+
+
+# ---------------------------------------------------------------------------
+# B streams: bad shapes are clear ValueErrors, nothing changed
+# ---------------------------------------------------------------------------
+
+V_BAD, H_BAD = 10, 6
+
+
+X2 = np.arange(8).reshape(2, 4) % V_BAD
+
+
+BAD_SHAPES = [
+    pytest.param(X2, X2[:1], None, r"number of streams \(B = 2 vs 1\)", id="B-mismatch-targets"),
+    pytest.param(X2, X2[:, :3], None, r"differ in length \(4 vs 3\)", id="T-mismatch"),
+    pytest.param(X2, X2[0], None, "both be 1-D .* or both 2-D", id="2-D-vs-1-D"),
+    pytest.param(X2, X2, np.zeros((H_BAD, 3)), r"shape \(6, 2\) \(H, B\).*got \(6, 3\)",
+                 id="hprev-B-mismatch"),
+    pytest.param(X2, X2, np.zeros((H_BAD, 1)), r"one hidden state, but the inputs hold B = 2",
+                 id="hprev-H1-with-B2"),
+    pytest.param(X2, X2, np.zeros(H_BAD), r"one hidden state, but the inputs hold B = 2",
+                 id="hprev-1-D-with-B2"),
+    pytest.param(X2, X2, np.zeros((2, H_BAD)), r"shape \(6, 2\)", id="hprev-transposed"),
+    pytest.param(X2[0], X2[0], np.zeros((H_BAD, 2)), "for 1-D inputs", id="1-D-inputs-with-(H,2)"),
+    pytest.param(np.zeros((0, 4), int), np.zeros((0, 4), int), None, r"no streams \(B = 0\)",
+                 id="B0"),
+    pytest.param(np.zeros((2, 0), int), np.zeros((2, 0), int), None, "empty", id="T0"),
+    pytest.param([[1, 2, 3], [4, 5]], [[1, 2, 3], [4, 5, 6]], None, "rows differ in length",
+                 id="ragged-inputs"),
+    pytest.param([[1, 2, 3], [4, 5, 6]], [[1, 2], [4, 5, 6]], None, "rows differ in length",
+                 id="ragged-targets"),
+    pytest.param(np.zeros((2, 3, 4), int), np.zeros((2, 3, 4), int), None, r"1-D \(T,\) or 2-D",
+                 id="3-D"),
+    pytest.param([[1, 2], [3, V_BAD]], [[1, 2], [3, 4]], None, r"inputs\[1, 1\] = 10 is outside",
+                 id="id-out-of-range"),
+]
+
+
+@pytest.mark.parametrize("method", ["train_step", "loss_and_grads", "loss"])
+@pytest.mark.parametrize("inputs,targets,hprev,message", BAD_SHAPES)
+def test_bad_shapes_are_clear_value_errors(method, inputs, targets, hprev, message):
+    model = CharRNN(V_BAD, H_BAD, seed=0)
+    before = {n: model.params[n].copy() for n in PARAM_NAMES}
+    with pytest.raises(ValueError, match=message):
+        getattr(model, method)(inputs, targets, hprev)
+    for n in PARAM_NAMES:
+        assert np.array_equal(model.params[n], before[n])
+
+
+def test_advance_and_sample_stay_single_stream():
+    model = CharRNN(V_BAD, H_BAD, seed=0)
+    with pytest.raises(ValueError, match="1-D"):
+        model.advance(X2, None)
+    with pytest.raises(ValueError):
+        model.sample(np.zeros((H_BAD, 2)), 0, 5)
 
 
 # ---------------------------------------------------------------------------
@@ -335,10 +387,10 @@ def test_ids_as_lists_and_tuples(model, chunk):
     ("0.1", TypeError), (None, TypeError), (True, TypeError), ([0.1], TypeError), (1j, TypeError),
 ])
 def test_bad_learning_rate(model, chunk, lr, error):
-    snap = snapshot(model)
+    snap = model_state(model)
     with pytest.raises(error):
         model.train_step(*chunk, np.zeros(H), learning_rate=lr)
-    assert_unchanged(model, snap)
+    assert_model_unchanged(model, snap)
 
 
 @pytest.mark.parametrize("lr", [1, np.float32(0.5), np.float64(1e-3), 1e-300, 10.0])
@@ -380,10 +432,10 @@ def test_good_learning_rates(chunk, lr):
 def test_bad_sample_arguments(model, kw, error):
     args = dict(h=np.zeros(H), seed_ix=0, n=5, temperature=1.0, rng=0)
     args.update(kw)
-    snap = snapshot(model)
+    snap = model_state(model)
     with pytest.raises(error):
         model.sample(**args)
-    assert_unchanged(model, snap)
+    assert_model_unchanged(model, snap)
 
 
 def test_sample_accepts_numpy_integer_arguments(model):
@@ -393,7 +445,7 @@ def test_sample_accepts_numpy_integer_arguments(model):
 
 
 # ---------------------------------------------------------------------------
-# sizes and from_params
+# sizes, seeds and from_params
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args,error", [
@@ -411,6 +463,25 @@ def test_good_sizes():
     m = CharRNN(np.int64(3), np.int32(2), seed=0)
     assert m.vocab_size == 3 and m.hidden_size == 2
     assert m.params["Wxh"].shape == (2, 3) and m.params["by"].shape == (3, 1)
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda: CharRNN(5, 4, seed=1.5), TypeError),
+    (lambda: CharRNN(5, 4, seed="abc"), TypeError),
+    (lambda: CharRNN(5, 4, seed=-1), ValueError),
+    (lambda: CharRNN(5, 4, seed=2**32), ValueError),
+    (lambda: CharRNN(5, 4, seed=0).sample(None, 0, 3, rng="abc"), TypeError),
+    (lambda: CharRNN(5, 4, seed=0).train_step("abc", [1, 2, 3], None), TypeError),
+    (lambda: CharRNN(5, 4, seed=0).train_step(np.ma.array([1, 2], mask=[0, 1]), [1, 2], None),
+     TypeError),
+    (lambda: Vocab([1, 2]), TypeError),
+    (lambda: Vocab(["ab"]), ValueError),
+    (lambda: CharRNN.from_params({**CharRNN(5, 4, seed=0).params, 3: np.zeros(1)}), ValueError),
+])
+def test_clear_errors_at_the_edges(call, error):
+    with pytest.raises(error) as info:
+        call()
+    assert "Cannot cast" not in str(info.value) and "SeedSequence" not in str(info.value)
 
 
 def _params():
