@@ -1,56 +1,35 @@
-"""CharRNN.train: min-char-rnn's training loop run in the core (issue 10).
+"""min-char-rnn's data pass, wherever it runs: CharRNN.train (the training
+loop run in the core, issue 10) and the train command's steps, one stream
+or B (--batch-size).
 
-The oracles: the seed's data pass written out here and in conftest.data_pass
+The oracles: conftest.data_pass, the seed's data pass written out once
 (chunks left to right, reset to a zero state and position 0 when the next
-chunk would not fit), driving CharRNN.train_step (must agree bit for bit: the
-same kernels run in the same order) and the numpy reference (within the
-parity tolerances).
+chunk would not fit: ``n == 0 or p + T + 1 >= part``), driving
+CharRNN.train_step (must agree bit for bit: the same kernels run in the same
+order) and the numpy reference (within the parity tolerances).
 """
-import threading
-
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from threadpoolctl import threadpool_limits
 
-from charrnn_ext import CharRNN, PARAM_NAMES, reference
+from charrnn_ext import CharRNN, PARAM_NAMES, Vocab, load_checkpoint, reference
 from charrnn_ext.model import TrainingDiverged, chunk_wraps
+from charrnn_ext.spec import init_params
 
-from conftest import assert_close, copy_dict, data_pass, random_params
-
-TRAIN_RTOL = 1e-9
-
-
-def stream_chunks(ids, B, T, steps, position=0, first_reset=True):
-    """B streams over equal parts of ids, all at one position (the CLI's
-    --batch-size data pass), written out without the library: yields
-    (inputs (B, T), targets (B, T), reset)."""
-    part = len(ids) // B
-    p = position
-    for n in range(steps):
-        reset = (first_reset and n == 0) or p + T + 1 >= part
-        if reset:
-            p = 0
-        rows = np.array([ids[b * part + p: b * part + p + T + 1] for b in range(B)])
-        yield rows[:, :T], rows[:, 1:], reset
-        p += T
+from conftest import (TRAIN_RTOL, assert_close, copy_dict, data_pass, data_pass_end,
+                      random_params, reference_train_step, run_cli, same_model)
 
 
 def loop_of_train_steps(model, ids, B, T, steps, lr=0.1):
     H = model.hidden_size
     h, losses = np.zeros((H, B)), []
-    for inputs, targets, reset in stream_chunks(ids, B, T, steps):
+    for inputs, targets, reset in data_pass(ids, T, steps, streams=None if B == 1 else B):
         if reset:
             h = np.zeros((H, B))
-        if B == 1:
-            inputs, targets = inputs[0], targets[0]
         loss, h = model.train_step(inputs, targets, h, lr)
         losses.append(loss)
     return np.array(losses), h
-
-
-def same_model(a, b):
-    return all(np.array_equal(a.params[n], b.params[n]) and np.array_equal(a.memory[n], b.memory[n])
-               for n in PARAM_NAMES)
 
 
 @pytest.mark.parametrize("B", [1, 2, 5])
@@ -66,12 +45,7 @@ def test_train_equals_a_loop_of_train_steps_bit_for_bit(B):
     assert np.array_equal(hb.reshape(H, B), h.reshape(H, B))
     assert same_model(a, b)
     # the position of the next step: the last chunk's, plus T
-    part = len(ids) // B
-    p = 0
-    for n in range(steps):
-        p = 0 if (n == 0 or p + T + 1 >= part) else p
-        p += T
-    assert position == p
+    assert position == data_pass_end(len(ids), T, steps, streams=B)
 
 
 @settings(max_examples=25, deadline=None)
@@ -135,7 +109,7 @@ def test_train_starts_from_hprev_and_position():
 
 def test_train_stops_after_a_non_finite_loss():
     """It raises TrainingDiverged after the step, which carries what train
-    would have returned for the steps run (tests/test_nonfinite.py has more)."""
+    would have returned for the steps run (test_model_nonfinite has more)."""
     ids = (np.arange(300) % 10).astype(np.int32)
     with pytest.raises(TrainingDiverged) as caught:
         CharRNN(10, 8, seed=0).train(ids, 50, 5, learning_rate=1e308)
@@ -154,6 +128,10 @@ def test_zero_steps_change_nothing():
     assert losses.shape == (0,) and np.array_equal(h, hprev) and position == 7
     assert same_model(m, before)
 
+
+# ---------------------------------------------------------------------------
+# what the steps read: checked before any step, only what they read
+# ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(steps=-1), ValueError, "steps"),
@@ -288,27 +266,76 @@ def test_ids_no_step_reads_are_not_refused_and_a_wrap_copies_no_more_than_it_rea
     assert losses.size == 5 and position == 100 and peak < 1e6
 
 
-def test_resuming_a_checkpoint_of_another_core_revision_warns(tmp_path):
-    """A checkpoint names the core's build and kernel revision; resuming one
-    written by another (e.g. before the pipelined steps, which round
-    differently) says the result will not be bit-identical."""
-    from charrnn_ext import load_checkpoint
-    from charrnn_ext._dispatch import core_build as _core_variant
+# ---------------------------------------------------------------------------
+# the train command's data pass (subprocesses)
+# ---------------------------------------------------------------------------
 
-    from conftest import run_cli
+def replay(data, V, H, T, steps, seed, streams=None):
+    """The steps of a train-command run (learning rate 0.1) replayed
+    in-process over conftest.data_pass, from the same init: with CharRNN and
+    with the numpy reference (batched for B streams). Returns (model, h,
+    reference params, reference memory)."""
+    B = 1 if streams is None else streams
+    model = CharRNN(V, H, seed=seed)
+    ref_params = init_params(V, H, seed=seed)
+    ref_memory = {k: np.zeros_like(v) for k, v in ref_params.items()}
+    with threadpool_limits(limits=1):
+        for x, y, reset in data_pass(data, T, steps, streams):
+            if reset:
+                h, h_ref = np.zeros((H, B)), np.zeros((H, B))
+            _, h_ref = reference_train_step(x, y, h_ref, ref_params, ref_memory, 0.1)
+            _, h = model.train_step(x, y, h, 0.1)
+    return model, h, ref_params, ref_memory
 
-    (tmp_path / "t.txt").write_text("the quick brown fox jumps over the lazy dog. " * 40)
-    args = ["--hidden-size", 16, "--seq-length", 8, "--sample-every", 1000]
-    rc, out, err = run_cli("train", "t.txt", *args, "--iters", 30, "--checkpoint", "a.npz",
-                           cwd=tmp_path)
+
+def test_data_pass_matches_the_seed_and_the_reference(cli_texts, tmp_path):
+    """The CLI's steps are the seed's loop: chunks left to right, hidden state
+    carried, reset at the end of the (training part of the) text. Replayed
+    in-process with the numpy reference, from the same start, they agree;
+    replayed with CharRNN they agree bit for bit."""
+    text = (cli_texts / "en.txt").read_text(encoding="utf-8")
+    T, H, steps = 40, 8, 120
+    rc, _, err = run_cli("train", cli_texts / "en.txt", "--hidden-size", H, "--seq-length", T,
+                         "--iters", steps, "--val-fraction", 0.1, "--seed", 7,
+                         "--checkpoint", "c.npz", cwd=tmp_path)
     assert rc == 0, err
-    ckpt = load_checkpoint(tmp_path / "a.npz")
-    assert ckpt.core == _core_variant() and " r" in ckpt.core
-    rc, out, err = run_cli("train", "t.txt", *args, "--iters", 40, "--resume", "a.npz",
+    ckpt = load_checkpoint(tmp_path / "c.npz")
+    vocab = Vocab.from_text(text)
+    ids = vocab.encode(text)
+    data = ids[:len(ids) - int(len(ids) * 0.1)]
+    assert steps * T > 2 * len(data)  # the pass wraps around at least twice
+    model, h, ref_params, ref_memory = replay(data, len(vocab), H, T, steps, seed=7)
+    assert ckpt.position == data_pass_end(len(data), T, steps)
+    assert np.array_equal(ckpt.hidden, h)
+    for name in PARAM_NAMES:
+        assert np.array_equal(ckpt.model.params[name], model.params[name]), name
+        np.testing.assert_allclose(ckpt.model.params[name], ref_params[name], rtol=1e-7, atol=1e-10)
+        np.testing.assert_allclose(ckpt.model.memory[name], ref_memory[name], rtol=1e-7, atol=1e-10)
+
+
+def test_batch_data_pass_matches_the_batched_reference(cli_texts, tmp_path):
+    """--batch-size B: the training text is cut into B equal parts; stream b
+    reads part b left to right in chunks of T with its own hidden state, all
+    streams resetting together at the end of their parts. Replayed in-process
+    with CharRNN on (B, T) chunks the run agrees bit for bit, and with the
+    batched numpy reference within 1e-9."""
+    text = (cli_texts / "en.txt").read_text(encoding="utf-8")
+    T, H, B, steps = 12, 8, 3, 70
+    rc, out, err = run_cli("train", cli_texts / "en.txt", "--hidden-size", H, "--seq-length", T,
+                           "--batch-size", B, "--iters", steps, "--seed", 4,
                            "--checkpoint", "b.npz", cwd=tmp_path)
-    assert rc == 0 and "bit-identical" not in err, err
-    ckpt.core = ckpt.core.split(" r")[0]           # as the package wrote it before
-    ckpt.save(tmp_path / "old.npz")
-    rc, out, err = run_cli("train", "t.txt", *args, "--iters", 40, "--resume", "old.npz",
-                           "--checkpoint", "c.npz", cwd=tmp_path)
-    assert rc == 0 and "will not be bit-identical" in err, err
+    assert rc == 0, err
+    vocab = Vocab.from_text(text)
+    ids = vocab.encode(text)
+    data = ids[:len(ids) - int(len(ids) * 0.05)]
+    part = len(data) // B
+    assert f"{B} streams of {part} characters" in out
+    assert steps * T > part  # the streams wrap (reset) at least once
+    ckpt = load_checkpoint(tmp_path / "b.npz")
+    assert ckpt.hidden.shape == (H, B) and ckpt.hyperparameters["batch_size"] == B
+    model, h, ref_params, _ = replay(data, len(vocab), H, T, steps, seed=4, streams=B)
+    assert ckpt.position == data_pass_end(len(data), T, steps, streams=B)
+    assert np.array_equal(ckpt.hidden, h)
+    for name in PARAM_NAMES:
+        assert np.array_equal(ckpt.model.params[name], model.params[name]), name
+        np.testing.assert_allclose(ckpt.model.params[name], ref_params[name], rtol=1e-9, atol=1e-12)

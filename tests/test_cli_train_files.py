@@ -1,0 +1,377 @@
+"""The files charrnn-train writes, in subprocesses: the checkpoint (a
+default name never replaces a model, --overwrite, files that are not
+checkpoints refused, paths that cannot be written refused before training,
+symlinks written through), the best-model file beside it, the lock of a
+running run, and what a run that fails (diverges) leaves: never less than
+there was.
+
+Checkpoint files themselves (round trips, atomic saves, damaged files):
+test_checkpoint, test_checkpoint_files.
+"""
+import math
+import re
+
+import numpy as np
+import pytest
+
+from charrnn_ext import load_checkpoint
+
+from conftest import (SMALL_FLAGS, TINY_FLAGS, interrupt, run_cli, sha, start_training,
+                      wait_for_line)
+
+OLD_RUN_FLAGS = (*SMALL_FLAGS, "--sample-every", 1000)
+
+
+# ---------------------------------------------------------------------------
+# the checkpoint's name and path
+# ---------------------------------------------------------------------------
+
+def test_default_checkpoint_is_printed_and_never_replaces_a_model(long_run, tmp_path):
+    d, out = long_run
+    assert "saving to words.npz, the best model to words.best.npz" in out
+    assert out.splitlines()[-1] == "sample from it: python -m charrnn_ext.sample words.npz"
+    assert load_checkpoint(d / "words.npz").iteration == 4000
+    # a second run of the same command picks the next free name
+    (tmp_path / "words.txt").write_bytes((d / "words.txt").read_bytes())
+    (tmp_path / "words.npz").write_bytes((d / "words.npz").read_bytes())
+    before = sha(tmp_path / "words.npz")
+    rc, out, err = run_cli("train", "words.txt", *SMALL_FLAGS, "--iters", 20, cwd=tmp_path)
+    assert rc == 0, err
+    assert "saving to words-2.npz" in out and sha(tmp_path / "words.npz") == before
+    assert load_checkpoint(tmp_path / "words-2.npz").iteration == 20
+    # and the next one, even when only a best-model file holds the name
+    (tmp_path / "words-3.best.npz").write_bytes((d / "words.best.npz").read_bytes())
+    rc, out, err = run_cli("train", "words.txt", *SMALL_FLAGS, "--iters", 20, cwd=tmp_path)
+    assert rc == 0 and "saving to words-4.npz" in out, err
+
+
+def test_checkpoint_refuses_to_overwrite_other_files(cli_texts, tmp_path):
+    """--checkpoint naming a file that is not a checkpoint (say, the input
+    text, by a slip) is refused before any training."""
+    (tmp_path / "notes.txt").write_text("precious notes\n", encoding="utf-8")
+    rc, _, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 5, "--checkpoint", "notes.txt",
+                         cwd=tmp_path)
+    assert rc == 2 and "refusing to overwrite --checkpoint notes.txt" in err
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "precious notes\n"
+
+
+def test_fresh_run_does_not_replace_a_trained_checkpoint(cli_texts, tiny_run, tmp_path):
+    """Forgetting --resume must not silently overwrite a trained model: a fresh
+    run onto an existing checkpoint is refused unless --overwrite is given."""
+    ckpt = tmp_path / "model.npz"
+    ckpt.write_bytes(tiny_run[0].read_bytes())
+    before = sha(ckpt)
+    rc, _, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 5, "--checkpoint", ckpt,
+                         cwd=tmp_path)
+    assert rc == 2 and "already holds a run at iteration 300" in err and "--resume" in err
+    assert len(err.strip().splitlines()) == 1 and sha(ckpt) == before
+    rc, _, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 5, "--checkpoint", ckpt,
+                         "--overwrite", cwd=tmp_path)
+    assert rc == 0, err
+    assert load_checkpoint(ckpt).iteration == 5
+
+
+@pytest.mark.parametrize("target", ["", "sub/", "missing/dir/model.npz", "/proc/model.npz"])
+def test_unwritable_checkpoint_is_refused_before_training(cli_texts, tmp_path, target):
+    (tmp_path / "sub").mkdir()
+    rc, out, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 5, "--checkpoint", target,
+                           cwd=tmp_path)
+    assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "iter 0" not in out  # nothing was trained
+
+
+def test_a_name_too_long_for_the_save_is_refused_before_training(text_dir):
+    name = "m" * 250 + ".npz"   # fits the file system, its temporary name does not
+    rc, out, err = run_cli("train", "t.txt", *SMALL_FLAGS, "--iters", 1000, "--checkpoint", name,
+                           cwd=text_dir)
+    assert rc == 2 and "iter 0" not in out and err.count("\n") == 1, err
+    assert "cannot write" in err
+
+
+def test_a_default_name_too_long_for_the_best_file_is_refused_before_training(text_dir):
+    stem = "y" * 235  # y...y.npz fits a 255-byte name, y...y.best.npz's temporary name does not
+    (text_dir / f"{stem}.txt").write_bytes((text_dir / "t.txt").read_bytes())
+    rc, out, err = run_cli("train", f"{stem}.txt", *SMALL_FLAGS, "--iters", 1000, cwd=text_dir)
+    assert rc == 2 and "iter 0" not in out and err.count("\n") == 1, err
+    assert "--checkpoint PATH" in err
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--checkpoint", "m.npz", "--plot", "m.npz"), "--checkpoint m.npz is the same file as --plot m.npz"),
+    (("--checkpoint", "m.npz", "--plot", "t.txt"), "is the same file as the input text t.txt"),
+    (("--checkpoint", "m.npz", "--plot", "m.best.npz"), "the same file as the best-model file"),
+    (("--resume", "r.npz", "--checkpoint", "c.npz", "--plot", "r.npz"), "--plot r.npz is the same"),
+])
+def test_outputs_must_not_name_inputs_or_each_other(text_dir, args, message):
+    rc, _, err = run_cli("train", "t.txt", *SMALL_FLAGS, "--iters", 10, "--checkpoint", "r.npz",
+                         cwd=text_dir)
+    assert rc == 0, err
+    before = {p.name: sha(p) for p in text_dir.iterdir() if p.is_file()}
+    rc, out, err = run_cli("train", "t.txt", *SMALL_FLAGS, "--iters", 20, *args, cwd=text_dir)
+    assert rc == 2 and message in err and err.count("\n") == 1, err
+    assert {p.name: sha(p) for p in text_dir.iterdir() if p.is_file()} == before
+
+
+def test_a_symlinked_checkpoint_is_written_through(text_dir):
+    (text_dir / "store").mkdir()
+    rc, _, err = run_cli("train", "t.txt", *SMALL_FLAGS, "--iters", 10, "--checkpoint", "store/real.npz",
+                         cwd=text_dir)
+    assert rc == 0, err
+    (text_dir / "link.npz").symlink_to(text_dir / "store" / "real.npz")
+    rc, _, err = run_cli("train", "t.txt", "--resume", "link.npz", "--iters", 30, cwd=text_dir)
+    assert rc == 0, err
+    assert (text_dir / "link.npz").is_symlink()
+    assert load_checkpoint(text_dir / "store" / "real.npz").iteration == 30
+
+
+def test_a_dangling_symlink_checkpoint_is_created_through(text_dir):
+    (text_dir / "store").mkdir()
+    (text_dir / "link.npz").symlink_to(text_dir / "store" / "real.npz")
+    rc, out, err = run_cli("train", "t.txt", *SMALL_FLAGS, "--iters", 20, "--checkpoint", "link.npz",
+                           cwd=text_dir)
+    assert rc == 0, err
+    assert (text_dir / "link.npz").is_symlink()
+    assert load_checkpoint(text_dir / "store" / "real.npz").iteration == 20
+    assert (text_dir / "store" / "real.best.npz").exists()  # beside the target
+    assert not (text_dir / "link.best.npz").exists()
+
+
+def test_checkpoint_prints_in_one_line(long_run):
+    text = repr(load_checkpoint(long_run[0] / "words.npz"))
+    assert "\n" not in text and len(text) < 250 and "iteration 4000" in text
+    assert str(load_checkpoint(long_run[0] / "words.npz")) == text
+
+
+# ---------------------------------------------------------------------------
+# the lock of a running run
+# ---------------------------------------------------------------------------
+
+def test_a_second_run_on_the_same_checkpoint_is_refused(text_dir):
+    first = start_training(text_dir, "--iters", 10**8, "--sample-every", 100, "--checkpoint", "m.npz")
+    try:
+        wait_for_line(first, b"iter 0,")
+        rc, out, err = run_cli("train", "t.txt", *SMALL_FLAGS, "--iters", 10, "--checkpoint", "m.npz",
+                               "--overwrite", cwd=text_dir)
+        assert rc == 2 and out == "" and err.count("\n") == 1
+        assert "another run is writing --checkpoint m.npz or its best-model file" in err
+        assert f"(process {first.pid})" in err
+        interrupt(first, timeout=60)
+        assert first.returncode == 130
+    finally:
+        first.kill()
+    trained = load_checkpoint(text_dir / "m.npz").iteration
+    assert trained > 0
+    # the lock went with the run; a lock file left by a crash holds nothing
+    assert not (text_dir / "m.npz.lock").exists()
+    (text_dir / "m.npz.lock").write_text("12345\n")
+    rc, _, err = run_cli("train", "t.txt", "--resume", "m.npz", "--iters", trained + 5, cwd=text_dir)
+    assert rc == 0, err
+    assert load_checkpoint(text_dir / "m.npz").iteration == trained + 5
+
+
+def test_another_run_cannot_write_a_running_runs_best_file(text_dir):
+    first = start_training(text_dir, "--iters", 10**8, "--sample-every", 100, "--eval-every",
+                            100, "--checkpoint", "m.npz")
+    try:
+        wait_for_line(first, b"iter 100,")
+        rc, _, err = run_cli("train", "t.txt", *SMALL_FLAGS, "--iters", 10, "--checkpoint",
+                             "m.best.npz", "--overwrite", "--no-keep-best", cwd=text_dir)
+        assert rc == 2 and "another run is writing" in err, err
+        interrupt(first, timeout=60)
+        assert first.returncode == 130
+    finally:
+        first.kill()
+    ckpt, best = load_checkpoint(text_dir / "m.npz"), load_checkpoint(text_dir / "m.best.npz")
+    assert (best.iteration, best.best_val_bpc) == (ckpt.best_iteration, ckpt.best_val_bpc)
+
+
+# ---------------------------------------------------------------------------
+# --overwrite: a fresh run replaces the run and its best file
+# ---------------------------------------------------------------------------
+
+def _old_run(d, name="q.npz", iters=600, *extra):
+    rc, _, err = run_cli("train", "t.txt", *OLD_RUN_FLAGS, "--iters", iters, "--eval-every", 200,
+                         "--checkpoint", name, *extra, cwd=d)
+    assert rc == 0, err
+    return load_checkpoint(d / name)
+
+
+@pytest.mark.parametrize("extra", [(), ("--hidden-size", 24)])
+def test_overwrite_replaces_the_run_and_its_best_file(text_dir_20k, extra):
+    old = _old_run(text_dir_20k)
+    assert old.best_iteration == 600
+    rc, out, err = run_cli("train", "t.txt", *OLD_RUN_FLAGS, "--iters", 100, "--eval-every", 20,
+                           "--checkpoint", "q.npz", "--overwrite", *extra, cwd=text_dir_20k)
+    assert rc == 0, err
+    ckpt, best = load_checkpoint(text_dir_20k / "q.npz"), load_checkpoint(text_dir_20k / "q.best.npz")
+    assert ckpt.iteration == 100 and best.iteration == ckpt.best_iteration <= 100
+    assert best.best_val_bpc == ckpt.best_val_bpc == min(ckpt.history["val_bpc"][1:])
+    assert f"kept in {text_dir_20k / 'q.best.npz'}" in out or "kept in q.best.npz" in out
+
+
+def test_overwrite_through_a_symlink(text_dir_20k):
+    (text_dir_20k / "store").mkdir()
+    _old_run(text_dir_20k, "store/real.npz")
+    (text_dir_20k / "link.npz").symlink_to(text_dir_20k / "store" / "real.npz")
+    rc, _, err = run_cli("train", "t.txt", *OLD_RUN_FLAGS, "--iters", 100, "--eval-every", 20,
+                         "--checkpoint", "link.npz", "--overwrite", cwd=text_dir_20k)
+    assert rc == 0, err
+    best = load_checkpoint(text_dir_20k / "store" / "real.best.npz")
+    assert best.iteration <= 100 and (text_dir_20k / "link.npz").is_symlink()
+
+
+def test_overwrite_without_keep_best_leaves_no_best_file_of_the_old_run(text_dir_20k):
+    _old_run(text_dir_20k)
+    rc, _, err = run_cli("train", "t.txt", *OLD_RUN_FLAGS, "--iters", 50, "--checkpoint", "q.npz",
+                         "--overwrite", "--no-keep-best", cwd=text_dir_20k)
+    assert rc == 0, err
+    assert load_checkpoint(text_dir_20k / "q.npz").iteration == 50
+    assert not (text_dir_20k / "q.best.npz").exists()
+
+
+def test_a_failed_fresh_run_leaves_the_old_run_whole(text_dir_20k):
+    _old_run(text_dir_20k)
+    before = {p: sha(text_dir_20k / p) for p in ("q.npz", "q.best.npz")}
+    rc, _, err = run_cli("train", "t.txt", *OLD_RUN_FLAGS, "--iters", 3000, "--eval-every", 10,
+                         "--learning-rate", 1e6, "--checkpoint", "q.npz", "--overwrite",
+                         cwd=text_dir_20k)
+    assert rc == 1 and "training diverged" in err, err
+    assert {p: sha(text_dir_20k / p) for p in before} == before
+
+
+# ---------------------------------------------------------------------------
+# the best-model file
+# ---------------------------------------------------------------------------
+
+def test_resuming_a_best_file_in_place_is_refused(text_dir):
+    rc, _, err = run_cli("train", "t.txt", *SMALL_FLAGS, "--iters", 300, "--eval-every", 100,
+                         "--checkpoint", "m.npz", cwd=text_dir)
+    assert rc == 0, err
+    before = sha(text_dir / "m.best.npz")
+    rc, out, err = run_cli("train", "t.txt", "--resume", "m.best.npz", "--iters", 400,
+                           cwd=text_dir)
+    assert rc == 2 and "best model kept by a run" in err and "--checkpoint" in err, err
+    assert sha(text_dir / "m.best.npz") == before
+    rc, _, err = run_cli("train", "t.txt", "--resume", "m.best.npz", "--iters", 400,
+                         "--checkpoint", "from_best.npz", cwd=text_dir)
+    assert rc == 0, err
+    assert sha(text_dir / "m.best.npz") == before
+
+
+def test_best_score_follows_the_best_file_across_resumes(text_dir):
+    """A resume with --no-keep-best keeps no best file, so it must not claim
+    a best the file does not hold; the next resume reads the file's score."""
+    args = [*SMALL_FLAGS, "--eval-every", 100]
+    assert run_cli("train", "t.txt", *args, "--iters", 300, "--checkpoint", "m.npz",
+                   cwd=text_dir)[0] == 0
+    kept = load_checkpoint(text_dir / "m.best.npz")
+    for extra in (["--no-keep-best"], []):
+        rc, out, err = run_cli("train", "t.txt", "--resume", "m.npz", "--iters",
+                               600 if extra else 700, *extra, cwd=text_dir)
+        assert rc == 0, err
+    ckpt = load_checkpoint(text_dir / "m.npz")
+    best = load_checkpoint(text_dir / "m.best.npz")
+    assert (ckpt.best_iteration, ckpt.best_val_bpc) == (best.iteration, best.best_val_bpc)
+    assert best.best_val_bpc <= kept.best_val_bpc
+    m = re.search(r"^best validation: (\S+) bits/char at iteration (\d+), kept in m.best.npz$",
+                  out, re.M)
+    assert m and int(m.group(2)) == best.iteration
+
+
+def test_an_untrained_model_is_never_kept_as_best(text_dir):
+    rc, _, err = run_cli("train", "t.txt", *SMALL_FLAGS, "--iters", 5, "--eval-every", 1000,
+                         "--checkpoint", "m.npz", cwd=text_dir)
+    assert rc == 0, err
+    assert load_checkpoint(text_dir / "m.best.npz").iteration == 5
+
+
+def test_resume_keeps_its_own_best_and_judges_a_foreign_one_anew(text_dir_20k):
+    _old_run(text_dir_20k, "a.npz", 400)
+    rc, _, err = run_cli("train", "t.txt", "--resume", "a.npz", "--iters", 600, cwd=text_dir_20k)
+    assert rc == 0, err
+    a = load_checkpoint(text_dir_20k / "a.npz")
+    assert a.best_iteration is not None and \
+        load_checkpoint(text_dir_20k / "a.best.npz").iteration == a.best_iteration
+    # another run's best file beside the checkpoint is not this run's best
+    _old_run(text_dir_20k, "b.npz", 1000)
+    (text_dir_20k / "a.best.npz").write_bytes((text_dir_20k / "b.best.npz").read_bytes())
+    rc, _, err = run_cli("train", "t.txt", "--resume", "a.npz", "--iters", 800, cwd=text_dir_20k)
+    assert rc == 0, err
+    a = load_checkpoint(text_dir_20k / "a.npz")
+    assert a.best_iteration <= 800
+    assert load_checkpoint(text_dir_20k / "a.best.npz").iteration == a.best_iteration
+
+
+def _zipf_text(path, n=30_000, symbols=2000):
+    """A text of many symbols (like classical Chinese): Zipf-distributed ideographs."""
+    rng = np.random.default_rng(0)
+    w = 1 / np.arange(1, symbols + 1)
+    ids = rng.choice(symbols, n, p=w / w.sum())
+    path.write_text("".join(chr(0x4E00 + int(i)) for i in ids), encoding="utf-8")
+
+
+def test_a_model_no_better_than_a_uniform_guess_is_never_kept_as_best(tmp_path):
+    _zipf_text(tmp_path / "z.txt")
+    rc, out, err = run_cli("train", "z.txt", "--hidden-size", 128, "--seq-length", 30,
+                           "--iters", 100, "--eval-every", 100, "--sample-every", 1000,
+                           "--checkpoint", "z.npz", cwd=tmp_path)
+    assert rc == 0, err
+    ckpt = load_checkpoint(tmp_path / "z.npz")
+    uniform = math.log2(len(ckpt.vocab))
+    assert ckpt.history["val_bpc"][-1] > uniform   # this short run is worse than uniform
+    assert ckpt.best_val_bpc is None and not (tmp_path / "z.best.npz").exists()
+    assert "best validation" not in out
+    assert "warning: this model is no better than a uniform guess" in out
+
+
+# ---------------------------------------------------------------------------
+# divergence: exit 1, what to change, the last good files kept
+# ---------------------------------------------------------------------------
+
+def test_divergence_keeps_the_last_good_checkpoint(cli_texts, tiny_run, tmp_path):
+    ckpt, _ = tiny_run
+    before = sha(ckpt)
+    rc, out, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 50,
+                           "--learning-rate", 1e308, "--checkpoint", ckpt, "--overwrite",
+                           cwd=tmp_path)
+    assert rc == 1
+    assert "diverged" in err and "--learning-rate" in err and "Traceback" not in err
+    assert err.count("\n") == 1
+    assert sha(ckpt) == before
+    assert [p.name for p in ckpt.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_loss_far_above_a_uniform_guess_is_divergence(text_dir):
+    rc, _, err = run_cli("train", "t.txt", *SMALL_FLAGS, "--iters", 10, "--checkpoint", "m.npz",
+                         cwd=text_dir)
+    assert rc == 0, err
+    before = sha(text_dir / "m.npz")
+    rc, out, err = run_cli("train", "t.txt", "--resume", "m.npz", "--iters", 5000,
+                           "--learning-rate", 1e6, cwd=text_dir)
+    assert rc == 1 and "training diverged" in err and "lower --learning-rate" in err, err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert sha(text_dir / "m.npz") == before
+
+
+def test_a_fresh_run_that_diverges_leaves_no_files(text_dir):
+    rc, _, err = run_cli("train", "t.txt", *SMALL_FLAGS, "--iters", 3000, "--eval-every", 10,
+                         "--learning-rate", 1e6, "--checkpoint", "f.npz", cwd=text_dir)
+    assert rc == 1 and "training diverged" in err, err
+    assert not (text_dir / "f.npz").exists() and not (text_dir / "f.best.npz").exists()
+    rc, _, err = run_cli("train", "t.txt", *SMALL_FLAGS, "--iters", 30, "--checkpoint", "f.npz",
+                         cwd=text_dir)
+    assert rc == 0, err
+
+
+def test_a_run_whose_loss_doubles_a_uniform_guess_has_diverged(tmp_path):
+    """min-char-rnn's learning rate on a wide model of a 2,000-symbol text:
+    the loss rises to ~2.6 times that of a uniform guess (the earlier rule,
+    3 times for 50 steps in a row, called this run a success)."""
+    _zipf_text(tmp_path / "z.txt")
+    rc, out, err = run_cli("train", "z.txt", "--hidden-size", 200, "--seq-length", 30,
+                           "--iters", 1000, "--sample-every", 1000, "--checkpoint", "z.npz",
+                           cwd=tmp_path)
+    assert rc == 1 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "training diverged at iteration 100" in err and "uniform guess" in err
+    assert "try a lower --learning-rate (e.g. --learning-rate 0.05)" in err
+    assert not (tmp_path / "z.npz").exists() and not (tmp_path / "z.best.npz").exists()

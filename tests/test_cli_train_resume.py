@@ -1,0 +1,254 @@
+"""charrnn-train stopped and resumed, in subprocesses: --resume goes on
+bit-identically to a straight run (one stream or B), refuses what does not
+match the checkpoint, warns when another core wrote it; Ctrl-C, a closed or
+full standard output stop a run at once, in one line, and save it.
+
+A checkpoint file a stranger crafted, resumed: test_checkpoint_files.
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from charrnn_ext import load_checkpoint
+from charrnn_ext._dispatch import core_build
+
+from conftest import (ENV, SMALL_FLAGS, TINY_FLAGS, assert_same_state, english_like_text, interrupt,
+                      progress_lines, run_cli, run_many, sentence_text, sha, start_training,
+                      wait_for_line)
+
+
+# ---------------------------------------------------------------------------
+# resuming
+# ---------------------------------------------------------------------------
+
+def assert_resuming_is_bit_identical(cwd, tmp_path, args, iters):
+    """``train args`` for ``iters`` iterations straight (a.npz) == for half
+    of them (b.npz), then ``--resume b.npz --iters iters``: the full training
+    state and the printed samples and losses. Returns the resumed checkpoint."""
+    half = iters // 2
+    (rc1, straight, e1), (rc2, first, e2) = run_many([
+        ("train", *args, "--iters", iters, "--checkpoint", tmp_path / "a.npz"),
+        ("train", *args, "--iters", half, "--checkpoint", tmp_path / "b.npz"),
+    ], cwd=cwd)
+    assert rc1 == rc2 == 0, e1 + e2
+    assert load_checkpoint(tmp_path / "b.npz").iteration == half
+    rc, second, err = run_cli("train", args[0], "--resume", tmp_path / "b.npz", "--iters", iters,
+                              cwd=cwd)
+    assert rc == 0, err
+    assert f"resuming from {tmp_path / 'b.npz'} at iteration {half}" in second
+    b = load_checkpoint(tmp_path / "b.npz")
+    assert_same_state(load_checkpoint(tmp_path / "a.npz"), b, resumed=True)
+    assert progress_lines(first) + progress_lines(second) == progress_lines(straight)
+    return b
+
+
+def test_resume_is_bit_identical(cli_texts, tmp_path):
+    """N steps, a resume and N more == 2N steps straight. The resumed run
+    takes its settings from the checkpoint and saves back to the same file."""
+    args = ["en.txt", *TINY_FLAGS, "--sample-every", 40, "--eval-every", 80, "--checkpoint-every", 50]
+    b = assert_resuming_is_bit_identical(cli_texts, tmp_path, args, 240)
+    assert b.iteration == 240
+    n_train = b.data_size - int(b.data_size * 0.05)
+    assert 120 * 16 < n_train < 240 * 16  # the data pass wraps (resets h) after the resume
+
+
+def test_batch_resume_is_bit_identical(cli_texts, tmp_path):
+    args = ["en.txt", *TINY_FLAGS, "--batch-size", 3, "--sample-every", 20, "--eval-every", 40]
+    assert_resuming_is_bit_identical(cli_texts, tmp_path, args, 120)
+    rc, _, err = run_cli("train", "en.txt", "--resume", tmp_path / "b.npz", "--iters", 200,
+                         "--batch-size", 2, cwd=cli_texts)
+    assert rc == 2 and "--batch-size 2 differs from the 3 streams" in err
+
+
+def test_resume_errors(cli_texts, tiny_run, tmp_path):
+    ckpt, _ = tiny_run
+    (tmp_path / "other.txt").write_text(sentence_text(seed=5) + "Zebra!\n", encoding="utf-8")
+    before = sha(ckpt)
+    results = run_many([
+        ("train", "other.txt", "--resume", ckpt, "--iters", 400),
+        ("train", cli_texts / "en.txt", "--resume", ckpt, "--iters", 400, "--hidden-size", 20),
+        ("train", cli_texts / "en.txt", "--resume", ckpt, "--iters", 300),
+    ], cwd=tmp_path)
+    (rc1, _, err1), (rc2, _, err2), (rc3, out3, _) = results
+    assert rc1 == 2 and "vocabulary" in err1 and "'Z'" in err1 and "differs" in err1
+    assert rc2 == 2 and "--hidden-size 20 differs" in err2
+    assert rc3 == 0 and "nothing to do" in out3
+    for _, _, err in results:
+        assert "Traceback" not in err and err.count("\n") <= 1
+    assert sha(ckpt) == before
+
+
+def test_resuming_a_checkpoint_of_another_core_revision_warns(tmp_path):
+    """A checkpoint names the core's build and kernel revision; resuming one
+    written by another (e.g. before the pipelined steps, which round
+    differently) says the result will not be bit-identical."""
+    (tmp_path / "t.txt").write_text("the quick brown fox jumps over the lazy dog. " * 40)
+    args = ["--hidden-size", 16, "--seq-length", 8, "--sample-every", 1000]
+    rc, out, err = run_cli("train", "t.txt", *args, "--iters", 30, "--checkpoint", "a.npz",
+                           cwd=tmp_path)
+    assert rc == 0, err
+    ckpt = load_checkpoint(tmp_path / "a.npz")
+    assert ckpt.core == core_build() and " r" in ckpt.core
+    rc, out, err = run_cli("train", "t.txt", *args, "--iters", 40, "--resume", "a.npz",
+                           "--checkpoint", "b.npz", cwd=tmp_path)
+    assert rc == 0 and "bit-identical" not in err, err
+    ckpt.core = ckpt.core.split(" r")[0]           # as the package wrote it before
+    ckpt.save(tmp_path / "old.npz")
+    rc, out, err = run_cli("train", "t.txt", *args, "--iters", 40, "--resume", "old.npz",
+                           "--checkpoint", "c.npz", cwd=tmp_path)
+    assert rc == 0 and "will not be bit-identical" in err, err
+
+
+def test_stored_sample_length_is_bounded(text_dir):
+    """Settings a resumed run takes from a checkpoint pass the flags' checks."""
+    rc, _, err = run_cli("train", "t.txt", *SMALL_FLAGS, "--iters", 5, "--checkpoint", "m.npz",
+                         cwd=text_dir)
+    assert rc == 0, err
+    ckpt = load_checkpoint(text_dir / "m.npz")
+    ckpt.hyperparameters["sample_length"] = 2**31 - 1
+    ckpt.save(text_dir / "m.npz")
+    rc, out, err = run_cli("train", "t.txt", "--resume", "m.npz", "--iters", 10, cwd=text_dir)
+    assert rc == 2 and "sample_length" in err and "at most" in err, err
+
+
+# ---------------------------------------------------------------------------
+# stopping: Ctrl-C, a closed or full standard output
+# ---------------------------------------------------------------------------
+
+def test_ctrl_c_saves_a_resumable_checkpoint(cli_texts, tmp_path):
+    cmd = [sys.executable, "-m", "charrnn_ext.train", str(cli_texts / "en.txt"), "--hidden-size", "8",
+           "--seq-length", "16", "--iters", str(10**9), "--sample-every", "1000",
+           "--eval-every", str(10**6), "--checkpoint", "int.npz"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for line in proc.stdout:  # wait until training is under way
+            if line.startswith(b"iter 0,"):
+                break
+        time.sleep(0.2)
+        out, err, _ = interrupt(proc, timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err
+    m = re.search(rb"^interrupted at iteration (\d+) of 1000000000$", out, re.M)
+    assert m, out[-500:]
+    stopped = int(m.group(1))
+    ckpt = load_checkpoint(tmp_path / "int.npz")
+    assert ckpt.iteration == stopped > 0
+    # resuming from the interrupted state ends exactly where a straight run does
+    target = stopped + 37
+    (rc1, _, e1), (rc2, _, e2) = run_many([
+        ("train", cli_texts / "en.txt", "--resume", "int.npz", "--iters", target),
+        ("train", cli_texts / "en.txt", "--hidden-size", 8, "--seq-length", 16, "--iters", target,
+         "--sample-every", 1000, "--eval-every", 10**6, "--checkpoint", "straight.npz"),
+    ], cwd=tmp_path)
+    assert rc1 == rc2 == 0, e1 + e2
+    assert_same_state(load_checkpoint(tmp_path / "straight.npz"), load_checkpoint(tmp_path / "int.npz"),
+                      resumed=True)
+
+
+def test_ctrl_c_during_a_long_evaluation_stops_at_once(tmp_path):
+    """Evaluation reads the text in blocks and checks for Ctrl-C between them;
+    after Ctrl-C there is no last evaluation."""
+    (tmp_path / "t.txt").write_text(english_like_text(220_000, seed=2), encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "charrnn_ext.train", "t.txt", "--hidden-size",
+                             "1024", "--val-fraction", "0.5", "--iters", "1000",
+                             "--checkpoint", "m.npz"], cwd=tmp_path, env=ENV,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        wait_for_line(proc, b"saving to")  # the evaluation at iteration 0 comes next
+        time.sleep(0.5)
+        out, err, waited = interrupt(proc, timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and b"Traceback" not in err, err
+    assert b"not measured (interrupted)" in out
+    assert waited < 2.0, waited
+    assert load_checkpoint(tmp_path / "m.npz").iteration >= 1
+
+
+def test_ctrl_c_while_importing_exits_quietly(text_dir):
+    """SIGINT while the tool is still importing numpy and the core: exit 130
+    without a traceback (-X importtime tells when numpy is being imported)."""
+    proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "charrnn_ext.train",
+                             "t.txt"], cwd=text_dir, env=ENV, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for line in proc.stderr:
+            if b"numpy" in line:
+                proc.send_signal(signal.SIGINT)
+                break
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert b"Traceback" not in err and b"KeyboardInterrupt" not in err
+
+
+def test_closed_stdout_stops_and_saves(cli_texts, tmp_path):
+    """`... | head`: training stops when stdout goes away and saves its state,
+    instead of losing everything since the last interval save."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "charrnn_ext.train", str(cli_texts / "en.txt"), *map(str, TINY_FLAGS),
+         "--iters", "1000000", "--sample-every", "50", "--checkpoint", "model.npz"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        env=ENV)
+    for line in proc.stdout:     # wait until training runs (the header is printed first)
+        if line.startswith(b"iter 0"):
+            break
+    proc.stdout.close()          # the reader goes away
+    _, err = proc.communicate(timeout=120)
+    err = err.decode()
+    # as a Unix tool ended by SIGPIPE: status 141; one line saying where the run is
+    assert proc.returncode == 141 and "Traceback" not in err and err.count("\n") == 1, err
+    assert "standard output was closed" in err and "training stopped at iteration" in err
+    assert "saved in model.npz" in err
+    assert load_checkpoint(tmp_path / "model.npz").iteration >= 1
+
+
+def test_closed_stdout_after_the_last_iteration_says_all_ran(cli_texts, tmp_path):
+    """The reader is gone from the start; the one iteration asked for still
+    runs and is saved, and the message says so (not "stopped")."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "charrnn_ext.train", str(cli_texts / "en.txt"), *map(str, TINY_FLAGS),
+             "--iters", "1", "--checkpoint", "model.npz"], cwd=tmp_path, stdout=write_end,
+            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=ENV, timeout=120)
+    finally:
+        os.close(write_end)
+    rc, err = proc.returncode, proc.stderr.decode()
+    assert rc == 141 and err.count("\n") == 1 and "all 1 iteration ran" in err, err
+    assert load_checkpoint(tmp_path / "model.npz").iteration == 1
+
+
+def test_full_disk_on_stdout_stops_and_saves(text_dir):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    with open("/dev/full", "w") as full:
+        proc = start_training(text_dir, "--iters", 10**8, "--sample-every", 50,
+                               "--checkpoint", "m.npz", stdout=full)
+        _, err = proc.communicate(timeout=120)
+    err = err.decode()
+    assert proc.returncode == 1 and "Traceback" not in err and err.count("\n") == 1, err
+    assert "cannot write to standard output" in err and "saved in m.npz" in err
+    assert load_checkpoint(text_dir / "m.npz").iteration >= 1
+
+
+def test_closed_stdout_descriptor_stops_and_saves(text_dir):
+    """`charrnn-train ... >&-`: Python starts without a stdout at all."""
+    proc = subprocess.Popen([sys.executable, "-m", "charrnn_ext.train", "t.txt", *map(str, SMALL_FLAGS),
+                             "--iters", str(10**8), "--checkpoint", "m.npz"], cwd=text_dir,
+                            env=ENV, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: os.close(1))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and b"Traceback" not in err and err.count(b"\n") == 1, err
+    assert load_checkpoint(text_dir / "m.npz").iteration >= 1
