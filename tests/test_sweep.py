@@ -24,18 +24,17 @@ distributed = pytest.importorskip("distributed")
 
 from charrnn_ext import load_checkpoint, sweep, train  # noqa: E402
 from charrnn_ext.settings import SETTINGS  # noqa: E402
-from charrnn_ext.spec import PARAM_NAMES  # noqa: E402
-from conftest import ENV, english_like_text  # noqa: E402
+from conftest import ENV, english_like_text, same_model  # noqa: E402
 
-TEXT = english_like_text(4000, seed=3)
-TINY = ["--seq-length", "12", "--iters", "300", "--eval-every", "100"]
-TINY_SETTINGS = {"seq_length": 12, "iters": 300, "eval_every": 100}  # the same
+SWEEP_TEXT = english_like_text(4000, seed=3)
+RUN_FLAGS = ["--seq-length", "12", "--iters", "300", "--eval-every", "100"]
+RUN_SETTINGS = {"seq_length": 12, "iters": 300, "eval_every": 100}  # the same
 
 
 @pytest.fixture(scope="module")
 def text_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("sweep-text") / "input.txt"
-    path.write_text(TEXT, encoding="utf-8")
+    path.write_text(SWEEP_TEXT, encoding="utf-8")
     return path
 
 
@@ -66,14 +65,14 @@ def reference_run(text_file, tmp_path, name, args):
 
 
 def assert_same_params(a, b, what):
-    for name in PARAM_NAMES:
-        assert np.array_equal(a.model.params[name], b.model.params[name]), f"{what}: {name}"
-        assert np.array_equal(a.model.memory[name], b.model.memory[name]), f"{what}: memory {name}"
+    """Two checkpoints hold the same model (params and memory), hidden state
+    and iteration, bit for bit."""
+    assert same_model(a.model, b.model), what
     assert np.array_equal(a.hidden, b.hidden), what
     assert a.iteration == b.iteration, what
 
 
-def call(argv):
+def exit_status(argv):
     """sweep.main(argv) as the command's exit status (argparse's usage errors
     raise SystemExit, as in charrnn-train)."""
     try:
@@ -142,21 +141,22 @@ def test_run_names_are_unique_and_file_system_safe():
         "h100-lr0.1-T25"
 
 
-BAD_GRIDS = [
-    (["hiden_size=10"], "unknown setting 'hiden_size'"),
-    (["temperature=1,2"], "unknown setting 'temperature'"),
-    (["hidden_size=0"], "hidden_size: must be a positive integer"),
-    (["hidden_size=ten"], "expected an integer, got 'ten'"),
-    (["learning_rate=0.1,nan"], "expected a finite number"),
-    (["val_fraction=1"], "must be in [0, 1)"),
-    (["seed=-1"], "must be an integer in [0, 2**32)"),
-    (["hidden_size="], "an empty value"),
-    (["hidden_size=8,,16"], "an empty value"),
-    (["hidden_size"], "expected NAME=V1,V2"),
-    (["=8"], "expected NAME=V1,V2"),
-    (["hidden_size=8,8"], "the value 8 is listed twice"),
-    (["learning_rate=0.1,0.10"], "the value 0.1 is listed twice"),
-    (["hidden_size=8", "hidden_size=16"], "names hidden_size twice"),
+# one case a line: the --grid arguments -> what the one line of error says
+BAD_GRIDS = [(grid.split(), message) for grid, message in (case.split(" -> ") for case in """\
+hiden_size=10 -> unknown setting 'hiden_size'
+temperature=1,2 -> unknown setting 'temperature'
+hidden_size=0 -> hidden_size: must be a positive integer
+hidden_size=ten -> expected an integer, got 'ten'
+learning_rate=0.1,nan -> expected a finite number
+val_fraction=1 -> must be in [0, 1)
+seed=-1 -> must be an integer in [0, 2**32)
+hidden_size= -> an empty value
+hidden_size=8,,16 -> an empty value
+hidden_size -> expected NAME=V1,V2
+=8 -> expected NAME=V1,V2
+hidden_size=8,8 -> the value 8 is listed twice
+learning_rate=0.1,0.10 -> the value 0.1 is listed twice
+hidden_size=8 hidden_size=16 -> names hidden_size twice""".splitlines())] + [
     (["seed=" + ",".join(map(str, range(101))), "hidden_size=" + ",".join(map(str, range(1, 101)))],
      "makes 10,100 runs, more than 10,000"),
 ]
@@ -203,14 +203,14 @@ def test_runs_that_cannot_train_on_the_text_are_refused_before_any_work(
     (["--grid", "seed=1,2", "--workers", "0"], "must be a positive integer"),
 ])
 def test_bad_options(text_file, tmp_path, capsys, args, message):
-    code = call([str(text_file), "--out", str(tmp_path / "out"), *args])
+    code = exit_status([str(text_file), "--out", str(tmp_path / "out"), *args])
     err = capsys.readouterr().err
     assert code == 2 and len(err.splitlines()) == 1 and message in err, err
     assert not (tmp_path / "out").exists()
 
 
 def test_input_named_after_the_grid(text_file, tmp_path, capsys):
-    code = call(["--grid", "seed=1,2", str(text_file), "--out", str(tmp_path / "out")])
+    code = exit_status(["--grid", "seed=1,2", str(text_file), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and len(err.splitlines()) == 1
     assert f"--grid took {str(text_file)!r}: name the input before --grid" in err
@@ -221,7 +221,7 @@ def test_bad_input_and_output(tmp_path, capsys):
     (tmp_path / "empty.txt").write_bytes(b"")
     (tmp_path / "file").write_text("x")
     good = tmp_path / "good.txt"
-    good.write_text(TEXT)
+    good.write_text(SWEEP_TEXT)
     cases = [
         ([str(tmp_path / "missing.txt")], "missing.txt: no such file"),
         ([str(tmp_path / "empty.txt")], "is empty"),
@@ -245,7 +245,7 @@ def test_unreachable_scheduler_is_one_line_after_the_timeout(text_file, tmp_path
     port = free_port()  # nothing listens there
     t0 = time.monotonic()
     code = sweep.main([str(text_file), "--grid", "seed=1,2", "--out", str(tmp_path / "out"),
-                       "--scheduler", f"tcp://127.0.0.1:{port}", "--timeout", "1.5", *TINY])
+                       "--scheduler", f"tcp://127.0.0.1:{port}", "--timeout", "1.5", *RUN_FLAGS])
     took = time.monotonic() - t0
     err = capsys.readouterr().err
     assert code == 2
@@ -276,7 +276,7 @@ def test_a_peer_that_is_not_a_scheduler_is_one_line_after_the_timeout(text_file,
     try:
         t0 = time.monotonic()
         code = sweep.main([str(text_file), "--grid", "seed=1,2", "--out", str(tmp_path / "out"),
-                           "--scheduler", f"tcp://127.0.0.1:{port}", "--timeout", "1", *TINY])
+                           "--scheduler", f"tcp://127.0.0.1:{port}", "--timeout", "1", *RUN_FLAGS])
         took = time.monotonic() - t0
     finally:
         server.close()
@@ -313,15 +313,15 @@ def test_a_run_on_a_worker_is_charrnn_train(cluster, text_file, tmp_path):
     """train_one on a worker thread: exit 0, the checkpoint and best model
     equal charrnn-train's, its output kept (not on the worker's stdout), the
     worker's signal handlers untouched (a run installs none)."""
-    args = ["--hidden-size", "8", *TINY, "--seed", "5"]
+    args = ["--hidden-size", "8", *RUN_FLAGS, "--seed", "5"]
     with distributed.Client(cluster, set_as_default=False) as client:
         def handlers():
             return [str(signal.getsignal(s)) for s in (signal.SIGINT, signal.SIGTERM)]
 
         before = client.run(handlers)
         cfg = {**{k: s.default for k, s in SETTINGS.items() if k in sweep.SWEEPABLE},
-               "hidden_size": 8, "seed": 5, **TINY_SETTINGS}
-        res = client.submit(sweep.train_one, TEXT, "h8", cfg, pure=False).result()
+               "hidden_size": 8, "seed": 5, **RUN_SETTINGS}
+        res = client.submit(sweep.train_one, SWEEP_TEXT, "h8", cfg, pure=False).result()
         assert client.run(handlers) == before
     assert res["code"] == 0 and res["main_thread"] is False
     assert "data has 4000 characters" in res["log"] and "saving to h8.npz" in res["log"]
@@ -341,7 +341,7 @@ def test_a_run_on_a_worker_is_charrnn_train(cluster, text_file, tmp_path):
 def test_sweep_results_resume_and_extension(cluster, text_file, tmp_path, capsys):
     out = tmp_path / "out"
     argv = [str(text_file), "--grid", "hidden_size=8,16", "learning_rate=0.1,0.05",
-            "--out", str(out), "--scheduler", cluster.scheduler_address, *TINY]
+            "--out", str(out), "--scheduler", cluster.scheduler_address, *RUN_FLAGS]
     assert sweep.main(argv) == 0
     stdout = capsys.readouterr().out
     names = ["h8-lr0.1", "h8-lr0.05", "h16-lr0.1", "h16-lr0.05"]
@@ -366,7 +366,7 @@ def test_sweep_results_resume_and_extension(cluster, text_file, tmp_path, capsys
         assert not list(out.glob(".*.tmp"))
     # each run is the one charrnn-train makes with the same settings
     ref = reference_run(text_file, tmp_path, "h16-lr0.05",
-                        ["--hidden-size", "16", "--learning-rate", "0.05", *TINY])
+                        ["--hidden-size", "16", "--learning-rate", "0.05", *RUN_FLAGS])
     assert_same_params(load_checkpoint(out / "h16-lr0.05.npz"), ref, "h16-lr0.05")
     # the table: best run first
     table = stdout[stdout.index("best first:"):].splitlines()[3:]
@@ -375,7 +375,7 @@ def test_sweep_results_resume_and_extension(cluster, text_file, tmp_path, capsys
     # rerunning skips every finished run: nothing is trained (the scheduler
     # given is not even contacted) and no file changes
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    idle = argv[:argv.index("--scheduler") + 1] + [f"tcp://127.0.0.1:{free_port()}"] + TINY
+    idle = argv[:argv.index("--scheduler") + 1] + [f"tcp://127.0.0.1:{free_port()}"] + RUN_FLAGS
     assert sweep.main(idle) == 0
     assert "4 already done there" in capsys.readouterr().out
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
@@ -395,7 +395,7 @@ def test_sweep_results_resume_and_extension(cluster, text_file, tmp_path, capsys
     assert sweep.main(other) == 2
     err = capsys.readouterr().err
     assert "with iters=300, this sweep asks for iters=400; use another --out" in err
-    (tmp_path / "other.txt").write_text(TEXT[::-1])
+    (tmp_path / "other.txt").write_text(SWEEP_TEXT[::-1])
     assert sweep.main([str(tmp_path / "other.txt"), *argv[1:]]) == 2
     assert "trained on another text" in capsys.readouterr().err
 
@@ -420,7 +420,7 @@ def test_the_text_goes_to_the_workers_once(cluster, text_file, tmp_path, capsys,
                        "50", "--out", str(tmp_path / "out"), "--scheduler",
                        cluster.scheduler_address])
     assert code == 0, capsys.readouterr().err
-    assert scattered == [(TEXT, True)]
+    assert scattered == [(SWEEP_TEXT, True)]
     assert len(submitted) == 3
     for func, text, retries in submitted:
         assert func is sweep.train_one and isinstance(text, distributed.Future)
@@ -498,7 +498,7 @@ def sweep_cmd(*args):
 
 def test_command_with_its_own_local_cluster(text_file, tmp_path):
     proc = subprocess.run(sweep_cmd(text_file, "--grid", "seed=0,1", "--hidden-size", 8,
-                                    *TINY, "--out", "out", "--workers", 2),
+                                    *RUN_FLAGS, "--out", "out", "--workers", 2),
                           cwd=tmp_path, capture_output=True, text=True, env=ENV, timeout=120,
                           stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr
@@ -515,7 +515,7 @@ def test_progress_bar_over_runs_on_a_terminal(text_file, tmp_path, cluster):
     master, slave = pty.openpty()
     try:
         proc = subprocess.run(sweep_cmd(text_file, "--grid", "seed=0,1", "--hidden-size", 8,
-                                        *TINY, "--out", "out", "--scheduler",
+                                        *RUN_FLAGS, "--out", "out", "--scheduler",
                                         cluster.scheduler_address),
                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=slave, text=True,
                               env=ENV, timeout=120, stdin=subprocess.DEVNULL)
