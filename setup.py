@@ -1,6 +1,7 @@
 """Build the extension modules of charrnn_ext (all metadata lives in pyproject.toml).
 
-``charrnn_ext._core`` (src/_core.pyx) is the numerical core. On x86-64 the
+``charrnn_ext._core`` (src/_core.pyx, one compilation unit: the pieces it
+includes, src/core/*.pxi, are part of it) is the numerical core. On x86-64 the
 same source is also compiled for the x86-64-v3 (AVX2 + FMA) and x86-64-v4
 (AVX-512) instruction sets, as the variants ``_core_x86_64_v3`` /
 ``_core_x86_64_v4``; ``charrnn_ext._dispatch`` picks the best variant the CPU
@@ -51,7 +52,8 @@ if os.environ.get("CHARRNN_EXT_NO_VARIANTS"):
     variants = {}
 
 def variant_source(name):
-    """A build-time stub that includes the one kernel source under another module name."""
+    """A build-time stub that includes the one kernel source under another module name
+    (its own includes, src/core/*.pxi, are found next to it)."""
     path = os.path.join("build", "variants", f"_core_{name}.pyx")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     text = f'include "{os.path.join(HERE, CORE_SOURCE)}"\n'.replace("\\", "/")

@@ -1,0 +1,256 @@
+# Linear algebra kernels (nogil, raw row-major pointers): reductions, transposition and products.
+#
+# Every kernel here sums in a fixed order that does not depend on where it is
+# called from or on how many threads run: row_sum and row_max use eight
+# partial results; the products accumulate over k in order (matvec_t and
+# matmul_rows four rows of W at a time, matmul_blocked one k at a time into
+# register blocks; gemm_rowmajor is BLAS dgemm through scipy's cython_blas).
+# Matrices are row-major with an explicit row stride (ld) where it may differ
+# from the number of columns.
+
+# -- reductions ---------------------------------------------------------------
+
+cdef inline f64 row_sum(const f64 *a, int n) noexcept nogil:
+    """sum(a[:n]) with eight partial sums (vectorisable; deterministic)."""
+    cdef f64 s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    cdef f64 s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0
+    cdef int j = 0, n8 = n - n % 8
+    while j < n8:
+        s0 += a[j]; s1 += a[j + 1]; s2 += a[j + 2]; s3 += a[j + 3]
+        s4 += a[j + 4]; s5 += a[j + 5]; s6 += a[j + 6]; s7 += a[j + 7]
+        j += 8
+    while j < n:
+        s0 += a[j]
+        j += 1
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+cdef inline f64 row_max(const f64 *a, int n) noexcept nogil:
+    """max(a[:n]) with eight partial maxima (NaN-propagation not needed:
+    a NaN logit makes the loss NaN anyway)."""
+    cdef f64 m[8]
+    cdef int j, k, n8 = n - n % 8
+    for k in range(8):
+        m[k] = a[0]
+    j = 0
+    while j < n8:
+        for k in range(8):
+            m[k] = a[j + k] if a[j + k] > m[k] else m[k]
+        j += 8
+    while j < n:
+        m[0] = a[j] if a[j] > m[0] else m[0]
+        j += 1
+    for k in range(1, 8):
+        m[0] = m[k] if m[k] > m[0] else m[0]
+    return m[0]
+
+
+cdef void column_sums(f64 *out, const f64 *a, int rows, int cols, int ld) noexcept nogil:
+    """out (cols,) = the sum of the rows of A (rows, cols), row stride ld, in row order."""
+    cdef int t, v
+    cdef const f64 *row
+    memset(out, 0, cols * sizeof(f64))
+    for t in range(rows):
+        row = a + <Py_ssize_t> t * ld
+        for v in range(cols):
+            out[v] += row[v]
+
+
+cdef void add_stripe_parts(f64 *dh, const f64 *dh_parts, int S,
+                           Py_ssize_t n) noexcept nogil:
+    """dh (n,) += dh_parts[s - 1] (n,) for s = 1 .. S-1, in stripe order."""
+    cdef int s
+    cdef Py_ssize_t i
+    cdef const f64 *part
+    for s in range(1, S):
+        part = dh_parts + (s - 1) * n
+        for i in range(n):
+            dh[i] = dh[i] + part[i]
+
+
+# -- transposition and products -------------------------------------------------
+
+cdef inline void transpose(f64 *out, const f64 *a, int rows, int cols) noexcept nogil:
+    """out (cols, rows) = A (rows, cols)^T, in 16 x 16 tiles."""
+    cdef int i0, j0, i, j, i1, j1
+    for i0 in range(0, rows, 16):
+        i1 = i0 + 16 if i0 + 16 < rows else rows
+        for j0 in range(0, cols, 16):
+            j1 = j0 + 16 if j0 + 16 < cols else cols
+            for i in range(i0, i1):
+                for j in range(j0, j1):
+                    out[<Py_ssize_t> j * rows + i] = a[<Py_ssize_t> i * cols + j]
+
+
+cdef inline void gemm_rowmajor(char trans_a, char trans_b, int m, int n, int k,
+                               f64 alpha, const f64 *a, int lda,
+                               const f64 *b, int ldb, f64 beta,
+                               f64 *c, int ldc) noexcept nogil:
+    """Row-major C (m, n) = alpha * op(A) (m, k) @ op(B) (k, n) + beta * C.
+
+    Implemented as the column-major product C^T = op(B)^T op(A)^T, so A and B
+    swap places in the Fortran call. C is modified in place.
+    """
+    dgemm(&trans_b, &trans_a, &n, &m, &k, &alpha, <f64 *> b, &ldb,
+          <f64 *> a, &lda, &beta, c, &ldc)
+
+
+cdef inline void matvec_t(const f64 *w, int ld, const f64 *x, f64 *y,
+                          int rows, int cols) noexcept nogil:
+    """y (cols,) = W^T @ x, W (rows, cols) row-major with row stride ld >= cols,
+    x (rows,). y is overwritten.
+
+    Accumulates four scaled rows of W at a time: a plain loop over contiguous
+    memory that compilers vectorise without reassociating any long sum.
+    """
+    cdef int i = 0, j
+    cdef const f64 *w0
+    cdef const f64 *w1
+    cdef const f64 *w2
+    cdef const f64 *w3
+    cdef f64 x0, x1, x2, x3
+    memset(y, 0, cols * sizeof(f64))
+    while i + 3 < rows:
+        w0 = w + <Py_ssize_t> i * ld
+        w1 = w0 + ld
+        w2 = w1 + ld
+        w3 = w2 + ld
+        x0 = x[i]
+        x1 = x[i + 1]
+        x2 = x[i + 2]
+        x3 = x[i + 3]
+        for j in range(cols):
+            y[j] = y[j] + ((w0[j] * x0 + w1[j] * x1) + (w2[j] * x2 + w3[j] * x3))
+        i += 4
+    while i < rows:
+        w0 = w + <Py_ssize_t> i * ld
+        x0 = x[i]
+        for j in range(cols):
+            y[j] = y[j] + w0[j] * x0
+        i += 1
+
+
+cdef inline void matmul_rows(f64 *Y, const f64 *X, const f64 *W, int B, int H,
+                             int cols) noexcept nogil:
+    """Y[:, :cols] (B, cols) = X (B, H) @ W[:, :cols] (H, cols), for a few rows;
+    Y and W have row stride H. Four rows of W at a time are applied to every
+    row of X while they are in L1. Each row of Y is computed exactly as
+    matvec_t(W, H, X[b], Y[b], H, cols) computes it."""
+    cdef int i = 0, b, j
+    cdef const f64 *w0
+    cdef const f64 *w1
+    cdef const f64 *w2
+    cdef const f64 *w3
+    cdef const f64 *x
+    cdef f64 *y
+    cdef f64 x0, x1, x2, x3
+    for b in range(B):
+        memset(Y + <Py_ssize_t> b * H, 0, cols * sizeof(f64))
+    while i + 3 < H:
+        w0 = W + <Py_ssize_t> i * H
+        w1 = w0 + H
+        w2 = w1 + H
+        w3 = w2 + H
+        for b in range(B):
+            x = X + <Py_ssize_t> b * H
+            y = Y + <Py_ssize_t> b * H
+            x0 = x[i]
+            x1 = x[i + 1]
+            x2 = x[i + 2]
+            x3 = x[i + 3]
+            for j in range(cols):
+                y[j] = y[j] + ((w0[j] * x0 + w1[j] * x1) + (w2[j] * x2 + w3[j] * x3))
+        i += 4
+    while i < H:
+        w0 = W + <Py_ssize_t> i * H
+        for b in range(B):
+            x0 = X[<Py_ssize_t> b * H + i]
+            y = Y + <Py_ssize_t> b * H
+            for j in range(cols):
+                y[j] = y[j] + w0[j] * x0
+        i += 1
+
+
+cdef void matmul_blocked(f64 *Y, int ldy, const f64 *X, int ldx, const f64 *W, int ldw,
+                         int rows, int K, int cols) noexcept nogil:
+    """Y (rows, cols) = X (rows, K) @ W (K, cols), row strides ldy, ldx, ldw.
+    Each element is summed over k in order, whatever the blocking: blocks of
+    4 rows (then single rows) by 32, 8 and fewer columns are held in
+    registers while the rows of W stream past (the output layer's products
+    on few rows)."""
+    cdef int r = 0, j0
+    while r < rows:
+        j0 = 0
+        if r + 3 < rows:
+            while j0 + 32 <= cols:
+                block_4rows(Y, ldy, X, ldx, W, ldw, r, j0, K, 32)
+                j0 += 32
+            while j0 + 8 <= cols:
+                block_4rows(Y, ldy, X, ldx, W, ldw, r, j0, K, 8)
+                j0 += 8
+            if j0 < cols:
+                block_4rows(Y, ldy, X, ldx, W, ldw, r, j0, K, cols - j0)
+            r += 4
+        else:
+            while j0 + 32 <= cols:
+                block_1row(Y, X, W, ldw, r * ldy, r * ldx, j0, K, 32)
+                j0 += 32
+            while j0 + 8 <= cols:
+                block_1row(Y, X, W, ldw, r * ldy, r * ldx, j0, K, 8)
+                j0 += 8
+            if j0 < cols:
+                block_1row(Y, X, W, ldw, r * ldy, r * ldx, j0, K, cols - j0)
+            r += 1
+
+
+cdef inline void block_4rows(f64 *Y, int ldy, const f64 *X, int ldx, const f64 *W, int ldw,
+                             int r, int j0, int K, int n) noexcept nogil:
+    """Y[r:r+4, j0:j0+n] of matmul_blocked, n <= 32 (a constant n unrolls)."""
+    cdef int k, j
+    cdef f64 a0[32]
+    cdef f64 a1[32]
+    cdef f64 a2[32]
+    cdef f64 a3[32]
+    cdef f64 x0, x1, x2, x3
+    cdef const f64 *w
+    cdef const f64 *xr = X + <Py_ssize_t> r * ldx
+    cdef f64 *y = Y + <Py_ssize_t> r * ldy + j0
+    for j in range(n):
+        a0[j] = 0.0
+        a1[j] = 0.0
+        a2[j] = 0.0
+        a3[j] = 0.0
+    for k in range(K):
+        w = W + <Py_ssize_t> k * ldw + j0
+        x0 = xr[k]
+        x1 = xr[ldx + k]
+        x2 = xr[2 * ldx + k]
+        x3 = xr[3 * ldx + k]
+        for j in range(n):
+            a0[j] = a0[j] + x0 * w[j]
+            a1[j] = a1[j] + x1 * w[j]
+            a2[j] = a2[j] + x2 * w[j]
+            a3[j] = a3[j] + x3 * w[j]
+    for j in range(n):
+        y[j] = a0[j]
+        y[ldy + j] = a1[j]
+        y[2 * ldy + j] = a2[j]
+        y[3 * ldy + j] = a3[j]
+
+
+cdef inline void block_1row(f64 *Y, const f64 *X, const f64 *W, int ldw, Py_ssize_t y0,
+                            Py_ssize_t x0, int j0, int K, int n) noexcept nogil:
+    """Y[r, j0:j0+n] of matmul_blocked (Y + y0 and X + x0 its rows), n <= 32."""
+    cdef int k, j
+    cdef f64 a[32]
+    cdef f64 x
+    cdef const f64 *w
+    for j in range(n):
+        a[j] = 0.0
+    for k in range(K):
+        w = W + <Py_ssize_t> k * ldw + j0
+        x = X[x0 + k]
+        for j in range(n):
+            a[j] = a[j] + x * w[j]
+    for j in range(n):
+        Y[y0 + j0 + j] = a[j]

@@ -1,0 +1,242 @@
+# The output layer: P = softmax(hs Why^T + by) and loss = -sum log P[target], forward and backward.
+#
+# Shapes: N rows (T steps x B streams, time-major), hs (N, H) the states the
+# layer reads (hs[1:] of the chunk), targets (N,) ids, Why (V, H), by (V,),
+# probs / dY (N, V). The loss of a chunk is summed over its N rows; the
+# backward is for grad_scale * that sum (grad_scale = 1/B: the mean over
+# streams).
+#
+# Striped (output_forward / output_backward): S stripes of rows of Why
+# (stripe s: rows stripe_lo(s) to stripe_lo(s + 1)) run on up to `threads`
+# OpenMP threads through run_pieces; the stripes' partial results (softmax
+# maxima and sums, dh) are combined in stripe order. The softmax stays
+# factored between forward and backward: probs[n, lo:hi] holds
+# exp(logit - stripe max) and scale[s, n] the factor that makes it P.
+#
+# In groups (output_group, then output_weight_grads): the pipelined steps'
+# form for a small layer (one stripe), a few rows at a time from Why^T with
+# register-blocked products, the weight gradients once all groups are done.
+
+# -- forward ------------------------------------------------------------------
+
+cdef void output_forward_stripe(f64 *probs, f64 *top, f64 *total, f64 *target_logit,
+                                const f64 *hs, const i32 *targets, const f64 *Why,
+                                const f64 *by, int lo, int hi, int N, int H,
+                                int V) noexcept nogil:
+    """Rows lo:hi of the output layer over N states: probs[:, lo:hi] (N, hi-lo;
+    row stride V) = exp(logit - top) for logit = hs (N, H) Why[lo:hi]^T +
+    by[lo:hi]; top (N,) the stripe's largest logit, total (N,) its sum of
+    exp(logit - top), target_logit[n] (N,) set where targets[n] is in [lo, hi)."""
+    # logits (N, n) = hs (N, H) @ Why[lo:hi]^T (H, n): one product for all N
+    gemm_rowmajor(b'N', b'T', N, hi - lo, H, 1.0, hs, H, Why + <Py_ssize_t> lo * H, H,
+                  0.0, probs + lo, V)
+    softmax_rows(probs, top, total, target_logit, targets, by, lo, hi, N, V)
+
+
+cdef void softmax_rows(f64 *probs, f64 *top, f64 *total, f64 *target_logit,
+                       const i32 *targets, const f64 *by, int lo, int hi, int N,
+                       int V) noexcept nogil:
+    """Columns lo:hi of N rows of logits (before the bias) in probs (row
+    stride V): logit = probs + by, then probs = exp(logit - top) with top (N,)
+    the largest logit of the row, total (N,) the sum; target_logit[n] set
+    where targets[n] is in [lo, hi)."""
+    cdef int n = hi - lo, t, v, target
+    cdef f64 *row
+    cdef const f64 *b = by + lo
+    cdef f64 m
+    for t in range(N):
+        row = probs + <Py_ssize_t> t * V + lo
+        for v in range(n):
+            row[v] = row[v] + b[v]
+        target = targets[t]
+        if lo <= target < hi:
+            target_logit[t] = row[target - lo]
+        m = row_max(row, n)
+        for v in range(n):
+            row[v] = vexp(row[v] - m)
+        top[t] = m
+        total[t] = row_sum(row, n)
+
+
+cdef struct OutputForward:
+    # output_forward's arguments, shared by its stripes
+    f64 *probs
+    f64 *stripe_max
+    f64 *stripe_sum
+    f64 *target_logit
+    const f64 *hs
+    const i32 *targets
+    const f64 *Why
+    const f64 *by
+    int N, H, V, S
+
+
+cdef void output_forward_piece(void *ctx, int s) noexcept nogil:
+    """Stripe s of output_forward."""
+    cdef OutputForward *a = <OutputForward *> ctx
+    output_forward_stripe(a.probs, a.stripe_max + s * a.N, a.stripe_sum + s * a.N,
+                          a.target_logit, a.hs, a.targets, a.Why, a.by,
+                          stripe_lo(s, a.S, a.V), stripe_lo(s + 1, a.S, a.V), a.N, a.H, a.V)
+
+
+cdef f64 output_forward(f64 *probs, f64 *scale, f64 *stripe_max, f64 *stripe_sum,
+                        f64 *target_logit, const f64 *hs, const i32 *targets,
+                        const f64 *Why, const f64 *by, int N, int H, int V, int S,
+                        int threads) noexcept nogil:
+    """Softmax output layer and cross-entropy over N states: logits (N, V) =
+    hs (N, H) Why^T + by; returns sum_n -log softmax(logits[n])[targets[n]].
+    Leaves probs (N, V) and scale (S, N) for output_backward (P = probs *
+    scale, stripe by stripe). stripe_max, stripe_sum (S, N), target_logit (N,):
+    scratch. Stripes run on up to `threads` threads (1: no OpenMP region)."""
+    cdef OutputForward a
+    a.probs, a.stripe_max, a.stripe_sum, a.target_logit = probs, stripe_max, stripe_sum, target_logit
+    a.hs, a.targets, a.Why, a.by = hs, targets, Why, by
+    a.N, a.H, a.V, a.S = N, H, V, S
+    run_pieces(output_forward_piece, &a, S, threads)
+    return softmax_combine(scale, stripe_max, stripe_sum, target_logit, N, S)
+
+
+cdef f64 softmax_combine(f64 *scale, const f64 *stripe_max, const f64 *stripe_sum,
+                         const f64 *target_logit, int N, int S) noexcept nogil:
+    """The softmax over all V from its S stripes, in stripe order: scale (S,
+    N) such that P = probs * scale stripe by stripe; returns the summed
+    cross-entropy of the N rows."""
+    cdef int t, s
+    cdef f64 top, total, loss = 0.0
+    for t in range(N):
+        top = stripe_max[t]
+        for s in range(1, S):
+            top = stripe_max[s * N + t] if stripe_max[s * N + t] > top else top
+        total = 0.0
+        for s in range(S):
+            scale[s * N + t] = vexp(stripe_max[s * N + t] - top)
+            total += stripe_sum[s * N + t] * scale[s * N + t]
+        for s in range(S):
+            scale[s * N + t] = scale[s * N + t] / total
+        # -log softmax(target) = log(sum exp(logit - max)) - (logit_target - max)
+        loss += log(total) - (target_logit[t] - top)
+    return loss
+
+
+# -- backward -----------------------------------------------------------------
+
+cdef void crossentropy_softmax_backward(f64 *dY, const f64 *scale, const i32 *targets,
+                                        int lo, int hi, int N, int V,
+                                        f64 grad_scale) noexcept nogil:
+    """Columns lo:hi of dY (N, V), in place over output_forward's probs:
+    dY = grad_scale * (P - onehot(targets)) with P = probs * scale (scale (N,):
+    this stripe's factors). grad_scale = 1/B makes every gradient the mean
+    over B streams."""
+    cdef int n = hi - lo, t, v, target
+    cdef f64 *row
+    cdef f64 f
+    for t in range(N):
+        row = dY + <Py_ssize_t> t * V + lo
+        f = scale[t] * grad_scale
+        for v in range(n):
+            row[v] = row[v] * f
+        target = targets[t]
+        if lo <= target < hi:
+            row[target - lo] -= grad_scale
+
+
+cdef void output_weight_grads(f64 *dh, f64 *dWhy, f64 *dby, const f64 *dY, const f64 *hs,
+                              f64 *Why, f64 *mWhy, f64 *by, f64 *mby, int lo, int hi,
+                              int N, int H, int V, const Update *u) noexcept nogil:
+    """Rows lo:hi of the layer's backward from dY (N, V): dby[lo:hi] = the
+    sum of dY's rows; then in blocks of OUTPUT_BLOCK rows of Why, so that each
+    block comes from memory once: dh (N, H) = dY[:, lo:hi] Why[lo:hi] (if dh
+    is not NULL; summed block by block), dWhy[block] (rows, H) = dY[:, block]^T
+    hs (N, H), and with u (not NULL) dWhy[block] clipped and Adagrad applied
+    to Why, mWhy[block] -- after dh has read the block; then by, mby[lo:hi]
+    likewise. Why, mWhy, dWhy (V, H); by, mby, dby (V,)."""
+    cdef int v0 = lo, rows
+    cdef Py_ssize_t at
+    column_sums(dby + lo, dY + lo, N, hi - lo, V)
+    while v0 < hi:
+        rows = OUTPUT_BLOCK if v0 + OUTPUT_BLOCK <= hi else hi - v0
+        at = <Py_ssize_t> v0 * H
+        if dh != NULL:
+            gemm_rowmajor(b'N', b'N', N, H, rows, 1.0, dY + v0, V, Why + at, H,
+                          0.0 if v0 == lo else 1.0, dh, H)
+        gemm_rowmajor(b'T', b'N', rows, H, N, 1.0, dY + v0, V, hs, H, 0.0, dWhy + at, H)
+        if u != NULL:
+            clip_adagrad(Why + at, mWhy + at, dWhy + at, rows * H, u)
+        v0 += rows
+    if u != NULL:
+        clip_adagrad(by + lo, mby + lo, dby + lo, hi - lo, u)
+
+
+cdef struct OutputBackward:
+    # output_backward's arguments, shared by its stripes
+    f64 *dh
+    f64 *dh_parts
+    f64 *dWhy
+    f64 *dby
+    f64 *dY
+    const f64 *scale
+    const f64 *hs
+    const i32 *targets
+    f64 *Why
+    f64 *mWhy
+    f64 *by
+    f64 *mby
+    int N, H, V, S
+    f64 grad_scale
+    const Update *u
+
+
+cdef void output_backward_piece(void *ctx, int s) noexcept nogil:
+    """Stripe s of output_backward: its columns of dY, its rows of dWhy and
+    dby (and of Why, by with a.u), its part of dh (stripe 0: dh itself)."""
+    cdef OutputBackward *a = <OutputBackward *> ctx
+    cdef int lo = stripe_lo(s, a.S, a.V), hi = stripe_lo(s + 1, a.S, a.V)
+    cdef f64 *dh = a.dh if s == 0 else a.dh_parts + (s - 1) * (<Py_ssize_t> a.N * a.H)
+    crossentropy_softmax_backward(a.dY, a.scale + s * a.N, a.targets, lo, hi, a.N, a.V,
+                                  a.grad_scale)
+    output_weight_grads(dh, a.dWhy, a.dby, a.dY, a.hs, a.Why, a.mWhy, a.by, a.mby, lo, hi,
+                        a.N, a.H, a.V, a.u)
+
+
+cdef void output_backward(f64 *dh, f64 *dh_parts, f64 *dWhy, f64 *dby, f64 *dY,
+                          const f64 *scale, const f64 *hs, const i32 *targets,
+                          f64 *Why, f64 *mWhy, f64 *by, f64 *mby, int N, int H, int V,
+                          int S, int threads, f64 grad_scale,
+                          const Update *u) noexcept nogil:
+    """Backward of output_forward (dY and scale as it left them), for the loss
+    grad_scale * sum_n loss_n: dY (N, V) = grad_scale * (P - onehot(targets))
+    in place, dby (V,) = sum_n dY[n], dWhy (V, H) = dY^T hs, dh (N, H) = dY
+    Why. With u (not NULL), dWhy and dby are clipped and Adagrad is applied to
+    Why, mWhy and by, mby block by block (dh reads each block of Why before
+    its update); without, nothing but the gradients (unclipped) changes.
+    Stripe s > 0 puts its part of dh in dh_parts[s - 1] ((S-1, N, H)
+    scratch); they are added in stripe order."""
+    cdef OutputBackward a
+    a.dh, a.dh_parts, a.dWhy, a.dby, a.dY = dh, dh_parts, dWhy, dby, dY
+    a.scale, a.hs, a.targets = scale, hs, targets
+    a.Why, a.mWhy, a.by, a.mby = Why, mWhy, by, mby
+    a.N, a.H, a.V, a.S = N, H, V, S
+    a.grad_scale, a.u = grad_scale, u
+    run_pieces(output_backward_piece, &a, S, threads)
+    add_stripe_parts(dh, dh_parts, S, <Py_ssize_t> N * H)
+
+
+# -- in groups (the pipelined steps) ----------------------------------------------
+
+cdef f64 output_group(f64 *dY, f64 *dh, f64 *top, f64 *total, f64 *scale,
+                      f64 *target_logit, const f64 *hs, const i32 *targets,
+                      const f64 *WhyT, const f64 *Why, const f64 *by, int n, int H, int V,
+                      f64 grad_scale) noexcept nogil:
+    """Forward and backward of the layer (one stripe) on n rows, but for the
+    weight gradients: logits dY (n, V) = hs (n, H) WhyT (H, V) + by, softmax
+    and cross-entropy (returned, summed over the n rows), then dY = grad_scale
+    * (P - onehot(targets)) in place and dh (n, H) = dY Why (V, H).
+    top, total, scale, target_logit (n,): scratch. Both products on
+    matmul_blocked (few rows: no BLAS call packing Why every group)."""
+    cdef f64 loss
+    matmul_blocked(dY, V, hs, H, WhyT, V, n, H, V)
+    softmax_rows(dY, top, total, target_logit, targets, by, 0, V, n, V)
+    loss = softmax_combine(scale, top, total, target_logit, n, 1)
+    crossentropy_softmax_backward(dY, scale, targets, 0, V, n, V, grad_scale)
+    matmul_blocked(dh, H, dY, V, Why, H, n, V, H)
+    return loss

@@ -1,0 +1,195 @@
+# The RNN layer: h_t = tanh(Wxh[:, x_t] + Whh h_{t-1} + bh) for B streams, forward and backward.
+#
+# Shapes: Wxh (H, V), Whh (H, H) and WhhT = Whh^T (the forward reads WhhT,
+# the backward Whh), bh (H,). Hidden states of B streams are (B, H) blocks,
+# one row per stream; a chunk's are hs (T+1, B, H), time-major, hs[0] the
+# state before the chunk, so that hs[1:] is one (T*B, H) matrix for the
+# output layer. Ids are (T, B), time-major too.
+#
+# The input layer is a column lookup of Wxh, never a one-hot product; dWxh is
+# zero outside the columns of the ids of the last chunk (chunk_columns keeps
+# the list). The product of a step is matvec_t for one stream, matmul_rows
+# below GEMM_MIN_STREAMS streams, dgemm from there on, cut into
+# product_pieces of columns by size.
+
+cdef struct HiddenMatmul:
+    # hidden_matmul's arguments, shared by its pieces
+    f64 *Y
+    const f64 *X
+    const f64 *W
+    int B, H, R
+
+
+cdef inline void hidden_matmul_piece(f64 *Y, const f64 *X, const f64 *W, int B, int H,
+                                     int c0, int c1) noexcept nogil:
+    """Columns c0:c1 of hidden_matmul: matvec_t for one stream, matmul_rows
+    below GEMM_MIN_STREAMS streams, BLAS dgemm from there on."""
+    if B == 1:
+        matvec_t(W + c0, H, X, Y + c0, H, c1 - c0)
+    elif B < GEMM_MIN_STREAMS:
+        matmul_rows(Y + c0, X, W + c0, B, H, c1 - c0)
+    else:
+        gemm_rowmajor(b'N', b'N', B, c1 - c0, H, 1.0, X, H, W + c0, H, 0.0, Y + c0, H)
+
+
+
+
+cdef void hidden_matmul_task(void *ctx, int r) noexcept nogil:
+    """Piece r of hidden_matmul: columns column_lo(r) to column_lo(r + 1)."""
+    cdef HiddenMatmul *a = <HiddenMatmul *> ctx
+    hidden_matmul_piece(a.Y, a.X, a.W, a.B, a.H, column_lo(r, a.R, a.H),
+                        column_lo(r + 1, a.R, a.H))
+
+
+cdef inline void hidden_matmul(f64 *Y, const f64 *X, const f64 *W, int B, int H,
+                               int threads) noexcept nogil:
+    """Y (B, H) = X (B, H) @ W (H, H). With dgemm (B >= GEMM_MIN_STREAMS) in
+    product_pieces(B H H, H) pieces of columns, fixed by size (the result
+    does not depend on the thread count), on up to `threads` threads; with
+    the core's own kernels (fewer streams) in one piece, on this thread."""
+    cdef HiddenMatmul a
+    if B < GEMM_MIN_STREAMS:
+        hidden_matmul_piece(Y, X, W, B, H, 0, H)
+        return
+    a.Y, a.X, a.W, a.B, a.H = Y, X, W, B, H
+    a.R = product_pieces(<Py_ssize_t> B * H * H, H)
+    run_pieces(hidden_matmul_task, &a, a.R, threads)
+
+
+# -- forward ------------------------------------------------------------------
+
+cdef inline void rnn_step(f64 *h, const f64 *h_prev, const i32 *x, int B,
+                          const f64 *Wxh, const f64 *WhhT, const f64 *bh, int H,
+                          int V, int threads) noexcept nogil:
+    """h (B, H) = tanh(Wxh[:, x] + Whh h_prev + bh), row b for stream b.
+    h_prev (B, H), x (B,) ids, Wxh (H, V), WhhT (H, H) = Whh^T, bh (H,);
+    h must not overlap h_prev."""
+    cdef int b, i, xb
+    cdef f64 *hb
+    hidden_matmul(h, h_prev, WhhT, B, H, threads)
+    for b in range(B):
+        hb = h + <Py_ssize_t> b * H
+        xb = x[b]
+        for i in range(H):
+            hb[i] = (Wxh[<Py_ssize_t> i * V + xb] + hb[i]) + bh[i]
+    for i in range(B * H):
+        h[i] = vtanh(h[i])
+
+
+
+cdef void rnn_forward(f64 *hs, const i32 *inputs, int T, int B, const f64 *Wxh,
+                      const f64 *WhhT, const f64 *bh, int H, int V, int threads,
+                      counter *made, long long base) noexcept nogil:
+    """hs (T+1, B, H): from hs[0] = h_prev, hs[t+1] = rnn_step(hs[t], inputs[t]).
+    inputs (T, B) ids, Wxh (H, V), WhhT (H, H) = Whh^T, bh (H,). If made is
+    not NULL, *made = base + t (release) once hs[t] is there (the pipeline's
+    output thread waits on it)."""
+    cdef int t
+    cdef Py_ssize_t block = <Py_ssize_t> B * H
+    for t in range(T):
+        rnn_step(hs + (t + 1) * block, hs + t * block, inputs + t * B, B,
+                 Wxh, WhhT, bh, H, V, threads)
+        if made != NULL:
+            counter_set(made, base + t + 1)
+
+
+# -- backward -----------------------------------------------------------------
+
+cdef struct WhhGrad:
+    # the arguments of rnn_backward's dWhh, shared by its pieces
+    f64 *dWhh
+    const f64 *dh_raw
+    const f64 *hs
+    int N, H, R
+
+
+cdef void whh_grad_task(void *ctx, int r) noexcept nogil:
+    """Piece r of dWhh: rows stripe_lo(r) to stripe_lo(r + 1)."""
+    cdef WhhGrad *a = <WhhGrad *> ctx
+    cdef int r0 = stripe_lo(r, a.R, a.H), r1 = stripe_lo(r + 1, a.R, a.H)
+    gemm_rowmajor(b'T', b'N', r1 - r0, a.H, a.N, 1.0, a.dh_raw + r0, a.H, a.hs, a.H,
+                  0.0, a.dWhh + <Py_ssize_t> r0 * a.H, a.H)
+
+
+cdef void rnn_backward(f64 *dWxh, f64 *dWhh, f64 *dbh, f64 *dhs, f64 *dh_next,
+                       const f64 *hs, const i32 *inputs, int T, int B,
+                       const f64 *Whh, int H, int V, int pieces,
+                       int threads) noexcept nogil:
+    """Backward of rnn_forward. dhs (T, B, H) holds dloss/dhs[1:] from the
+    output layer and becomes dh_raw, the gradient at the input of the tanh
+    (rnn_backward_chain); then dWhh (H, H) = dh_raw^T hs[:T] (both as (T*B,
+    H)), in `pieces` pieces of rows on up to `threads` threads; then dbh and
+    dWxh (rnn_input_grads). hs (T+1, B, H) from rnn_forward, inputs (T, B),
+    Whh (H, H), dh_next (B, H) scratch. Gradients unclipped."""
+    cdef WhhGrad a
+    rnn_backward_chain(dhs, dh_next, hs, T, B, Whh, H, threads)
+    a.dWhh, a.dh_raw, a.hs = dWhh, dhs, hs
+    a.N, a.H, a.R = T * B, H, pieces
+    run_pieces(whh_grad_task, &a, pieces, threads)
+    rnn_input_grads(dWxh, dbh, dhs, inputs, T * B, H, V)
+
+
+cdef void rnn_backward_chain(f64 *dhs, f64 *dh_next, const f64 *hs, int T, int B,
+                             const f64 *Whh, int H, int threads) noexcept nogil:
+    """The sequential part of rnn_backward: from t = T-1 down to 0,
+        dh_raw[t] = (1 - hs[t+1]^2) * (dhs[t] + dh_raw[t+1] Whh)
+    in place of dhs (T, B, H)."""
+    cdef int t
+    cdef Py_ssize_t i, block = <Py_ssize_t> B * H
+    cdef f64 *row
+    cdef const f64 *h_t
+    cdef f64 d
+    memset(dh_next, 0, block * sizeof(f64))
+    for t in range(T - 1, -1, -1):
+        row = dhs + t * block
+        h_t = hs + (t + 1) * block
+        for i in range(block):
+            d = row[i] + dh_next[i]
+            row[i] = (1.0 - h_t[i] * h_t[i]) * d
+        if t > 0:
+            hidden_matmul(dh_next, row, Whh, B, H, threads)
+
+
+cdef void rnn_input_grads(f64 *dWxh, f64 *dbh, const f64 *dh_raw, const i32 *inputs,
+                          int N, int H, int V) noexcept nogil:
+    """dbh (H,) = the sum of the N rows of dh_raw (N, H), and dWxh[:, inputs[n]]
+    += dh_raw[n] (dWxh (H, V): the chunk's columns must be zero on entry, the
+    others are not touched)."""
+    cdef int x
+    cdef Py_ssize_t i, r
+    cdef const f64 *row
+    memset(dbh, 0, H * sizeof(f64))
+    for r in range(N):
+        row = dh_raw + r * H
+        for i in range(H):
+            dbh[i] += row[i]
+    for r in range(N):
+        x = inputs[r]
+        row = dh_raw + r * H
+        for i in range(H):
+            dWxh[i * V + x] += row[i]
+
+
+cdef int distinct_ids(i32 *present, unsigned char *seen, const i32 *ids,
+                      int n) noexcept nogil:
+    """present[:k] = the distinct ids of ids (n,) in order of first
+    appearance; returns k. seen (V,) is all zero on entry and on return."""
+    cdef int k = 0, t, x
+    for t in range(n):
+        x = ids[t]
+        if not seen[x]:
+            seen[x] = 1
+            present[k] = x
+            k += 1
+    for t in range(k):
+        seen[present[t]] = 0
+    return k
+
+
+cdef void zero_columns(f64 *a, const i32 *columns, int n_columns, int rows,
+                       int cols) noexcept nogil:
+    """a[:, columns[k]] = 0 for k < n_columns; a (rows, cols)."""
+    cdef int k, i
+    for k in range(n_columns):
+        for i in range(rows):
+            a[i * cols + columns[k]] = 0.0
