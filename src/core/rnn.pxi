@@ -7,8 +7,8 @@
 # output layer. Ids are (T, B), time-major too.
 #
 # The input layer is a column lookup of Wxh, never a one-hot product; dWxh is
-# zero outside the columns of the ids of the last chunk (chunk_columns keeps
-# the list). The product of a step is matvec_t for one stream, matmul_rows
+# zero outside the columns of the ids of the last chunk (zero_columns and
+# distinct_ids keep it so: model_rnn_backward). The product of a step is matvec_t for one stream, matmul_rows
 # below GEMM_MIN_STREAMS streams, dgemm from there on, cut into
 # product_pieces of columns by size.
 
@@ -30,8 +30,6 @@ cdef inline void hidden_matmul_piece(f64 *Y, const f64 *X, const f64 *W, int B, 
         matmul_rows(Y + c0, X, W + c0, B, H, c1 - c0)
     else:
         gemm_rowmajor(b'N', b'N', B, c1 - c0, H, 1.0, X, H, W + c0, H, 0.0, Y + c0, H)
-
-
 
 
 cdef void hidden_matmul_task(void *ctx, int r) noexcept nogil:
@@ -74,7 +72,6 @@ cdef inline void rnn_step(f64 *h, const f64 *h_prev, const i32 *x, int B,
             hb[i] = (Wxh[<Py_ssize_t> i * V + xb] + hb[i]) + bh[i]
     for i in range(B * H):
         h[i] = vtanh(h[i])
-
 
 
 cdef void rnn_forward(f64 *hs, const i32 *inputs, int T, int B, const f64 *Wxh,
@@ -169,6 +166,8 @@ cdef void rnn_input_grads(f64 *dWxh, f64 *dbh, const f64 *dh_raw, const i32 *inp
         for i in range(H):
             dWxh[i * V + x] += row[i]
 
+
+# -- the chunk's columns of Wxh (dWxh is zero outside them) -----------------------
 
 cdef int distinct_ids(i32 *present, unsigned char *seen, const i32 *ids,
                       int n) noexcept nogil:
