@@ -92,7 +92,8 @@ def test_train_output_format(cli_texts, tiny_run):
 
 
 def test_same_seed_same_everything(cli_texts, tmp_path):
-    args = ["en.txt", *TINY_FLAGS, "--iters", 250, "--sample-every", 50, "--eval-every", 50, "--seed", 3]
+    args = ["en.txt", *TINY_FLAGS, "--iters", 250, "--sample-every", 50, "--eval-every", 50,
+            "--seed", 3]
     (rc1, out1, _), (rc2, out2, _), (rc3, out3, _) = run_many([
         ("train", *args, "--checkpoint", tmp_path / "a.npz"),
         ("train", *args, "--checkpoint", tmp_path / "b.npz"),
@@ -148,7 +149,8 @@ def test_help(tmp_path):
 
 def test_chinese_text(cli_texts, tmp_path):
     text = (cli_texts / "zh.txt").read_text(encoding="utf-8")
-    rc, out, err = run_cli("train", cli_texts / "zh.txt", *TINY_FLAGS, "--iters", 200, "--sample-every", 100,
+    rc, out, err = run_cli("train", cli_texts / "zh.txt", *TINY_FLAGS, "--iters", 200,
+                           "--sample-every", 100,
                            "--checkpoint", "zh.npz", cwd=tmp_path)
     assert rc == 0, err
     assert out.splitlines()[0] == f"data has {len(text)} characters, {len(set(text))} unique."
@@ -217,8 +219,8 @@ def test_byte_order_mark_is_not_a_character(tmp_path):
     text = sentence_text(20)
     (tmp_path / "plain.txt").write_text(text, encoding="utf-8")
     (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
-    outs = run_many([("train", name, *TINY_FLAGS, "--iters", 2) for name in ("plain.txt", "bom.txt")],
-                    cwd=tmp_path)
+    jobs = [("train", name, *TINY_FLAGS, "--iters", 2) for name in ("plain.txt", "bom.txt")]
+    outs = run_many(jobs, cwd=tmp_path)
     firsts = [out.splitlines()[0] for _, out, _ in outs]
     assert all(rc == 0 for rc, _, _ in outs)
     assert firsts[0] == firsts[1]  # same "data has N characters, V unique."
@@ -226,7 +228,8 @@ def test_byte_order_mark_is_not_a_character(tmp_path):
 
 def test_non_text_encoding_is_a_clear_error(cli_texts, tmp_path):
     for enc in ("rot13", "base64", "punycode"):
-        rc, _, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 2, "--encoding", enc,
+        rc, _, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 2,
+                             "--encoding", enc,
                              cwd=tmp_path)
         assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
 
@@ -242,7 +245,8 @@ def test_batch_size_leaving_short_parts_is_refused(cli_texts, tmp_path):
     n = len((cli_texts / "en.txt").read_text(encoding="utf-8"))
     n_train = n - int(n * 0.05)
     B = n_train // 17 + 1  # parts of at most 16 characters; T + 1 = 17 needed
-    rc, out, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--batch-size", B, "--iters", 5,
+    rc, out, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--batch-size", B,
+                           "--iters", 5,
                            cwd=tmp_path)
     assert rc == 2 and out == "" and err.count("\n") == 1
     assert f"--batch-size {B} cuts the {n_train} training characters" in err
@@ -365,7 +369,8 @@ def test_plot_without_matplotlib(cli_texts, tmp_path):
     (fake / "matplotlib").mkdir(parents=True)
     (fake / "matplotlib" / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
     env = dict(ENV, PYTHONPATH=str(fake))
-    rc, out, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 5, "--plot", "loss.png",
+    rc, out, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 5, "--plot",
+                           "loss.png",
                            cwd=tmp_path, env=env)
     assert rc == 2 and out == ""
     assert "--plot needs matplotlib" in err and "charrnn_ext[plot]" in err and err.count("\n") == 1
@@ -374,7 +379,8 @@ def test_plot_without_matplotlib(cli_texts, tmp_path):
 
 def test_plot(cli_texts, tmp_path):
     pytest.importorskip("matplotlib")
-    rc, out, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 200, "--sample-every", 50,
+    rc, out, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 200,
+                           "--sample-every", 50,
                            "--eval-every", 50, "--plot", "loss.png", cwd=tmp_path)
     assert rc == 0, err
     assert "plot: loss.png" in out.splitlines()
@@ -432,10 +438,10 @@ def test_progress_bar_on_a_terminal_without_a_size(tmp_path):
     (tmp_path / "t.txt").write_text(english_like_text(5000), encoding="utf-8")
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "charrnn_ext.train", "t.txt", *map(str, SMALL_FLAGS),
-                             "--iters", "3000", "--sample-every", "100000"], cwd=tmp_path,
-                            env=ENV, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=slave)
+    proc = subprocess.Popen([sys.executable, "-m", "charrnn_ext.train", "t.txt",
+                             *map(str, SMALL_FLAGS), "--iters", "3000", "--sample-every", "100000"],
+                            cwd=tmp_path, env=ENV, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=slave)
     os.close(slave)
     chunks = []
     while True:

@@ -49,7 +49,8 @@ def test_checkpoint_refuses_to_overwrite_other_files(cli_texts, tmp_path):
     """--checkpoint naming a file that is not a checkpoint (say, the input
     text, by a slip) is refused before any training."""
     (tmp_path / "notes.txt").write_text("precious notes\n", encoding="utf-8")
-    rc, _, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 5, "--checkpoint", "notes.txt",
+    rc, _, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 5, "--checkpoint",
+                         "notes.txt",
                          cwd=tmp_path)
     assert rc == 2 and "refusing to overwrite --checkpoint notes.txt" in err
     assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "precious notes\n"
@@ -61,11 +62,13 @@ def test_fresh_run_does_not_replace_a_trained_checkpoint(cli_texts, tiny_run, tm
     ckpt = tmp_path / "model.npz"
     ckpt.write_bytes(tiny_run[0].read_bytes())
     before = sha(ckpt)
-    rc, _, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 5, "--checkpoint", ckpt,
+    rc, _, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 5, "--checkpoint",
+                         ckpt,
                          cwd=tmp_path)
     assert rc == 2 and "already holds a run at iteration 300" in err and "--resume" in err
     assert len(err.strip().splitlines()) == 1 and sha(ckpt) == before
-    rc, _, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 5, "--checkpoint", ckpt,
+    rc, _, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 5, "--checkpoint",
+                         ckpt,
                          "--overwrite", cwd=tmp_path)
     assert rc == 0, err
     assert load_checkpoint(ckpt).iteration == 5
@@ -74,7 +77,8 @@ def test_fresh_run_does_not_replace_a_trained_checkpoint(cli_texts, tiny_run, tm
 @pytest.mark.parametrize("target", ["", "sub/", "missing/dir/model.npz", "/proc/model.npz"])
 def test_unwritable_checkpoint_is_refused_before_training(cli_texts, tmp_path, target):
     (tmp_path / "sub").mkdir()
-    rc, out, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 5, "--checkpoint", target,
+    rc, out, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 5,
+                           "--checkpoint", target,
                            cwd=tmp_path)
     assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "iter 0" not in out  # nothing was trained
@@ -114,7 +118,8 @@ def test_outputs_must_not_name_inputs_or_each_other(text_dir, args, message):
 
 def test_a_symlinked_checkpoint_is_written_through(text_dir):
     (text_dir / "store").mkdir()
-    rc, _, err = run_cli("train", "t.txt", *SMALL_FLAGS, "--iters", 10, "--checkpoint", "store/real.npz",
+    rc, _, err = run_cli("train", "t.txt", *SMALL_FLAGS, "--iters", 10, "--checkpoint",
+                         "store/real.npz",
                          cwd=text_dir)
     assert rc == 0, err
     (text_dir / "link.npz").symlink_to(text_dir / "store" / "real.npz")
@@ -127,7 +132,8 @@ def test_a_symlinked_checkpoint_is_written_through(text_dir):
 def test_a_dangling_symlink_checkpoint_is_created_through(text_dir):
     (text_dir / "store").mkdir()
     (text_dir / "link.npz").symlink_to(text_dir / "store" / "real.npz")
-    rc, out, err = run_cli("train", "t.txt", *SMALL_FLAGS, "--iters", 20, "--checkpoint", "link.npz",
+    rc, out, err = run_cli("train", "t.txt", *SMALL_FLAGS, "--iters", 20, "--checkpoint",
+                           "link.npz",
                            cwd=text_dir)
     assert rc == 0, err
     assert (text_dir / "link.npz").is_symlink()
@@ -147,10 +153,12 @@ def test_checkpoint_prints_in_one_line(long_run):
 # ---------------------------------------------------------------------------
 
 def test_a_second_run_on_the_same_checkpoint_is_refused(text_dir):
-    first = start_training(text_dir, "--iters", 10**8, "--sample-every", 100, "--checkpoint", "m.npz")
+    first = start_training(text_dir, "--iters", 10**8, "--sample-every", 100, "--checkpoint",
+                           "m.npz")
     try:
         wait_for_line(first, b"iter 0,")
-        rc, out, err = run_cli("train", "t.txt", *SMALL_FLAGS, "--iters", 10, "--checkpoint", "m.npz",
+        rc, out, err = run_cli("train", "t.txt", *SMALL_FLAGS, "--iters", 10, "--checkpoint",
+                               "m.npz",
                                "--overwrite", cwd=text_dir)
         assert rc == 2 and out == "" and err.count("\n") == 1
         assert "another run is writing --checkpoint m.npz or its best-model file" in err
@@ -203,7 +211,8 @@ def test_overwrite_replaces_the_run_and_its_best_file(text_dir_20k, extra):
     rc, out, err = run_cli("train", "t.txt", *OLD_RUN_FLAGS, "--iters", 100, "--eval-every", 20,
                            "--checkpoint", "q.npz", "--overwrite", *extra, cwd=text_dir_20k)
     assert rc == 0, err
-    ckpt, best = load_checkpoint(text_dir_20k / "q.npz"), load_checkpoint(text_dir_20k / "q.best.npz")
+    ckpt = load_checkpoint(text_dir_20k / "q.npz")
+    best = load_checkpoint(text_dir_20k / "q.best.npz")
     assert ckpt.iteration == 100 and best.iteration == ckpt.best_iteration <= 100
     assert best.best_val_bpc == ckpt.best_val_bpc == min(ckpt.history["val_bpc"][1:])
     assert f"kept in {text_dir_20k / 'q.best.npz'}" in out or "kept in q.best.npz" in out

@@ -50,7 +50,8 @@ def assert_resuming_is_bit_identical(cwd, tmp_path, args, iters):
 def test_resume_is_bit_identical(cli_texts, tmp_path):
     """N steps, a resume and N more == 2N steps straight. The resumed run
     takes its settings from the checkpoint and saves back to the same file."""
-    args = ["en.txt", *TINY_FLAGS, "--sample-every", 40, "--eval-every", 80, "--checkpoint-every", 50]
+    args = ["en.txt", *TINY_FLAGS, "--sample-every", 40, "--eval-every", 80,
+            "--checkpoint-every", 50]
     b = assert_resuming_is_bit_identical(cli_texts, tmp_path, args, 240)
     assert b.iteration == 240
     n_train = b.data_size - int(b.data_size * 0.05)
@@ -121,15 +122,13 @@ def test_stored_sample_length_is_bounded(text_dir):
 # ---------------------------------------------------------------------------
 
 def test_ctrl_c_saves_a_resumable_checkpoint(cli_texts, tmp_path):
-    cmd = [sys.executable, "-m", "charrnn_ext.train", str(cli_texts / "en.txt"), "--hidden-size", "8",
-           "--seq-length", "16", "--iters", str(10**9), "--sample-every", "1000",
-           "--eval-every", str(10**6), "--checkpoint", "int.npz"]
+    cmd = [sys.executable, "-m", "charrnn_ext.train", str(cli_texts / "en.txt"),
+           "--hidden-size", "8", "--seq-length", "16", "--iters", str(10**9),
+           "--sample-every", "1000", "--eval-every", str(10**6), "--checkpoint", "int.npz"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        for line in proc.stdout:  # wait until training is under way
-            if line.startswith(b"iter 0,"):
-                break
+        wait_for_line(proc, b"iter 0,")  # training is under way
         time.sleep(0.2)
         out, err, _ = interrupt(proc, timeout=60)
     finally:
@@ -196,13 +195,12 @@ def test_closed_stdout_stops_and_saves(cli_texts, tmp_path):
     """`... | head`: training stops when stdout goes away and saves its state,
     instead of losing everything since the last interval save."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "charrnn_ext.train", str(cli_texts / "en.txt"), *map(str, TINY_FLAGS),
-         "--iters", "1000000", "--sample-every", "50", "--checkpoint", "model.npz"],
+        [sys.executable, "-m", "charrnn_ext.train", str(cli_texts / "en.txt"),
+         *map(str, TINY_FLAGS), "--iters", "1000000", "--sample-every", "50",
+         "--checkpoint", "model.npz"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
         env=ENV)
-    for line in proc.stdout:     # wait until training runs (the header is printed first)
-        if line.startswith(b"iter 0"):
-            break
+    wait_for_line(proc, b"iter 0")  # training runs (the header is printed first)
     proc.stdout.close()          # the reader goes away
     _, err = proc.communicate(timeout=120)
     err = err.decode()
@@ -220,9 +218,10 @@ def test_closed_stdout_after_the_last_iteration_says_all_ran(cli_texts, tmp_path
     os.close(read_end)
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "charrnn_ext.train", str(cli_texts / "en.txt"), *map(str, TINY_FLAGS),
-             "--iters", "1", "--checkpoint", "model.npz"], cwd=tmp_path, stdout=write_end,
-            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=ENV, timeout=120)
+            [sys.executable, "-m", "charrnn_ext.train", str(cli_texts / "en.txt"),
+             *map(str, TINY_FLAGS), "--iters", "1", "--checkpoint", "model.npz"],
+            cwd=tmp_path, stdout=write_end, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            env=ENV, timeout=120)
     finally:
         os.close(write_end)
     rc, err = proc.returncode, proc.stderr.decode()
@@ -245,9 +244,10 @@ def test_full_disk_on_stdout_stops_and_saves(text_dir):
 
 def test_closed_stdout_descriptor_stops_and_saves(text_dir):
     """`charrnn-train ... >&-`: Python starts without a stdout at all."""
-    proc = subprocess.Popen([sys.executable, "-m", "charrnn_ext.train", "t.txt", *map(str, SMALL_FLAGS),
-                             "--iters", str(10**8), "--checkpoint", "m.npz"], cwd=text_dir,
-                            env=ENV, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "charrnn_ext.train", "t.txt",
+                             *map(str, SMALL_FLAGS), "--iters", str(10**8),
+                             "--checkpoint", "m.npz"],
+                            cwd=text_dir, env=ENV, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             preexec_fn=lambda: os.close(1))
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and b"Traceback" not in err and err.count(b"\n") == 1, err

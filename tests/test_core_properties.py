@@ -153,7 +153,8 @@ def test_batch_properties(prob, threshold):
         lr = 0.05
         loss, h = model.train_step(inputs, targets, hprev, learning_rate=lr)
         ref_params, ref_memory = copy_dict(params), copy_dict(memory)
-        reference.batch_train_step(id_lists(inputs), id_lists(targets), hprev, ref_params, ref_memory, lr)
+        reference.batch_train_step(id_lists(inputs), id_lists(targets), hprev, ref_params,
+                                   ref_memory, lr)
         for n in PARAM_NAMES:
             assert_close(model.params[n], ref_params[n], TRAIN_RTOL, n)
             assert_close(model.memory[n], ref_memory[n], TRAIN_RTOL, f"memory {n}")

@@ -39,7 +39,8 @@ def check_batch_parity(params, inputs, targets, hprev, rtol=RTOL):
     H = params["Whh"].shape[0]
     model = CharRNN.from_params(params)
     loss, grads, h = model.loss_and_grads(inputs, targets, hprev)
-    ref_loss, ref_grads, ref_h = reference.batch_lossFun(id_lists(inputs), id_lists(targets), hprev, params)
+    ref_loss, ref_grads, ref_h = reference.batch_lossFun(id_lists(inputs), id_lists(targets),
+                                                         hprev, params)
     assert isinstance(loss, float)
     assert abs(loss - ref_loss) <= rtol * abs(ref_loss), (loss, ref_loss)
     assert h.shape == (H, B)
