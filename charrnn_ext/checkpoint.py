@@ -31,8 +31,11 @@ history.train_bpc) still load: the missing curves read as NaN.
 Members are stored uncompressed (np.savez); a compressed member, a member the
 format does not define, or one larger than its shape and the model's limits
 allow is refused before anything is decompressed or allocated, so loading
-takes time and memory bounded by the file's size. Saving runs the loader's
-own checks on what it writes, so a saved file always loads.
+takes time and memory bounded by the file's size. Fields are checked against
+each other too (_check_agreement: hidden's streams against batch_size, the
+position against the text's stream parts, the counters and loss curves
+against the iteration). Saving runs the loader's own checks on what it
+writes, so a saved file always loads.
 
 Files are written atomically (a temporary file in the same directory, then
 ``os.replace``), so a crash or Ctrl-C while saving leaves the previous
@@ -44,6 +47,7 @@ what they hold.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -54,6 +58,7 @@ import numpy as np
 
 from ._ckptfile import check_member, describe, max_file_size, read_arrays, write_atomic
 from ._cli import fraction, positive_int
+from ._rngstate import restore_rng, rng_json
 from .datapass import held_out, stream_part
 from .defaults import SEQ_LENGTH
 from .model import _MAX_ELEMENTS, CharRNN
@@ -62,26 +67,6 @@ from .vocab import _MAX_CODE_POINT, Vocab
 
 FORMAT_NAME = "charrnn_ext checkpoint"
 FORMAT_VERSION = 2
-
-# Bit generators a checkpoint may name (a whitelist: never getattr on file
-# data) -> (class, the fields of its bit_generator.state besides its name).
-# numpy's state setters range-check nothing (an MT19937 pos of 10**9 or a
-# Philox buffer_pos of -1 crash the process at the next draw), so every field
-# is checked against this first. A field is an int bound b (an integer in
-# [0, b)), (dtype, n) (n unsigned integers of dtype; JSON lists in a file),
-# or a dict of fields.
-_PCG_FIELDS = {"state": {"state": 2**128, "inc": 2**128}, "has_uint32": 2, "uinteger": 2**32}
-_BIT_GENERATORS = {
-    "PCG64": (np.random.PCG64, _PCG_FIELDS),
-    "PCG64DXSM": (np.random.PCG64DXSM, _PCG_FIELDS),
-    "Philox": (np.random.Philox, {
-        "state": {"counter": (np.uint64, 4), "key": (np.uint64, 2)},
-        "buffer": (np.uint64, 4), "buffer_pos": 4 + 1,  # 4: buffer used up
-        "has_uint32": 2, "uinteger": 2**32}),
-    "SFC64": (np.random.SFC64, {"state": {"state": (np.uint64, 4)}, "has_uint32": 2,
-                                "uinteger": 2**32}),
-    "MT19937": (np.random.MT19937, {"state": {"key": (np.uint32, 624), "pos": 624 + 1}}),
-}
 
 # history.<key>: the loss curves. Keys in one group have equal lengths.
 _HISTORY_KEYS = {
@@ -219,7 +204,7 @@ def _arrays(ckpt: Checkpoint) -> dict:
             "interval_loss": float(ckpt.interval_loss),
             "interval_steps": int(ckpt.interval_steps),
         }),
-        "rng_state": _json_array(_rng_json(ckpt.rng)),
+        "rng_state": _json_array(rng_json(ckpt.rng)),
         "hyperparameters": _json_array(ckpt.hyperparameters),
     }
     for name in PARAM_NAMES:
@@ -235,6 +220,18 @@ def _arrays(ckpt: Checkpoint) -> dict:
     return arrays
 
 
+def _checked_arrays(ckpt: Checkpoint, where: str) -> dict:
+    """The arrays of ``ckpt``'s file, once they pass the loader's own checks
+    (_validate), or ValueError: what would not load is never written."""
+    arrays = _arrays(ckpt)
+    try:
+        _validate(arrays)
+    except _PARSE_ERRORS as exc:
+        raise ValueError(f"cannot save checkpoint{where}: it would not load "
+                         f"({describe(exc)})") from None
+    return arrays
+
+
 def save_checkpoint(path, ckpt: Checkpoint) -> None:
     """Write ``ckpt`` to ``path`` atomically: the arrays go to a temporary
     file in the same directory, which is flushed to disk and then renamed over
@@ -245,13 +242,16 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
     (ValueError) before anything is written: the arrays pass through the
     loader's own checks (_validate) first."""
     path = os.fspath(path)
-    arrays = _arrays(ckpt)
-    try:
-        _validate(arrays)
-    except _PARSE_ERRORS as exc:
-        raise ValueError(f"cannot save checkpoint {path}: it would not load "
-                         f"({describe(exc)})") from None
+    arrays = _checked_arrays(ckpt, f" {path}")
     write_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def checkpoint_bytes(ckpt: Checkpoint) -> bytes:
+    """The bytes of the file save_checkpoint writes (checked the same way)."""
+    arrays = _checked_arrays(ckpt, "")
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
 
 
 # -- what a file may hold: the members (_ckptfile reads them, checked) ------------
@@ -358,66 +358,6 @@ def _nonneg_number(value, what: str) -> float:
     return number
 
 
-def _plain(value):
-    """A bit_generator.state as JSON data: arrays become lists of ints."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def _rng_json(rng) -> dict:
-    """The JSON form of the Generator ``rng``'s state, as a checkpoint holds it."""
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy Generator, got {type(rng).__name__}")
-    return _plain(rng.bit_generator.state)
-
-
-def _rng_fields(value, spec, where: str):
-    """``value`` (JSON data) checked against ``spec`` (see _BIT_GENERATORS),
-    with its arrays as numpy arrays; ValueError naming the first bad field."""
-    if isinstance(spec, dict):
-        if not isinstance(value, dict) or set(value) != set(spec):
-            raise ValueError(f"{where} must hold exactly {', '.join(sorted(spec))}")
-        return {key: _rng_fields(value[key], spec[key], f"{where}.{key}") for key in spec}
-    if isinstance(spec, int):
-        if type(value) is not int or not 0 <= value < spec:
-            raise ValueError(f"{where} must be an integer in [0, {spec})")
-        return value
-    dtype, length = spec
-    bound = 2 ** (8 * np.dtype(dtype).itemsize)
-    if not isinstance(value, list) or len(value) != length or \
-            not all(type(v) is int and 0 <= v < bound for v in value):
-        raise ValueError(f"{where} must be a list of {length} integers in [0, 2**{bound.bit_length() - 1})")
-    return np.array(value, dtype=dtype)
-
-
-def _restore_rng(state: dict) -> np.random.Generator:
-    """The Generator whose state is ``state`` (the JSON form, _rng_json), or
-    ValueError: every field is checked (_BIT_GENERATORS) before numpy sees it."""
-    name = state.get("bit_generator")
-    if not isinstance(name, str) or name not in _BIT_GENERATORS:
-        raise ValueError(f"unknown random generator {str(name)[:40]!r}")
-    cls, spec = _BIT_GENERATORS[name]
-    try:
-        fields = _rng_fields({k: v for k, v in state.items() if k != "bit_generator"},
-                             spec, "rng_state")
-    except ValueError as exc:
-        raise ValueError(f"'rng_state' is not a valid {name} state ({exc})") from None
-    bit_generator = cls()
-    try:
-        bit_generator.state = {"bit_generator": name, **fields}
-    except (ValueError, TypeError, KeyError, OverflowError):
-        raise ValueError(f"'rng_state' is not a valid {name} state") from None
-    # numpy keeps what it is given: the state reads back as written
-    if _plain(bit_generator.state) != state:
-        raise ValueError(f"'rng_state' is not a valid {name} state (it does not read back)")
-    return np.random.Generator(bit_generator)
-
-
 def _parse(arrays: dict) -> Checkpoint:
     version = _get(arrays, "version", "iu", 0)
     version = int(version)
@@ -446,26 +386,24 @@ def _parse(arrays: dict) -> Checkpoint:
     if not np.all(np.isfinite(hidden)):
         raise ValueError("'hidden' holds NaN or infinite values")
     smooth_loss = float(_get(arrays, "smooth_loss", "f", 0))
-    if not math.isfinite(smooth_loss):
-        raise ValueError("the smoothed loss is not finite")
+    if not (math.isfinite(smooth_loss) and smooth_loss >= 0):  # a mean of cross-entropies
+        raise ValueError(f"the smoothed loss must be finite and non-negative, got {smooth_loss!r}")
     state = _json(arrays, "state")
     iteration = _nonneg_int(state.get("iteration"), "iteration")
     position = _nonneg_int(state.get("position"), "position")
     data_size = _nonneg_int(state.get("data_size", 0), "data_size")
-    data_crc32 = _nonneg_int(state.get("data_crc32", 0), "data_crc32")
+    data_crc32 = _nonneg_int(state.get("data_crc32", 0), "data_crc32", 2**32)
     core = state.get("core", "")
     if not isinstance(core, str):
         raise ValueError(f"core must be a string, got {core!r}")
-    best_val_bpc = state.get("best_val_bpc")
-    best_iteration = state.get("best_iteration")
-    if best_val_bpc is None or best_iteration is None:
-        best_val_bpc = best_iteration = None
-    else:
+    best_val_bpc, best_iteration = state.get("best_val_bpc"), state.get("best_iteration")
+    if best_val_bpc is not None:
         best_val_bpc = _nonneg_number(best_val_bpc, "best_val_bpc")
+    if best_iteration is not None:
         best_iteration = _nonneg_int(best_iteration, "best_iteration", iteration + 1)
     interval_loss = _nonneg_number(state.get("interval_loss", 0.0), "interval_loss")
     interval_steps = _nonneg_int(state.get("interval_steps", 0), "interval_steps", iteration + 1)
-    rng = _restore_rng(_json(arrays, "rng_state"))
+    rng = restore_rng(_json(arrays, "rng_state"))
     hyperparameters = _json(arrays, "hyperparameters")
     history = {}
     for group in _HISTORY_GROUPS:
@@ -483,7 +421,7 @@ def _parse(arrays: dict) -> Checkpoint:
             history[key] = arr.astype(dtype)
         for key in group:
             history.setdefault(key, np.full(size or 0, np.nan))
-    return Checkpoint(
+    ckpt = Checkpoint(
         model=model, vocab=vocab, iteration=iteration, position=position,
         hidden=hidden, smooth_loss=smooth_loss,
         rng=rng, hyperparameters=hyperparameters, history=history,
@@ -491,6 +429,98 @@ def _parse(arrays: dict) -> Checkpoint:
         best_val_bpc=best_val_bpc, best_iteration=best_iteration,
         interval_loss=float(interval_loss), interval_steps=interval_steps, version=version,
     )
+    _check_agreement(ckpt)
+    return ckpt
+
+
+# -- fields that other fields determine ----------------------------------------
+# Each field is checked alone above; these are the checks of fields against
+# each other. What charrnn-train writes always passes them (its files of every
+# version: v1 files have no batch_size, best score or interval sums, and
+# data_size 0 in files older than it means "unknown"); a file that fails one
+# was edited or damaged, and would resume or sample as something else (a
+# hidden of 7 columns is 7 streams whatever batch_size says).
+
+def _setting(hyperparameters: dict, key: str, check, what: str):
+    """hyperparameters[key] as charrnn-train reads it on --resume (the command
+    line's check of its text), None when absent; ValueError if it is not
+    ``what``."""
+    if key not in hyperparameters:
+        return None
+    value = hyperparameters[key]
+    try:
+        return check(str(value))
+    except (argparse.ArgumentTypeError, ValueError):  # (ValueError: str() of a huge int)
+        raise ValueError(f"'hyperparameters' {key} must be {what}, got {repr(value)[:40]}") from None
+
+
+def _check_data_pass(ckpt: Checkpoint, val_fraction, seq_length) -> None:
+    """The data pass's position against the text it was on: stream parts of
+    ``part`` characters (datapass: the training text is data_size less the
+    held-out tail, cut into B parts; without val_fraction, the largest part
+    any could leave). A step at p reads targets p + 1 .. p + T of each part
+    and leaves the position at p + T, so at most part - 1 (part - 2 but
+    when T = part - 1: model.chunk_wraps), whatever T a resumed run changed
+    to. train refuses a text that leaves a part no whole chunk of the
+    run's seq_length (training_split), so no such file is saved."""
+    N, B = ckpt.data_size, ckpt.hidden.shape[1]
+    part = stream_part(N - held_out(N, val_fraction or 0.0), B)
+    on = (f"data_size {N}, {'no' if val_fraction is None else val_fraction} val_fraction "
+          f"and {B} stream{'s' if B > 1 else ''}")
+    need = (seq_length or 1) + 1
+    if part < need:
+        raise ValueError(f"{on} leave parts of {part} characters, fewer than the "
+                         f"seq_length + 1 = {need} a step reads")
+    if ckpt.position > part - 1:
+        raise ValueError(f"position {ckpt.position} is past the end of the data pass "
+                         f"(at most {part - 1} in parts of {part} characters: {on})")
+
+
+def _check_history(ckpt: Checkpoint) -> None:
+    """The loss curves against the iteration: a training point closes an
+    interval of at least one step, at the iteration reached (version 1: at
+    the step's own number, one less), so the points increase, number at most
+    one per step, and the open interval counts only the steps since the last;
+    evaluations happen at the iteration reached, in order."""
+    n, h = ckpt.iteration, ckpt.history
+    points, evals = h["iteration"], h["val_iteration"]
+    if points.size > n or points.size and (
+            points[0] < 0 or points[-1] > n or np.any(points[1:] <= points[:-1])):
+        raise ValueError(f"'history.iteration' must increase within [0, {n}] (the iteration), "
+                         f"at most one point per step")
+    if evals.size and (evals.min() < 0 or evals.max() > n or np.any(evals[1:] < evals[:-1])):
+        raise ValueError(f"'history.val_iteration' must not decrease, within [0, {n}] "
+                         f"(the iteration)")
+    last = int(points[-1]) if points.size else 0
+    if ckpt.interval_steps > n - last:
+        raise ValueError(f"interval_steps {ckpt.interval_steps} counts steps before the last "
+                         f"history point (iteration {last}; the iteration is {n})")
+
+
+def _check_agreement(ckpt: Checkpoint) -> None:
+    """ValueError naming the first field that disagrees with another."""
+    H, B = ckpt.model.hidden_size, ckpt.hidden.shape[1]
+    hyper = ckpt.hyperparameters
+    hidden_size = _setting(hyper, "hidden_size", positive_int, "a positive integer")
+    if hidden_size is not None and hidden_size != H:
+        raise ValueError(f"the hyperparameters say hidden_size {hidden_size}, "
+                         f"the parameters have {H}")
+    batch_size = _setting(hyper, "batch_size", positive_int, "a positive integer")
+    if batch_size is not None and batch_size != B:
+        raise ValueError(f"'hidden' holds {B} stream{'s' if B > 1 else ''}, "
+                         f"the hyperparameters say batch_size {batch_size}")
+    seq_length = _setting(hyper, "seq_length", positive_int, "a positive integer")
+    val_fraction = _setting(hyper, "val_fraction", fraction, "a number in [0, 1)")
+    if ckpt.data_size:
+        _check_data_pass(ckpt, val_fraction, seq_length)
+    elif ckpt.data_crc32:
+        raise ValueError("data_crc32 is set without data_size (0: no text recorded)")
+    if (ckpt.best_val_bpc is None) != (ckpt.best_iteration is None):
+        raise ValueError("best_val_bpc and best_iteration must both be set or both be null")
+    if ckpt.interval_steps == 0 and ckpt.interval_loss != 0:
+        raise ValueError(f"interval_loss {ckpt.interval_loss!r} is the loss of no steps "
+                         f"(interval_steps 0)")
+    _check_history(ckpt)
 
 
 # What _parse raises on contents it cannot accept.

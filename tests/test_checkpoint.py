@@ -275,7 +275,7 @@ def test_temp_name_is_as_long_as_the_trainers_probe(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ckmod.np, "savez", recording_savez)
     base = "x" * 200 + ".npz"
-    _trained(steps=1).save(tmp_path / base)
+    _trained().save(tmp_path / base)
     fd, probe = tempfile.mkstemp(prefix="." + base + ".", suffix=".tmp", dir=tmp_path)
     os.close(fd)
     os.unlink(probe)
