@@ -31,7 +31,8 @@ MEMBER_OVERHEAD = 2 * 1024  # zip headers of one member, besides its .npy header
 
 
 def max_file_size(limits: dict) -> int:
-    """The largest file an archive with these member ``limits`` can be: every member at its limit."""
+    """The largest file an archive with these member ``limits`` can be:
+    every member at its limit."""
     return sum(limits.values()) + len(limits) * (NPY_MAX_HEADER + MEMBER_OVERHEAD)
 
 
@@ -108,11 +109,12 @@ def _npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo):
     with archive.open(info) as fp:
         version = np.lib.format.read_magic(fp)
         if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(fp, max_header_size=NPY_MAX_HEADER)
+            read_header = np.lib.format.read_array_header_1_0
         elif version == (2, 0):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(fp, max_header_size=NPY_MAX_HEADER)
+            read_header = np.lib.format.read_array_header_2_0
         else:
             raise Refused(f"member {info.filename!r} is .npy version {version}, not 1.0 or 2.0")
+        shape, _, dtype = read_header(fp, max_header_size=NPY_MAX_HEADER)
         return dtype, shape, fp.tell()
 
 
@@ -193,7 +195,8 @@ def read_arrays(path: str, limits: dict, format_name: str) -> dict:
         except MemoryError:
             raise
         except Exception as exc:  # noqa: BLE001 -- see the docstring
-            raise ValueError(f"{path} is a damaged or truncated checkpoint ({describe(exc)})") from None
+            raise ValueError(f"{path} is a damaged or truncated checkpoint "
+                             f"({describe(exc)})") from None
 
 
 def describe(exc: BaseException) -> str:

@@ -451,7 +451,8 @@ def _setting(hyperparameters: dict, key: str, check, what: str):
     try:
         return check(str(value))
     except (argparse.ArgumentTypeError, ValueError):  # (ValueError: str() of a huge int)
-        raise ValueError(f"'hyperparameters' {key} must be {what}, got {repr(value)[:40]}") from None
+        raise ValueError(f"'hyperparameters' {key} must be {what}, "
+                         f"got {repr(value)[:40]}") from None
 
 
 def _check_data_pass(ckpt: Checkpoint, val_fraction, seq_length) -> None:
@@ -556,4 +557,5 @@ def load_checkpoint(path) -> Checkpoint:
     try:
         return _validate(arrays)
     except _PARSE_ERRORS as exc:
-        raise ValueError(f"{path} is a damaged or incompatible checkpoint: {describe(exc)}") from None
+        raise ValueError(f"{path} is a damaged or incompatible checkpoint: "
+                         f"{describe(exc)}") from None
