@@ -13,7 +13,7 @@ from charrnn_ext import CharRNN, Vocab, training
 
 from conftest import data_pass_end, english_like_text, same_model
 
-TEXT = english_like_text(6000, seed=11)
+WORDS_6K = english_like_text(6000, seed=11)
 QUIET = {"sample_every": 10**6, "eval_every": 10**6}   # one evaluation, at the end
 
 
@@ -23,9 +23,9 @@ def test_a_run_is_model_train_over_the_data_pass(B):
     CharRNN(V, H, seed).train over the training part of the text (the text
     less its held-out end), with the position the oracle gives."""
     settings = dict(QUIET, iters=250, hidden_size=16, seq_length=12, batch_size=B, seed=4)
-    result = training.run(TEXT, settings)
-    vocab = Vocab.from_text(TEXT)
-    ids = vocab.encode(TEXT)
+    result = training.run(WORDS_6K, settings)
+    vocab = Vocab.from_text(WORDS_6K)
+    ids = vocab.encode(WORDS_6K)
     n_train = ids.size - int(ids.size * 0.05)
     model = CharRNN(len(vocab), 16, seed=4)
     _, hidden, position = model.train(ids[:n_train], 250, 12, streams=B)
@@ -39,9 +39,9 @@ def test_a_run_is_model_train_over_the_data_pass(B):
 
 def test_a_resumed_run_ends_where_a_straight_run_does():
     settings = dict(QUIET, iters=240, hidden_size=12, seq_length=10, seed=2)
-    straight = training.run(TEXT, settings).run
-    half = training.run(TEXT, dict(settings, iters=120)).run
-    resumed = training.run(TEXT, {"iters": 240}, resume=half).run   # the rest from the checkpoint
+    straight = training.run(WORDS_6K, settings).run
+    half = training.run(WORDS_6K, dict(settings, iters=120)).run
+    resumed = training.run(WORDS_6K, {"iters": 240}, resume=half).run   # the rest from the checkpoint
     assert resumed is half and resumed.iteration == 240
     assert same_model(straight.model, resumed.model)
     assert np.array_equal(straight.hidden, resumed.hidden)
@@ -56,4 +56,4 @@ def test_a_resumed_run_ends_where_a_straight_run_does():
 ])
 def test_bad_settings_are_refused_before_any_step(settings, error, words):
     with pytest.raises(error, match=words):
-        training.run(TEXT, dict(QUIET, iters=5, **settings))
+        training.run(WORDS_6K, dict(QUIET, iters=5, **settings))
