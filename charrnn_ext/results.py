@@ -162,15 +162,15 @@ def runs_to_do(runs, results: Results, digest: str, out: str) -> list:
     """The runs without a result in DIR; CLIError if DIR holds a run of the
     same name with other settings or another text."""
     todo = []
-    for name, cfg in runs:
+    for name, settings_ in runs:
         row = results.rows.get(name)
         if row is None or not os.path.exists(os.path.join(out, f"{name}.npz")):
-            todo.append((name, cfg))
+            todo.append((name, settings_))
             continue
         if row["input_sha256"] != digest:
             raise CLIError(f"{results.path} holds run {name} trained on another text; use "
                            f"another --out")
-        for key, value in cfg.items():
+        for key, value in settings_.items():
             stored = row.get(key)
             if stored is None:
                 stored = SETTINGS[key].default  # a column an older results file did not have
@@ -180,8 +180,8 @@ def runs_to_do(runs, results: Results, digest: str, out: str) -> list:
     return todo
 
 
-def row_of(name: str, cfg: dict, res: dict, digest: str) -> dict:
-    row = {"run": name, **cfg, "input_sha256": digest}
+def row_of(name: str, settings_: dict, res: dict, digest: str) -> dict:
+    row = {"run": name, **settings_, "input_sha256": digest}
     for key in METRICS:
         row[key] = res.get(key)
     return row

@@ -241,11 +241,11 @@ def _sweep(args, distributed, settings, grid, runs, todo, results, text, digest,
         print(f"training {count(len(todo), 'run')} on {where} ({count(workers, 'worker')})",
               flush=True)
         data = client.scatter(text, broadcast=True)  # the text goes to the workers once
-        cfgs = dict(todo)
+        settings_of = dict(todo)
         names_of = {}
-        for name, cfg in todo:
+        for name, settings_ in todo:
             future = client.submit(
-                train_one, data, name, cfg,
+                train_one, data, name, settings_,
                 key=f"charrnn-sweep-{name}-{uuid.uuid4().hex[:8]}", pure=False,
                 retries=args.retries)
             futures.append(future)
@@ -268,7 +268,7 @@ def _sweep(args, distributed, settings, grid, runs, todo, results, text, digest,
                 failed.append((name, why))
                 _say(bar, f"failed {name}: {why}")
                 continue
-            row = row_of(name, cfgs[name], res, digest)
+            row = row_of(name, settings_of[name], res, digest)
             try:
                 keep(args.out, res)
                 results.add(row)
