@@ -211,10 +211,11 @@ def describe(exc: BaseException) -> str:
 # until the rename, and the kernel drops the lock when the writer dies however
 # it dies (SIGKILL, a crash, power loss), so an unlocked temporary file of a
 # target is a dead writer's: every save first removes those of its target.
-# The "-" is never in a name of tempfile.mkstemp ([a-z0-9_]), so the short-lived
-# probes of charrnn-train (_check_output) and the files of charrnn-sweep, which
-# hold no lock, are never taken for them; the name is exactly as long as such
-# a probe's, so the probe's check of the name's length holds for the save.
+# The "-" is never in a name of tempfile.mkstemp ([a-z0-9_]), so files that
+# others write that way without a lock (a mkstemp probe of the directory) are
+# never taken for them; the name is exactly as long as such a probe's, so a
+# probe's check of the name's length holds for the save (probe() below makes
+# the save's own name and lock).
 # Where flock does not exist (Windows) nothing is removed.
 
 _TMP_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789_"
@@ -302,6 +303,20 @@ def remove_dead_temps(directory: str, target: str) -> list:
         finally:
             os.close(fd)
     return removed
+
+
+def probe(path: str) -> None:
+    """Create and remove a temporary file exactly as a save to ``path``
+    would (its name, so its length, and its lock), or OSError: whether the
+    directory takes the save, asked before the work that ends in one. One
+    left by a kill between the two is a dead writer's: the next save of
+    ``path`` removes it."""
+    directory, target = os.path.split(os.path.abspath(path))
+    fd, tmp = _create_locked(directory, target)
+    try:
+        os.unlink(tmp)  # under the lock, as a cleaner would
+    finally:
+        os.close(fd)
 
 
 def _current_umask() -> int:

@@ -285,6 +285,18 @@ def test_temp_name_is_as_long_as_the_trainers_probe(tmp_path, monkeypatch):
     assert not _ckptfile.temp_name_pattern(base).match(os.path.basename(probe))
 
 
+def test_probe_writes_as_a_save_would_and_leaves_nothing(tmp_path):
+    """_ckptfile.probe: a save's own temporary name and lock, removed; the
+    directory's refusals (a name too long, no directory) are OSError."""
+    _ckptfile.probe(str(tmp_path / "model.npz"))
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(OSError):
+        _ckptfile.probe(str(tmp_path / ("x" * 245 + ".npz")))  # fits alone, not with ".-XXXXXXX.tmp"
+    with pytest.raises(OSError):
+        _ckptfile.probe(str(tmp_path / "missing" / "model.npz"))
+    assert os.listdir(tmp_path) == []
+
+
 def test_missing_and_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_checkpoint(tmp_path / "nope.npz")
