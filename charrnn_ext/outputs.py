@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 from ._cli import CLIError, RunLock
+from ._ckptfile import probe
 from .checkpoint import Checkpoint, load_checkpoint
 
 
@@ -33,10 +33,7 @@ def check_output(path: str, what: str) -> None:
     if not os.path.isdir(parent):
         raise CLIError(f"{what} {path}: directory {parent} does not exist")
     try:
-        fd, probe = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp",
-                                     dir=parent)
-        os.close(fd)
-        os.unlink(probe)
+        probe(target)   # a save's own temporary file: one a kill leaves, the next save removes
     except OSError as exc:
         raise CLIError(f"{what} {path}: cannot write in {parent} ({exc.strerror or exc})") from None
 
