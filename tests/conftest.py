@@ -9,7 +9,8 @@ per name:
   * comparisons and tolerances: rel_err, assert_close, same_loss, RTOL,
     TRAIN_RTOL, same_model, model_state / assert_model_unchanged;
   * random problems: random_params, random_memory, random_chunk, copy_dict,
-    random_model, id_lists;
+    random_model, id_lists; odd arrays: float128_array (and HAS_FLOAT128),
+    masked_array;
   * generated texts: english_like_text, cjk_text (Zipfian, "real-looking"),
     sentence_text, hanzi_text (short sentences of a few words: the CLI's);
   * the oracles: data_pass / data_pass_end (min-char-rnn's data pass, the
@@ -18,7 +19,10 @@ per name:
     charrnn_ext.reference, the numpy seed);
   * the commands as subprocesses: run_cli, run_many, start_training,
     wait_for_line, interrupt, sha, ENV, the flags of small runs (TINY_FLAGS,
-    SMALL_FLAGS), and what runs leave: assert_same_state, progress_lines;
+    SMALL_FLAGS), assert_cli_refusal, and what runs leave: assert_same_state,
+    progress_lines;
+  * checkpoints: trained_checkpoint, new_checkpoint (and their files:
+    saved_trained, saved_new), rewrite_archive, assert_load_refused;
   * fixtures: restore_threads, cli_texts, tiny_run, long_run (session-wide
     runs of the train command, made once), text_dir, text_dir_20k.
 
@@ -33,6 +37,7 @@ Nothing here reads /work/shared/data: the "real-looking" texts are generated.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import signal
@@ -47,7 +52,7 @@ from hypothesis import settings
 from threadpoolctl import threadpool_limits
 
 import charrnn_ext
-from charrnn_ext import reference
+from charrnn_ext import CharRNN, Checkpoint, Vocab, load_checkpoint, reference
 from charrnn_ext.spec import PARAM_NAMES, param_shapes
 
 # Hypothesis: no example database written into the repository, no deadline
@@ -168,10 +173,26 @@ def random_model(V: int, H: int, seed: int):
     """CharRNN(V, H, seed=seed) whose parameters are then set, in place, to
     randn * 0.3 (a default_rng(seed) draw): larger than the init's."""
     rng = np.random.default_rng(seed)
-    model = charrnn_ext.CharRNN(V, H, seed=seed)
+    model = CharRNN(V, H, seed=seed)
     for arr in model.params.values():
         arr[...] = rng.standard_normal(arr.shape) * 0.3
     return model
+
+
+HAS_FLOAT128 = np.finfo(np.longdouble).maxexp > np.finfo(np.float64).maxexp  # holds 1e400
+
+
+def float128_array(shape):
+    """Zeros of numpy's long double, 1e400 first (inf once cast to float64
+    where long double is wider than it: see HAS_FLOAT128)."""
+    arr = np.zeros(shape, dtype=np.longdouble)
+    arr.flat[0] = np.longdouble("1e400")
+    return arr
+
+
+def masked_array(shape):
+    """A masked array whose every entry is masked (1e300 underneath)."""
+    return np.ma.masked_array(np.full(shape, 1e300), mask=True)
 
 
 def id_lists(ids) -> list:
@@ -443,6 +464,118 @@ def progress_lines(stdout):
     body = stdout.split("\n----\nsummary:")[0]
     start = body.index("----")
     return body[start:].splitlines()
+
+
+def assert_cli_refusal(result, *words):
+    """A run_cli result that is a refusal: exit status 2 and one line on
+    stderr (no traceback; warnings aside) holding ``words``."""
+    code, _, err = result
+    lines = [line for line in err.splitlines() if "warning:" not in line]
+    assert code == 2 and "Traceback" not in err and len(lines) == 1, (code, err[-2000:])
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+# ---------------------------------------------------------------------------
+# checkpoints and their files
+# ---------------------------------------------------------------------------
+
+CHECKPOINT_TEXT = "hello world, 你好世界! the quick brown fox. " * 20   # trained_checkpoint's
+_NEW_CHECKPOINT_TEXT = "hello world, the quick brown fox jumps. " * 10
+
+
+def trained_checkpoint(steps=5, hidden=8, seed=3):
+    """A Checkpoint of a model after a few real training steps on
+    CHECKPOINT_TEXT (T = 7), with every field set: iteration ``steps``,
+    position 7 * steps, an RNG drawn from as training does, a history,
+    data_size len(CHECKPOINT_TEXT), data_crc32 123456789, core "baseline"."""
+    vocab = Vocab.from_text(CHECKPOINT_TEXT)
+    ids = vocab.encode(CHECKPOINT_TEXT)
+    model = CharRNN(len(vocab), hidden, seed=seed)
+    rng = np.random.default_rng(seed)
+    h = np.zeros((hidden, 1))
+    for k in range(steps):
+        x, y = ids[k * 7:k * 7 + 7], ids[k * 7 + 1:k * 7 + 8]
+        model.sample(h, int(x[0]), 5, rng=rng)  # advance the RNG like training does
+        _, h = model.train_step(x, y, h, 0.1)
+    return Checkpoint(
+        model=model, vocab=vocab, iteration=steps, position=steps * 7, hidden=h,
+        smooth_loss=12.345678901234567, rng=rng,
+        hyperparameters={"seq_length": 7, "learning_rate": 0.1, "hidden_size": hidden},
+        history={"iteration": np.array([0, 2]), "smooth_loss": np.array([30.0, 29.5]),
+                 "val_iteration": np.array([2]), "val_bpc": np.array([4.25])},
+        data_size=len(CHECKPOINT_TEXT), data_crc32=123456789, core="baseline",
+    )
+
+
+def new_checkpoint(rng=None, hidden_size=8, **fields):
+    """A Checkpoint of an untrained model (seed 1) with ``fields`` (default:
+    smooth_loss 50, seq_length 8, a default_rng(1)), at iteration 0 unless
+    ``fields`` say otherwise."""
+    vocab = Vocab.from_text(_NEW_CHECKPOINT_TEXT)
+    model = CharRNN(len(vocab), hidden_size, seed=1)
+    fields.setdefault("smooth_loss", 50.0)
+    fields.setdefault("hyperparameters", {"seq_length": 8, "hidden_size": hidden_size})
+    return Checkpoint(model=model, vocab=vocab,
+                      rng=np.random.default_rng(1) if rng is None else rng, **fields)
+
+
+@pytest.fixture
+def saved_trained(tmp_path):
+    """(trained_checkpoint(), the path it is saved at: tmp_path / model.npz)."""
+    ckpt = trained_checkpoint()
+    path = tmp_path / "model.npz"
+    ckpt.save(path)
+    return ckpt, path
+
+
+@pytest.fixture
+def saved_new(tmp_path):
+    """The path of new_checkpoint() saved at tmp_path / model.npz."""
+    path = tmp_path / "model.npz"
+    new_checkpoint().save(path)
+    return path
+
+
+def rewrite_archive(path, target=None, *, edit_state=None, edit_hyper=None, **members):
+    """The checkpoint archive at ``path`` written again, in place or to
+    ``target``, with ``members`` replaced (a value None removes the member)
+    and the JSON members ``state`` / ``hyperparameters`` edited key by key
+    (``edit_state`` / ``edit_hyper``: a value None removes the key; the
+    string "null" writes JSON null). Returns the path written."""
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    for key, edits in (("state", edit_state), ("hyperparameters", edit_hyper)):
+        if edits:
+            obj = json.loads(str(arrays[key]))
+            for k, v in edits.items():
+                if v is None:
+                    obj.pop(k, None)
+                else:
+                    obj[k] = None if v == "null" else v
+            arrays[key] = np.array(json.dumps(obj))
+    for key, value in members.items():
+        if value is None:
+            del arrays[key]
+        else:
+            arrays[key] = value
+    target = path if target is None else target
+    np.savez(target, **arrays)
+    return target
+
+
+def assert_load_refused(path, *words):
+    """load_checkpoint(path) raises a one-line ValueError naming the file and
+    ``words`` (looked for in the message less the path: test names are in
+    it); returns the message."""
+    with pytest.raises(ValueError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message, message
+    reason = message.replace(str(path), "")
+    for word in words:
+        assert word in reason, message
+    return message
 
 
 @pytest.fixture(scope="session")
