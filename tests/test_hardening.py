@@ -458,23 +458,6 @@ def _huge(shape):
 
 
 @needs_float128
-@pytest.mark.parametrize("which", ["params", "memory"])
-def test_from_params_refuses_float128(which):
-    params = {n: np.zeros(s) for n, s in param_shapes(5, 3).items()}
-    memory = {n: np.zeros(s) for n, s in param_shapes(5, 3).items()}
-    (params if which == "params" else memory)["Whh"] = _huge((3, 3))
-    with pytest.raises(TypeError, match=rf"{which}\['Whh'\].*float128"):
-        CharRNN.from_params(params, memory)
-
-
-@needs_float128
-def test_hprev_refuses_float128():
-    model = CharRNN(5, 3, seed=0)
-    with pytest.raises(TypeError, match="hprev.*float128"):
-        model.train_step([0, 1], [1, 2], _huge((3, 1)))
-
-
-@needs_float128
 @pytest.mark.parametrize("member", ["params.Wxh", "memory.by", "hidden", "smooth_loss",
                                     "history.val_bpc"])
 def test_checkpoint_refuses_float128(saved, member):
@@ -496,18 +479,6 @@ def test_resume_from_float128_params_cli(trained):
     name = _copy(trained, "f128.npz", **{"params.Why": _huge(shape)})
     result = _run("train", "input.txt", "--resume", name, "--iters", 30, *TRAIN_ARGS, cwd=trained)
     _assert_cli_refusal(result, name, "float128")
-
-
-def test_finiteness_is_checked_after_the_cast():
-    """float32 / int inputs are cast exactly; the check sees what the core reads."""
-    params = {n: np.zeros(s, dtype=np.float32) for n, s in param_shapes(5, 3).items()}
-    params["Why"][0, 0] = np.inf
-    with pytest.raises(ValueError, match=r"params\['Why'\] contains NaN or infinite"):
-        CharRNN.from_params(params)
-    params["Why"][0, 0] = 1.0
-    params["bh"] = np.array([1, 2, 3], dtype=np.int64)
-    model = CharRNN.from_params(params)
-    assert model.params["bh"].dtype == np.float64 and model.params["bh"][2, 0] == 3.0
 
 
 # ---------------------------------------------------------------------------
@@ -669,68 +640,9 @@ METADATA_ATTACKS = textwrap.dedent("""
 """)
 
 
-def test_array_metadata_changes_cannot_reach_the_core():
-    """m.params["Why"].shape = ... (or rebinding m.params) made the model
-    validate ids against the wrong sizes: negative losses, then heap
-    corruption. Run in a subprocess: before the fix it crashed."""
-    proc = subprocess.run([sys.executable, "-c", METADATA_ATTACKS], env=ENV,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.splitlines() == [
-        "sizes 2 64 (2, 64)",
-        "ids beyond the vocabulary refused ValueError",
-        "resize a view refused ValueError",
-        "resize its base refused ValueError",
-        "rebind params refused AttributeError",
-        "rebind memory refused AttributeError",
-        "rebind grads refused AttributeError",
-        "replace an entry refused TypeError",
-        "loss True",
-    ]
-
-
-def test_values_change_in_place_through_the_views():
-    """The documented behaviour stays: entries can be changed in place."""
-    model = CharRNN(4, 3, seed=0)
-    model.params["by"][...] = 0.0
-    model.params["by"][2, 0] = 50.0
-    assert model.sample(None, 0, 5, temperature=0).tolist() == [2] * 5
-    assert model.params["by"][2, 0] == 50.0
-    view = model.params["Whh"]
-    model.train_step([0, 1], [1, 2], None)
-    assert np.array_equal(view, model.params["Whh"])  # a view sees the core's updates
-    assert not np.shares_memory(model.copy().params["Whh"], view)
-
-
 # ---------------------------------------------------------------------------
 # 8. masked arrays
 # ---------------------------------------------------------------------------
-
-def _masked(shape):
-    return np.ma.masked_array(np.full(shape, 1e300), mask=True)
-
-
-@pytest.mark.parametrize("which", ["params", "memory"])
-def test_from_params_refuses_masked_arrays(which):
-    params = {n: np.zeros(s) for n, s in param_shapes(5, 3).items()}
-    memory = {n: np.zeros(s) for n, s in param_shapes(5, 3).items()}
-    (params if which == "params" else memory)["by"] = _masked((5, 1))
-    with pytest.raises(TypeError, match=rf"{which}\['by'\].*masked"):
-        CharRNN.from_params(params, memory)
-
-
-@pytest.mark.parametrize("call", [
-    lambda m, h: m.train_step([0, 1], [1, 2], h),
-    lambda m, h: m.loss([0, 1], [1, 2], h),
-    lambda m, h: m.loss_and_grads([0, 1], [1, 2], h),
-    lambda m, h: m.advance([0, 1], h),
-    lambda m, h: m.sample(h, 0, 3, rng=0),
-], ids=["train_step", "loss", "loss_and_grads", "advance", "sample"])
-def test_hprev_refuses_masked_arrays(call):
-    model = CharRNN(5, 3, seed=0)
-    with pytest.raises(TypeError, match="hprev.*masked"):
-        call(model, _masked((3, 1)))
-
 
 # ---------------------------------------------------------------------------
 # counters and sizes a crafted file could set out of range
@@ -765,71 +677,3 @@ def test_loading_is_refused_when_memory_is_short(saved, monkeypatch):
     assert load_checkpoint(saved).iteration == 0
 
 
-def test_a_generator_subclass_cannot_hand_the_core_too_few_uniforms():
-    """sample() reads n uniforms without bounds checks: what rng.random(n)
-    returns is checked (shape, dtype, range) and copied first."""
-    class Short(np.random.Generator):
-        def random(self, *args, **kwargs):
-            return np.zeros(1)
-
-    class OutOfRange(np.random.Generator):
-        def random(self, size=None, *args, **kwargs):
-            return np.full(size, 7.0)
-
-    class NotAnArray(np.random.Generator):
-        def random(self, size=None, *args, **kwargs):
-            return [0.5] * size
-
-    model = CharRNN(3, 8, seed=0)
-    for cls in (Short, OutOfRange, NotAnArray):
-        with pytest.raises(ValueError, match="must give"):
-            model.sample(None, 0, 1000, rng=cls(np.random.PCG64(0)))
-    assert model.sample(None, 0, 1000, rng=np.random.Generator(np.random.PCG64(0))).shape == (1000,)
-
-
-def test_releasing_the_buffers_under_the_arrays_frees_nothing(tmp_path):
-    """The arrays handed out rest on memoryviews of the core's Storage;
-    releasing every one of them from Python (then churning the allocator)
-    must leave the model training on valid memory. In a subprocess: the bug
-    this guards against was a use-after-free (segfault)."""
-    code = textwrap.dedent("""
-        import numpy as np
-        from charrnn_ext import CharRNN
-        m = CharRNN(3, 16, seed=1)
-        for d in (m.params, m.memory, m.grads):
-            for k in d:
-                b = d[k]
-                while isinstance(b, np.ndarray):
-                    b = b.base
-                owner = b.obj
-                b.release()
-                if any(hasattr(owner, verb) for verb in ("resize", "extend", "clear", "close")):
-                    raise SystemExit("the owner can be resized or freed")
-        junk = [dict(a=i, b=[i] * 3) for i in range(200000)]
-        losses = [m.train_step([0, 1, 2], [1, 2, 0], None)[0] for _ in range(300)]
-        del junk
-        assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses[::50]
-        assert np.isfinite(m.params["Whh"]).all()
-        print("ok")
-    """)
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=ENV,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and proc.stdout.strip() == "ok", (proc.returncode, proc.stderr)
-
-
-def test_a_chunk_too_large_is_refused_before_it_is_copied():
-    """The size check looks at the shape first: a broadcast 32768 x 32768 chunk
-    (4 GiB once copied) is refused at once, without copying it."""
-    import resource
-    import time
-    model = CharRNN(11, 7, seed=0)
-    huge = np.broadcast_to(np.int32(0), (32768, 32768))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t0 = time.perf_counter()
-    with pytest.raises(ValueError, match="too large for one step"):
-        model.train_step(huge, huge, None, 0.1)
-    with pytest.raises(ValueError, match="too large for one step"):
-        model.loss_and_grads(huge, huge, None)
-    assert time.perf_counter() - t0 < 2.0
-    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-    assert grown_kb < 512 * 1024, grown_kb  # far below the 4 GiB a copy would take

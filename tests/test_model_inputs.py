@@ -1,11 +1,13 @@
-"""The model's arguments: every invalid input to a CharRNN call or
-constructor raises the documented error (ValueError / TypeError), before
-anything reaches the unchecked core, and changes nothing; valid but unusual
-inputs (dtypes, layouts, lists, read-only arrays) work; the caller's arrays
-are never modified.
+"""The model's arguments: every invalid argument to a CharRNN call (ids,
+hidden states, B streams' shapes, chunk sizes, learning rates, sample's
+arguments, seeds) raises the documented error (ValueError / TypeError),
+before anything reaches the unchecked core, and changes nothing; valid but
+unusual inputs (dtypes, layouts, lists, read-only arrays) work; the caller's
+arrays are never modified.
 
-Non-finite values written into a model's arrays: test_model_nonfinite.
-Checks of model.train's data and arguments: test_datapass.
+Constructing a model (sizes, from_params): test_model_params. Non-finite
+values written into a model's arrays: test_model_nonfinite. Checks of
+model.train's data and arguments: test_datapass.
 """
 import math
 
@@ -14,8 +16,8 @@ import pytest
 
 from charrnn_ext import CharRNN, PARAM_NAMES, Vocab, reference
 
-from conftest import (assert_close, assert_model_unchanged, copy_dict, model_state,
-                      random_params)
+from conftest import (HAS_FLOAT128, assert_close, assert_model_unchanged, copy_dict,
+                      float128_array, masked_array, model_state, random_params)
 
 
 V, H, T = 11, 7, 9
@@ -216,6 +218,26 @@ def test_hprev_other_dtypes_and_layouts(model, chunk):
     assert model.loss(*chunk, h32) == model.loss(*chunk, h32.astype(np.float64))
 
 
+@pytest.mark.skipif(not HAS_FLOAT128, reason="long double is float64 here")
+def test_hprev_refuses_float128():
+    model = CharRNN(5, 3, seed=0)
+    with pytest.raises(TypeError, match="hprev.*float128"):
+        model.train_step([0, 1], [1, 2], float128_array((3, 1)))
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, h: m.train_step([0, 1], [1, 2], h),
+    lambda m, h: m.loss([0, 1], [1, 2], h),
+    lambda m, h: m.loss_and_grads([0, 1], [1, 2], h),
+    lambda m, h: m.advance([0, 1], h),
+    lambda m, h: m.sample(h, 0, 3, rng=0),
+], ids=["train_step", "loss", "loss_and_grads", "advance", "sample"])
+def test_hprev_refuses_masked_arrays(call):
+    model = CharRNN(5, 3, seed=0)
+    with pytest.raises(TypeError, match="hprev.*masked"):
+        call(model, masked_array((3, 1)))
+
+
 # ---------------------------------------------------------------------------
 # B streams: bad shapes are clear ValueErrors, nothing changed
 # ---------------------------------------------------------------------------
@@ -269,6 +291,24 @@ def test_advance_and_sample_stay_single_stream():
         model.advance(X2, None)
     with pytest.raises(ValueError):
         model.sample(np.zeros((H_BAD, 2)), 0, 5)
+
+
+def test_a_chunk_too_large_is_refused_before_it_is_copied():
+    """The size check looks at the shape first: a broadcast 32768 x 32768 chunk
+    (4 GiB once copied) is refused at once, without copying it."""
+    import resource
+    import time
+    model = CharRNN(11, 7, seed=0)
+    huge = np.broadcast_to(np.int32(0), (32768, 32768))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="too large for one step"):
+        model.train_step(huge, huge, None, 0.1)
+    with pytest.raises(ValueError, match="too large for one step"):
+        model.loss_and_grads(huge, huge, None)
+    assert time.perf_counter() - t0 < 2.0
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kb < 512 * 1024, grown_kb  # far below the 4 GiB a copy would take
 
 
 # ---------------------------------------------------------------------------
@@ -376,6 +416,28 @@ def test_ids_as_lists_and_tuples(model, chunk):
     assert model.loss([np.int64(i) for i in x], y, np.zeros(H)) == a
 
 
+def test_read_only_arrays_are_accepted(model, chunk):
+    x = np.ascontiguousarray(chunk[0], dtype=np.int32)
+    y = np.ascontiguousarray(chunk[1], dtype=np.int32)
+    h = np.random.default_rng(11).uniform(-1, 1, (H, 1))
+    expected = model.loss_and_grads(x, y, h)
+    for a in (x, y, h):
+        a.flags.writeable = False
+    got = model.loss_and_grads(x, y, h)
+    assert got[0] == expected[0]
+    np.testing.assert_array_equal(got[2], expected[2])
+    assert model.loss(x, y, h) == expected[0]
+    model.advance(x, h)
+    model.sample(h, int(x[0]), 5, rng=0)
+    copy_model(model).train_step(x, y, h)
+    params = copy_dict(model.params)
+    for p in params.values():
+        p.flags.writeable = False
+    trained = CharRNN.from_params(params)   # copies: the model's arrays are writable
+    trained.train_step(x, y, h)
+    assert not np.array_equal(trained.params["Whh"], params["Whh"])
+
+
 # ---------------------------------------------------------------------------
 # learning rate
 # ---------------------------------------------------------------------------
@@ -445,25 +507,8 @@ def test_sample_accepts_numpy_integer_arguments(model):
 
 
 # ---------------------------------------------------------------------------
-# sizes, seeds and from_params
+# seeds and the edges' clear errors
 # ---------------------------------------------------------------------------
-
-@pytest.mark.parametrize("args,error", [
-    ((0, 5), ValueError), ((5, 0), ValueError), ((0, 0), ValueError),
-    ((-3, 5), ValueError), ((5, -1), ValueError),
-    ((5.0, 5), TypeError), ((5, 5.5), TypeError), (("5", 5), TypeError),
-    ((True, 5), TypeError), ((None, 5), TypeError),
-])
-def test_bad_sizes(args, error):
-    with pytest.raises(error):
-        CharRNN(*args)
-
-
-def test_good_sizes():
-    m = CharRNN(np.int64(3), np.int32(2), seed=0)
-    assert m.vocab_size == 3 and m.hidden_size == 2
-    assert m.params["Wxh"].shape == (2, 3) and m.params["by"].shape == (3, 1)
-
 
 @pytest.mark.parametrize("call, error", [
     (lambda: CharRNN(5, 4, seed=1.5), TypeError),
@@ -482,109 +527,3 @@ def test_clear_errors_at_the_edges(call, error):
     with pytest.raises(error) as info:
         call()
     assert "Cannot cast" not in str(info.value) and "SeedSequence" not in str(info.value)
-
-
-def _params():
-    return random_params(V, H, np.random.default_rng(10), 0.3)
-
-
-def _with(name, value, base=None):
-    p = _params() if base is None else base
-    p[name] = value
-    return p
-
-
-def _without(name):
-    p = _params()
-    del p[name]
-    return p
-
-
-BAD_PARAMS = [
-    pytest.param(_without("Wxh"), ValueError, id="missing-Wxh"),
-    pytest.param(_without("by"), ValueError, id="missing-by"),
-    pytest.param({}, ValueError, id="empty-dict"),
-    pytest.param(_with("extra", np.zeros(3)), ValueError, id="unknown-name"),
-    pytest.param(_with("Whh", np.zeros((H, H + 1))), ValueError, id="Whh-columns"),
-    pytest.param(_with("Whh", np.zeros((H + 1, H + 1))), ValueError, id="Whh-square-wrong-H"),
-    pytest.param(_with("Why", np.zeros((V + 1, H))), ValueError, id="Why-rows"),
-    pytest.param(_with("Why", np.zeros((H, V))), ValueError, id="Why-transposed"),
-    pytest.param(_with("bh", np.zeros((H + 1, 1))), ValueError, id="bh-length"),
-    pytest.param(_with("bh", np.zeros((1, H))), ValueError, id="bh-row"),
-    pytest.param(_with("by", np.zeros((V, 2))), ValueError, id="by-two-columns"),
-    pytest.param(_with("by", np.zeros((V - 1,))), ValueError, id="by-short"),
-    pytest.param(_with("Wxh", np.zeros(V * H)), ValueError, id="Wxh-1-D"),
-    pytest.param(_with("Wxh", np.zeros((H, V, 1))), ValueError, id="Wxh-3-D"),
-    pytest.param(_with("Wxh", np.zeros((0, V))), ValueError, id="Wxh-H0"),
-    pytest.param(_with("Wxh", np.zeros((H, 0))), ValueError, id="Wxh-V0"),
-    pytest.param(_with("Whh", np.full((H, H), np.nan)), ValueError, id="nan"),
-    pytest.param(_with("by", np.full((V, 1), np.inf)), ValueError, id="inf"),
-    pytest.param(_with("Whh", np.full((H, H), "x")), TypeError, id="strings"),
-    pytest.param(_with("Whh", np.zeros((H, H), dtype=complex)), TypeError, id="complex"),
-    pytest.param(_with("Whh", None), TypeError, id="none"),
-    pytest.param([np.zeros(1)] * 5, TypeError, id="not-a-dict"),
-]
-
-
-@pytest.mark.parametrize("params,error", BAD_PARAMS)
-def test_bad_from_params(params, error):
-    with pytest.raises(error):
-        CharRNN.from_params(params)
-
-
-def _memory(**changes):
-    p = _params()
-    m = {n: np.ones_like(a) for n, a in p.items()}
-    for k, v in changes.items():
-        if v is None:
-            del m[k]
-        else:
-            m[k] = v
-    return p, m
-
-
-@pytest.mark.parametrize("pm,error", [
-    pytest.param(_memory(Wxh=np.ones((H, V + 1))), ValueError, id="Wxh-shape"),
-    pytest.param(_memory(Whh=np.ones((H + 1, H + 1))), ValueError, id="Whh-shape"),
-    pytest.param(_memory(by=np.ones((V + 1, 1))), ValueError, id="by-shape"),
-    pytest.param(_memory(bh=None), ValueError, id="missing"),
-    pytest.param(_memory(Why=-np.ones((V, H))), ValueError, id="negative"),
-    pytest.param(_memory(bh=np.full((H, 1), np.nan)), ValueError, id="nan"),
-    pytest.param(_memory(bh=np.full((H, 1), np.inf)), ValueError, id="inf"),
-    pytest.param((_params(), "memory"), TypeError, id="not-a-dict"),
-])
-def test_bad_memory(pm, error):
-    params, memory = pm
-    with pytest.raises(error):
-        CharRNN.from_params(params, memory)
-
-
-def test_from_params_errors_name_the_parameter():
-    with pytest.raises(ValueError, match="Whh"):
-        CharRNN.from_params(_with("Whh", np.zeros((H, H + 1))))
-    with pytest.raises(ValueError, match="by"):
-        CharRNN.from_params(_without("by"))
-    with pytest.raises(ValueError, match="Why"):
-        CharRNN.from_params(*_memory(Why=-np.ones((V, H))))
-
-
-def test_read_only_arrays_are_accepted(model, chunk):
-    x = np.ascontiguousarray(chunk[0], dtype=np.int32)
-    y = np.ascontiguousarray(chunk[1], dtype=np.int32)
-    h = np.random.default_rng(11).uniform(-1, 1, (H, 1))
-    expected = model.loss_and_grads(x, y, h)
-    for a in (x, y, h):
-        a.flags.writeable = False
-    got = model.loss_and_grads(x, y, h)
-    assert got[0] == expected[0]
-    np.testing.assert_array_equal(got[2], expected[2])
-    assert model.loss(x, y, h) == expected[0]
-    model.advance(x, h)
-    model.sample(h, int(x[0]), 5, rng=0)
-    copy_model(model).train_step(x, y, h)
-    params = copy_dict(model.params)
-    for p in params.values():
-        p.flags.writeable = False
-    trained = CharRNN.from_params(params)   # copies: the model's arrays are writable
-    trained.train_step(x, y, h)
-    assert not np.array_equal(trained.params["Whh"], params["Whh"])

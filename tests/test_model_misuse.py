@@ -9,6 +9,7 @@ run in a subprocess."""
 import copy
 import subprocess
 import sys
+import textwrap
 import threading
 
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 
 from charrnn_ext import CharRNN
 
-from conftest import random_model, same_model
+from conftest import ENV, random_model, same_model
 
 
 # ---------------------------------------------------------------------------
@@ -198,3 +199,99 @@ def test_params_cannot_be_rebound():
         model.params["Whh"] = np.zeros((4, 4))
     model.params["Whh"][...] = 0.0       # in place is fine
     assert not model.params["Whh"].any()
+
+
+METADATA_ATTACKS = textwrap.dedent("""
+    import numpy as np
+    from charrnn_ext import CharRNN
+
+    def attempt(what, f):
+        try:
+            f()
+        except (AttributeError, TypeError, ValueError) as exc:
+            print(what, "refused", type(exc).__name__)
+        else:
+            print(what, "done")
+
+    m = CharRNN(2, 64, seed=0)
+    m.params["Why"].shape = (64, 2)          # changes a view only
+    m.memory["Whh"].shape = (16, 256)
+    m.grads["by"].shape = (1, 2)
+    print("sizes", m.vocab_size, m.hidden_size, m.params["Why"].shape)
+    ids = np.arange(50) % 60
+    attempt("ids beyond the vocabulary", lambda: m.train_step(ids, ids, None))
+    attempt("resize a view", lambda: m.params["Why"].resize((64, 64), refcheck=False))
+    attempt("resize its base", lambda: m.params["Why"].base.resize(10**6, refcheck=False))
+    attempt("rebind params", lambda: setattr(m, "params", {}))
+    attempt("rebind memory", lambda: setattr(m, "memory", {}))
+    attempt("rebind grads", lambda: setattr(m, "grads", {}))
+    def replace():
+        m.params["Why"] = np.zeros((64, 2))
+    attempt("replace an entry", replace)
+    for _ in range(3):
+        loss, h = m.train_step([0, 1, 1, 0], [1, 1, 0, 0], None)
+    print("loss", 0 < loss < 10)
+""")
+
+
+def test_array_metadata_changes_cannot_reach_the_core():
+    """m.params["Why"].shape = ... (or rebinding m.params) made the model
+    validate ids against the wrong sizes: negative losses, then heap
+    corruption. Run in a subprocess: before the fix it crashed."""
+    proc = subprocess.run([sys.executable, "-c", METADATA_ATTACKS], env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines() == [
+        "sizes 2 64 (2, 64)",
+        "ids beyond the vocabulary refused ValueError",
+        "resize a view refused ValueError",
+        "resize its base refused ValueError",
+        "rebind params refused AttributeError",
+        "rebind memory refused AttributeError",
+        "rebind grads refused AttributeError",
+        "replace an entry refused TypeError",
+        "loss True",
+    ]
+
+
+def test_values_change_in_place_through_the_views():
+    """The documented behaviour stays: entries can be changed in place."""
+    model = CharRNN(4, 3, seed=0)
+    model.params["by"][...] = 0.0
+    model.params["by"][2, 0] = 50.0
+    assert model.sample(None, 0, 5, temperature=0).tolist() == [2] * 5
+    assert model.params["by"][2, 0] == 50.0
+    view = model.params["Whh"]
+    model.train_step([0, 1], [1, 2], None)
+    assert np.array_equal(view, model.params["Whh"])  # a view sees the core's updates
+    assert not np.shares_memory(model.copy().params["Whh"], view)
+
+
+def test_releasing_the_buffers_under_the_arrays_frees_nothing(tmp_path):
+    """The arrays handed out rest on memoryviews of the core's Storage;
+    releasing every one of them from Python (then churning the allocator)
+    must leave the model training on valid memory. In a subprocess: the bug
+    this guards against was a use-after-free (segfault)."""
+    code = textwrap.dedent("""
+        import numpy as np
+        from charrnn_ext import CharRNN
+        m = CharRNN(3, 16, seed=1)
+        for d in (m.params, m.memory, m.grads):
+            for k in d:
+                b = d[k]
+                while isinstance(b, np.ndarray):
+                    b = b.base
+                owner = b.obj
+                b.release()
+                if any(hasattr(owner, verb) for verb in ("resize", "extend", "clear", "close")):
+                    raise SystemExit("the owner can be resized or freed")
+        junk = [dict(a=i, b=[i] * 3) for i in range(200000)]
+        losses = [m.train_step([0, 1, 2], [1, 2, 0], None)[0] for _ in range(300)]
+        del junk
+        assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses[::50]
+        assert np.isfinite(m.params["Whh"]).all()
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", (proc.returncode, proc.stderr)

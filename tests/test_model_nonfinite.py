@@ -17,6 +17,7 @@ import pytest
 
 from charrnn_ext import CharRNN, PARAM_NAMES
 from charrnn_ext.model import TrainingDiverged
+from charrnn_ext.spec import param_shapes
 
 from conftest import assert_model_unchanged, data_pass, model_state
 
@@ -227,3 +228,15 @@ def test_a_bad_value_is_refused_while_another_view_is_held():
     held[PARAM_NAMES.index("by") + len(PARAM_NAMES)][V - 1] = np.nan
     with pytest.raises(ValueError, match=rf"memory\['by'\]\[{V - 1}, 0\] is nan"):
         m.sample(None, 0, 5, rng=0)
+
+
+def test_finiteness_is_checked_after_the_cast():
+    """float32 / int inputs are cast exactly; the check sees what the core reads."""
+    params = {n: np.zeros(s, dtype=np.float32) for n, s in param_shapes(5, 3).items()}
+    params["Why"][0, 0] = np.inf
+    with pytest.raises(ValueError, match=r"params\['Why'\] contains NaN or infinite"):
+        CharRNN.from_params(params)
+    params["Why"][0, 0] = 1.0
+    params["bh"] = np.array([1, 2, 3], dtype=np.int64)
+    model = CharRNN.from_params(params)
+    assert model.params["bh"].dtype == np.float64 and model.params["bh"][2, 0] == 3.0

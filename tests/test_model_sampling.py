@@ -1,4 +1,5 @@
-"""Sampling: the seed's sample() with a temperature and a seeded Generator."""
+"""Sampling: the seed's sample() with a temperature and a seeded Generator
+(against reference.sample), and what a Generator hands the core checked first."""
 import numpy as np
 import pytest
 
@@ -195,3 +196,25 @@ def test_large_vocabulary_sampling_equals_reference(V_big):
         assert ids.tolist() == ref
     if V_big > 1000:
         assert max(ref) >= 512            # ids beyond the first block were drawn
+
+
+def test_a_generator_subclass_cannot_hand_the_core_too_few_uniforms():
+    """sample() reads n uniforms without bounds checks: what rng.random(n)
+    returns is checked (shape, dtype, range) and copied first."""
+    class Short(np.random.Generator):
+        def random(self, *args, **kwargs):
+            return np.zeros(1)
+
+    class OutOfRange(np.random.Generator):
+        def random(self, size=None, *args, **kwargs):
+            return np.full(size, 7.0)
+
+    class NotAnArray(np.random.Generator):
+        def random(self, size=None, *args, **kwargs):
+            return [0.5] * size
+
+    model = CharRNN(3, 8, seed=0)
+    for cls in (Short, OutOfRange, NotAnArray):
+        with pytest.raises(ValueError, match="must give"):
+            model.sample(None, 0, 1000, rng=cls(np.random.PCG64(0)))
+    assert model.sample(None, 0, 1000, rng=np.random.Generator(np.random.PCG64(0))).shape == (1000,)
