@@ -142,12 +142,6 @@ def test_a_dangling_symlink_checkpoint_is_created_through(text_dir):
     assert not (text_dir / "link.best.npz").exists()
 
 
-def test_checkpoint_prints_in_one_line(long_run):
-    text = repr(load_checkpoint(long_run[0] / "words.npz"))
-    assert "\n" not in text and len(text) < 250 and "iteration 4000" in text
-    assert str(load_checkpoint(long_run[0] / "words.npz")) == text
-
-
 # ---------------------------------------------------------------------------
 # the lock of a running run
 # ---------------------------------------------------------------------------
