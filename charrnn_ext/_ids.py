@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from ._dispatch import core as _core
+from .spec import OPTIMIZERS
 
 _INT32 = np.dtype(np.int32)
 
@@ -105,4 +106,19 @@ def _as_learning_rate(value) -> float:
     value = float(value)
     if not math.isfinite(value) or value <= 0.0:
         raise ValueError(f"learning_rate must be finite and positive, got {value}")
+    return value
+
+
+def _embedding_size(value) -> int:
+    """An embedding width: 0 (none) or a positive int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"embedding_size must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def _optimizer(value) -> str:
+    """An optimiser's name (charrnn_ext.spec.OPTIMIZERS)."""
+    if value not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(map(repr, OPTIMIZERS))}, "
+                         f"got {value!r}")
     return value

@@ -22,11 +22,12 @@ import numpy as np
 from ._arrays import (_MAX_ELEMENTS, _ArrayViews, _check_size, _first_invalid, _Handouts,  # noqa: F401
                       _owner, _real_array, _storage, check_real_dtype)
 from ._dispatch import core as _core
-from ._ids import _as_ids, _as_learning_rate, _id_vector, _positive_int
+from ._ids import _as_ids, _as_learning_rate, _embedding_size, _id_vector, _optimizer, _positive_int
 from ._threadchoice import _ThreadChoice, steps_per_call
 from .datapass import chunk_wraps, read_spans, train_window  # noqa: F401 (chunk_wraps: public here too)
-from .defaults import ADAGRAD_EPS, CALL_SECONDS, CLIP, HIDDEN_SIZE, LEARNING_RATE, SEQ_LENGTH
-from .spec import PARAM_NAMES, init_params, param_shapes
+from .defaults import (ADAGRAD_EPS, ADAM_BETAS, ADAM_EPS, CALL_SECONDS, CLIP, EMBEDDING_SIZE,
+                       HIDDEN_SIZE, INIT, LEARNING_RATE, OPTIMIZER, SEQ_LENGTH)
+from .spec import EMBED, INITS, OPTIMIZERS, PARAM_NAMES, init_params, param_names, param_shapes
 
 
 _FLOAT64 = np.dtype(np.float64)
@@ -83,56 +84,78 @@ class CharRNN:
     one stream.
     """
 
-    def __init__(self, vocab_size: int, hidden_size: int = HIDDEN_SIZE, seed=None):
+    def __init__(self, vocab_size: int, hidden_size: int = HIDDEN_SIZE, seed=None, *,
+                 embedding_size: int = EMBEDDING_SIZE, optimizer: str = OPTIMIZER,
+                 init: str = INIT):
         V = _positive_int(vocab_size, "vocab_size")
         H = _positive_int(hidden_size, "hidden_size")
+        D = _embedding_size(embedding_size)
         _check_size(V, H)
+        _check_size(V, D or 1)
+        _check_size(H, D or 1)
         if seed is not None:
             if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
                 raise TypeError(f"seed must be None or an integer, got {seed!r}")
             if not 0 <= seed < 2**32:
                 raise ValueError(f"seed must be in [0, 2**32), got {seed}")
-        params = init_params(V, H, seed)
-        self._install(self._checked(params, "params"), None)
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(map(repr, INITS))}, got {init!r}")
+        params = init_params(V, H, seed, D, init)
+        self._install(self._checked(params, "params"), None, _optimizer(optimizer), None, 0)
 
     @classmethod
-    def from_params(cls, params, memory=None) -> "CharRNN":
-        """A model holding copies of ``params`` (and of the Adagrad ``memory``,
-        zero if None), validated for names, shapes and finiteness."""
+    def from_params(cls, params, memory=None, *, optimizer: str = OPTIMIZER, moment=None,
+                    adam_steps: int = 0) -> "CharRNN":
+        """A model holding copies of ``params`` (with ``embed`` for an input
+        embedding) and of its optimiser state: the Adagrad ``memory`` (zero if
+        None), or Adam's second moment ``memory``, first moment ``moment``
+        (zero if None) and its count of updates ``adam_steps``; validated for
+        names, shapes and finiteness."""
+        optimizer = _optimizer(optimizer)
+        if optimizer == "adagrad" and (moment is not None or adam_steps):
+            raise ValueError("moment and adam_steps belong to optimizer='adam'")
+        if isinstance(adam_steps, bool) or not isinstance(adam_steps, numbers.Integral) \
+                or not 0 <= adam_steps < 2**62:
+            raise ValueError(f"adam_steps must be a non-negative integer, got {adam_steps!r}")
         model = cls.__new__(cls)
-        model._install(cls._checked(params, "params"), None if memory is None else memory)
+        model._install(cls._checked(params, "params"), memory, optimizer, moment,
+                       int(adam_steps))
         return model
 
     @staticmethod
     def _checked(arrays, what: str, shapes=None) -> dict:
         if not isinstance(arrays, Mapping):
-            raise TypeError(f"{what} must be a dict of arrays named {', '.join(PARAM_NAMES)}")
-        missing = [n for n in PARAM_NAMES if n not in arrays]
+            raise TypeError(f"{what} must be a dict of arrays named {', '.join(PARAM_NAMES)} "
+                            f"(and {EMBED} with an input embedding)")
+        names = param_names(1 if (EMBED in arrays if shapes is None else EMBED in shapes) else 0)
+        missing = [n for n in names if n not in arrays]
         if missing:
             raise ValueError(f"{what} is missing {', '.join(missing)}")
-        extra = sorted(map(repr, set(arrays) - set(PARAM_NAMES)))
+        extra = sorted(map(repr, set(arrays) - set(names)))
         if extra:
             raise ValueError(f"{what} has unknown entries {', '.join(map(str, extra))}")
         out = {}
-        for name in PARAM_NAMES:
+        for name in names:
             arr = _real_array(arrays[name], f"{what}['{name}']")
             if arr.size == 0:
                 raise ValueError(f"{what}['{name}'] is empty")
             out[name] = arr
         if shapes is None:
-            Wxh = out["Wxh"]
-            if Wxh.ndim != 2:
-                raise ValueError(f"{what}['Wxh'] must be 2-D (H, V), got shape {Wxh.shape}")
-            shapes = param_shapes(Wxh.shape[1], Wxh.shape[0])
-        for name in PARAM_NAMES:
+            Wxh, Why = out["Wxh"], out["Why"]
+            if Wxh.ndim != 2 or Why.ndim != 2:
+                raise ValueError(f"{what}['Wxh'] and {what}['Why'] must be 2-D, got shapes "
+                                 f"{Wxh.shape} and {Why.shape}")
+            D = _embedding_size(Wxh.shape[1]) if EMBED in out else 0
+            shapes = param_shapes(Why.shape[0] if D else Wxh.shape[1], Wxh.shape[0], D)
+        for name in names:
             arr, shape = out[name], shapes[name]
             if name.startswith("b") and arr.shape == shape[:1]:
                 arr = arr.reshape(shape)
             if arr.shape != shape:
                 raise ValueError(
                     f"{what}['{name}'] has shape {arr.shape}, expected {shape} "
-                    f"(from Wxh: hidden_size={shapes['Whh'][0]}, vocab_size={shapes['Why'][0]})"
-                )
+                    f"(hidden_size={shapes['Whh'][0]}, vocab_size={shapes['Why'][0]}"
+                    + (f", embedding_size={shapes[EMBED][1]})" if EMBED in shapes else ")"))
             out[name] = _storage(shape)
             out[name][...] = arr
             # finiteness of what the core will read: checked after the cast
@@ -140,37 +163,46 @@ class CharRNN:
                 raise ValueError(f"{what}['{name}'] contains NaN or infinite values")
         return out
 
-    def _install(self, params: dict, memory) -> None:
+    def _install(self, params: dict, memory, optimizer: str, moment, adam_steps: int) -> None:
         """Build the core on ``params`` (from _checked: private arrays from
-        _storage) and ``memory`` (None: zeros)."""
+        _storage) and the optimiser's state ``memory``, ``moment`` (None: zeros)."""
         H, V = params["Whh"].shape[0], params["Why"].shape[0]
+        D = params[EMBED].shape[1] if EMBED in params else 0
         _check_size(V, H)
-        shapes = param_shapes(V, H)
-        if memory is None:
-            memory = {n: _storage(shapes[n]) for n in PARAM_NAMES}
-        else:
-            memory = self._checked(memory, "memory", shapes)
-            negative = [n for n in PARAM_NAMES if np.any(memory[n] < 0)]
-            if negative:
-                raise ValueError(f"memory['{negative[0]}'] has negative entries (Adagrad sums squares)")
-        grads = {n: _storage(shapes[n]) for n in PARAM_NAMES}
+        shapes = param_shapes(V, H, D)
+        names = param_names(D)
+        state = {}
+        for kind, given in (("memory", memory), ("moment", moment)):
+            if given is None:
+                state[kind] = {n: _storage(shapes[n]) for n in names}
+            else:
+                state[kind] = self._checked(given, kind, shapes)
+        negative = [n for n in names if np.any(state["memory"][n] < 0)]
+        if negative:
+            raise ValueError(f"memory['{negative[0]}'] has negative entries (it sums squares)")
+        memory = state["memory"]
+        moment = state["moment"] if optimizer == "adam" else {}
+        grads = {n: _storage(shapes[n]) for n in names}
         # one call at a time per model: the core's work buffers are per model
         self._lock = threading.Lock()
         self._train_block = {}   # (T, B) -> steps per core call of train (~0.1 s)
         self._threads = {}       # (T, B) -> _ThreadChoice of the training calls
         self._workspace = _core.Workspace(
-            [params[n] for n in PARAM_NAMES],
-            [memory[n] for n in PARAM_NAMES],
-            [grads[n] for n in PARAM_NAMES],
-            clip_bound=CLIP, adagrad_eps=ADAGRAD_EPS,
+            [params[n] for n in names], [memory[n] for n in names], [grads[n] for n in names],
+            [moment[n] for n in names] if moment else None, optimizer=optimizer,
+            clip_bound=CLIP, eps=ADAM_EPS if optimizer == "adam" else ADAGRAD_EPS,
+            beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1],
         )
+        self._workspace.adam_steps = adam_steps
         # The core holds these very arrays: they stay private (the public
         # mappings hand out views), so their shapes always match the core's.
         self._params, self._memory, self._grads = params, memory, grads
-        self._handouts = _Handouts()   # which of params and memory to check before a call
+        self._moment = moment
+        self._names = names
+        self._handouts = _Handouts()   # which of params, memory, moment to check before a call
         # and the memory under them, referenced here, so that nothing done to
         # the arrays' base chain from Python can free it while the core uses it
-        self._storages = [_owner(a) for d in (params, memory, grads) for a in d.values()]
+        self._storages = [_owner(a) for d in (params, memory, moment, grads) for a in d.values()]
 
     @property
     def params(self) -> Mapping:
@@ -185,6 +217,27 @@ class CharRNN:
         mapping; the entries can be changed in place, and must be finite and
         non-negative when the next call runs)."""
         return _ArrayViews(self._memory, "memory", self._handouts)
+
+    @property
+    def moment(self) -> Mapping:
+        """Adam's first moment: name -> a fresh view of the model's array, as
+        ``memory`` (empty with Adagrad)."""
+        return _ArrayViews(self._moment, "moment", self._handouts)
+
+    @property
+    def optimizer(self) -> str:
+        """The update the training calls apply: "adagrad" or "adam"."""
+        return self._workspace.optimizer
+
+    @property
+    def adam_steps(self) -> int:
+        """Adam's updates so far (0 with Adagrad)."""
+        return self._workspace.adam_steps
+
+    @property
+    def embedding_size(self) -> int:
+        """The width of the input embedding; 0: min-char-rnn's one-hot input."""
+        return self._workspace.embedding_size
 
     @property
     def grads(self) -> Mapping:
@@ -202,12 +255,13 @@ class CharRNN:
         handouts = self._handouts
         if handouts.clean():
             return
-        keys = [(kind, n) for kind in ("params", "memory") for n in PARAM_NAMES]
+        keys = [(kind, n) for kind in ("params", "memory", "moment") for n in self._names
+                if n in getattr(self, "_" + kind)]
         todo, handed = handouts.pending(keys)
         bad = None
         with np.errstate(all="ignore"):   # one for all: it costs about as much as a small sum
             for kind, name in todo:
-                arr = (self._params if kind == "params" else self._memory)[name]
+                arr = getattr(self, "_" + kind)[name]
                 bad = _first_invalid(arr, nonnegative=kind == "memory")
                 if bad is not None:
                     break
@@ -225,8 +279,9 @@ class CharRNN:
         handouts.everything = False
 
     def copy(self) -> "CharRNN":
-        """An independent model with copies of params and memory."""
-        return CharRNN.from_params(self._params, self._memory)
+        """An independent model with copies of params and the optimiser's state."""
+        return CharRNN.from_params(self._params, self._memory, optimizer=self.optimizer,
+                                   moment=self._moment or None, adam_steps=self.adam_steps)
 
     def __copy__(self) -> "CharRNN":
         return self.copy()
@@ -246,7 +301,9 @@ class CharRNN:
         return self._workspace.vocab_size
 
     def __repr__(self) -> str:
-        return f"CharRNN(vocab_size={self.vocab_size}, hidden_size={self.hidden_size})"
+        extra = (f", embedding_size={self.embedding_size}" if self.embedding_size else "") + \
+            (f", optimizer={self.optimizer!r}" if self.optimizer != "adagrad" else "")
+        return f"CharRNN(vocab_size={self.vocab_size}, hidden_size={self.hidden_size}{extra})"
 
     # -- validation helpers --------------------------------------------------
     def _hidden(self, hprev, streams: int = 1, batched: bool = False) -> np.ndarray:

@@ -4,6 +4,10 @@ This is the oracle every test compares the Cython core against, kept as close
 to the original script as possible (one-hot inputs, per-step dicts). It is
 not a path to train with: it is slow on purpose, like the original.
 
+Beyond min-char-rnn, the same loops with two options of the batched recipe:
+an input embedding (``params["embed"]`` (V, D): x_t = embed[inputs[t]] and
+Wxh (H, D)) and Adam (``adam_update``, torch.optim.Adam's formula).
+
 Differences from the seed listing, all deliberate:
   * BPTT carries ``dhnext = Whh.T @ dhraw`` (the seed's "完整代码" listing
     never updates ``dhraw_next``; its annotated cell is correct);
@@ -14,8 +18,8 @@ Differences from the seed listing, all deliberate:
 """
 import numpy as np
 
-from .defaults import ADAGRAD_EPS, CLIP
-from .spec import PARAM_NAMES, init_params  # noqa: F401  (init_params re-exported)
+from .defaults import ADAGRAD_EPS, ADAM_BETAS, ADAM_EPS, CLIP
+from .spec import EMBED, PARAM_NAMES, init_params, param_names  # noqa: F401  (init_params re-exported)
 
 
 def lossFun(inputs, targets, hprev, params):
@@ -33,14 +37,18 @@ def lossFun(inputs, targets, hprev, params):
 def raw_lossFun(inputs, targets, hprev, params):
     """lossFun without the clipping: the loss, the raw gradients, the last hidden state."""
     Wxh, Whh, Why, bh, by = (params[n] for n in PARAM_NAMES)
+    embed = params.get(EMBED)      # (V, D), or None: one-hot input
     vocab_size = Why.shape[0]
     xs, hs, ys, ps = {}, {}, {}, {}
     hs[-1] = np.copy(hprev).reshape(-1, 1)
     loss = 0
     # forward pass
     for t in range(len(inputs)):
-        xs[t] = np.zeros((vocab_size, 1))  # encode in 1-of-k representation
-        xs[t][inputs[t]] = 1
+        if embed is None:
+            xs[t] = np.zeros((vocab_size, 1))  # encode in 1-of-k representation
+            xs[t][inputs[t]] = 1
+        else:
+            xs[t] = embed[inputs[t]].reshape(-1, 1)  # the input's embedding (D, 1)
         hs[t] = np.tanh(np.dot(Wxh, xs[t]) + np.dot(Whh, hs[t - 1]) + bh)  # hidden state
         ys[t] = np.dot(Why, hs[t]) + by  # unnormalized log probabilities for next chars
         exp_y = np.exp(ys[t] - np.max(ys[t]))
@@ -50,6 +58,7 @@ def raw_lossFun(inputs, targets, hprev, params):
     dWxh, dWhh, dWhy = np.zeros_like(Wxh), np.zeros_like(Whh), np.zeros_like(Why)
     dbh, dby = np.zeros_like(bh), np.zeros_like(by)
     dhnext = np.zeros_like(hs[0])
+    dembed = None if embed is None else np.zeros_like(embed)
     for t in reversed(range(len(inputs))):
         dy = np.copy(ps[t])
         dy[targets[t]] -= 1  # backprop into y
@@ -59,9 +68,13 @@ def raw_lossFun(inputs, targets, hprev, params):
         dhraw = (1 - hs[t] * hs[t]) * dh  # backprop through tanh nonlinearity
         dbh += dhraw
         dWxh += np.dot(dhraw, xs[t].T)
+        if embed is not None:
+            dembed[inputs[t]] += np.dot(Wxh.T, dhraw).ravel()  # backprop into the embedding
         dWhh += np.dot(dhraw, hs[t - 1].T)
         dhnext = np.dot(Whh.T, dhraw)
     grads = dict(zip(PARAM_NAMES, [dWxh, dWhh, dWhy, dbh, dby]))
+    if embed is not None:
+        grads[EMBED] = dembed
     return loss, grads, hs[len(inputs) - 1]
 
 
@@ -83,7 +96,7 @@ def batch_lossFun(inputs, targets, hprev, params):
         losses.append(loss)
         grads.append(g)
         hs.append(h)
-    mean = {name: sum(g[name] for g in grads) / B for name in PARAM_NAMES}
+    mean = {name: sum(g[name] for g in grads) / B for name in grads[0]}
     for dparam in mean.values():
         np.clip(dparam, -CLIP, CLIP, out=dparam)
     return sum(losses) / B, mean, np.hstack(hs)
@@ -98,10 +111,22 @@ def batch_train_step(inputs, targets, hprev, params, memory, learning_rate):
 
 def adagrad_update(params, grads, memory, learning_rate):
     """The seed's Adagrad update, in place on params and memory."""
-    for name in PARAM_NAMES:
+    for name in params:
         param, dparam, mem = params[name], grads[name], memory[name]
         mem += dparam * dparam
         param += -learning_rate * dparam / np.sqrt(mem + ADAGRAD_EPS)  # adagrad update
+
+
+def adam_update(params, grads, memory, moment, t, learning_rate):
+    """torch.optim.Adam's update at step t (1, 2, ...), in place on params,
+    moment (first moment) and memory (second moment)."""
+    beta1, beta2 = ADAM_BETAS
+    for name in params:
+        param, g, m, v = params[name], grads[name], moment[name], memory[name]
+        m[...] = beta1 * m + (1 - beta1) * g
+        v[...] = beta2 * v + (1 - beta2) * (g * g)
+        step_size = learning_rate / (1 - beta1 ** t)
+        param -= step_size * m / (np.sqrt(v) / np.sqrt(1 - beta2 ** t) + ADAM_EPS)
 
 
 def train_step(inputs, targets, hprev, params, memory, learning_rate):
@@ -118,11 +143,19 @@ def sample(h, seed_ix, n, params, temperature=1.0, rng=None):
     temperature 0 takes the most likely letter; rng is a numpy Generator
     """
     Wxh, Whh, Why, bh, by = (params[n_] for n_ in PARAM_NAMES)
+    embed = params.get(EMBED)
     vocab_size = Why.shape[0]
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     h = np.copy(h).reshape(-1, 1)
-    x = np.zeros((vocab_size, 1))
-    x[seed_ix] = 1
+
+    def encode(ix):  # the input of id ix: 1-of-k, or its embedding
+        if embed is not None:
+            return embed[ix].reshape(-1, 1)
+        x = np.zeros((vocab_size, 1))
+        x[ix] = 1
+        return x
+
+    x = encode(seed_ix)
     ixes = []
     for t in range(n):
         h = np.tanh(np.dot(Wxh, x) + np.dot(Whh, h) + bh)
@@ -133,7 +166,6 @@ def sample(h, seed_ix, n, params, temperature=1.0, rng=None):
             p = np.exp((y - np.max(y)) / temperature)
             p = p / np.sum(p)
             ix = int(rng.choice(vocab_size, p=p.ravel()))
-        x = np.zeros((vocab_size, 1))
-        x[ix] = 1
+        x = encode(ix)
         ixes.append(ix)
     return ixes

@@ -6,6 +6,7 @@
 
 cdef int LOSS_BLOCK = 256     # rows (steps x streams) per block of the forward-only loss
 cdef int GEMM_MIN_STREAMS = 16  # the recurrence of this many streams or more runs on dgemm
+cdef int GROUP_MIN_STREAMS = 16  # streams per group of the recurrence, at least (stream_groups)
 cdef int OUTPUT_BLOCK = 128   # rows of Why per block of output_backward
 cdef int SAMPLE_BLOCK = 512   # columns of Why^T per block of output_step
 cdef int PIPELINE_GROUP_STEPS = 4  # time steps per group of the pipelined steps' products

@@ -1,18 +1,23 @@
 # The model composed once: model_forward, model_backward, model_update (llm.c's gpt2_* trio).
 #
-# A Model is plain C: sizes, pointers into the parameters, their Adagrad
-# memory and gradients, and into the work buffers (activations), all owned by
+# A Model is plain C: sizes, pointers into the parameters, their optimiser
+# state and gradients, and into the work buffers (activations), all owned by
 # the Workspace (workspace.pxi), which fills it. Shapes (H hidden, V
-# vocabulary, N rows = T steps x B streams, time-major):
-#     Wxh (H, V)   Whh (H, H)   Why (V, H)   bh (H,)   by (V,)
+# vocabulary, D the input embedding's width or 0 for min-char-rnn's one-hot
+# input, I = D or V the input width, N rows = T steps x B streams, time-major):
+#     Wxh (H, I)   Whh (H, H)   Why (V, H)   bh (H,)   by (V,)   embed (V, D) if D
 #     hs (T+1, B, H): hs[0] the state before the chunk; probs (N, V); dhs (N, H)
-# A training step is
-#     model_forward -> model_backward -> model_update
-# with the output layer's clip and Adagrad fused into its backward, block by
-# block (each block of Why comes from memory once); loss_and_grads is
-# model_forward -> model_backward -> model_clip, loss is model_forward in
-# blocks. The pipelined steps (pipeline.pxi) run the same layer kernels and
-# model_update in another order over two threads.
+# The recurrence looks its input up in table (H, V): Wxh itself for one-hot
+# input, else Wxh embed^T, made at every entry (model_prepare, as WhhT); its
+# gradient dtable (H, V) is dWxh itself, else becomes dWxh and dembed
+# (embedding_backward). A training step is
+#     model_prepare -> model_forward -> model_backward -> model_update
+# with, for Adagrad, the output layer's clip and update fused into its
+# backward, block by block (each block of Why comes from memory once);
+# loss_and_grads is model_forward -> model_backward -> model_clip, loss is
+# model_forward in blocks. The pipelined steps (pipeline.pxi; min-char-rnn's
+# model: one-hot input, Adagrad) run the same layer kernels and model_update
+# in another order over two threads.
 
 cdef struct Tensors:
     # one pointer per parameter: into the parameters, the Adagrad memory or the gradients
@@ -21,15 +26,19 @@ cdef struct Tensors:
     f64 *Why    # (V, H)
     f64 *bh     # (H,)
     f64 *by     # (V,)
+    f64 *embed  # (V, D), or NULL for one-hot input (D = 0)
 
 
 cdef struct Model:
     int H                   # hidden size
     int V                   # vocabulary size
+    int D                   # the input embedding's width; 0: one-hot input (min-char-rnn)
     int S                   # output-layer stripes: stripe_count(V, H)
-    f64 clip_bound          # the update's hyperparameters (charrnn_ext.defaults)
-    f64 adagrad_eps
     Tensors params, memory, grads
+    Tensors moment          # Adam's first moment (NULL pointers with Adagrad)
+    long long adam_steps    # Adam's updates so far (its bias corrections' t - 1)
+    f64 *table              # (H, V): the input lookup, params.Wxh if D == 0
+    f64 *dtable             # (H, V): its gradient, grads.Wxh if D == 0
     # the last chunk's distinct inputs: dWxh is zero outside these columns
     i32 *present            # (V,): present[:n_present]
     unsigned char *seen     # (V,): all zero between calls (distinct_ids)
@@ -56,6 +65,24 @@ cdef inline bint finite(f64 x) noexcept nogil:
     return x - x == 0.0
 
 
+cdef void model_prepare(Model *m) noexcept nogil:
+    """What the recurrence reads, from the parameters as they are now (the
+    caller may have changed them in place): WhhT = Whh^T, and with an
+    embedding table (H, V) = Wxh (H, D) embed^T (D, V)."""
+    transpose(m.WhhT, m.params.Whh, m.H, m.H)
+    if m.D:
+        gemm_rowmajor(b'N', b'T', m.H, m.V, m.D, 1.0, m.params.Wxh, m.D, m.params.embed,
+                      m.D, 0.0, m.table, m.V)
+
+
+cdef void embedding_backward(f64 *dWxh, f64 *dembed, const f64 *dtable, const f64 *Wxh,
+                             const f64 *embed, int H, int V, int D) noexcept nogil:
+    """Backward of table = Wxh embed^T: dWxh (H, D) = dtable (H, V) embed (V, D),
+    dembed (V, D) = dtable^T Wxh (H, D)."""
+    gemm_rowmajor(b'N', b'N', H, D, V, 1.0, dtable, V, embed, D, 0.0, dWxh, D)
+    gemm_rowmajor(b'T', b'N', V, D, H, 1.0, dtable, V, Wxh, D, 0.0, dembed, D)
+
+
 cdef f64 model_forward(Model *m, const i32 *x, const i32 *y, int T, int B,
                        int threads) noexcept nogil:
     """Forward over a chunk of B streams, inputs x and targets y (T, B), from
@@ -63,7 +90,7 @@ cdef f64 model_forward(Model *m, const i32 *x, const i32 *y, int T, int B,
     loss summed over the T*B rows; leaves probs and scale for model_backward.
     WhhT must hold Whh^T."""
     cdef int H = m.H
-    rnn_forward(m.hs, x, T, B, m.params.Wxh, m.WhhT, m.params.bh, H, m.V, threads, NULL, 0)
+    rnn_forward(m.hs, x, T, B, m.table, m.WhhT, m.params.bh, H, m.V, threads, NULL, 0)
     return output_forward(m.probs, m.scale, m.stripe_max, m.stripe_sum, m.target_logit,
                           m.hs + B * H, y, m.params.Why, m.params.by, T * B, H, m.V, m.S,
                           threads)
@@ -71,36 +98,45 @@ cdef f64 model_forward(Model *m, const i32 *x, const i32 *y, int T, int B,
 
 cdef void model_rnn_backward(Model *m, const i32 *x, int T, int B, int pieces,
                              int threads) noexcept nogil:
-    """The RNN layer's backward from dhs (T, B, H) = dloss/dhs[1:]: dWxh,
-    dWhh (in `pieces` pieces), dbh into grads; the chunk's distinct inputs
-    become present[:n_present] (the old ones' columns of dWxh zeroed first)."""
+    """The RNN layer's backward from dhs (T, B, H) = dloss/dhs[1:]: dtable,
+    dWhh (in `pieces` pieces), dbh into grads (and dWxh, dembed from dtable
+    with an embedding); the chunk's distinct inputs become present[:n_present]
+    (the old ones' columns of dtable zeroed first)."""
     cdef int H = m.H, V = m.V, N = T * B
-    zero_columns(m.grads.Wxh, m.present, m.n_present, H, V)
+    zero_columns(m.dtable, m.present, m.n_present, H, V)
     m.n_present = distinct_ids(m.present, m.seen, x, N)
-    rnn_backward(m.grads.Wxh, m.grads.Whh, m.grads.bh, m.dhs, m.dh_next, m.hs, x, T, B,
+    rnn_backward(m.dtable, m.grads.Whh, m.grads.bh, m.dhs, m.dh_next, m.hs, x, T, B,
                  m.params.Whh, H, V, pieces, threads)
+    if m.D:
+        embedding_backward(m.grads.Wxh, m.grads.embed, m.dtable, m.params.Wxh,
+                           m.params.embed, H, V, m.D)
 
 
 cdef void model_backward(Model *m, const i32 *x, const i32 *y, int T, int B, int threads,
                          const Update *u) noexcept nogil:
     """Backward of model_forward: the gradients of the mean over B streams of
-    its loss, into grads (unclipped). With u (not NULL) the output layer's
-    update is fused in: dWhy and dby are clipped and Adagrad is applied to
-    Why and by as their blocks are made (dh reads Why first)."""
+    its loss, into grads (unclipped). With u (not NULL) and Adagrad, the
+    output layer's update is fused in: dWhy and dby are clipped and Adagrad
+    is applied to Why and by as their blocks are made (dh reads Why first);
+    Adam updates them in model_update."""
     cdef int H = m.H, V = m.V, N = T * B
+    cdef const Update *fused = u if u != NULL and u.optimizer == ADAGRAD else NULL
     output_backward(m.dhs, m.dh_parts, m.grads.Why, m.grads.by, m.probs, m.scale,
                     m.hs + B * H, y, m.params.Why, m.memory.Why, m.params.by, m.memory.by,
-                    N, H, V, m.S, threads, 1.0 / B, u)
+                    N, H, V, m.S, threads, 1.0 / B, fused)
     model_rnn_backward(m, x, T, B, product_pieces(<Py_ssize_t> H * H * N, H), threads)
 
 
-cdef void model_clip(Model *m) noexcept nogil:
-    """Every gradient clipped to [-clip_bound, clip_bound] in place (dWxh:
+cdef void model_clip(Model *m, f64 bound) noexcept nogil:
+    """Every gradient clipped to [-bound, bound] in place (one-hot dWxh:
     the chunk's columns, the others are zero)."""
     cdef int H = m.H, V = m.V
     cdef Tensors g = m.grads
-    cdef f64 bound = m.clip_bound
-    clip_columns(g.Wxh, m.present, m.n_present, H, V, bound)
+    if m.D:
+        clip(g.Wxh, <Py_ssize_t> H * m.D, bound)
+        clip(g.embed, <Py_ssize_t> V * m.D, bound)
+    else:
+        clip_columns(g.Wxh, m.present, m.n_present, H, V, bound)
     clip(g.Whh, H * H, bound)
     clip(g.Why, <Py_ssize_t> V * H, bound)
     clip(g.bh, H, bound)
@@ -108,15 +144,32 @@ cdef void model_clip(Model *m) noexcept nogil:
 
 
 cdef void model_update(Model *m, const Update *u) noexcept nogil:
-    """The RNN layer's update: its gradients clipped, then Adagrad on Wxh
-    (the chunk's columns), Whh and bh. (The output layer's update is fused
-    into model_backward.)"""
-    cdef int H = m.H, V = m.V
-    cdef Tensors p = m.params, mem = m.memory, g = m.grads
-    clip_columns(g.Wxh, m.present, m.n_present, H, V, u.clip_bound)
-    adagrad_columns(p.Wxh, mem.Wxh, g.Wxh, m.present, m.n_present, H, V, u.learning_rate,
-                    u.eps)
-    clip_adagrad(p.Whh, mem.Whh, g.Whh, H * H, u)
+    """The update, its gradients clipped first. Adagrad: of the RNN layer,
+    Wxh (one-hot: the chunk's columns), Whh, bh (and embed); the output
+    layer's is fused into model_backward. Adam: of every parameter, at step
+    adam_steps + 1."""
+    cdef int H = m.H, V = m.V, D = m.D
+    cdef Tensors p = m.params, mem = m.memory, g = m.grads, mom = m.moment
+    cdef Update a
+    if u.optimizer == ADAM:
+        m.adam_steps += 1
+        a = adam_at(u[0], m.adam_steps)
+        clip_adam(p.Wxh, mom.Wxh, mem.Wxh, g.Wxh, <Py_ssize_t> H * (D if D else V), &a)
+        clip_adam(p.Whh, mom.Whh, mem.Whh, g.Whh, <Py_ssize_t> H * H, &a)
+        clip_adam(p.bh, mom.bh, mem.bh, g.bh, H, &a)
+        clip_adam(p.Why, mom.Why, mem.Why, g.Why, <Py_ssize_t> V * H, &a)
+        clip_adam(p.by, mom.by, mem.by, g.by, V, &a)
+        if D:
+            clip_adam(p.embed, mom.embed, mem.embed, g.embed, <Py_ssize_t> V * D, &a)
+        return
+    if D:
+        clip_adagrad(p.Wxh, mem.Wxh, g.Wxh, <Py_ssize_t> H * D, u)
+        clip_adagrad(p.embed, mem.embed, g.embed, <Py_ssize_t> V * D, u)
+    else:
+        clip_columns(g.Wxh, m.present, m.n_present, H, V, u.clip_bound)
+        adagrad_columns(p.Wxh, mem.Wxh, g.Wxh, m.present, m.n_present, H, V,
+                        u.learning_rate, u.eps)
+    clip_adagrad(p.Whh, mem.Whh, g.Whh, <Py_ssize_t> H * H, u)
     clip_adagrad(p.bh, mem.bh, g.bh, H, u)
 
 
@@ -127,7 +180,7 @@ cdef f64 model_step(Model *m, const i32 *x, const i32 *y, int T, int B, f64 *h,
     over the T*B rows."""
     cdef Py_ssize_t block = <Py_ssize_t> B * m.H
     cdef f64 loss
-    transpose(m.WhhT, m.params.Whh, m.H, m.H)
+    model_prepare(m)
     memcpy(m.hs, h, block * sizeof(f64))
     loss = model_forward(m, x, y, T, B, threads)
     memcpy(h, m.hs + T * block, block * sizeof(f64))
@@ -147,7 +200,7 @@ cdef Py_ssize_t model_train(Model *m, DataPass *d, int T, int B, f64 *h, const U
     depends on the sizes only, and neither cuts its work by the thread
     count. The work buffers must hold T * B rows."""
     cdef Py_ssize_t k = 0
-    if pipelined(m.V, m.H, B):
+    if pipelined(m.V, m.H, B) and m.D == 0 and u.optimizer == ADAGRAD:
         return pipeline_train(m, d, T, B, h, u[0], losses, n, threads)
     while k < n:
         if not next_chunk(d, T, B, m.V, h, m.H):

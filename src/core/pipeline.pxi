@@ -50,7 +50,7 @@ cdef void recurrence_forward(Model *m, const i32 *x, int T, int B, f64 *h, Sync 
     once hs[t] is there."""
     cdef Py_ssize_t block = <Py_ssize_t> B * m.H
     memcpy(m.hs, h, block * sizeof(f64))
-    rnn_forward(m.hs, x, T, B, m.params.Wxh, m.WhhT, m.params.bh, m.H, m.V, 1,
+    rnn_forward(m.hs, x, T, B, m.table, m.WhhT, m.params.bh, m.H, m.V, 1,
                 &s.forward_steps, base)
     memcpy(h, m.hs + T * block, block * sizeof(f64))
 

@@ -74,20 +74,64 @@ cdef inline void rnn_step(f64 *h, const f64 *h_prev, const i32 *x, int B,
         h[i] = vtanh(h[i])
 
 
+cdef inline int stream_groups(int B) noexcept nogil:
+    """The groups of streams the recurrence of B streams is cut into (each
+    group's recurrence runs on one thread, with no wait between its time
+    steps): B // GROUP_MIN_STREAMS, at most MAX_STRIPES, at least 1. Sizes
+    only."""
+    cdef int g = B // GROUP_MIN_STREAMS
+    return MAX_STRIPES if g > MAX_STRIPES else (g if g > 1 else 1)
+
+
+cdef void rnn_forward_streams(f64 *hs, const i32 *inputs, int T, int B, int b0, int b1,
+                              const f64 *Wxh, const f64 *WhhT, const f64 *bh, int H, int V,
+                              int threads, counter *made, long long base) noexcept nogil:
+    """rnn_forward of streams b0:b1 of hs (T+1, B, H) and inputs (T, B)."""
+    cdef int t
+    cdef Py_ssize_t block = <Py_ssize_t> B * H, at = <Py_ssize_t> b0 * H
+    for t in range(T):
+        rnn_step(hs + (t + 1) * block + at, hs + t * block + at, inputs + t * B + b0,
+                 b1 - b0, Wxh, WhhT, bh, H, V, threads)
+        if made != NULL:
+            counter_set(made, base + t + 1)
+
+
+cdef struct RnnGroups:
+    # the arguments of a recurrence cut into groups of streams, shared by its pieces
+    f64 *hs
+    f64 *dhs
+    f64 *dh_next
+    const i32 *inputs
+    const f64 *Wxh
+    const f64 *W          # WhhT (forward) or Whh (backward)
+    const f64 *bh
+    int T, B, H, V, G
+
+
+cdef void rnn_forward_task(void *ctx, int g) noexcept nogil:
+    """Group g of rnn_forward: streams stripe_lo(g) to stripe_lo(g + 1), one thread."""
+    cdef RnnGroups *a = <RnnGroups *> ctx
+    rnn_forward_streams(a.hs, a.inputs, a.T, a.B, stripe_lo(g, a.G, a.B),
+                        stripe_lo(g + 1, a.G, a.B), a.Wxh, a.W, a.bh, a.H, a.V, 1, NULL, 0)
+
+
 cdef void rnn_forward(f64 *hs, const i32 *inputs, int T, int B, const f64 *Wxh,
                       const f64 *WhhT, const f64 *bh, int H, int V, int threads,
                       counter *made, long long base) noexcept nogil:
     """hs (T+1, B, H): from hs[0] = h_prev, hs[t+1] = rnn_step(hs[t], inputs[t]).
-    inputs (T, B) ids, Wxh (H, V), WhhT (H, H) = Whh^T, bh (H,). If made is
-    not NULL, *made = base + t (release) once hs[t] is there (the pipeline's
-    output thread waits on it)."""
-    cdef int t
-    cdef Py_ssize_t block = <Py_ssize_t> B * H
-    for t in range(T):
-        rnn_step(hs + (t + 1) * block, hs + t * block, inputs + t * B, B,
-                 Wxh, WhhT, bh, H, V, threads)
-        if made != NULL:
-            counter_set(made, base + t + 1)
+    inputs (T, B) ids, Wxh (H, V), WhhT (H, H) = Whh^T, bh (H,). In
+    stream_groups(B) groups of streams on up to `threads` threads; with one
+    group, each step's product in pieces. If made is not NULL (one group),
+    *made = base + t (release) once hs[t] is there (the pipeline's output
+    thread waits on it)."""
+    cdef RnnGroups a
+    a.G = stream_groups(B)
+    if a.G == 1 or made != NULL:
+        rnn_forward_streams(hs, inputs, T, B, 0, B, Wxh, WhhT, bh, H, V, threads, made, base)
+        return
+    a.hs, a.inputs, a.Wxh, a.W, a.bh = hs, inputs, Wxh, WhhT, bh
+    a.T, a.B, a.H, a.V = T, B, H, V
+    run_pieces(rnn_forward_task, &a, a.G, threads)
 
 
 # -- backward -----------------------------------------------------------------
@@ -126,25 +170,49 @@ cdef void rnn_backward(f64 *dWxh, f64 *dWhh, f64 *dbh, f64 *dhs, f64 *dh_next,
     rnn_input_grads(dWxh, dbh, dhs, inputs, T * B, H, V)
 
 
+cdef void rnn_backward_chain_streams(f64 *dhs, f64 *dh_next, const f64 *hs, int T, int B,
+                                     int b0, int b1, const f64 *Whh, int H,
+                                     int threads) noexcept nogil:
+    """rnn_backward_chain of streams b0:b1 (dh_next: their rows)."""
+    cdef int t
+    cdef Py_ssize_t i, block = <Py_ssize_t> B * H, at = <Py_ssize_t> b0 * H
+    cdef Py_ssize_t n = <Py_ssize_t> (b1 - b0) * H
+    cdef f64 *row
+    cdef f64 *dn = dh_next + at
+    cdef const f64 *h_t
+    cdef f64 d
+    memset(dn, 0, n * sizeof(f64))
+    for t in range(T - 1, -1, -1):
+        row = dhs + t * block + at
+        h_t = hs + (t + 1) * block + at
+        for i in range(n):
+            d = row[i] + dn[i]
+            row[i] = (1.0 - h_t[i] * h_t[i]) * d
+        if t > 0:
+            hidden_matmul(dn, row, Whh, b1 - b0, H, threads)
+
+
+cdef void rnn_backward_chain_task(void *ctx, int g) noexcept nogil:
+    """Group g of rnn_backward_chain, one thread."""
+    cdef RnnGroups *a = <RnnGroups *> ctx
+    rnn_backward_chain_streams(a.dhs, a.dh_next, a.hs, a.T, a.B, stripe_lo(g, a.G, a.B),
+                               stripe_lo(g + 1, a.G, a.B), a.W, a.H, 1)
+
+
 cdef void rnn_backward_chain(f64 *dhs, f64 *dh_next, const f64 *hs, int T, int B,
                              const f64 *Whh, int H, int threads) noexcept nogil:
     """The sequential part of rnn_backward: from t = T-1 down to 0,
         dh_raw[t] = (1 - hs[t+1]^2) * (dhs[t] + dh_raw[t+1] Whh)
-    in place of dhs (T, B, H)."""
-    cdef int t
-    cdef Py_ssize_t i, block = <Py_ssize_t> B * H
-    cdef f64 *row
-    cdef const f64 *h_t
-    cdef f64 d
-    memset(dh_next, 0, block * sizeof(f64))
-    for t in range(T - 1, -1, -1):
-        row = dhs + t * block
-        h_t = hs + (t + 1) * block
-        for i in range(block):
-            d = row[i] + dh_next[i]
-            row[i] = (1.0 - h_t[i] * h_t[i]) * d
-        if t > 0:
-            hidden_matmul(dh_next, row, Whh, B, H, threads)
+    in place of dhs (T, B, H); in stream_groups(B) groups of streams, as
+    rnn_forward."""
+    cdef RnnGroups a
+    a.G = stream_groups(B)
+    if a.G == 1:
+        rnn_backward_chain_streams(dhs, dh_next, hs, T, B, 0, B, Whh, H, threads)
+        return
+    a.dhs, a.dh_next, a.hs, a.W = dhs, dh_next, <f64 *> hs, Whh
+    a.T, a.B, a.H = T, B, H
+    run_pieces(rnn_backward_chain_task, &a, a.G, threads)
 
 
 cdef void rnn_input_grads(f64 *dWxh, f64 *dbh, const f64 *dh_raw, const i32 *inputs,

@@ -1,17 +1,37 @@
-# The update: each gradient clipped to [-bound, bound], then Adagrad, in place.
+# The update: each gradient clipped to [-bound, bound], then Adagrad or Adam, in place.
 #
 #     g = min(max(g, -bound), bound)
-#     mem += g * g;  param -= learning_rate * g / sqrt(mem + eps)
+#     Adagrad (min-char-rnn):  mem += g * g;  param -= learning_rate * g / sqrt(mem + eps)
+#     Adam (PyTorch's torch.optim.Adam, at step t = 1, 2, ...):
+#         mom = beta1 * mom + (1 - beta1) * g;  mem = beta2 * mem + (1 - beta2) * g * g
+#         param -= (learning_rate / (1 - beta1^t)) * mom / (sqrt(mem) / sqrt(1 - beta2^t) + eps)
 #
 # Elementwise, so the order in which parameters (or blocks of one) are
 # updated never changes a result. The *_columns forms touch only the columns
-# of Wxh whose ids were in the chunk: exact, since a zero gradient changes
-# neither a parameter nor its memory.
+# of Wxh whose ids were in the chunk: exact for Adagrad, since a zero
+# gradient changes neither a parameter nor its memory (not for Adam, whose
+# momentum moves a parameter on: Adam updates every column).
+
+cdef enum:
+    ADAGRAD = 0
+    ADAM = 1
+
 
 cdef struct Update:
+    int optimizer          # ADAGRAD or ADAM
     f64 learning_rate
     f64 clip_bound
-    f64 eps       # Adagrad's epsilon
+    f64 eps                # Adagrad's or Adam's epsilon
+    f64 beta1, beta2       # Adam's decay rates
+    f64 step_size          # Adam at step t: learning_rate / (1 - beta1^t) (adam_at)
+    f64 root_correction    # Adam at step t: sqrt(1 - beta2^t)
+
+
+cdef inline Update adam_at(Update u, long long t) noexcept nogil:
+    """u with Adam's bias corrections for step t >= 1."""
+    u.step_size = u.learning_rate / (1.0 - pow(u.beta1, <f64> t))
+    u.root_correction = sqrt(1.0 - pow(u.beta2, <f64> t))
+    return u
 
 
 cdef inline f64 clipped(f64 g, f64 bound) noexcept nogil:
@@ -71,3 +91,24 @@ cdef void adagrad_columns(f64 *param, f64 *mem, const f64 *grad, const i32 *colu
         for i in range(rows):
             at = <Py_ssize_t> i * cols + columns[k]
             adagrad_element(&param[at], &mem[at], grad[at], learning_rate, eps)
+
+
+cdef void adam(f64 *param, f64 *mom, f64 *mem, const f64 *grad, Py_ssize_t n,
+               const Update *u) noexcept nogil:
+    """Adam on param, mom (first moment), mem (second moment) (n,) in place
+    with the gradient grad (n,), at the step u's corrections are for."""
+    cdef Py_ssize_t i
+    cdef f64 g, b1 = u.beta1, b2 = u.beta2, step = u.step_size, root = u.root_correction
+    cdef f64 eps = u.eps
+    for i in range(n):
+        g = grad[i]
+        mom[i] = b1 * mom[i] + (1.0 - b1) * g
+        mem[i] = b2 * mem[i] + (1.0 - b2) * (g * g)
+        param[i] -= step * mom[i] / (sqrt(mem[i]) / root + eps)
+
+
+cdef inline void clip_adam(f64 *param, f64 *mom, f64 *mem, f64 *grad, Py_ssize_t n,
+                           const Update *u) noexcept nogil:
+    """grad (n,) clipped in place, then Adam on param, mom, mem (n,) with it."""
+    clip(grad, n, u.clip_bound)
+    adam(param, mom, mem, grad, n, u)

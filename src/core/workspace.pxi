@@ -8,18 +8,19 @@
 # Workspace (the model's lock); work buffers grow to the largest T * B seen
 # (reserve), never per step, and nothing is allocated within a step.
 
-cdef Tensors tensors_of(list arrays, int H, int V, str what) except *:
-    """Pointers into arrays = [Wxh, Whh, Why, bh, by], which must be
-    C-contiguous writable float64 arrays of the shapes above (biases may be
-    (n, 1))."""
+cdef Tensors tensors_of(list arrays, int H, int V, int D, str what) except *:
+    """Pointers into arrays = [Wxh, Whh, Why, bh, by] (and embed if D > 0),
+    which must be C-contiguous writable float64 arrays of the shapes above
+    (biases may be (n, 1))."""
     cdef Tensors out
     cdef f64[::1] flat
-    cdef f64 *data[5]
-    cdef int k
-    shapes = ((H, V), (H, H), (V, H), (H,), (V,))
-    if len(arrays) != 5:
-        raise ValueError(f"{what}: expected 5 arrays (Wxh, Whh, Why, bh, by)")
-    for k in range(5):
+    cdef f64 *data[6]
+    cdef int k, n = 6 if D else 5
+    shapes = ((H, D if D else V), (H, H), (V, H), (H,), (V,), (V, D))
+    if len(arrays) != n:
+        raise ValueError(f"{what}: expected {n} arrays (Wxh, Whh, Why, bh, by"
+                         f"{', embed' if D else ''})")
+    for k in range(n):
         arr, shape = arrays[k], shapes[k]
         if (not isinstance(arr, np.ndarray) or arr.dtype != np.float64
                 or not arr.flags.c_contiguous or not arr.flags.writeable
@@ -28,19 +29,23 @@ cdef Tensors tensors_of(list arrays, int H, int V, str what) except *:
         flat = arr.reshape(-1)      # a view: arr is C-contiguous
         data[k] = &flat[0]
     out.Wxh, out.Whh, out.Why, out.bh, out.by = data[0], data[1], data[2], data[3], data[4]
+    out.embed = data[5] if D else NULL
     return out
 
 
 cdef class Workspace:
-    """A model's parameters, Adagrad memory and gradients (held, updated in
+    """A model's parameters, optimiser state and gradients (held, updated in
     place) and the work buffers of its steps; one call at a time.
 
-        params  = [Wxh (H,V), Whh (H,H), Why (V,H), bh (H,), by (V,)]
-        memory  = the same shapes (Adagrad accumulators)
+        params  = [Wxh (H,I), Whh (H,H), Why (V,H), bh (H,), by (V,)]
+                  + [embed (V,D)] with an input embedding (I = D; else I = V)
+        memory  = the same shapes (Adagrad's sums of squares; Adam's second moment)
+        moment  = the same shapes (Adam's first moment), or None with Adagrad
         grads   = the same shapes (the gradients of the last step, clipped)
 
-    All float64, C-contiguous; biases may be (H, 1) / (V, 1). clip_bound and
-    adagrad_eps are the update's hyperparameters (charrnn_ext.defaults).
+    All float64, C-contiguous; biases may be (H, 1) / (V, 1). optimizer
+    ("adagrad" or "adam"), clip_bound, eps, beta1, beta2 are the update's
+    hyperparameters (charrnn_ext.defaults); adam_steps counts Adam's updates.
 
     train_step, loss_and_grads and loss run B streams at once: inputs and
     targets (T, B) time-major, h (B, H) one row per stream. Their loss is the
@@ -48,30 +53,44 @@ cdef class Workspace:
     over streams. Work buffers grow to the largest T * B seen (reserve),
     never per step.
     """
-    cdef readonly int hidden_size, vocab_size, capacity, stream_capacity, n_stripes
-    cdef readonly f64 clip_bound, adagrad_eps
+    cdef readonly int hidden_size, vocab_size, embedding_size, capacity, stream_capacity
+    cdef readonly int n_stripes
+    cdef readonly f64 clip_bound, eps, beta1, beta2
+    cdef readonly str optimizer
     cdef Model m                # what the kernels see: sizes and pointers
-    cdef object arrays          # the arrays behind params, memory and grads (kept alive)
+    cdef object arrays          # the arrays behind params, memory, moment and grads (kept alive)
     cdef dict buffers           # the work buffers' arrays (kept alive); pointers in m
     cdef i32 *chunk             # (T+1, B): train's chunk of ids
     cdef Py_ssize_t chunk_capacity
 
-    def __init__(self, params, memory, grads, *, f64 clip_bound, f64 adagrad_eps,
-                 int capacity=32):
-        H, V = params[0].shape[0], params[0].shape[1]
-        self.hidden_size, self.vocab_size = H, V
-        self.m.H, self.m.V = H, V
-        self.m.params = tensors_of(list(params), H, V, "params")
-        self.m.memory = tensors_of(list(memory), H, V, "memory")
-        self.m.grads = tensors_of(list(grads), H, V, "grads")
-        self.arrays = (tuple(params), tuple(memory), tuple(grads))
-        self.clip_bound, self.adagrad_eps = clip_bound, adagrad_eps
-        self.m.clip_bound, self.m.adagrad_eps = clip_bound, adagrad_eps
+    def __init__(self, params, memory, grads, moment=None, *, str optimizer="adagrad",
+                 f64 clip_bound, f64 eps, f64 beta1=0.9, f64 beta2=0.999, int capacity=32):
+        params = list(params)
+        H, V = params[1].shape[0], params[2].shape[0]
+        D = params[5].shape[1] if len(params) == 6 else 0
+        if optimizer not in ("adagrad", "adam") or (moment is None) != (optimizer == "adagrad"):
+            raise ValueError("optimizer must be 'adagrad' (no moment) or 'adam' (with moment)")
+        self.hidden_size, self.vocab_size, self.embedding_size = H, V, D
+        self.m.H, self.m.V, self.m.D = H, V, D
+        self.m.params = tensors_of(params, H, V, D, "params")
+        self.m.memory = tensors_of(list(memory), H, V, D, "memory")
+        self.m.grads = tensors_of(list(grads), H, V, D, "grads")
+        if moment is not None:
+            self.m.moment = tensors_of(list(moment), H, V, D, "moment")
+        self.arrays = (tuple(params), tuple(memory), tuple(grads), moment)
+        self.optimizer = optimizer
+        self.clip_bound, self.eps, self.beta1, self.beta2 = clip_bound, eps, beta1, beta2
+        self.m.adam_steps = 0
         self.n_stripes = self.m.S = stripe_count(V, H)
         self.buffers = {}
         self.m.WhhT = self.buffer("WhhT", H * H)
         self.m.WhyT = self.buffer("WhyT", H * V if pipelined(V, H, 1) else 1)
         self.m.logits = self.buffer("logits", V)
+        if D:
+            self.m.table = self.buffer("table", H * V)
+            self.m.dtable = self.buffer("dtable", H * V)
+        else:
+            self.m.table, self.m.dtable = self.m.params.Wxh, self.m.grads.Wxh
         present = np.zeros(V, dtype=np.int32)
         seen = np.zeros(V, dtype=np.uint8)
         self.buffers["present"], self.buffers["seen"] = present, seen
@@ -81,7 +100,20 @@ cdef class Workspace:
         self.m.n_present = 0
         self.capacity = self.stream_capacity = 0
         self.reserve(max(capacity, 1), 1)
-        np.asarray(grads[0])[...] = 0.0    # the dWxh invariant: zero outside present[:n_present]
+        # the dtable invariant: zero outside present[:n_present]
+        np.asarray(grads[0])[...] = 0.0
+
+    @property
+    def adam_steps(self):
+        """Adam's updates so far (the next update's bias corrections are for
+        adam_steps + 1); 0 with Adagrad."""
+        return self.m.adam_steps
+
+    @adam_steps.setter
+    def adam_steps(self, long long n):
+        if n < 0:
+            raise ValueError("adam_steps must be non-negative")
+        self.m.adam_steps = n
 
     cdef f64 *buffer(self, str name, Py_ssize_t n) except NULL:
         """A new zeroed work buffer of n doubles (at least one), kept as buffers[name]."""
@@ -126,7 +158,10 @@ cdef class Workspace:
     cdef Update update(self, f64 learning_rate) noexcept:
         """The update's hyperparameters for a call at this learning rate."""
         cdef Update u
-        u.learning_rate, u.clip_bound, u.eps = learning_rate, self.clip_bound, self.adagrad_eps
+        u.optimizer = ADAM if self.optimizer == "adam" else ADAGRAD
+        u.learning_rate, u.clip_bound, u.eps = learning_rate, self.clip_bound, self.eps
+        u.beta1, u.beta2 = self.beta1, self.beta2
+        u.step_size, u.root_correction = learning_rate, 1.0
         return u
 
     def threads(self, int streams=1, int steps=1):
@@ -136,7 +171,8 @@ cdef class Workspace:
         of the recurrence and of dWhh."""
         cdef int H = self.hidden_size, pieces = self.n_stripes
         cdef int limit = core_threads()
-        if pipelined(self.vocab_size, H, streams):
+        if pipelined(self.vocab_size, H, streams) and self.embedding_size == 0 \
+                and self.optimizer == "adagrad":
             return min(limit, 2)
         if streams >= GEMM_MIN_STREAMS:
             pieces = max(pieces, product_pieces(<Py_ssize_t> streams * H * H, H))
@@ -212,12 +248,12 @@ cdef class Workspace:
         self.reserve(T * B, B)
         with nogil:
             threads = core_threads()
-            transpose(m.WhhT, m.params.Whh, m.H, m.H)
+            model_prepare(m)
             memcpy(m.hs, &h[0, 0], block * sizeof(f64))
             loss = model_forward(m, &inputs[0, 0], &targets[0, 0], T, B, threads)
             memcpy(&h[0, 0], m.hs + T * block, block * sizeof(f64))
             model_backward(m, &inputs[0, 0], &targets[0, 0], T, B, threads, NULL)
-            model_clip(m)
+            model_clip(m, self.clip_bound)
         return loss / B
 
     def loss(self, const i32[:, ::1] inputs, const i32[:, ::1] targets, f64[:, ::1] h):
@@ -235,7 +271,7 @@ cdef class Workspace:
         self.reserve(min(n, <Py_ssize_t> steps) * B, B)
         with nogil:
             threads = core_threads()
-            transpose(m.WhhT, m.params.Whh, m.H, m.H)
+            model_prepare(m)
             memcpy(m.hs, &h[0, 0], block * sizeof(f64))
             while start < n:
                 T = <int> min(n - start, <Py_ssize_t> steps)
@@ -255,10 +291,9 @@ cdef class Workspace:
         cdef int H = self.hidden_size, V = self.vocab_size
         cdef Py_ssize_t t, n = inputs.shape[0]
         with nogil:
-            transpose(m.WhhT, m.params.Whh, H, H)
+            model_prepare(m)
             for t in range(n):
-                rnn_step(m.h_next, &h[0], &inputs[t], 1, m.params.Wxh, m.WhhT, m.params.bh,
-                         H, V, 1)
+                rnn_step(m.h_next, &h[0], &inputs[t], 1, m.table, m.WhhT, m.params.bh, H, V, 1)
                 memcpy(&h[0], m.h_next, H * sizeof(f64))
 
     def sample(self, f64[::1] h, int seed_ix, const f64[::1] uniforms,
@@ -273,9 +308,9 @@ cdef class Workspace:
         cdef f64[:, ::1] WhyT = np.ascontiguousarray(
             np.asarray(<f64[:V, :H]> m.params.Why).T)   # (H, V), a copy per call
         with nogil:
-            transpose(m.WhhT, m.params.Whh, H, H)
+            model_prepare(m)
             for t in range(n):
-                rnn_step(m.h_next, &h[0], &x, 1, m.params.Wxh, m.WhhT, m.params.bh, H, V, 1)
+                rnn_step(m.h_next, &h[0], &x, 1, m.table, m.WhhT, m.params.bh, H, V, 1)
                 memcpy(&h[0], m.h_next, H * sizeof(f64))
                 output_step(m.logits, &h[0], &WhyT[0, 0], m.params.by, H, V)
                 x = draw_id(m.logits, V, temperature, uniforms[t])
