@@ -75,6 +75,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def nonneg_int(text: str) -> int:
+    value = _int(text)
+    if not 0 <= value <= MAX_INT:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {MAX_INT}], got {text}")
+    return value
+
+
 def sample_length_int(text: str) -> int:
     """Characters of a sample printed while training: positive, and small
     enough to hold in memory (12 bytes each) -- charrnn-sample streams longer texts."""

@@ -7,8 +7,11 @@ pickle), so loading a file from a stranger cannot run code. Members:
     format            str    FORMAT_NAME (identifies the file)
     version           int64  FORMAT_VERSION
     vocab             uint32 (V,)  code points of the vocabulary, sorted
-    params.<name>     float64      Wxh (H,V), Whh (H,H), Why (V,H), bh (H,1), by (V,1)
-    memory.<name>     float64      the Adagrad memory, same shapes
+    params.<name>     float64      Wxh (H,V), Whh (H,H), Why (V,H), bh (H,1), by (V,1);
+                                   with an input embedding of width D (version 3):
+                                   Wxh (H,D) and embed (V,D)
+    memory.<name>     float64      the Adagrad memory (Adam's second moment), same shapes
+    moment.<name>     float64      Adam's first moment, same shapes (Adam only; version 3)
     hidden            float64 (H, B) hidden states carried into the next step,
                                    one column per stream (version 1: (H,))
                                    (sampling starts from it: the model has
@@ -20,7 +23,8 @@ pickle), so loading a file from a stranger cannot run code. Members:
                                    best_val_bpc / best_iteration (the best
                                    held-out score so far, or null),
                                    interval_loss / interval_steps (summed loss
-                                   and steps since the last history point)
+                                   and steps since the last history point),
+                                   adam_steps (Adam's updates so far; version 3)
     rng_state         str    JSON: the sampling Generator's bit_generator.state
     hyperparameters   str    JSON: the training run's settings
     history.*         arrays of the loss curves (for --plot)
@@ -62,11 +66,12 @@ from ._rngstate import restore_rng, rng_json
 from .datapass import held_out, stream_part
 from .defaults import SEQ_LENGTH
 from .model import _MAX_ELEMENTS, CharRNN
-from .spec import PARAM_NAMES
+from .settings import SETTINGS
+from .spec import EMBED, param_names
 from .vocab import _MAX_CODE_POINT, Vocab
 
 FORMAT_NAME = "charrnn_ext checkpoint"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 # history.<key>: the loss curves. Keys in one group have equal lengths.
 _HISTORY_KEYS = {
@@ -203,13 +208,16 @@ def _arrays(ckpt: Checkpoint) -> dict:
             "best_iteration": None if ckpt.best_iteration is None else int(ckpt.best_iteration),
             "interval_loss": float(ckpt.interval_loss),
             "interval_steps": int(ckpt.interval_steps),
+            "adam_steps": int(model.adam_steps),
         }),
         "rng_state": _json_array(rng_json(ckpt.rng)),
         "hyperparameters": _json_array(ckpt.hyperparameters),
     }
-    for name in PARAM_NAMES:
+    for name in model.params:
         arrays[f"params.{name}"] = model.params[name]
         arrays[f"memory.{name}"] = model.memory[name]
+    for name in model.moment:
+        arrays[f"moment.{name}"] = model.moment[name]
     for group in _HISTORY_GROUPS:  # a curve missing from a group reads as NaN
         given = {key: np.asarray(ckpt.history[key]).reshape(-1)
                  for key in group if key in ckpt.history}
@@ -271,8 +279,9 @@ def _member_limits() -> dict:
         "state": _MAX_JSON_BYTES, "rng_state": _MAX_JSON_BYTES,
         "hyperparameters": _MAX_JSON_BYTES,
     }
-    for name in PARAM_NAMES:   # each within the core's limit on a matrix
-        limits[f"params.{name}"] = limits[f"memory.{name}"] = 8 * _MAX_ELEMENTS
+    for name in param_names(1):   # each within the core's limit on a matrix
+        for kind in ("params", "memory", "moment"):
+            limits[f"{kind}.{name}"] = 8 * _MAX_ELEMENTS
     for key in _HISTORY_KEYS:  # at most one point per iteration (a C int)
         limits[f"history.{key}"] = 8 * _MAX_ELEMENTS
     return limits
@@ -370,9 +379,15 @@ def _parse(arrays: dict) -> Checkpoint:
     if codes.size == 0 or codes.min() < 0 or codes.max() > 0x10FFFF:
         raise ValueError("'vocab' holds invalid code points")
     vocab = Vocab(codes.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass"))
-    params = {name: _get(arrays, f"params.{name}", "f") for name in PARAM_NAMES}
-    memory = {name: _get(arrays, f"memory.{name}", "f") for name in PARAM_NAMES}
-    model = CharRNN.from_params(params, memory)
+    names = param_names(1 if f"params.{EMBED}" in arrays else 0)
+    params = {name: _get(arrays, f"params.{name}", "f") for name in names}
+    memory = {name: _get(arrays, f"memory.{name}", "f") for name in names}
+    adam = any(key.startswith("moment.") for key in arrays)
+    moment = {name: _get(arrays, f"moment.{name}", "f") for name in names} if adam else None
+    state = _json(arrays, "state")
+    adam_steps = _nonneg_int(state.get("adam_steps", 0), "adam_steps", 2**62)
+    model = CharRNN.from_params(params, memory, optimizer="adam" if adam else "adagrad",
+                                moment=moment, adam_steps=adam_steps)
     if model.vocab_size != len(vocab):
         raise ValueError(f"the parameters are for {model.vocab_size} characters, "
                          f"the vocabulary has {len(vocab)}")
@@ -388,7 +403,6 @@ def _parse(arrays: dict) -> Checkpoint:
     smooth_loss = float(_get(arrays, "smooth_loss", "f", 0))
     if not (math.isfinite(smooth_loss) and smooth_loss >= 0):  # a mean of cross-entropies
         raise ValueError(f"the smoothed loss must be finite and non-negative, got {smooth_loss!r}")
-    state = _json(arrays, "state")
     iteration = _nonneg_int(state.get("iteration"), "iteration")
     position = _nonneg_int(state.get("position"), "position")
     data_size = _nonneg_int(state.get("data_size", 0), "data_size")
@@ -510,6 +524,11 @@ def _check_agreement(ckpt: Checkpoint) -> None:
     if batch_size is not None and batch_size != B:
         raise ValueError(f"'hidden' holds {B} stream{'s' if B > 1 else ''}, "
                          f"the hyperparameters say batch_size {batch_size}")
+    for name, value in (("optimizer", ckpt.model.optimizer),
+                        ("embedding_size", ckpt.model.embedding_size)):
+        said = _setting(hyper, name, SETTINGS[name].parse, SETTINGS[name].parse.__name__)
+        if said is not None and said != value:
+            raise ValueError(f"the hyperparameters say {name} {said}, the model has {value}")
     seq_length = _setting(hyper, "seq_length", positive_int, "a positive integer")
     val_fraction = _setting(hyper, "val_fraction", fraction, "a number in [0, 1)")
     if ckpt.data_size:

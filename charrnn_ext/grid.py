@@ -7,12 +7,16 @@ import math
 import re
 
 from ._cli import CLIError
-from .settings import SETTINGS
+from .settings import SETTINGS, complete
 
 
 SWEEPABLE = {
+    "recipe": "r",
     "hidden_size": "h",
     "learning_rate": "lr",
+    "optimizer": "opt",
+    "embedding_size": "D",
+    "init": "init",
     "seq_length": "T",
     "batch_size": "B",
     "iters": "it",
@@ -98,10 +102,11 @@ def run_name(varied: dict) -> str:
 def expand(grid: dict, fixed: dict, settings: dict) -> list[tuple[str, dict]]:
     """[(name, settings)] for every combination of the grid; a run's settings
     are all the sweepable ones: the grid's, else the fixed flag's, else the
-    trainer's default."""
-    base = {k: fixed[k] if fixed.get(k) is not None else SETTINGS[k].default for k in settings}
+    trainer's default (its recipe's: charrnn_ext.settings.complete)."""
+    given = {k: v for k, v in fixed.items() if v is not None and k in settings}
     runs = []
     for combo in itertools.product(*grid.values()):
         varied = dict(zip(grid, combo))
-        runs.append((run_name(varied), {**base, **varied}))
+        run = complete({**given, **varied})
+        runs.append((run_name(varied), {k: run[k] for k in settings}))
     return runs

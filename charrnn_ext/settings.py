@@ -11,8 +11,35 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import defaults as d
-from ._cli import (fraction, nonneg_float, positive_float, positive_int, sample_length_int,
-                   seed_int)
+from ._cli import (fraction, nonneg_float, nonneg_int, positive_float, positive_int,
+                   sample_length_int, seed_int)
+from .spec import INITS, OPTIMIZERS
+
+
+def _choice(options):
+    def parse(text: str) -> str:
+        if text not in options:
+            raise argparse.ArgumentTypeError(f"must be one of {', '.join(options)}, got {text}")
+        return text
+    parse.__name__ = "one of " + "|".join(options)
+    return parse
+
+
+# The recipes: the defaults of the model and training settings. min-char-rnn's
+# is the original script's (one stream); the batched recipe is the best
+# measured in two minutes on two cores (benchmarks/README.md, "Best model in
+# two minutes"). Without --recipe, a run of one stream follows min-char-rnn's
+# and a run of B > 1 streams the batched one; a flag given overrides its
+# recipe's value.
+RECIPES = {
+    "min-char-rnn": dict(hidden_size=d.HIDDEN_SIZE, seq_length=d.SEQ_LENGTH,
+                         batch_size=d.BATCH_SIZE, learning_rate=d.LEARNING_RATE,
+                         optimizer=d.OPTIMIZER, embedding_size=d.EMBEDDING_SIZE, init=d.INIT),
+    "batched": dict(hidden_size=256, seq_length=50, batch_size=32, learning_rate=0.002,
+                    optimizer="adam", embedding_size=64, init="pytorch"),
+}
+# A recipe's learning rate is for its optimizer; with the other one given, its rate:
+OTHER_RATES = {("min-char-rnn", "adam"): 0.002, ("batched", "adagrad"): 0.02}
 
 
 @dataclass(frozen=True)
@@ -36,6 +63,12 @@ def _table(**settings: Setting) -> dict:
 
 # The model and training settings, then the output settings, in --help order.
 SETTINGS = _table(
+    recipe=Setting("auto", _choice(("auto",) + tuple(RECIPES)), "NAME",
+                   "the defaults of the settings below: min-char-rnn (the original script: "
+                   "hidden 100, seq 25, one stream, Adagrad 0.1, one-hot input) or batched "
+                   "(hidden 256, seq 50, 32 streams, Adam 0.002, a 64-wide input embedding, "
+                   "PyTorch's initialisation: the best model in a few minutes); auto: "
+                   "batched when --batch-size is above 1, else min-char-rnn"),
     hidden_size=Setting(d.HIDDEN_SIZE, positive_int, "H", "size of the hidden layer"),
     seq_length=Setting(d.SEQ_LENGTH, positive_int, "T",
                        "characters per chunk, the steps BPTT unrolls"),
@@ -44,7 +77,16 @@ SETTINGS = _table(
                        "stream b reads part b in chunks of T with its own hidden state, and one "
                        "step averages the B streams' gradients (char-rnn's -batch_size); 1 is "
                        "exactly min-char-rnn"),
-    learning_rate=Setting(d.LEARNING_RATE, positive_float, "LR", "Adagrad learning rate"),
+    learning_rate=Setting(d.LEARNING_RATE, positive_float, "LR", "the optimizer's learning rate"),
+    optimizer=Setting(d.OPTIMIZER, _choice(OPTIMIZERS), "NAME",
+                      "adagrad (min-char-rnn's) or adam (torch.optim.Adam's); gradients are "
+                      "clipped to [-5, 5] first with either"),
+    embedding_size=Setting(d.EMBEDDING_SIZE, nonneg_int, "D",
+                           "width of a learned input embedding (nn.Embedding before the RNN); "
+                           "0 is min-char-rnn's one-hot input"),
+    init=Setting(d.INIT, _choice(INITS), "NAME",
+                 "initial weights: min-char-rnn (randn * 0.01, zero biases) or pytorch (as "
+                 "nn.Embedding, nn.RNN and nn.Linear initialise)"),
     iters=Setting(d.ITERS, positive_int, "N",
                   "total iterations to reach, counted from the start of training, so a resumed "
                   "run stops where a straight one would"),
@@ -66,8 +108,8 @@ SETTINGS = _table(
     checkpoint_every=Setting(d.CHECKPOINT_EVERY, positive_int, "N",
                              "iterations between checkpoints"),
 )
-MODEL_SETTINGS = ("hidden_size", "seq_length", "batch_size", "learning_rate", "iters", "seed",
-                  "val_fraction")
+MODEL_SETTINGS = ("recipe", "hidden_size", "seq_length", "batch_size", "learning_rate",
+                  "optimizer", "embedding_size", "init", "iters", "seed", "val_fraction")
 OUTPUT_SETTINGS = ("sample_every", "sample_length", "temperature", "eval_every")
 
 
@@ -86,15 +128,20 @@ def check(name: str, value) -> Any:
         raise ValueError(f"setting {name} {exc}") from None
 
 
-def complete(given: dict | None = None, stored: dict | None = None) -> dict:
-    """Every setting: ``given`` (checked), else ``stored`` (a checkpoint's;
-    checked), else the default. ValueError names an unknown or bad value."""
+def complete(given: dict | None = None, stored: dict | None = None,
+             fixed: dict | None = None) -> dict:
+    """Every setting: ``fixed`` (what a resumed checkpoint's model fixes,
+    fixed_by), else ``given`` (checked), else ``stored`` (a checkpoint's;
+    checked), else the recipe's default (RECIPES; the recipe given, stored,
+    or auto; the learning rate its optimizer's, OTHER_RATES), else the
+    setting's default. ValueError names an unknown or bad
+    value."""
     given, stored = dict(given or {}), dict(stored or {})
     unknown = sorted(set(given) - set(SETTINGS))
     if unknown:
         raise ValueError(f"unknown setting {unknown[0]!r} (settings: {', '.join(SETTINGS)})")
     out = {}
-    for name, setting in SETTINGS.items():
+    for name in SETTINGS:
         if given.get(name) is not None:
             out[name] = check(name, given[name])
         elif stored.get(name) is not None:
@@ -102,8 +149,41 @@ def complete(given: dict | None = None, stored: dict | None = None) -> dict:
                 out[name] = check(name, stored[name])
             except ValueError as exc:
                 raise ValueError(f"stored {exc}") from None
-        else:
-            out[name] = setting.default
+    out.update(fixed or {})
+    recipe = out.get("recipe", "auto")
+    if recipe == "auto":
+        # a checkpoint from before the recipes was trained with min-char-rnn's
+        recipe = "batched" if out.get("batch_size", 1) > 1 and (
+            not stored or "optimizer" in stored) else "min-char-rnn"
+    out["recipe"] = recipe
+    defaults = dict(RECIPES[recipe])
+    out.setdefault("optimizer", defaults["optimizer"])
+    defaults["learning_rate"] = OTHER_RATES.get((recipe, out["optimizer"]),
+                                                defaults["learning_rate"])
+    for name, setting in SETTINGS.items():
+        out.setdefault(name, defaults.get(name, setting.default))
+    return {name: out[name] for name in SETTINGS}
+
+
+def fixed_by(model, streams: int) -> dict:
+    """The settings a checkpoint's model fixes (a resumed run keeps them)."""
+    return {"hidden_size": model.hidden_size, "batch_size": streams,
+            "optimizer": model.optimizer, "embedding_size": model.embedding_size}
+
+
+def notes(settings: dict) -> list[str]:
+    """One line for each setting known to train badly with the others
+    (measured: benchmarks/README.md, "Best model in two minutes")."""
+    s, out = settings, []
+    if s["batch_size"] > 1 and s["optimizer"] == "adagrad" and s["embedding_size"] == 0 \
+            and s["hidden_size"] >= 128:
+        out.append(f"min-char-rnn's one-hot input with Adagrad trains {s['batch_size']} "
+                   f"streams of hidden size {s['hidden_size']} slowly (measured: 3.40 bits/char "
+                   f"after 2 minutes at lr 0.1, 2.6 at 0.02, against 2.3 with --recipe batched); "
+                   f"leave --optimizer, --embedding-size and --init to the batched recipe")
+    if s["optimizer"] == "adam" and s["learning_rate"] > 0.02:
+        out.append(f"--learning-rate {s['learning_rate']:g} is large for Adam (the batched "
+                   f"recipe uses 0.002); a run this fast usually diverges")
     return out
 
 
@@ -112,5 +192,7 @@ def add_setting_flags(group, names) -> None:
     value not given comes from the checkpoint when resuming, else the default."""
     for name in names:
         s = SETTINGS[name]
+        default = s.default if name not in RECIPES["batched"] else \
+            f"{RECIPES['min-char-rnn'][name]}; batched recipe: {RECIPES['batched'][name]}"
         group.add_argument(s.flag, dest=name, type=s.parse, metavar=s.metavar,
-                           help=f"{s.help} (default: {s.default})")
+                           help=f"{s.help} (default: {default})")

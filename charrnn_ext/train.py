@@ -20,14 +20,16 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
 
     from . import __version__, defaults
     from ._cli import (PIPE_CLOSED, ArgumentParser, CLIError,
-                       check_distinct_paths, count, prog_name, progress_bar, run, threads_int,
+                       check_distinct_paths, count, nonneg_float, prog_name, progress_bar, run,
+                       threads_int,
                        tolerant_stdout)
     from ._dispatch import set_num_threads
     from .checkpoint import Checkpoint, load_checkpoint
     from .evaluation import LN2
     from .inputs import read_text
     from .outputs import best_path, check_output, take_checkpoint_path
-    from .settings import MODEL_SETTINGS, OUTPUT_SETTINGS, SETTINGS, add_setting_flags, complete
+    from .settings import (MODEL_SETTINGS, OUTPUT_SETTINGS, SETTINGS, add_setting_flags, complete,
+                           fixed_by)
     from . import training
     from .training import Diverged, Reporter, Text, TextError, summary
     from .vocab import Vocab
@@ -90,6 +92,10 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
                         "faster; results are the same for any N (default: "
                         "$CHARRNN_EXT_NUM_THREADS, else one per usable CPU or $OMP_NUM_THREADS "
                         "if lower)")
+    p.add_argument("--time-limit", type=nonneg_float, default=0.0, metavar="SECONDS",
+                   help="stop training after this much wall time, then save and score the "
+                        "model as when all iterations ran (e.g. 120 for the best model in two "
+                        "minutes); 0: no limit (default: 0)")
     m = p.add_argument_group("model and training (when resuming, the checkpoint's values "
                              "are the defaults)")
     add_setting_flags(m, MODEL_SETTINGS)
@@ -127,20 +133,17 @@ def _settings(args, resumed: Checkpoint | None) -> dict:
             print(f"{prog_name('charrnn_ext.train')}: note: --seed is ignored with --resume "
                   f"(the checkpoint's random state continues)", file=sys.stderr)
         given["seed"] = None   # the seed is spent: the checkpoint's random state continues
-        H, B = resumed.model.hidden_size, resumed.hidden.shape[1]   # one state per stream
-        if args.hidden_size is not None and args.hidden_size != H:
-            raise CLIError(f"--hidden-size {args.hidden_size} differs from the hidden size "
-                           f"{H} of the checkpoint {args.resume}")
-        if args.batch_size is not None and args.batch_size != B:
-            raise CLIError(f"--batch-size {args.batch_size} differs from the "
-                           f"{count(B, 'stream')} of the checkpoint {args.resume}")
+        for name, value in fixed_by(resumed.model, resumed.hidden.shape[1]).items():
+            if given.get(name) is not None and given[name] != value:
+                theirs = count(value, "stream") if name == "batch_size" else \
+                    f"{name.replace('_', ' ')} {value}"
+                raise CLIError(f"{SETTINGS[name].flag} {given[name]} differs from the {theirs} "
+                               f"of the checkpoint {args.resume}")
     try:
-        settings = complete(given, resumed.hyperparameters if resumed is not None else None)
+        settings = complete(given, resumed.hyperparameters if resumed is not None else None,
+                            fixed_by(resumed.model, resumed.hidden.shape[1]) if resumed else None)
     except ValueError as exc:
         raise CLIError(f"{args.resume}: {exc}") from None
-    if resumed is not None:
-        settings.update(hidden_size=resumed.model.hidden_size,
-                        batch_size=resumed.hidden.shape[1])
     return settings
 
 
@@ -340,7 +343,8 @@ def _main(argv) -> int:
                 result = training.run(
                     text, settings, resume=resumed, checkpoint=ckpt_path,
                     keep_best=args.keep_best, reporter=out, resumed_from=args.resume,
-                    stop=lambda: signals.signum is not None or out.failure is not None)
+                    stop=lambda: signals.signum is not None or out.failure is not None,
+                    time_limit=args.time_limit)
             except Diverged as exc:
                 raise CLIError(str(exc), code=1) from None
             except OSError as exc:
@@ -355,6 +359,9 @@ def _main(argv) -> int:
     state = result.run
     if signals.signum is not None:
         out.line(f"interrupted at iteration {state.iteration} of {settings['iters']}")
+    elif result.timed_out:
+        out.line(f"--time-limit {args.time_limit:g} s reached at iteration {state.iteration} "
+                 f"of {settings['iters']}")
     best_name = best_path(ckpt_path) if args.keep_best and text.n_train < text.ids.size else None
     for line in summary(result, settings, ckpt_path, best_name):
         out.line(line)

@@ -28,7 +28,7 @@ from .divergence import Divergence
 from .evaluation import LN2, Scores, evaluate
 from .model import CharRNN, TrainingDiverged
 from .outputs import Files, Memory
-from .settings import complete
+from .settings import complete, fixed_by, notes
 from .vocab import Vocab
 
 class Diverged(RuntimeError):
@@ -84,13 +84,14 @@ def split(N: int, settings: dict, name: str = "the text") -> int:
 def check_memory(V: int, H: int, T: int, B: int) -> None:
     """MemoryError for a model whose arrays cannot fit in the memory available
     now (the operating system would kill the process rather than raise)."""
-    # params, Adagrad memory and gradients, the core's transposed Whh, and the
-    # step's work buffers: T * B rows of probabilities (V) and hidden states (3 H)
-    need = 8 * (3 * (H * H + 2 * V * H + H + V) + H * H + T * B * (V + 3 * H))
+    # params, the optimiser's state (Adam: two arrays each) and gradients, the
+    # core's transposed Whh, and the step's work buffers: T * B rows of
+    # probabilities (V) and hidden states (3 H)
+    need = 8 * (4 * (H * H + 2 * V * H + H + V) + H * H + T * B * (V + 3 * H))
     available = available_memory()
     if available and need > 0.8 * available:  # a margin for Python, numpy and the text
         raise MemoryError(f"--hidden-size {H} with {count(V, 'character')} needs "
-                          f"{need / 2**30:.1f} GiB for the parameters, their Adagrad memory and "
+                          f"{need / 2**30:.1f} GiB for the parameters, the optimizer's state and "
                           f"gradients; {available / 2**30:.1f} GiB of memory is available to "
                           f"this process")
 
@@ -130,7 +131,8 @@ class Result:
     files); ``final``, the scores at the end (None when stopped); ``stopped``,
     whether stop() ended it before ``iters``; ``saved_at``, the iteration of
     the last checkpoint written; the steps this call ran and the seconds spent
-    training and evaluating."""
+    training and evaluating; ``timed_out``, whether ``time_limit`` ended it
+    before ``iters`` (then scored as at the end of its iterations)."""
 
     run: Checkpoint
     final: Scores | None
@@ -141,6 +143,7 @@ class Result:
     eval_seconds: float
     best_file: str | None = None
     _best: Checkpoint | None = None
+    timed_out: bool = False
 
     @property
     def best(self) -> Checkpoint | None:
@@ -153,21 +156,22 @@ class Result:
 def run(text, settings: dict | None = None, *, resume: Checkpoint | None = None,
         checkpoint: str | None = None, keep_best: bool = True, reporter: Reporter | None = None,
         stop: Callable[[], bool] | None = None, resumed_from: str | None = None,
-        checkpoint_name: str | None = None) -> Result:
+        checkpoint_name: str | None = None, time_limit: float = 0.0) -> Result:
     """Train on ``text`` (a str, or a Text) with ``settings`` (names as in
     charrnn_ext.settings; missing ones from ``resume``'s, else defaults),
     continuing ``resume`` (a Checkpoint) if given, saving to the file
     ``checkpoint`` (and the best model beside it, ``keep_best``) if given,
     else keeping both in memory (Result.best; ``checkpoint_name``, the name
     the output gives them then). ``stop()`` is asked between
-    calls into the core; the run then saves and ends. Raises Diverged,
+    calls into the core; the run then saves and ends. ``time_limit`` > 0:
+    training ends after that many seconds (of training and evaluating), and
+    the run is saved and scored as at the end of its iterations. Raises Diverged,
     TextError, ValueError (bad settings), MemoryError (a model too large),
     OSError (a file not written). ``resume`` is continued in place."""
     reporter = reporter or Reporter()
     # -- 1. the settings and the text ---------------------------------------
-    settings = complete(settings, resume.hyperparameters if resume is not None else None)
-    if resume is not None:
-        settings.update(hidden_size=resume.model.hidden_size, batch_size=resume.hidden.shape[1])
+    settings = complete(settings, resume.hyperparameters if resume is not None else None,
+                        fixed_by(resume.model, resume.hidden.shape[1]) if resume else None)
     if not isinstance(text, Text):
         text = Text.of(text, settings)
     vocab, ids, n_train = text.vocab, text.ids, text.n_train
@@ -185,7 +189,8 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | None = None,
     if resume is None:
         check_memory(V, H, T, B)
         try:
-            model = CharRNN(V, H, seed=settings["seed"])
+            model = CharRNN(V, H, seed=settings["seed"], optimizer=settings["optimizer"],
+                            embedding_size=settings["embedding_size"], init=settings["init"])
         except (ValueError, MemoryError) as exc:
             raise MemoryError(f"--hidden-size {H} with {count(V, 'character')}: "
                               f"{exc or 'not enough memory'}") from None
@@ -215,8 +220,10 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | None = None,
     state.data_size, state.data_crc32, state.core = N, crc, build
     for line in _header(N, V, n_train, settings, part, resume, resumed_from, out):
         reporter.line(line)
+    for line in notes(settings):
+        reporter.note(line)
     return _Loop(state, ids, n_train, settings, out, reporter, stop or (lambda: False),
-                 resume is None).go()
+                 time_limit, resume is None).go()
 
 
 def _header(N, V, n_train, settings, part, resume, resumed_from, out) -> list[str]:
@@ -228,9 +235,12 @@ def _header(N, V, n_train, settings, part, resume, resumed_from, out) -> list[st
     else:
         lines.append(f"training on {count(n_train, 'character')}, no validation")
     streams = f", {B} streams of {count(part, 'character')}" if B > 1 else ""
+    embedding = f", input embedding {settings['embedding_size']}" \
+        if settings["embedding_size"] else ""
     lines.append(f"hidden size {settings['hidden_size']}, seq length {settings['seq_length']}"
-                 f"{streams}, learning rate {settings['learning_rate']:g}, seed "
-                 f"{settings['seed']}, {count(settings['iters'], 'iteration')}")
+                 f"{streams}{embedding}, {settings['optimizer'].capitalize()} learning rate "
+                 f"{settings['learning_rate']:g}, seed {settings['seed']}, "
+                 f"{count(settings['iters'], 'iteration')} ({settings['recipe']} recipe)")
     if resume is not None:
         lines.append(f"resuming from {resumed_from or 'a checkpoint'} at iteration "
                      f"{resume.iteration}")
@@ -244,9 +254,10 @@ class _Loop:
     """One run's loop (min-char-rnn's), its evaluations and saves."""
 
     def __init__(self, state: Checkpoint, ids, n_train: int, settings: dict, out, reporter,
-                 stop, fresh: bool):
+                 stop, time_limit: float, fresh: bool):
         self.state, self.ids, self.n_train, self.s = state, ids, n_train, settings
         self.out, self.reporter, self.stop, self.fresh = out, reporter, stop, fresh
+        self.time_limit = time_limit
         V, T = len(state.vocab), settings["seq_length"]
         self.part = stream_part(n_train, settings["batch_size"])
         self.watch = Divergence(T * math.log(V))   # the loss of a uniform guess over a chunk
@@ -311,7 +322,7 @@ class _Loop:
         T, H, B, iters = s["seq_length"], s["hidden_size"], s["batch_size"], s["iters"]
         lr, every = s["learning_rate"], (s["sample_every"], s["eval_every"], s["checkpoint_every"])
         data, vocab, part = self.ids[:self.n_train], state.vocab, self.part
-        steps_done, stopped = 0, False
+        steps_done, stopped, timed_out = 0, False, False
         block = 1          # steps per model.train call: about defaults.CALL_SECONDS
         t_start = time.perf_counter()
         # One BLAS thread: the core's matrix products are small, and a
@@ -372,6 +383,9 @@ class _Loop:
                 if self.stop():
                     stopped = True
                     break
+                if self.time_limit and time.perf_counter() - t_start >= self.time_limit:
+                    timed_out = True
+                    break
         train_seconds = time.perf_counter() - t_start - self.eval_seconds
 
         # -- the end: save, a last evaluation (not after stop()), save it too ---
@@ -380,7 +394,8 @@ class _Loop:
         if final is not None:
             self.save()  # with the evaluation (history, best) recorded
         return Result(state, final, stopped, self.saved_at, steps_done, train_seconds,
-                      self.eval_seconds, getattr(self.out, "best_file", None), self.best)
+                      self.eval_seconds, getattr(self.out, "best_file", None), self.best,
+                      timed_out)
 
 
 def _copy(state: Checkpoint) -> Checkpoint:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from charrnn_ext import CharRNN, Vocab, load_checkpoint
-from charrnn_ext.checkpoint import Checkpoint
+from charrnn_ext.checkpoint import FORMAT_VERSION, Checkpoint
 from charrnn_ext.datapass import held_out, stream_part
 
 from conftest import (assert_cli_refusal, assert_load_refused, english_like_text,
@@ -265,7 +265,7 @@ def test_a_version_1_file_loads_and_resumes(trained):
                            "--eval-every", 10, "--sample-length", 5, cwd=trained)
     assert code == 0, err
     more = load_checkpoint(trained / "v1_more.npz")
-    assert more.version == 2 and more.iteration == 75
+    assert more.version == FORMAT_VERSION and more.iteration == 75
     assert list(more.history["iteration"][:6]) == [0, 10, 20, 30, 40, 50]  # v1's, kept
 
 

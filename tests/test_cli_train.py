@@ -138,7 +138,8 @@ def test_help(tmp_path):
                  "--resume", "--plot", "--encoding", "--eval-every", "--checkpoint-every"):
         assert flag in out1
     flat = " ".join(out1.split())
-    assert "(default: 100)" in flat and "(default: 25)" in flat and "(default: 0.1)" in flat
+    assert "(default: 100; batched recipe: 256)" in flat and "(default: 25; batched recipe: 50)" \
+        in flat and "(default: 0.1; batched recipe: 0.002)" in flat
     for flag in ("--length", "--temperature", "--prime", "--seed"):
         assert flag in out2
 

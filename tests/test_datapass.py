@@ -323,7 +323,7 @@ def test_batch_data_pass_matches_the_batched_reference(cli_texts, tmp_path):
     T, H, B, steps = 12, 8, 3, 70
     rc, out, err = run_cli("train", cli_texts / "en.txt", "--hidden-size", H, "--seq-length", T,
                            "--batch-size", B, "--iters", steps, "--seed", 4,
-                           "--checkpoint", "b.npz", cwd=tmp_path)
+                           "--recipe", "min-char-rnn", "--checkpoint", "b.npz", cwd=tmp_path)
     assert rc == 0, err
     vocab = Vocab.from_text(text)
     ids = vocab.encode(text)

@@ -22,7 +22,8 @@ def test_a_run_is_model_train_over_the_data_pass(B):
     """A fresh run's model, hidden states and position are those of
     CharRNN(V, H, seed).train over the training part of the text (the text
     less its held-out end), with the position the oracle gives."""
-    settings = dict(QUIET, iters=250, hidden_size=16, seq_length=12, batch_size=B, seed=4)
+    settings = dict(QUIET, iters=250, hidden_size=16, seq_length=12, batch_size=B, seed=4,
+                    recipe="min-char-rnn")
     result = training.run(WORDS_6K, settings)
     vocab = Vocab.from_text(WORDS_6K)
     ids = vocab.encode(WORDS_6K)
