@@ -169,6 +169,10 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | None = None,
     TextError, ValueError (bad settings), MemoryError (a model too large),
     OSError (a file not written). ``resume`` is continued in place."""
     reporter = reporter or Reporter()
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) \
+            or not (math.isfinite(time_limit) and time_limit >= 0):
+        raise ValueError(f"time_limit must be a finite number of seconds >= 0 (0: no limit), "
+                         f"got {time_limit!r}")
     # -- 1. the settings and the text ---------------------------------------
     settings = complete(settings, resume.hyperparameters if resume is not None else None,
                         fixed_by(resume.model, resume.hidden.shape[1]) if resume else None)
@@ -383,7 +387,8 @@ class _Loop:
                 if self.stop():
                     stopped = True
                     break
-                if self.time_limit and time.perf_counter() - t_start >= self.time_limit:
+                if self.time_limit and state.iteration < iters \
+                        and time.perf_counter() - t_start >= self.time_limit:
                     timed_out = True
                     break
         train_seconds = time.perf_counter() - t_start - self.eval_seconds

@@ -6,6 +6,8 @@ any step.
 
 The same run through the command (files, flags, signals): test_cli_train*.
 """
+import time
+
 import numpy as np
 import pytest
 
@@ -58,3 +60,85 @@ def test_a_resumed_run_ends_where_a_straight_run_does():
 def test_bad_settings_are_refused_before_any_step(settings, error, words):
     with pytest.raises(error, match=words):
         training.run(WORDS_6K, dict(QUIET, iters=5, **settings))
+
+
+# -- the recipes' models (settings: test_recipe.py) ---------------------------
+
+@pytest.mark.parametrize("settings, model_kw, lr", [
+    ({"batch_size": 3}, dict(optimizer="adam", embedding_size=64, init="pytorch"), 0.002),
+    ({"batch_size": 3, "optimizer": "adagrad", "embedding_size": 5},
+     dict(optimizer="adagrad", embedding_size=5, init="pytorch"), 0.02),
+    ({"optimizer": "adam", "init": "pytorch"}, dict(optimizer="adam", init="pytorch"), 0.002),
+])
+def test_a_recipes_run_is_its_model_train(settings, model_kw, lr):
+    """The model a run builds from its settings (recipe, optimizer, embedding,
+    init) and trains: CharRNN(V, H, seed, ...).train over the data pass at
+    the recipe's learning rate, bit for bit, Adam's step count included."""
+    B = settings.get("batch_size", 1)
+    run = training.run(WORDS_6K, dict(QUIET, iters=60, hidden_size=10, seq_length=9, seed=5,
+                                      **settings)).run
+    vocab = Vocab.from_text(WORDS_6K)
+    ids = vocab.encode(WORDS_6K)
+    n_train = ids.size - int(ids.size * 0.05)
+    model = CharRNN(len(vocab), 10, seed=5, **model_kw)
+    _, hidden, position = model.train(ids[:n_train], 60, 9, learning_rate=lr, streams=B)
+    assert run.hyperparameters["learning_rate"] == lr
+    assert (run.model.optimizer, run.model.embedding_size) == \
+        (model_kw["optimizer"], model_kw.get("embedding_size", 0))
+    assert same_model(run.model, model)
+    assert run.model.adam_steps == model.adam_steps == (60 if model_kw["optimizer"] == "adam"
+                                                        else 0)
+    for name in model.moment:
+        assert np.array_equal(run.model.moment[name], model.moment[name]), name
+    assert np.array_equal(run.hidden, hidden.reshape(10, B)) and run.position == position
+
+
+def test_an_adam_run_resumed_ends_where_a_straight_run_does():
+    settings = dict(QUIET, iters=80, hidden_size=10, seq_length=9, seed=2, batch_size=2,
+                    embedding_size=4)
+    straight = training.run(WORDS_6K, settings).run
+    half = training.run(WORDS_6K, dict(settings, iters=40)).run
+    assert half.model.adam_steps == 40
+    resumed = training.run(WORDS_6K, {"iters": 80}, resume=half).run
+    assert resumed.model.adam_steps == straight.model.adam_steps == 80
+    assert same_model(straight.model, resumed.model)
+    for name in straight.model.moment:
+        assert np.array_equal(straight.model.moment[name], resumed.model.moment[name]), name
+    assert np.array_equal(straight.hidden, resumed.hidden)
+    assert straight.hyperparameters == resumed.hyperparameters
+
+
+# -- time_limit -----------------------------------------------------------------
+
+def test_time_limit_ends_the_run_early_scored_as_at_its_end():
+    """time_limit: the run stops after that many seconds, then is scored and
+    saved as at the end of its iterations (not as stopped)."""
+    t0 = time.perf_counter()
+    result = training.run(WORDS_6K, dict(QUIET, iters=10**8, hidden_size=8, seq_length=8),
+                          time_limit=0.3)
+    elapsed = time.perf_counter() - t0
+    assert result.timed_out and not result.stopped
+    assert 0 < result.run.iteration == result.steps < 10**8
+    assert elapsed < 10
+    assert result.final is not None and result.final.val_bpc is not None \
+        and result.final.train_bpc is not None
+    # the final evaluation is recorded at the iteration reached, and the best kept
+    assert result.run.history["val_iteration"][-1] == result.run.iteration
+    assert result.best is not None and result.run.best_val_bpc is not None
+
+
+def test_a_run_that_finishes_within_its_time_limit_did_not_time_out():
+    result = training.run(WORDS_6K, dict(QUIET, iters=20, hidden_size=8, seq_length=8),
+                          time_limit=600)
+    assert not result.timed_out and result.run.iteration == 20
+    # all iterations ran, however long the last block took
+    result = training.run(WORDS_6K, dict(QUIET, iters=1, hidden_size=8, seq_length=8),
+                          time_limit=1e-9)
+    assert result.run.iteration == 1 and not result.timed_out
+
+
+@pytest.mark.parametrize("limit", [-1, float("nan"), float("-inf"), "10", True])
+def test_a_bad_time_limit_is_refused_before_any_step(limit):
+    with pytest.raises((ValueError, TypeError), match="time_limit"):
+        training.run(WORDS_6K, dict(QUIET, iters=5, hidden_size=8, seq_length=8),
+                     time_limit=limit)
