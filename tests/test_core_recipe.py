@@ -153,26 +153,39 @@ def test_embedding_gradients_match_finite_differences():
             assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(numeric)), (name, i)
 
 
-@pytest.mark.parametrize("B,H", [(32, 40), (48, 24), (16, 32), (64, 8)])
-def test_stream_groups_thread_independent_and_match_reference(B, H, restore_threads):
-    """The recurrence in groups of streams: the same bits on 1 and 2 threads,
-    and the reference's results."""
+@pytest.mark.parametrize("B,H,V,T", [(32, 40, 9, 6), (48, 24, 9, 6), (16, 32, 9, 6),
+                                     (64, 8, 9, 6), (32, 64, 65, 50)])
+def test_stream_groups_thread_independent_and_match_reference(B, H, V, T, restore_threads):
+    """The recurrence in groups of streams, and (the last size) a one-stripe
+    output layer in pieces of rows: the same bits on 1 and 2 threads, and the
+    reference's results."""
+    assert core.stripe_count(65, 64) == 1   # the last size's output layer: one stripe
     rng = np.random.default_rng(B + H)
-    V, T = 9, 6
     params = embedded_params(V, H, 4, rng)
     x, y, h0 = streams_problem(V, H, T, B, rng)
     results = []
     for threads in (1, 2):
         core.set_num_threads(threads)
         model = CharRNN.from_params(params, optimizer="adam")
+        _, grads, _ = model.loss_and_grads(x, y, h0)
         loss, h = model.train_step(x, y, h0, 0.01)
-        results.append((loss, h, {n: np.array(a) for n, a in model.params.items()}))
-    (l1, h1, p1), (l2, h2, p2) = results
+        results.append((loss, h, {n: np.array(a) for n, a in model.params.items()}, grads))
+        adagrad = CharRNN.from_params(params)          # the fused output-layer update
+        adagrad.train_step(x, y, h0, 0.1)
+        results[-1][2].update({"adagrad " + n: np.array(a) for n, a in adagrad.params.items()})
+    (l1, h1, p1, g1), (l2, h2, p2, g2) = results
     assert l1 == l2 and np.array_equal(h1, h2)
     assert all(np.array_equal(p1[n], p2[n]) for n in p1)
-    ref_loss, _, ref_h = reference.batch_lossFun(id_lists(x), id_lists(y), h0, params)
+    assert all(np.array_equal(g1[n], g2[n]) for n in g1)
+    ref_loss, ref_grads, ref_h = reference.batch_lossFun(id_lists(x), id_lists(y), h0, params)
     assert abs(l1 - ref_loss) <= RTOL * abs(ref_loss)
     assert_close(h1, ref_h, RTOL, "h")
+    for name in ref_grads:
+        assert_close(g1[name], ref_grads[name], RTOL, f"d{name}")
+    ref = {n: a.copy() for n, a in params.items()}
+    reference.adagrad_update(ref, ref_grads, {n: np.zeros_like(a) for n, a in ref.items()}, 0.1)
+    for name in ref:
+        assert_close(p1["adagrad " + name], ref[name], TRAIN_RTOL, f"adagrad {name}")
 
 
 def test_pytorch_init_bounds_and_determinism():

@@ -79,6 +79,22 @@ cdef void output_forward_piece(void *ctx, int s) noexcept nogil:
                           stripe_lo(s, a.S, a.V), stripe_lo(s + 1, a.S, a.V), a.N, a.H, a.V)
 
 
+cdef void output_forward_rows(void *ctx, int r) noexcept nogil:
+    """Rows row_lo(r) to row_lo(r + 1) of output_forward with one stripe."""
+    cdef OutputForward *a = <OutputForward *> ctx
+    cdef int n0 = stripe_lo(r, a.S, a.N), n1 = stripe_lo(r + 1, a.S, a.N)
+    output_forward_stripe(a.probs + <Py_ssize_t> n0 * a.V, a.stripe_max + n0,
+                          a.stripe_sum + n0, a.target_logit + n0,
+                          a.hs + <Py_ssize_t> n0 * a.H, a.targets + n0, a.Why, a.by, 0, a.V,
+                          n1 - n0, a.H, a.V)
+
+
+cdef inline int output_row_pieces(int N, int H, int V, int S) noexcept nogil:
+    """Pieces of rows the layer of one stripe (S == 1) is cut into: by its
+    size (product_pieces of N V H multiply-adds over N rows); 1 with stripes."""
+    return product_pieces(<Py_ssize_t> N * V * H, N) if S == 1 else 1
+
+
 cdef f64 output_forward(f64 *probs, f64 *scale, f64 *stripe_max, f64 *stripe_sum,
                         f64 *target_logit, const f64 *hs, const i32 *targets,
                         const f64 *Why, const f64 *by, int N, int H, int V, int S,
@@ -87,12 +103,19 @@ cdef f64 output_forward(f64 *probs, f64 *scale, f64 *stripe_max, f64 *stripe_sum
     hs (N, H) Why^T + by; returns sum_n -log softmax(logits[n])[targets[n]].
     Leaves probs (N, V) and scale (S, N) for output_backward (P = probs *
     scale, stripe by stripe). stripe_max, stripe_sum (S, N), target_logit (N,):
-    scratch. Stripes run on up to `threads` threads (1: no OpenMP region)."""
+    scratch. Stripes (or, with one stripe, output_row_pieces pieces of rows)
+    run on up to `threads` threads (1: no OpenMP region); the loss is summed
+    in row order."""
     cdef OutputForward a
+    cdef int R = output_row_pieces(N, H, V, S)
     a.probs, a.stripe_max, a.stripe_sum, a.target_logit = probs, stripe_max, stripe_sum, target_logit
     a.hs, a.targets, a.Why, a.by = hs, targets, Why, by
     a.N, a.H, a.V, a.S = N, H, V, S
-    run_pieces(output_forward_piece, &a, S, threads)
+    if R > 1:
+        a.S = R     # output_forward_rows cuts the rows into a.S pieces
+        run_pieces(output_forward_rows, &a, R, threads)
+    else:
+        run_pieces(output_forward_piece, &a, S, threads)
     return softmax_combine(scale, stripe_max, stripe_sum, target_logit, N, S)
 
 
@@ -198,6 +221,39 @@ cdef void output_backward_piece(void *ctx, int s) noexcept nogil:
                         a.N, a.H, a.V, a.u)
 
 
+cdef void output_backward_rows(void *ctx, int r) noexcept nogil:
+    """Rows row_lo(r) to row_lo(r + 1) of output_backward with one stripe:
+    their dY and dh = dY Why."""
+    cdef OutputBackward *a = <OutputBackward *> ctx
+    cdef int n0 = stripe_lo(r, a.S, a.N), n1 = stripe_lo(r + 1, a.S, a.N)
+    crossentropy_softmax_backward(a.dY + <Py_ssize_t> n0 * a.V, a.scale + n0, a.targets + n0,
+                                  0, a.V, n1 - n0, a.V, a.grad_scale)
+    gemm_rowmajor(b'N', b'N', n1 - n0, a.H, a.V, 1.0, a.dY + <Py_ssize_t> n0 * a.V, a.V,
+                  a.Why, a.H, 0.0, a.dh + <Py_ssize_t> n0 * a.H, a.H)
+
+
+cdef void output_weight_columns(void *ctx, int r) noexcept nogil:
+    """Columns column_lo(r) to column_lo(r + 1) of dWhy = dY^T hs (all N rows)."""
+    cdef OutputBackward *a = <OutputBackward *> ctx
+    cdef int c0 = column_lo(r, a.S, a.H), c1 = column_lo(r + 1, a.S, a.H)
+    gemm_rowmajor(b'T', b'N', a.V, c1 - c0, a.N, 1.0, a.dY, a.V, a.hs + c0, a.H, 0.0,
+                  a.dWhy + c0, a.H)
+
+
+cdef void output_backward_by_rows(OutputBackward *a, int R, int threads) noexcept nogil:
+    """output_backward with one stripe, in R pieces of rows (dY, dh), then
+    pieces of columns of dWhy, then dby and, with a.u, the clipped update."""
+    cdef int C = product_pieces(<Py_ssize_t> a.N * a.V * a.H, a.H)
+    a.S = R
+    run_pieces(output_backward_rows, a, R, threads)
+    a.S = C
+    run_pieces(output_weight_columns, a, C, threads)
+    column_sums(a.dby, a.dY, a.N, a.V, a.V)
+    if a.u != NULL:
+        clip_adagrad(a.Why, a.mWhy, a.dWhy, <Py_ssize_t> a.V * a.H, a.u)
+        clip_adagrad(a.by, a.mby, a.dby, a.V, a.u)
+
+
 cdef void output_backward(f64 *dh, f64 *dh_parts, f64 *dWhy, f64 *dby, f64 *dY,
                           const f64 *scale, const f64 *hs, const i32 *targets,
                           f64 *Why, f64 *mWhy, f64 *by, f64 *mby, int N, int H, int V,
@@ -210,13 +266,19 @@ cdef void output_backward(f64 *dh, f64 *dh_parts, f64 *dWhy, f64 *dby, f64 *dY,
     Why, mWhy and by, mby block by block (dh reads each block of Why before
     its update); without, nothing but the gradients (unclipped) changes.
     Stripe s > 0 puts its part of dh in dh_parts[s - 1] ((S-1, N, H)
-    scratch); they are added in stripe order."""
+    scratch); they are added in stripe order. With one stripe and
+    output_row_pieces > 1: output_backward_by_rows."""
     cdef OutputBackward a
+    cdef int R
     a.dh, a.dh_parts, a.dWhy, a.dby, a.dY = dh, dh_parts, dWhy, dby, dY
     a.scale, a.hs, a.targets = scale, hs, targets
     a.Why, a.mWhy, a.by, a.mby = Why, mWhy, by, mby
     a.N, a.H, a.V, a.S = N, H, V, S
     a.grad_scale, a.u = grad_scale, u
+    R = output_row_pieces(N, H, V, S)
+    if R > 1:
+        output_backward_by_rows(&a, R, threads)
+        return
     run_pieces(output_backward_piece, &a, S, threads)
     add_stripe_parts(dh, dh_parts, S, <Py_ssize_t> N * H)
 
