@@ -384,8 +384,19 @@ def _parse(arrays: dict) -> Checkpoint:
     memory = {name: _get(arrays, f"memory.{name}", "f") for name in names}
     adam = any(key.startswith("moment.") for key in arrays)
     moment = {name: _get(arrays, f"moment.{name}", "f") for name in names} if adam else None
+    used = {f"{kind}.{name}" for kind in ("params", "memory") + (("moment",) if adam else ())
+            for name in names}
+    stray = sorted(key for key in arrays if key.split(".")[0] in ("params", "memory", "moment")
+                   and key not in used)
+    if stray:   # e.g. an embedding's memory beside a one-hot model: not silently dropped
+        raise ValueError(f"'{stray[0]}' is not a parameter of the model the file holds "
+                         f"({', '.join(names)})")
     state = _json(arrays, "state")
     adam_steps = _nonneg_int(state.get("adam_steps", 0), "adam_steps", 2**62)
+    if adam and adam_steps == 0 and any(np.any(moment[n]) or np.any(memory[n]) for n in names):
+        # Adam's moments are zero before its first step; its bias correction
+        # would make the next step up to ten times too large
+        raise ValueError("Adam's moments are not zero but adam_steps is 0")
     model = CharRNN.from_params(params, memory, optimizer="adam" if adam else "adagrad",
                                 moment=moment, adam_steps=adam_steps)
     if model.vocab_size != len(vocab):

@@ -21,8 +21,9 @@ per name:
     wait_for_line, interrupt, sha, ENV, the flags of small runs (TINY_FLAGS,
     SMALL_FLAGS), assert_cli_refusal, and what runs leave: assert_same_state,
     progress_lines;
-  * checkpoints: trained_checkpoint, new_checkpoint (and their files:
-    saved_trained, saved_new), rewrite_archive, assert_load_refused;
+  * checkpoints: trained_checkpoint (ADAM_EMBED: with Adam and an input
+    embedding), new_checkpoint (and their files: saved_trained, saved_adam,
+    saved_new), rewrite_archive, assert_load_refused;
   * fixtures: restore_threads, cli_texts, tiny_run, long_run (session-wide
     runs of the train command, made once), text_dir, text_dir_20k.
 
@@ -481,17 +482,21 @@ def assert_cli_refusal(result, *words):
 # ---------------------------------------------------------------------------
 
 CHECKPOINT_TEXT = "hello world, 你好世界! the quick brown fox. " * 20   # trained_checkpoint's
+# the batched recipe's kind of model (Adam, an input embedding, PyTorch's init), small
+ADAM_EMBED = {"optimizer": "adam", "embedding_size": 5, "init": "pytorch"}
 _NEW_CHECKPOINT_TEXT = "hello world, the quick brown fox jumps. " * 10
 
 
-def trained_checkpoint(steps=5, hidden=8, seed=3):
+def trained_checkpoint(steps=5, hidden=8, seed=3, **model):
     """A Checkpoint of a model after a few real training steps on
     CHECKPOINT_TEXT (T = 7), with every field set: iteration ``steps``,
     position 7 * steps, an RNG drawn from as training does, a history,
-    data_size len(CHECKPOINT_TEXT), data_crc32 123456789, core "baseline"."""
+    data_size len(CHECKPOINT_TEXT), data_crc32 123456789, core "baseline".
+    ``model``: CharRNN's keywords (optimizer, embedding_size, init; the
+    hyperparameters say them too), e.g. ADAM_EMBED."""
     vocab = Vocab.from_text(CHECKPOINT_TEXT)
     ids = vocab.encode(CHECKPOINT_TEXT)
-    model = CharRNN(len(vocab), hidden, seed=seed)
+    model_kw, model = model, CharRNN(len(vocab), hidden, seed=seed, **model)
     rng = np.random.default_rng(seed)
     h = np.zeros((hidden, 1))
     for k in range(steps):
@@ -501,7 +506,8 @@ def trained_checkpoint(steps=5, hidden=8, seed=3):
     return Checkpoint(
         model=model, vocab=vocab, iteration=steps, position=steps * 7, hidden=h,
         smooth_loss=12.345678901234567, rng=rng,
-        hyperparameters={"seq_length": 7, "learning_rate": 0.1, "hidden_size": hidden},
+        hyperparameters={"seq_length": 7, "learning_rate": 0.1, "hidden_size": hidden,
+                         **model_kw},
         history={"iteration": np.array([0, 2]), "smooth_loss": np.array([30.0, 29.5]),
                  "val_iteration": np.array([2]), "val_bpc": np.array([4.25])},
         data_size=len(CHECKPOINT_TEXT), data_crc32=123456789, core="baseline",
@@ -525,6 +531,15 @@ def saved_trained(tmp_path):
     """(trained_checkpoint(), the path it is saved at: tmp_path / model.npz)."""
     ckpt = trained_checkpoint()
     path = tmp_path / "model.npz"
+    ckpt.save(path)
+    return ckpt, path
+
+
+@pytest.fixture
+def saved_adam(tmp_path):
+    """(trained_checkpoint(**ADAM_EMBED), the path it is saved at: tmp_path / adam.npz)."""
+    ckpt = trained_checkpoint(**ADAM_EMBED)
+    path = tmp_path / "adam.npz"
     ckpt.save(path)
     return ckpt, path
 

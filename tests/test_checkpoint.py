@@ -23,9 +23,9 @@ from charrnn_ext import CharRNN, Checkpoint, Vocab, load_checkpoint
 from charrnn_ext import _ckptfile
 from charrnn_ext import checkpoint as ckmod
 from charrnn_ext.checkpoint import FORMAT_NAME, FORMAT_VERSION
-from charrnn_ext.spec import PARAM_NAMES
+from charrnn_ext.spec import PARAM_NAMES, param_names
 
-from conftest import CHECKPOINT_TEXT, new_checkpoint, trained_checkpoint
+from conftest import ADAM_EMBED, CHECKPOINT_TEXT, new_checkpoint, trained_checkpoint
 
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
 
@@ -69,6 +69,65 @@ def test_restored_model_trains_identically(saved_trained):
     for name in PARAM_NAMES:
         assert np.array_equal(ckpt.model.params[name], back.model.params[name])
         assert np.array_equal(ckpt.model.memory[name], back.model.memory[name])
+
+
+def test_adam_with_an_embedding_round_trips_exactly(saved_adam):
+    """The batched recipe's kind of model (Adam, an input embedding): params
+    with embed, Adam's second moment (memory) and first moment, its step
+    count, all back bit for bit; the file's members name them."""
+    ckpt, path = saved_adam
+    back = load_checkpoint(path)
+    model, theirs = back.model, ckpt.model
+    assert (model.optimizer, model.embedding_size, model.hidden_size, model.vocab_size) == \
+        ("adam", 5, 8, len(ckpt.vocab))
+    assert model.adam_steps == theirs.adam_steps == 5
+    names = set(param_names(5))
+    assert set(model.params) == set(model.memory) == set(model.moment) == names
+    assert model.params["embed"].shape == (len(ckpt.vocab), 5)
+    assert model.params["Wxh"].shape == (8, 5)
+    for kind in ("params", "memory", "moment"):
+        for name in names:
+            a, b = getattr(model, kind)[name], getattr(theirs, kind)[name]
+            assert np.array_equal(a, b) and a.dtype == np.float64, (kind, name)
+            assert np.any(b != 0), (kind, name)   # trained: a lost array would show
+    assert back.hyperparameters == ckpt.hyperparameters
+    assert np.array_equal(back.hidden, ckpt.hidden) and back.version == FORMAT_VERSION
+    with np.load(path) as npz:
+        assert {f"{k}.{n}" for k in ("params", "memory", "moment") for n in names} <= \
+            set(npz.files)
+        assert json.loads(str(npz["state"]))["adam_steps"] == 5
+    # and written again: the same file contents
+    back.save(path.with_name("again.npz"))
+    again = load_checkpoint(path.with_name("again.npz"))
+    assert again.model.adam_steps == 5
+    assert all(np.array_equal(again.model.moment[n], theirs.moment[n]) for n in names)
+
+
+def test_restored_adam_model_trains_identically(saved_adam):
+    """Adam's next steps from the loaded checkpoint (its bias correction at
+    step 6, not 1) equal those from the in-memory state, bit for bit."""
+    ckpt, path = saved_adam
+    back = load_checkpoint(path)
+    ids = ckpt.vocab.encode(CHECKPOINT_TEXT)
+    h1, h2 = ckpt.hidden, back.hidden
+    for k in range(5, 10):
+        x, y = ids[k * 7:k * 7 + 7], ids[k * 7 + 1:k * 7 + 8]
+        l1, h1 = ckpt.model.train_step(x, y, h1, 0.01)
+        l2, h2 = back.model.train_step(x, y, h2, 0.01)
+        assert l1 == l2
+    assert np.array_equal(h1, h2) and back.model.adam_steps == ckpt.model.adam_steps == 10
+    for kind in ("params", "memory", "moment"):
+        for name in param_names(5):
+            assert np.array_equal(getattr(ckpt.model, kind)[name],
+                                  getattr(back.model, kind)[name]), (kind, name)
+    # a model that forgot its step count would step differently
+    fresh = trained_checkpoint(**ADAM_EMBED)
+    lost = CharRNN.from_params(dict(fresh.model.params), dict(fresh.model.memory),
+                               optimizer="adam", moment=dict(fresh.model.moment), adam_steps=0)
+    x, y = ids[35:42], ids[36:43]
+    fresh.model.train_step(x, y, fresh.hidden, 0.01)
+    lost.train_step(x, y, fresh.hidden, 0.01)
+    assert not np.array_equal(fresh.model.params["Why"], lost.params["Why"])
 
 
 def test_file_is_plain_data(saved_trained):
@@ -340,3 +399,9 @@ def test_every_member_written_is_in_the_format(tmp_path):
     assert names <= set(ckmod._member_limits())
     assert {f"params.{n}" for n in PARAM_NAMES} | {f"memory.{n}" for n in PARAM_NAMES} <= names
     assert load_checkpoint(path).iteration == 0
+    path = tmp_path / "adam.npz"
+    trained_checkpoint(**ADAM_EMBED).save(path)
+    with zipfile.ZipFile(path) as z:
+        names = {i.filename[:-4] for i in z.infolist()}
+    assert names <= set(ckmod._member_limits())
+    assert {"params.embed", "memory.embed", "moment.embed", "moment.Wxh"} <= names

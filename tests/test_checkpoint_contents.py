@@ -69,6 +69,108 @@ def test_inconsistent_contents(saved_trained, changes, message):
 
 
 # ---------------------------------------------------------------------------
+# Adam and the input embedding (version 3): params.embed, memory.embed,
+# moment.<name>, state's adam_steps
+# ---------------------------------------------------------------------------
+
+MOMENTS = [f"moment.{n}" for n in ("Wxh", "Whh", "Why", "bh", "by", "embed")]
+D = 5   # conftest.ADAM_EMBED's embedding width
+
+
+@pytest.mark.parametrize("changes, edit_state, words", [
+    ({"moment.Whh": np.zeros((3, 3))}, None, ("moment['Whh']", "shape")),
+    ({"moment.embed": np.zeros((V, D + 1))}, None, ("moment['embed']", "shape")),
+    ({"moment.Wxh": np.zeros((8, V))}, None, ("moment['Wxh']", "shape")),
+    ({"moment.bh": np.full((8, 1), np.nan)}, None, ("moment['bh']", "NaN")),
+    ({"moment.by": np.zeros((V, 1), dtype=np.int64)}, None, ("moment.by", "dtype")),
+    ({"moment.embed": None}, None, ("missing 'moment.embed'",)),
+    ({"moment.Why": None}, None, ("missing 'moment.Why'",)),
+    ({"memory.embed": None}, None, ("missing 'memory.embed'",)),
+    ({"memory.embed": -np.ones((V, D))}, None, ("memory['embed']", "negative")),
+    ({"params.embed": np.zeros((V, D + 2))}, None, ("embed", "shape")),
+    ({"params.embed": np.zeros((V + 1, D))}, None, ("embed", "shape")),
+    ({"params.embed": np.full((V, D), np.inf)}, None, ("params['embed']", "NaN")),
+    # the embedding gone: its memory and moment are left over
+    ({"params.embed": None}, None, ("'memory.embed'",)),
+    ({"params.embed": None, "memory.embed": None}, None, ("'moment.embed'",)),
+    # and without them, Wxh (H, D) no longer reads the vocabulary
+    ({"params.embed": None, "memory.embed": None, "moment.embed": None}, None, ("shape",)),
+    ({}, {"adam_steps": -1}, ("adam_steps",)),
+    ({}, {"adam_steps": 1.5}, ("adam_steps",)),
+    ({}, {"adam_steps": True}, ("adam_steps",)),
+    ({}, {"adam_steps": "5"}, ("adam_steps",)),
+    ({}, {"adam_steps": 2**62}, ("adam_steps",)),
+    ({}, {"adam_steps": 10**400}, ("adam_steps",)),
+    # Adam's moments after no step are zero: non-zero ones with adam_steps 0
+    # would take a first step ten times too large (bias correction 1 / (1 - 0.9))
+    ({}, {"adam_steps": 0}, ("adam_steps",)),
+    ({}, {"adam_steps": None}, ("adam_steps",)),
+    # the moments gone, Adam's step count left
+    (dict.fromkeys(MOMENTS), None, ("adam",)),
+])
+def test_crafted_adam_and_embedding_members_are_refused(saved_adam, changes, edit_state, words):
+    _, path = saved_adam
+    rewrite_archive(path, edit_state=edit_state, **changes)
+    message = assert_load_refused(path, *words)
+    assert len(message) < 300
+
+
+def test_stray_members_of_an_embedding_or_adam_are_refused(saved_trained):
+    """An Adagrad one-hot file with an embedding's memory or Adam's first
+    moment but no params.embed / no adam model: members the model does not
+    use are refused, not silently dropped."""
+    _, path = saved_trained
+    base = path.with_name("base.npz")
+    path.rename(base)
+    H = 8
+    for i, extra in enumerate([{"memory.embed": np.zeros((V, D))},
+                               {"moment.embed": np.zeros((V, D))},
+                               {"params.embed": np.zeros((V, D))},   # Wxh (H, V) then
+                               {"moment.Wxh": np.zeros((H, V))}]):   # the other moments?
+        target = rewrite_archive(base, path.with_name(f"stray{i}.npz"), **extra)
+        assert_load_refused(target)
+
+
+def test_an_adagrad_file_with_adam_steps_is_refused(saved_trained):
+    _, path = saved_trained
+    rewrite_archive(path, edit_state={"adam_steps": 3})
+    assert_load_refused(path, "adam")
+
+
+def test_an_embedding_file_without_adam_loads(tmp_path):
+    """The input embedding with Adagrad (the batched recipe with --optimizer
+    adagrad): no moments, adam_steps 0, and it loads as such."""
+    from conftest import trained_checkpoint
+    path = tmp_path / "e.npz"
+    trained_checkpoint(embedding_size=D, init="pytorch").save(path)
+    with np.load(path) as npz:
+        assert not [k for k in npz.files if k.startswith("moment.")]
+        assert "params.embed" in npz.files and "memory.embed" in npz.files
+    back = load_checkpoint(path)
+    assert back.model.optimizer == "adagrad" and back.model.embedding_size == D
+    assert back.model.adam_steps == 0 and dict(back.model.moment) == {}
+    rewrite_archive(path, edit_state={"adam_steps": 2})
+    assert_load_refused(path, "adam")
+
+
+def test_resume_from_crafted_adam_members_cli(tmp_path):
+    """charrnn-train --resume and charrnn-sample on such a file: one line, exit 2."""
+    (tmp_path / "t.txt").write_text(english_like_text(3000, seed=2), encoding="utf-8")
+    result = run_cli("train", "t.txt", "--checkpoint", "a.npz", "--iters", 10, "--batch-size",
+                     2, "--hidden-size", 8, "--embedding-size", 4, "--seq-length", 10,
+                     "--no-keep-best", cwd=tmp_path)
+    assert result[0] == 0, result[2]
+    with np.load(tmp_path / "a.npz") as npz:
+        V_t = npz["params.embed"].shape[0]
+    rewrite_archive(tmp_path / "a.npz", tmp_path / "b.npz", **{"moment.embed": np.zeros((V_t, 3))})
+    rewrite_archive(tmp_path / "a.npz", tmp_path / "c.npz", edit_state={"adam_steps": -4})
+    for name, word in (("b.npz", "moment['embed']"), ("c.npz", "adam_steps")):
+        assert_cli_refusal(run_cli("train", "t.txt", "--resume", name, "--iters", 20,
+                                   cwd=tmp_path), name, word)
+        assert_cli_refusal(run_cli("sample", name, cwd=tmp_path), name, word)
+
+
+# ---------------------------------------------------------------------------
 # random generator states: every field checked
 # ---------------------------------------------------------------------------
 
