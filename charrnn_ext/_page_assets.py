@@ -28,7 +28,8 @@ main { display: grid; grid-template-columns: minmax(0, 1fr) 330px; gap: 0; }
 #text { margin: 0; padding: 16px 22px 40px; white-space: pre-wrap; word-wrap: break-word;
   font: 14px/1.75 ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; }
 #text span { border-radius: 2px; cursor: default; }
-#text span.at { outline: 2px solid var(--ink); outline-offset: 0; }
+#text span.at { outline: 1.5px solid var(--ink); }
+#text span.pin { outline: 2px solid var(--accent); }
 aside { border-left: 1px solid var(--line); padding: 14px 16px; background: var(--panel); }
 aside .sticky { position: sticky; top: 54px; }
 aside h2 { font-size: 13px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted);
@@ -90,6 +91,7 @@ SCRIPT = r"""
   const inText = (c) => c === "\n" ? "\u21b5\n" : c === "\t" ? "\t" : (control(c) || c);
   const alone = (c) => c === " " ? "\u2423" : c === "\n" ? "\u21b5" : c === "\t" ? "\u21e5"
     : (control(c) || c);
+  const fix = (x, d) => (Math.abs(x) < 0.5 * Math.pow(10, -d) ? 0 : x).toFixed(d);
   const pct = (p) => p >= 0.995 ? (100 * p).toFixed(0) + "%" : p >= 0.001
     ? (100 * p).toFixed(1) + "%" : "<0.1%";
 
@@ -197,13 +199,15 @@ SCRIPT = r"""
     }
     const mean = sum / n / 127 * s.scale[unit];
     const sd = Math.sqrt(Math.max(sq / n - (sum / n) * (sum / n), 0)) / 127 * s.scale[unit];
-    stat.textContent = s.name + "[" + unit + "]: mean " + mean.toFixed(2) + ", sd " + sd.toFixed(2);
+    stat.textContent = s.name + "[" + unit + "]: mean " + fix(mean, 2) + ", sd " + fix(sd, 2);
     ranking.querySelectorAll("button").forEach((b) =>
       b.classList.toggle("on", b.unit === unit && b.set === setIndex));
     if (shownAt >= 0) detail(shownAt);
   }
 
   function detail(i) {
+    if (shownAt >= 0) spans[shownAt].classList.remove("at");
+    spans[i].classList.add("at");
     shownAt = i;
     details.textContent = "";
     const head = el("div");
@@ -216,7 +220,7 @@ SCRIPT = r"""
       + (Number.isNaN(sp) ? "first character: not predicted"
         : "surprise " + sp.toFixed(2) + " bits (p = " + pct(Math.pow(2, -sp)) + ")")
       + " \u00b7 " + sets[cur.set].name + "[" + cur.unit + "] = "
-      + value(cur.set, cur.unit, i).toFixed(2)));
+      + fix(value(cur.set, cur.unit, i), 2)));
     details.appendChild(el("div", "meta", "the model's guesses for the next character:"));
     const table = el("table", "guesses");
     table.id = "guesses";
@@ -261,9 +265,9 @@ SCRIPT = r"""
   pre.addEventListener("click", (e) => {
     const i = e.target.idx;
     if (i === undefined) return;
-    if (pinned >= 0) spans[pinned].classList.remove("at");
+    if (pinned >= 0) spans[pinned].classList.remove("pin");
     pinned = pinned === i ? -1 : i;
-    if (pinned >= 0) spans[pinned].classList.add("at");
+    if (pinned >= 0) spans[pinned].classList.add("pin");
     detail(i);
   });
   setSel.addEventListener("change", () => show(Number(setSel.value), cur.unit));
