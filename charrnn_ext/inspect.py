@@ -40,6 +40,7 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
     import numpy as np
 
     from . import __version__
+    from ._dispatch import core as _core
     from ._cli import ArgumentParser, CLIError, check_distinct_paths, positive_int, prog_name, run
     from .checkpoint import Checkpoint, load_checkpoint
     from .datapass import held_out, stream_part
@@ -118,9 +119,7 @@ def read_through(model, ids: np.ndarray, h0) -> tuple:
         hidden[a:b] = hs
         if probs is not None:
             probs[a:b] = ps
-        order = np.argsort(-ps, axis=1, kind="stable")[:, :K]   # likeliest first, ties by id
-        top_ids[a:b] = order
-        top_probs[a:b] = np.take_along_axis(ps, order, axis=1)
+        _core.top_k(ps, top_ids[a:b], top_probs[a:b])   # likeliest first, ties by id
         # ps[t] predicts ids[a + t + 1]: the surprise of the next character
         nxt = ids[a + 1:b + 1]
         p = ps[np.arange(nxt.size), nxt]

@@ -131,6 +131,23 @@ def test_trace_releases_the_gil():
     assert max(gaps) < alone / 2, (max(gaps), alone)
 
 
+def test_top_k_takes_the_likeliest_ties_to_the_smaller_id():
+    from charrnn_ext._dispatch import core
+    rng = np.random.default_rng(3)
+    probs = rng.random((60, 40))
+    probs[3] = 0.5                       # all tied
+    probs[4, [9, 2, 7]] = 2.0            # a tie at the top
+    probs[5, :] = 0.0
+    probs[5, 39] = 1.0
+    for k in (1, 5, 40):
+        ids, top = np.empty((60, k), np.int32), np.empty((60, k))
+        core.top_k(probs, ids, top)
+        order = np.lexsort((np.broadcast_to(np.arange(40), probs.shape), -probs))[:, :k]
+        assert np.array_equal(ids, order), k
+        assert np.array_equal(top, np.take_along_axis(probs, order, axis=1))
+    assert list(ids[4, :3]) == [2, 7, 9] and ids[5, 0] == 39
+
+
 # -- the Inspection: where the read starts, the mean surprise ---------------------
 
 def test_held_out_read_scores_what_evaluate_scores(trained):

@@ -40,3 +40,37 @@ cdef void trace_forward(f64 *hs, f64 *probs, const i32 *ids, int n, const f64 *h
     gemm_rowmajor(b'N', b'T', n, V, H, 1.0, hs, H, Why, H, 0.0, probs, V)
     for t in range(n):
         softmax_row(probs + <Py_ssize_t> t * V, by, V)
+
+
+cdef void row_top_k(const f64 *row, int V, int k, i32 *ids, f64 *top) noexcept nogil:
+    """ids (k,), top (k,): the k largest entries of row (V,) and their
+    indices, largest first, ties to the smaller index (k <= V). One pass,
+    each entry compared with the k-th best so far."""
+    cdef int v, j, filled = 0
+    cdef f64 p
+    for v in range(V):
+        p = row[v]
+        if filled == k and not p > top[k - 1]:
+            continue
+        j = filled if filled < k else k - 1
+        while j > 0 and p > top[j - 1]:      # strictly larger moves up: ties keep id order
+            top[j] = top[j - 1]
+            ids[j] = ids[j - 1]
+            j -= 1
+        top[j] = p
+        ids[j] = v
+        if filled < k:
+            filled += 1
+
+
+def top_k(const f64[:, ::1] probs, i32[:, ::1] ids, f64[:, ::1] top):
+    """ids (n, k) and top (n, k): each row's k largest entries of probs (n,
+    V) and their indices, largest first, ties to the smaller index; k <= V.
+    The GIL is released."""
+    cdef Py_ssize_t t, n = probs.shape[0]
+    cdef int V = <int> probs.shape[1], k = <int> ids.shape[1]
+    if ids.shape[0] != n or top.shape[0] != n or top.shape[1] != k or not 1 <= k <= V:
+        raise ValueError("top_k: inconsistent shapes")
+    with nogil:
+        for t in range(n):
+            row_top_k(&probs[t, 0], V, k, &ids[t, 0], &top[t, 0])
