@@ -288,5 +288,9 @@ SCRIPT = r"""
   const first = data.ranking.length ? data.ranking[0] : null;
   show(0, first ? first.unit : 0);
   window.inspectReady = performance.now();
+  // after the first frame with the text in it is painted (two animation frames on)
+  requestAnimationFrame(() => requestAnimationFrame(() => {
+    window.inspectPainted = performance.now();
+  }));
 })();
 """
