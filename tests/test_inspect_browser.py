@@ -186,7 +186,8 @@ def test_hostile_text_is_shown_as_text(driver, tmp_path):
                                       "val_fraction": 0.0, "eval_every": 1000,
                                       "sample_every": 10_000})
     path = tmp_path / "hostile.html"
-    path.write_text(to_html(result.run, text, name="<b>x</b>.npz"), encoding="utf-8")
+    name = '</script><img src=x onerror="window.pwned = 4"><b>x</b>.npz'
+    path.write_text(to_html(result.run, text, name=name), encoding="utf-8")
     open_page(driver, path)
     assert console_errors(driver) == []
     assert driver.execute_script("return window.pwned") is None
@@ -195,7 +196,7 @@ def test_hostile_text_is_shown_as_text(driver, tmp_path):
     assert len(driver.find_elements("tag name", "script")) == 2
     shown = driver.execute_script("return document.getElementById('text').textContent")
     assert shown == text.replace("\n", "\u21b5\n")
-    assert driver.title == "charrnn-inspect: <b>x</b>.npz"
+    assert driver.title == "charrnn-inspect: " + name
     hover(driver, 1)
     assert driver.execute_script("return window.pwned") is None
 
