@@ -129,7 +129,7 @@ def read_through(model, ids: np.ndarray, h0) -> tuple:
 
 def trace(ckpt, text: str | None = None, *, length: int = DEFAULT_LENGTH,
           from_zero: bool = False, training_text: str | None = None,
-          name: str = "") -> Inspection:
+          name: str = "", text_name: str = "the text") -> Inspection:
     """Run ``ckpt`` (a Checkpoint, or the path of one) over ``text`` (its
     first ``length`` characters), or without one over the held-out part of
     ``training_text`` (its first ``length`` characters, after the last
@@ -145,10 +145,12 @@ def trace(ckpt, text: str | None = None, *, length: int = DEFAULT_LENGTH,
     if text is not None:
         if not text:
             raise ValueError("the text is empty")
+        whole = len(text) <= length
         text = text[:length]
         ids = encode_known(vocab, text)
         h0 = np.zeros(model.hidden_size) if from_zero else ckpt.hidden[:, 0].copy()
-        source = f"{len(text):,} characters given"
+        source = (f"{text_name} ({len(text):,} characters)" if whole else
+                  f"{text_name}: its first {len(text):,} characters")
         start = ("a zero state (--from-zero)" if from_zero
                  else "the state training left (stream 0), as sampling starts")
     else:
@@ -377,11 +379,26 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
     return p
 
 
+def _check_replaceable(path: str) -> None:
+    """--out may replace a page, never another kind of file (a checkpoint
+    named by mistake, a text)."""
+    if not os.path.exists(path):
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as exc:
+        raise CLIError(f"--out {path}: cannot read it ({exc.strerror or exc})") from None
+    if head and not head.lstrip().lower().startswith(b"<!doctype html"):
+        raise CLIError(f"--out {path} exists and is not a web page: refusing to replace it")
+
+
 def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     check_distinct_paths({"--out": args.out},
                          {"the checkpoint": args.checkpoint, "TEXT": args.text})
     check_output(args.out, "--out")
+    _check_replaceable(args.out)
     try:
         ckpt = load_checkpoint(args.checkpoint)
     except (ValueError, OSError) as exc:
@@ -399,7 +416,8 @@ def _main(argv) -> int:
         training_text = found[0]
     try:
         inspection = trace(ckpt, text, length=args.length, from_zero=args.from_zero,
-                           training_text=training_text, name=os.path.basename(args.checkpoint))
+                           training_text=training_text, name=os.path.basename(args.checkpoint),
+                           text_name=os.path.basename(args.text or ""))
     except ValueError as exc:
         raise CLIError(f"{args.text or args.checkpoint}: {exc}") from None
     page = to_html(inspection).encode("utf-8")
@@ -408,8 +426,9 @@ def _main(argv) -> int:
         write_atomic(os.path.realpath(args.out), lambda f: f.write(page))
     except OSError as exc:
         raise CLIError(f"cannot write {args.out}: {exc.strerror or exc}", code=1) from None
-    print(f"{args.out}: {inspection.text.__len__():,} characters, mean surprise "
-          f"{inspection.mean_surprise:.4f} bits/char")
+    mean = inspection.mean_surprise
+    print(f"{args.out}: {len(inspection.text):,} characters, " + (
+        f"mean surprise {mean:.4f} bits/char" if math.isfinite(mean) else "none predicted"))
     return 0
 
 

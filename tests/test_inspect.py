@@ -11,6 +11,7 @@ import random
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -189,7 +190,9 @@ def test_a_given_text_is_read_from_the_state_training_left(trained):
     assert np.array_equal(ins.h0, h0.ravel()) and np.abs(ins.h0).max() > 0
     zero = trace(ckpt, piece, from_zero=True)
     assert not np.any(zero.h0) and zero.mean_surprise != ins.mean_surprise
-    assert trace(ckpt, piece, length=50).text == piece[:50]
+    short = trace(ckpt, piece + "\u00e9", length=50, text_name="t.txt")   # é after the 50th
+    assert short.text == piece[:50] and short.source == "t.txt: its first 50 characters"
+    assert trace(ckpt, "t").mean_surprise != trace(ckpt, "t").mean_surprise   # NaN: none predicted
     # the raw arrays: one row per character, the guesses the likeliest, in order
     assert ins.hidden.shape == (400, 24) and ins.probs.shape == (400, len(ckpt.vocab))
     assert np.array_equal(ins.top_ids[:, 0], ins.probs.argmax(axis=1))
@@ -321,6 +324,10 @@ def test_the_command_writes_the_page(trained, tmp_path):
     assert code == 0, err
     data = embedded(out.read_text(encoding="utf-8"))
     assert data["n"] == 300 and "mean surprise" in stdout
+    assert dict(data["summary"])["text"] == "t.txt: its first 300 characters"
+    code, _, err = run_cli("inspect", path, "t.txt", "--out", out, cwd=tmp_path,
+                           env=env_for_cli())            # a page it wrote may be replaced
+    assert code == 0, err
     code, stdout, err = run_cli("inspect", path, "--out", "held.html", cwd=d, env=env_for_cli())
     assert code == 0, err
     assert "held-out" in dict(embedded((d / "held.html").read_text())["summary"])["text"]
@@ -344,7 +351,11 @@ def test_the_command_refuses_bad_input(trained, tmp_path):
         (("m.npz", "--out", "x.html"), ("no TEXT given",)),                   # no words.txt here
         (("m.npz", "t.txt", "--out", "nowhere/x.html"), ("does not exist",)),
         (("m.npz", "t.txt"), ("--out",)),
+        (("m.npz", "t.txt", "--out", "odd.txt"), ("not a web page",)),
     ]
-    for args, words in cases:
-        assert_cli_refusal(run_cli("inspect", *args, cwd=tmp_path, env=env), *words)
+    with ThreadPoolExecutor(max_workers=4) as pool:   # each run is mostly start-up
+        results = list(pool.map(lambda case: run_cli("inspect", *case[0], cwd=tmp_path,
+                                                     env=env), cases))
+    for (args, words), result in zip(cases, results):
+        assert_cli_refusal(result, *words)
     assert {p.name: sha(p) for p in tmp_path.iterdir()} == before
