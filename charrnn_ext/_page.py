@@ -57,9 +57,14 @@ def _validation(ckpt) -> str:
     return f"{v:.4f} bits/char at iteration {i:,}{best}"
 
 
+def _cell(ckpt) -> str:
+    from .inspect import CELL
+    D = ckpt.model.embedding_size
+    return CELL + (f", x the input's embedding (width {D})" if D else ", x one-hot")
+
+
 def page_data(ins) -> dict:
     """The JSON-ready data of an Inspection (see the module docstring)."""
-    from .inspect import CELL
     ckpt, n = ins.ckpt, len(ins.text)
     sets = []
     for name, values in ins.sets.items():
@@ -74,7 +79,7 @@ def page_data(ins) -> dict:
     return {
         "format": FORMAT,
         "name": ins.name,
-        "summary": [["vocabulary", f"{len(ckpt.vocab):,} characters"], ["cell", CELL],
+        "summary": [["vocabulary", f"{len(ckpt.vocab):,} characters"], ["cell", _cell(ckpt)],
                     ["hidden size", f"{ckpt.model.hidden_size:,}"],
                     ["iteration", f"{ckpt.iteration:,}"], ["validation", _validation(ckpt)],
                     ["text", ins.source], ["read from", ins.start]],

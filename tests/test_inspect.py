@@ -77,10 +77,15 @@ def trained(tmp_path_factory):
 
 # -- CharRNN.trace: the core against the reference -------------------------------
 
-@pytest.mark.parametrize("V, H, n", [(65, 100, 300), (2, 1, 7), (700, 50, 120), (30, 8, 1)])
-def test_trace_matches_the_reference(V, H, n):
+@pytest.mark.parametrize("V, H, n, D", [(65, 100, 300, 0), (2, 1, 7, 0), (700, 50, 120, 0),
+                                        (30, 8, 1, 0), (65, 40, 200, 6)])
+def test_trace_matches_the_reference(V, H, n, D):
     rng = np.random.default_rng(V + H + n)
-    model = CharRNN.from_params(random_params(V, H, rng))
+    params = random_params(V, H, rng)
+    if D:   # an input embedding: embed (V, D), Wxh (H, D)
+        params.update(Wxh=rng.standard_normal((H, D)) * 0.1, embed=rng.standard_normal((V, D)))
+    model = CharRNN.from_params(params)
+    assert model.embedding_size == D
     ids = rng.integers(0, V, n)
     ids[n // 2:n // 2 + 5] = ids[n // 2]     # repeated characters
     h0 = rng.standard_normal(H) * 0.5

@@ -28,7 +28,8 @@ cdef void trace_forward(f64 *hs, f64 *probs, const i32 *ids, int n, const f64 *h
                         const f64 *by, int H, int V) noexcept nogil:
     """hs (n, H): hs[t] = tanh(Wxh[:, ids[t]] + Whh hs[t-1] + bh) with hs[-1] =
     h0 (H,); probs (n, V): probs[t] = softmax(Why hs[t] + by), the prediction
-    of the character after ids[t]. ids (n,) in [0, V), n >= 1; Wxh (H, V),
+    of the character after ids[t]. ids (n,) in [0, V), n >= 1; Wxh (H, V) the
+    input lookup (params.Wxh, or the table of an embedding: Model.table),
     WhhT (H, H) = Whh^T, bh (H,), Why (V, H), by (V,). One thread for the
     recurrence; the output layer's product is BLAS's (one thread: knobs)."""
     cdef int t

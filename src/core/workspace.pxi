@@ -327,6 +327,6 @@ cdef class Workspace:
                 or probs.shape[1] != V or h.shape[0] != H:
             raise ValueError("trace: inconsistent shapes")
         with nogil:
-            transpose(m.WhhT, m.params.Whh, H, H)
-            trace_forward(&hs[0, 0], &probs[0, 0], &inputs[0], n, &h[0], m.params.Wxh,
+            model_prepare(m)     # WhhT, and the input table (H, V) of an embedding
+            trace_forward(&hs[0, 0], &probs[0, 0], &inputs[0], n, &h[0], m.table,
                           m.WhhT, m.params.bh, m.params.Why, m.params.by, H, V)
