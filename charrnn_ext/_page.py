@@ -18,7 +18,8 @@ The embedded data (``page_data``; JSON, format 1), for n characters:
                     values: base64 int8 (units, n), unit-major:
                     activation = values / 127 * scale[unit]}; "h" is the hidden
                     state (tanh: scale 1); more layers or an LSTM's cell state
-                    are more entries
+                    are more entries (Inspection.sets; unbounded ones scaled
+                    per unit by their largest |value|)
     ranking         [{feature, unit, score, set}] (Inspection.ranking)
     summary         [[label, value], ...] shown at the top; mean_surprise
 """
@@ -67,13 +68,13 @@ def page_data(ins) -> dict:
     """The JSON-ready data of an Inspection (see the module docstring)."""
     ckpt, n = ins.ckpt, len(ins.text)
     sets = []
-    for name, values in ins.sets.items():
-        values = np.asarray(values, dtype=np.float64)
+    for name, act in ins.sets.items():
+        values = np.asarray(act.values, dtype=np.float64)
         units = values.shape[1]
-        scale = np.ones(units)   # tanh states: one fixed scale, comparable across units
-        sets.append({"name": name, "label": "hidden state h (tanh)" if name == "h" else name,
-                     "units": units, "scale": scale.tolist(),
-                     "values": _b64(quantize(values, scale), "i1")})
+        # bounded (tanh) states: one fixed scale, comparable across units; else per unit
+        scale = np.ones(units) if act.bounded else np.abs(values).max(axis=0, initial=0.0)
+        sets.append({"name": name, "label": act.label, "units": units,
+                     "scale": scale.tolist(), "values": _b64(quantize(values, scale), "i1")})
     probs16 = np.rint(np.clip(ins.top_probs, 0.0, 1.0) * 65535)
     mean = ins.mean_surprise
     return {

@@ -132,10 +132,9 @@ SCRIPT = r"""
   const stat = el("span", "stat");
   stat.id = "unit-stat";
   const legend = el("span", "legend");
-  legend.appendChild(el("span", null, "\u22121"));
+  const low = el("span", null, "\u22121"), high = el("span", null, "+1");
   const bar = el("span", "bar");
-  legend.appendChild(bar);
-  legend.appendChild(el("span", null, "+1"));
+  [low, bar, high].forEach((e) => legend.appendChild(e));
   [lab("activations", setSel), setSel, lab("unit", unitIn), unitIn, of, prev, next, stat, legend,
    el("span", "hint", "\u2190 \u2192 or j k: step units (shift: 10) \u00b7 click a character to pin it")]
     .forEach((e) => controls.appendChild(e));
@@ -199,6 +198,9 @@ SCRIPT = r"""
     }
     const mean = sum / n / 127 * s.scale[unit];
     const sd = Math.sqrt(Math.max(sq / n - (sum / n) * (sum / n), 0)) / 127 * s.scale[unit];
+    const top = s.scale[unit] === 1 ? "1" : fix(s.scale[unit], 2);
+    low.textContent = "\u2212" + top;
+    high.textContent = "+" + top;
     stat.textContent = s.name + "[" + unit + "]: mean " + fix(mean, 2) + ", sd " + fix(sd, 2);
     ranking.querySelectorAll("button").forEach((b) =>
       b.classList.toggle("on", b.unit === unit && b.set === setIndex));

@@ -58,6 +58,18 @@ KEEP_PROBS_ELEMENTS = 1 << 24
 CELL = "vanilla RNN, h = tanh(Wxh x + Whh h + bh)"
 
 
+@dataclass(frozen=True)
+class ActivationSet:
+    """Activations the page can shade the text by: ``values`` (n, units), one
+    row per character. ``bounded``: in [-1, 1] (tanh states), one colour
+    scale for every unit; else each unit is scaled by its largest |value|
+    (an LSTM's cell state)."""
+
+    label: str
+    values: np.ndarray
+    bounded: bool = True
+
+
 @dataclass
 class Inspection:
     """A model's run over a text, weights frozen. Arrays (n characters, H
@@ -70,8 +82,8 @@ class Inspection:
               n * V > KEEP_PROBS_ELEMENTS: ``model.trace(ids, h0)`` gives it)
     top_ids   (n, K) int32 and top_probs (n, K): the K likeliest next characters
     surprise  (n,) bits, -log2 p(character t | characters before it); NaN at 0
-    sets      activation sets shown on the page, name -> (n, units) array
-              ("h": ``hidden``; later layers and an LSTM's cell state add theirs)
+    sets      the activations shown on the page, name -> ActivationSet ("h":
+              ``hidden``; more layers and an LSTM's cell state add theirs)
     """
 
     ckpt: Checkpoint
@@ -162,7 +174,7 @@ def trace(ckpt, text: str | None = None, *, length: int = DEFAULT_LENGTH,
     return Inspection(ckpt=ckpt, text=text, ids=ids, h0=np.asarray(h0, float).ravel(),
                       hidden=hidden, probs=probs, top_ids=top_ids, top_probs=top_probs,
                       surprise=surprise, source=source, start=start, name=name,
-                      sets={"h": hidden})
+                      sets={"h": ActivationSet("hidden state h (tanh)", hidden)})
 
 
 def encode_known(vocab: Vocab, text: str) -> np.ndarray:

@@ -19,7 +19,7 @@ from conftest import ENV, assert_cli_refusal, random_params, rel_err, run_cli, s
 
 import charrnn_ext
 from charrnn_ext import CharRNN, evaluate, load_checkpoint, reference, training
-from charrnn_ext.inspect import (Inspection, find_training_text, rank_units, text_features,
+from charrnn_ext.inspect import (ActivationSet, find_training_text, rank_units, text_features,
                                  to_html, trace, training_split)
 
 TRACE_RTOL = 1e-12
@@ -287,6 +287,19 @@ def test_the_page_embeds_the_inspection(trained):
     assert summary["hidden size"] == "24" and summary["iteration"] == "300"
     assert summary["validation"].startswith(f"{ckpt.history['val_bpc'][-1]:.4f} bits/char")
     assert "tanh" in summary["cell"]
+
+
+def test_more_activation_sets_travel_with_their_scales(trained):
+    """A set that is not a tanh state (an LSTM's cell state, later) is scaled
+    per unit; the page lists every set."""
+    ins = trace(load_checkpoint(trained[1]), trained[2][:300])
+    cell = ins.hidden * np.linspace(1, 8, 24)
+    ins.sets["c"] = ActivationSet("cell state c", cell, bounded=False)
+    h, c = embedded(to_html(ins))["sets"]
+    assert (h["name"], c["name"], c["label"], c["units"]) == ("h", "c", "cell state c", 24)
+    assert np.allclose(c["scale"], np.abs(cell).max(axis=0), rtol=1e-15)
+    values = b64(c["values"], "i1").reshape(24, 300) / 127 * np.array(c["scale"])[:, None]
+    assert np.all(np.abs(values - cell.T) <= 0.5 / 127 * np.array(c["scale"])[:, None] + 1e-12)
 
 
 def test_the_page_is_self_contained(trained):

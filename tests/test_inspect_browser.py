@@ -14,6 +14,7 @@ import shutil
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from charrnn_ext import training
@@ -150,6 +151,25 @@ def test_choosing_another_unit_changes_the_colours(driver, page):
     target = ins.ranking()[-1]
     driver.find_elements("css selector", "#ranking button")[-1].click()
     assert unit() == target["unit"]
+
+
+def test_another_activation_set_can_be_chosen(driver, model, tmp_path):
+    from selenium.webdriver.support.select import Select
+
+    from charrnn_ext.inspect import ActivationSet
+    ckpt, text = model
+    ins = trace(ckpt, text[:500])
+    ins.sets["c"] = ActivationSet("cell state c", ins.hidden[:, ::-1] * 4, bounded=False)
+    path = tmp_path / "sets.html"
+    path.write_text(to_html(ins), encoding="utf-8")
+    open_page(driver, path)
+    before = colours(driver)
+    Select(driver.find_element("id", "set")).select_by_visible_text("cell state c")
+    assert colours(driver) != before and console_errors(driver) == []
+    legend = driver.find_element("css selector", ".legend").text
+    unit = int(driver.find_element("id", "unit").get_attribute("value"))
+    top = np.abs(ins.hidden[:, ::-1][:, unit] * 4).max()
+    assert f"+{top:.2f}" in legend
 
 
 def test_hovering_shows_the_guesses(driver, page):
