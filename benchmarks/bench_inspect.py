@@ -47,8 +47,8 @@ def main(n=20_000, repeats=5):
         finally:
             driver.quit()
     print(f"open (median of {repeats}): painted {statistics.median(ready):.2f} s after "
-          f"navigation, opened (Selenium's get and the wait) {statistics.median(wall):.2f} s; recolour "
-          f"{statistics.median(recolour) * 1000:.0f} ms")
+          f"navigation, opened (Selenium's get and the wait) {statistics.median(wall):.2f} s; "
+          f"recolour {statistics.median(recolour) * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

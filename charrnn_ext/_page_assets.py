@@ -4,16 +4,19 @@ STYLE = r"""
 :root { --ink: #1d232b; --muted: #5f6b7a; --line: #dde3ea; --panel: #f6f8fa; --accent: #b4441b; }
 * { box-sizing: border-box; }
 body { margin: 0; color: var(--ink); background: #fff;
-  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
+    sans-serif; }
 header { padding: 14px 22px 10px; border-bottom: 1px solid var(--line); background: var(--panel); }
 h1 { font-size: 18px; margin: 0 0 6px; font-weight: 600; }
 h1 .name { color: var(--accent); }
-dl.summary { display: flex; flex-wrap: wrap; gap: 2px 20px; margin: 0; color: var(--muted); font-size: 13px; }
+dl.summary { display: flex; flex-wrap: wrap; gap: 2px 20px; margin: 0; color: var(--muted);
+  font-size: 13px; }
 dl.summary div { display: flex; gap: 6px; }
 dl.summary dt { font-weight: 600; color: var(--ink); }
 dl.summary dd { margin: 0; }
-.controls { position: sticky; top: 0; z-index: 2; display: flex; flex-wrap: wrap; align-items: center;
-  gap: 10px 16px; padding: 8px 22px; background: #fff; border-bottom: 1px solid var(--line); }
+.controls { position: sticky; top: 0; z-index: 2; display: flex; flex-wrap: wrap;
+  align-items: center; gap: 10px 16px; padding: 8px 22px; background: #fff;
+  border-bottom: 1px solid var(--line); }
 .controls label { color: var(--muted); }
 .controls select, .controls input, .controls button { font: inherit; padding: 3px 6px;
   border: 1px solid #c4ccd6; border-radius: 5px; background: #fff; color: var(--ink); }
@@ -42,7 +45,8 @@ table.guesses td { padding: 2px 4px; }
 table.guesses td.g { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; width: 3.2em;
   text-align: center; background: #fff; border: 1px solid var(--line); border-radius: 3px; }
 table.guesses td.p { width: 4.5em; text-align: right; color: var(--muted); }
-table.guesses tr.actual td.g { border-color: var(--accent); color: var(--accent); font-weight: 700; }
+table.guesses tr.actual td.g { border-color: var(--accent); color: var(--accent);
+  font-weight: 700; }
 .pbar { height: 9px; background: #6c8ebf; border-radius: 2px; }
 tr.actual .pbar { background: var(--accent); }
 ol.ranking { list-style: none; margin: 0; padding: 0; font-size: 13px; }
@@ -121,13 +125,21 @@ SCRIPT = r"""
   const controls = el("div", "controls");
   const setSel = el("select");
   setSel.id = "set";
-  sets.forEach((s, i) => { const o = el("option", null, s.label); o.value = String(i); setSel.appendChild(o); });
+  sets.forEach((s, i) => {
+    const o = el("option", null, s.label);
+    o.value = String(i);
+    setSel.appendChild(o);
+  });
   const unitIn = el("input");
   unitIn.type = "number"; unitIn.id = "unit"; unitIn.min = "0"; unitIn.value = "0";
   const prev = el("button", null, "\u2190"), next = el("button", null, "\u2192");
   prev.id = "prev"; next.id = "next";
   prev.title = "previous unit (\u2190 or k)"; next.title = "next unit (\u2192 or j)";
-  const lab = (text, target) => { const l = el("label", null, text); l.htmlFor = target.id; return l; };
+  const lab = (text, target) => {
+    const l = el("label", null, text);
+    l.htmlFor = target.id;
+    return l;
+  };
   const of = el("span", "hint");
   const stat = el("span", "stat");
   stat.id = "unit-stat";
@@ -136,7 +148,8 @@ SCRIPT = r"""
   const bar = el("span", "bar");
   [low, bar, high].forEach((e) => legend.appendChild(e));
   [lab("activations", setSel), setSel, lab("unit", unitIn), unitIn, of, prev, next, stat, legend,
-   el("span", "hint", "\u2190 \u2192 or j k: step units (shift: 10) \u00b7 click a character to pin it")]
+   el("span", "hint",
+      "\u2190 \u2192 or j k: step units (shift: 10) \u00b7 click a character to pin it")]
     .forEach((e) => controls.appendChild(e));
   document.body.appendChild(controls);
 
@@ -174,9 +187,11 @@ SCRIPT = r"""
   for (let q = -127; q <= 127; q++) {
     const a = Math.abs(q) / 127;
     const [r, g, b] = q < 0 ? [49, 113, 196] : [226, 107, 36];
-    palette[q + 127] = "rgba(" + r + "," + g + "," + b + "," + (0.7 * Math.pow(a, 0.8)).toFixed(3) + ")";
+    const alpha = (0.7 * Math.pow(a, 0.8)).toFixed(3);
+    palette[q + 127] = "rgba(" + r + "," + g + "," + b + "," + alpha + ")";
   }
-  bar.style.background = "linear-gradient(to right, " + palette[0] + ", #fff, " + palette[254] + ")";
+  bar.style.background =
+    "linear-gradient(to right, " + palette[0] + ", #fff, " + palette[254] + ")";
 
   let cur = { set: 0, unit: 0 }, pinned = -1, shownAt = -1;
   const value = (s, u, i) => sets[s].q[u * n + i] / 127 * sets[s].scale[u];
@@ -252,7 +267,8 @@ SCRIPT = r"""
     b.appendChild(el("span", null, r.feature));
     b.appendChild(el("span", "unit", r.set + "[" + r.unit + "]"));
     b.appendChild(el("span", "score", r.feature === "highest variance"
-      ? "var " + r.score.toFixed(2) : "r " + (r.score >= 0 ? "+" : "\u2212") + Math.abs(r.score).toFixed(2)));
+      ? "var " + r.score.toFixed(2)
+      : "r " + (r.score >= 0 ? "+" : "\u2212") + Math.abs(r.score).toFixed(2)));
     b.title = r.feature === "highest variance" ? "variance of the unit over the text"
       : "correlation of the unit with: " + r.feature;
     b.addEventListener("click", () => show(setIndex, r.unit));
@@ -283,7 +299,8 @@ SCRIPT = r"""
     if (e.target === unitIn || e.target === setSel || e.ctrlKey || e.metaKey || e.altKey) return;
     const step = e.shiftKey ? 10 : 1;
     if (e.key === "ArrowRight" || e.key === "j" || e.key === "J") show(cur.set, cur.unit + step);
-    else if (e.key === "ArrowLeft" || e.key === "k" || e.key === "K") show(cur.set, cur.unit - step);
+    else if (e.key === "ArrowLeft" || e.key === "k" || e.key === "K")
+      show(cur.set, cur.unit - step);
     else return;
     e.preventDefault();
   });

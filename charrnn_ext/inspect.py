@@ -44,9 +44,10 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
     from ._cli import ArgumentParser, CLIError, check_distinct_paths, positive_int, prog_name, run
     from .checkpoint import Checkpoint, load_checkpoint
     from .datapass import held_out, stream_part
-    from .evaluation import _last_stream
+    from .evaluation import CALL_WORK, _last_stream
     from .inputs import decode_input, read_input
     from .outputs import check_output
+    from .settings import SETTINGS
     from .vocab import Vocab
 
 DEFAULT_LENGTH = 3000   # characters shown by default
@@ -204,7 +205,7 @@ def training_split(ckpt: Checkpoint, text: str) -> tuple[np.ndarray, int] | None
     ids = ckpt.vocab.encode(text)
     if zlib.crc32(ids) != ckpt.data_crc32:
         return None
-    val_fraction = ckpt.hyperparameters.get("val_fraction", 0.0)
+    val_fraction = ckpt.hyperparameters.get("val_fraction", SETTINGS["val_fraction"].default)
     return ids, ids.size - held_out(ids.size, val_fraction)
 
 
@@ -233,7 +234,7 @@ def _held_out_read(ckpt: Checkpoint, training_text: str, length: int, from_zero:
     if from_zero:
         h = None
     else:
-        read = max(256, (1 << 26) // (model.hidden_size ** 2))   # evaluate's call size
+        read = max(256, CALL_WORK // (model.hidden_size ** 2))   # evaluate's call size
         for a in range(first, lo, read):
             h = model.advance(ids[a:min(a + read, lo)], h)
     h0 = np.zeros(model.hidden_size) if h is None else np.asarray(h, float).ravel()
