@@ -228,7 +228,7 @@ def _held_out_read(ckpt: Checkpoint, training_text: str, length: int, from_zero:
     first = (B - 1) * part + position      # stream B-1's next input
     if ids.size > n_train:                 # the held-out part: read on to its first input
         lo, what = n_train - 1, (f"the held-out text (the last {ids.size - n_train:,} of the "
-                                 f"{ids.size:,} characters it was trained on)")
+                                 f"{ids.size:,} characters of the training text)")
     else:
         lo, what = first, "the training text from where training stands (no held-out part)"
     if from_zero:
