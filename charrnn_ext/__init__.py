@@ -98,7 +98,8 @@ def _quiet_ctrl_c_while_loading() -> None:
     import sys
     argv0 = sys.argv[0] if sys.argv else ""
     script = os.path.splitext(os.path.basename(argv0))[0]
-    if argv0 == "-m" or script in ("charrnn-train", "charrnn-sample", "charrnn-sweep"):
+    if argv0 == "-m" or script in ("charrnn-train", "charrnn-sample", "charrnn-sweep",
+                                   "charrnn-inspect"):
         try:
             signal.signal(signal.SIGINT, _exit_130)
         except ValueError:  # not the main thread

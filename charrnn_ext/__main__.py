@@ -10,6 +10,9 @@ commands:
   python -m charrnn_ext.train [input.txt]   train a model (charrnn-train); without a file,
                                             on a built-in demo corpus
   python -m charrnn_ext.sample MODEL.npz    generate text from a trained model (charrnn-sample)
+  python -m charrnn_ext.inspect MODEL.npz [TEXT] --out PAGE.html
+                                            a web page of what the model computes over a text:
+                                            its hidden units, guesses and surprise (charrnn-inspect)
   python -m charrnn_ext.sweep input.txt --grid hidden_size=100,200 ...
                                             many training runs at once on Dask (charrnn-sweep;
                                             pip install 'charrnn_ext[sweep]')

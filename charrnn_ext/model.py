@@ -538,6 +538,26 @@ class CharRNN:
                 self._workspace.advance(x, h[0])
         return h.reshape(-1, 1)
 
+    def trace(self, ids, hprev=None) -> tuple[np.ndarray, np.ndarray]:
+        """One stream read over ``ids`` (n,) from ``hprev`` ((H, 1) or (H,);
+        None: zeros), weights frozen: (hs (n, H), probs (n, V)), hs[t] the
+        hidden state after reading ids[t] and probs[t] the model's prediction
+        of the character after it, softmax(Why hs[t] + by). hs[-1] is
+        ``advance(ids, hprev)``. The core runs it with the GIL released
+        (charrnn-inspect's numbers; reference.trace is the same in numpy)."""
+        x = _as_ids(ids, "ids", self.vocab_size)
+        V, H, n = self.vocab_size, self.hidden_size, x.size
+        if n * max(V, H) > _MAX_ELEMENTS:
+            raise ValueError(f"{n:,} ids are too many for one trace at this model size "
+                             f"(at most {_MAX_ELEMENTS // max(V, H):,}); trace them in pieces, "
+                             f"each from the last state of the one before")
+        h = self._hidden(hprev)
+        hs, probs = np.empty((n, H)), np.empty((n, V))
+        with self._lock:
+            self._check_state()
+            self._workspace.trace(x, h[0], hs, probs)
+        return hs, probs
+
     def sample(self, h, seed_ix, n, temperature: float = 1.0, rng=None, return_hidden: bool = False):
         """The seed's sample(): n ids generated from hidden state h with
         seed_ix as the first input. Draws follow ``rng`` (a numpy Generator,

@@ -169,3 +169,26 @@ def sample(h, seed_ix, n, params, temperature=1.0, rng=None):
         x = encode(ix)
         ixes.append(ix)
     return ixes
+
+
+def trace(inputs, hprev, params):
+    """The hidden state after each input and the prediction of the character
+    after it, weights frozen: (hs (n, H), ps (n, V)), the forward pass of
+    lossFun written out (one-hot inputs, or the embedding's rows), for CharRNN.trace."""
+    Wxh, Whh, Why, bh, by = (params[n_] for n_ in PARAM_NAMES)
+    embed = params.get(EMBED)      # (V, D), or None: one-hot input
+    vocab_size = Why.shape[0]
+    h = np.copy(hprev).reshape(-1, 1)
+    hs, ps = [], []
+    for t in range(len(inputs)):
+        if embed is None:
+            x = np.zeros((vocab_size, 1))  # encode in 1-of-k representation
+            x[inputs[t]] = 1
+        else:
+            x = embed[inputs[t]].reshape(-1, 1)  # the input's embedding (D, 1)
+        h = np.tanh(np.dot(Wxh, x) + np.dot(Whh, h) + bh.reshape(-1, 1))  # hidden state
+        y = np.dot(Why, h) + by.reshape(-1, 1)  # unnormalized log probabilities for next chars
+        exp_y = np.exp(y - np.max(y))
+        hs.append(h.ravel())
+        ps.append((exp_y / np.sum(exp_y)).ravel())  # probabilities for next chars
+    return np.array(hs), np.array(ps)

@@ -24,6 +24,7 @@ composition; then the checked Python face.
     core/output.pxi     output_forward / output_backward, output_group
     core/update.pxi     clip, adagrad
     core/sampling.pxi   output_step, draw_id
+    core/trace.pxi      trace_forward (states and predictions over a text)
     core/datapass.pxi   min-char-rnn's data pass (next_chunk)
     core/model.pxi      model_forward / model_backward / model_update, model_train
     core/pipeline.pxi   the pipelined steps over two threads (Sync)
@@ -60,6 +61,7 @@ include "core/update.pxi"
 include "core/rnn.pxi"
 include "core/output.pxi"
 include "core/sampling.pxi"
+include "core/trace.pxi"
 include "core/datapass.pxi"
 include "core/model.pxi"
 include "core/pipeline.pxi"

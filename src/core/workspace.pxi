@@ -315,3 +315,18 @@ cdef class Workspace:
                 output_step(m.logits, &h[0], &WhyT[0, 0], m.params.by, H, V)
                 x = draw_id(m.logits, V, temperature, uniforms[t])
                 out[t] = x
+
+    def trace(self, const i32[::1] inputs, const f64[::1] h, f64[:, ::1] hs,
+              f64[:, ::1] probs):
+        """One stream read over inputs (n,) from h (H,), weights frozen:
+        hs (n, H) the state after each input, probs (n, V) the prediction of
+        the character after it (trace_forward). h is not changed."""
+        cdef Model *m = &self.m
+        cdef int H = self.hidden_size, V = self.vocab_size, n = <int> inputs.shape[0]
+        if n < 1 or hs.shape[0] != n or hs.shape[1] != H or probs.shape[0] != n \
+                or probs.shape[1] != V or h.shape[0] != H:
+            raise ValueError("trace: inconsistent shapes")
+        with nogil:
+            model_prepare(m)     # WhhT, and the input table (H, V) of an embedding
+            trace_forward(&hs[0, 0], &probs[0, 0], &inputs[0], n, &h[0], m.table,
+                          m.WhhT, m.params.bh, m.params.Why, m.params.by, H, V)

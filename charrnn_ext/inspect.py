@@ -1,0 +1,453 @@
+"""``charrnn-inspect``: what a trained model computes over a text -- its hidden units, guesses and surprise -- as arrays and as one web page.
+
+``trace(ckpt, text)`` runs the model with frozen weights over a text from
+the state training left (CharRNN.trace, the core's) and returns the raw
+arrays (an Inspection); ``to_html(...)`` turns them into one self-contained
+page (charrnn_ext._page); the command writes that page to a file.
+
+Where the read starts, the rule sampling and evaluation use (never a zero
+state unless ``from_zero``):
+
+- a text of your own is read from the state training left in stream 0 (as
+  charrnn-sample reads a --prime): its first character is the first input,
+  each later one is predicted from the characters before it;
+- without a text, the held-out part of the training text, when it can be
+  found (the demo corpus, or a file beside the checkpoint named after it,
+  ``input.txt`` for ``input.npz`` / ``input.best.npz`` / ``input-2.npz``,
+  in its directory or the current one; recognised by the size and CRC-32 the
+  checkpoint records): the data pass continued as ``evaluate`` continues it,
+  from the last stream's state at its position, read on to the last
+  training character, which is the first character shown; the held-out
+  characters after it are scored. The mean surprise is then ``evaluate``'s
+  validation figure over the same characters.
+
+Surprise of character t is -log2 of the probability the model gave it after
+reading characters 0..t-1 (the first character has none); the guesses shown
+at character t are the model's top-5 for the character after it.
+"""
+from __future__ import annotations
+
+from . import _loading
+
+with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
+    import argparse
+    import math
+    import os
+    import sys
+    import zlib
+    from dataclasses import dataclass, field
+
+    import numpy as np
+
+    from . import __version__
+    from ._dispatch import core as _core
+    from ._cli import ArgumentParser, CLIError, check_distinct_paths, positive_int, prog_name, run
+    from .checkpoint import Checkpoint, load_checkpoint
+    from .datapass import held_out, stream_part
+    from .evaluation import CALL_WORK, _last_stream
+    from .inputs import decode_input, read_input
+    from .outputs import check_output
+    from .settings import SETTINGS
+    from .vocab import Vocab
+
+DEFAULT_LENGTH = 3000   # characters shown by default
+TOP_K = 5               # guesses kept per character
+# Characters per call of CharRNN.trace: its (n, V) probabilities stay ~32 MB.
+TRACE_ELEMENTS = 1 << 22
+# Inspection.probs is kept when it holds at most this many numbers (~128 MB).
+KEEP_PROBS_ELEMENTS = 1 << 24
+CELL = "vanilla RNN, h = tanh(Wxh x + Whh h + bh)"
+
+
+@dataclass(frozen=True)
+class ActivationSet:
+    """Activations the page can shade the text by: ``values`` (n, units), one
+    row per character. ``bounded``: in [-1, 1] (tanh states), one colour
+    scale for every unit; else each unit is scaled by its largest |value|
+    (an LSTM's cell state)."""
+
+    label: str
+    values: np.ndarray
+    bounded: bool = True
+
+
+@dataclass
+class Inspection:
+    """A model's run over a text, weights frozen. Arrays (n characters, H
+    hidden units, V vocabulary entries, K = TOP_K):
+
+    text      str, the n characters read; ids (n,) int32, their vocabulary ids
+    h0        (H,) the state before the first character
+    hidden    (n, H) the hidden state after reading character t
+    probs     (n, V) softmax prediction of the character after t (None when
+              n * V > KEEP_PROBS_ELEMENTS: ``model.trace(ids, h0)`` gives it)
+    top_ids   (n, K) int32 and top_probs (n, K): the K likeliest next characters
+    surprise  (n,) bits, -log2 p(character t | characters before it); NaN at 0
+    sets      the activations shown on the page, name -> ActivationSet ("h":
+              ``hidden``; more layers and an LSTM's cell state add theirs)
+    """
+
+    ckpt: Checkpoint
+    text: str
+    ids: np.ndarray
+    h0: np.ndarray
+    hidden: np.ndarray
+    probs: np.ndarray | None
+    top_ids: np.ndarray
+    top_probs: np.ndarray
+    surprise: np.ndarray
+    source: str                  # what text this is, for the page
+    start: str                   # where the read started, for the page
+    name: str = ""               # the checkpoint's name, for the page
+    sets: dict = field(default_factory=dict)
+
+    @property
+    def mean_surprise(self) -> float:
+        """Mean surprise in bits/char over characters 1..n-1 (NaN for n = 1)."""
+        s = self.surprise[1:]
+        return float(np.sum(s, dtype=np.float64) / s.size) if s.size else float("nan")
+
+    def ranking(self, per_feature: int = 3) -> list:
+        """The most interpretable units: see rank_units."""
+        return rank_units(self.text, self.hidden, per_feature)
+
+
+def read_through(model, ids: np.ndarray, h0) -> tuple:
+    """(hidden (n, H), probs (n, V) or None, top_ids (n, K), top_probs (n, K),
+    surprise (n,)) of CharRNN.trace over ids from h0, in calls of at most
+    TRACE_ELEMENTS probabilities, each from the last state of the one before."""
+    n, V, H = ids.size, model.vocab_size, model.hidden_size
+    K = min(TOP_K, V)
+    block = max(1, TRACE_ELEMENTS // max(V, H))
+    hidden = np.empty((n, H))
+    probs = np.empty((n, V)) if n * V <= KEEP_PROBS_ELEMENTS else None
+    top_ids, top_probs = np.empty((n, K), np.int32), np.empty((n, K))
+    surprise = np.full(n, np.nan)
+    h = h0
+    tiny = np.finfo(np.float64).tiny   # an underflowed probability: 1022 bits, not inf
+    for a in range(0, n, block):
+        b = min(a + block, n)
+        hs, ps = model.trace(ids[a:b], h)
+        h = hs[-1]
+        hidden[a:b] = hs
+        if probs is not None:
+            probs[a:b] = ps
+        _core.top_k(ps, top_ids[a:b], top_probs[a:b])   # likeliest first, ties by id
+        # ps[t] predicts ids[a + t + 1]: the surprise of the next character
+        nxt = ids[a + 1:b + 1]
+        p = ps[np.arange(nxt.size), nxt]
+        surprise[a + 1:a + 1 + nxt.size] = -np.log2(np.maximum(p, tiny))
+    return hidden, probs, top_ids, top_probs, surprise
+
+
+def trace(ckpt, text: str | None = None, *, length: int = DEFAULT_LENGTH,
+          from_zero: bool = False, training_text: str | None = None,
+          name: str = "", text_name: str = "the text") -> Inspection:
+    """Run ``ckpt`` (a Checkpoint, or the path of one) over ``text`` (its
+    first ``length`` characters), or without one over the held-out part of
+    ``training_text`` (its first ``length`` characters, after the last
+    training character); see the module docstring for where the read starts.
+    ValueError for an empty text, characters outside the vocabulary (named)
+    or a training text that is not the checkpoint's."""
+    if not isinstance(ckpt, Checkpoint):
+        name = name or os.path.basename(str(ckpt))
+        ckpt = load_checkpoint(ckpt)
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise ValueError(f"length must be a positive integer, got {length!r}")
+    model, vocab = ckpt.model, ckpt.vocab
+    if text is not None:
+        if not text:
+            raise ValueError("the text is empty")
+        whole = len(text) <= length
+        text = text[:length]
+        ids = encode_known(vocab, text)
+        h0 = np.zeros(model.hidden_size) if from_zero else ckpt.hidden[:, 0].copy()
+        source = (f"{text_name} ({len(text):,} characters)" if whole else
+                  f"{text_name}: its first {len(text):,} characters")
+        start = ("a zero state (--from-zero)" if from_zero
+                 else "the state training left (stream 0), as sampling starts")
+    else:
+        if training_text is None:
+            raise ValueError("no text given, and no training text to take the held-out part of")
+        ids, h0, source, start = _held_out_read(ckpt, training_text, length, from_zero)
+        text = vocab.decode(ids)
+    hidden, probs, top_ids, top_probs, surprise = read_through(model, ids, h0)
+    return Inspection(ckpt=ckpt, text=text, ids=ids, h0=np.asarray(h0, float).ravel(),
+                      hidden=hidden, probs=probs, top_ids=top_ids, top_probs=top_probs,
+                      surprise=surprise, source=source, start=start, name=name,
+                      sets={"h": ActivationSet("hidden state h (tanh)", hidden)})
+
+
+def encode_known(vocab: Vocab, text: str) -> np.ndarray:
+    """vocab's ids of text, or ValueError naming (up to 5 of) the characters
+    outside the vocabulary and how many there are."""
+    try:
+        return vocab.encode(text)
+    except ValueError:
+        pass
+    known = set(vocab.chars)
+    unknown = sorted({c for c in text if c not in known})
+    shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in unknown[:5])
+    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    raise ValueError(f"{len(unknown)} character{'s' if len(unknown) != 1 else ''} of the text "
+                     f"{'are' if len(unknown) != 1 else 'is'} not in the model's vocabulary: "
+                     f"{shown}{more}")
+
+
+def training_split(ckpt: Checkpoint, text: str) -> tuple[np.ndarray, int] | None:
+    """(ids, n_train) of ``text`` as the checkpoint's run read it, if it is
+    the run's training text (same vocabulary, size and CRC-32 of the ids, as
+    charrnn_ext.training records them); else None."""
+    if not ckpt.data_size or len(text) != ckpt.data_size:
+        return None
+    if Vocab.from_text(text) != ckpt.vocab:
+        return None
+    ids = ckpt.vocab.encode(text)
+    if zlib.crc32(ids) != ckpt.data_crc32:
+        return None
+    val_fraction = ckpt.hyperparameters.get("val_fraction", SETTINGS["val_fraction"].default)
+    return ids, ids.size - held_out(ids.size, val_fraction)
+
+
+def _held_out_read(ckpt: Checkpoint, training_text: str, length: int, from_zero: bool):
+    """(ids, h0, source, start) of the held-out read: evaluate's continuation
+    of the data pass (evaluation.py), ids = the last training character then
+    up to ``length`` held-out ones. Without a held-out part, the training
+    text from where the data pass stands."""
+    split = training_split(ckpt, training_text)
+    if split is None:
+        raise ValueError("the training text given is not the one the checkpoint was trained on "
+                         "(its size, vocabulary or CRC-32 differ)")
+    ids, n_train = split
+    model = ckpt.model
+    h, B = _last_stream(model, ckpt.hidden, None)
+    part = stream_part(n_train, B)
+    position = ckpt.position
+    if position >= part - 1:   # the end of the parts: the data pass starts again from zero
+        h, position = None, 0
+    first = (B - 1) * part + position      # stream B-1's next input
+    if ids.size > n_train:                 # the held-out part: read on to its first input
+        lo, what = n_train - 1, (f"the held-out text (the last {ids.size - n_train:,} of the "
+                                 f"{ids.size:,} characters of the training text)")
+    else:
+        lo, what = first, "the training text from where training stands (no held-out part)"
+    if from_zero:
+        h = None
+    else:
+        read = max(256, CALL_WORK // (model.hidden_size ** 2))   # evaluate's call size
+        for a in range(first, lo, read):
+            h = model.advance(ids[a:min(a + read, lo)], h)
+    h0 = np.zeros(model.hidden_size) if h is None else np.asarray(h, float).ravel()
+    ids = ids[lo:lo + length + 1]
+    start = ("a zero state (--from-zero)" if from_zero else
+             "the state training left, read on through the text to here, as evaluation does")
+    return ids, h0, f"{what}: characters {lo:,} to {lo + ids.size:,}", start
+
+
+def find_training_text(path: str, ckpt: Checkpoint) -> tuple[str, str] | None:
+    """(text, where) of the checkpoint's training text, found beside it or
+    in the current directory under its name (``input.txt`` for
+    ``input.npz``, ``input.best.npz``, ``input-2.npz``), or the demo corpus;
+    recognised by training_split. None if none is."""
+    if not ckpt.data_size:
+        return None
+    stem = os.path.basename(path)
+    for suffix in (".npz", ".best"):
+        if stem.endswith(suffix):
+            stem = stem[:-len(suffix)]
+    stems = {stem, stem.rsplit("-", 1)[0] if stem.rsplit("-", 1)[-1].isdigit() else stem}
+    seen = set()
+    for folder in (os.path.dirname(os.path.abspath(path)), os.getcwd()):
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:
+            continue
+        for entry in names:
+            full = os.path.join(folder, entry)
+            if os.path.splitext(entry)[0] not in stems or entry.endswith(
+                    (".npz", ".lock", ".html", ".log", ".png", ".csv")) or full in seen:
+                continue
+            seen.add(full)
+            try:
+                if not os.path.isfile(full) or os.path.getsize(full) < ckpt.data_size \
+                        or os.path.getsize(full) > 4 * ckpt.data_size + 4:
+                    continue
+                with open(full, "rb") as f:
+                    text = f.read().decode("utf-8-sig")
+            except (OSError, UnicodeDecodeError):
+                continue
+            if training_split(ckpt, text) is not None:
+                return text, entry
+    from .corpus import demo_corpus
+    try:
+        text, _ = demo_corpus()
+    except RuntimeError:
+        return None
+    return (text, "the demo corpus") if training_split(ckpt, text) is not None else None
+
+
+# -- the ranking of units -------------------------------------------------------
+
+def text_features(text: str) -> dict:
+    """Per character t of text, what holds after reading it (n,) float arrays:
+    inside double quotes (a '"' opens or closes), inside brackets ((, [, { not
+    yet closed), position in the line (characters since the last newline),
+    whitespace."""
+    n = len(text)
+    quote, bracket, column, space = (np.zeros(n) for _ in range(4))
+    inside, depth, col = False, 0, 0
+    for t, c in enumerate(text):
+        if c == '"':
+            inside = not inside
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth = max(depth - 1, 0)
+        col = 0 if c == "\n" else col + 1
+        quote[t], bracket[t], column[t], space[t] = inside, depth > 0, col, c.isspace()
+    return {"inside quotes": quote, "inside brackets": bracket, "position in line": column,
+            "whitespace": space}
+
+
+def rank_units(text: str, hidden: np.ndarray, per_feature: int = 3) -> list:
+    """The units most correlated with each of text_features (|Pearson r|,
+    the ``per_feature`` highest; features constant over the text are left
+    out) and the ``per_feature`` of highest variance, as dicts: feature,
+    unit, score (r, or the variance), set ("h"). Features in order of their
+    best |r|, the highest variance last."""
+    hidden = np.asarray(hidden, dtype=np.float64)
+    centred = hidden - hidden.mean(axis=0)
+    spread = np.sqrt((centred ** 2).sum(axis=0))
+    groups = []
+    for feature, values in text_features(text).items():
+        f = values - values.mean()
+        norm = math.sqrt(float(f @ f))
+        if norm == 0.0:
+            continue
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.where(spread > 0, (f @ centred) / (norm * spread), 0.0)
+        best = np.argsort(-np.abs(r), kind="stable")[:per_feature]
+        groups.append([{"feature": feature, "unit": int(j), "score": float(r[j]), "set": "h"}
+                       for j in best])
+    groups.sort(key=lambda g: -abs(g[0]["score"]))   # the clearest feature first
+    out = [entry for group in groups for entry in group]
+    var = (centred ** 2).mean(axis=0)
+    for j in np.argsort(-var, kind="stable")[:per_feature]:
+        out.append({"feature": "highest variance", "unit": int(j), "score": float(var[j]),
+                    "set": "h"})
+    return out
+
+
+def to_html(ckpt, text: str | None = None, **options) -> str:
+    """The page of ``trace(ckpt, text, **options)`` (or of an Inspection
+    passed as ``ckpt``) as a string: one self-contained HTML file."""
+    from ._page import render
+    inspection = ckpt if isinstance(ckpt, Inspection) else trace(ckpt, text, **options)
+    return render(inspection)
+
+
+# -- the command -----------------------------------------------------------------
+
+DESCRIPTION = """\
+Write one web page showing what a model saved by charrnn-train computes over
+a text: each character shaded by the activation of a hidden unit (pick the
+unit; arrow keys or j / k step through them), on hover the model's top-5
+guesses for the next character and the character's surprise in bits, the
+units that follow quotes, brackets, the position in the line or whitespace
+most closely, and the model's summary. The page is one file with everything
+in it (no network): open it in any browser.
+
+The model reads TEXT from the hidden state training left (as charrnn-sample
+reads a --prime). Without TEXT it reads the held-out part of its training
+text, continuing the data pass as its validation figure does, when the
+training text can be found: the demo corpus, or a file named after the
+checkpoint (input.txt for input.npz or input.best.npz) beside it or in the
+current directory. --from-zero starts from a zero state instead.
+"""
+
+EPILOG = """\
+examples:
+  charrnn-inspect demo.npz --out demo.html
+  charrnn-inspect input.best.npz chapter1.txt --out chapter1.html --length 20000
+
+exit status: 0 done, 1 the page could not be written, 2 bad checkpoint, text
+or options.
+"""
+
+
+def build_parser(prog: str | None = None) -> ArgumentParser:
+    p = ArgumentParser(prog=prog or prog_name("charrnn_ext.inspect"), description=DESCRIPTION,
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"%(prog)s (charrnn_ext) {__version__}")
+    p.add_argument("checkpoint", metavar="MODEL.npz",
+                   help="a checkpoint written by charrnn-train (or its .best.npz)")
+    p.add_argument("text", metavar="TEXT", nargs="?",
+                   help="a text file to read (default: the held-out part of the training text)")
+    p.add_argument("--out", required=True, metavar="PAGE.html", help="the page to write")
+    p.add_argument("--length", type=positive_int, default=DEFAULT_LENGTH, metavar="N",
+                   help=f"characters to show, at most (default: {DEFAULT_LENGTH})")
+    p.add_argument("--from-zero", action="store_true",
+                   help="start from a zero hidden state, not from the state training left")
+    p.add_argument("--encoding", default="utf-8", help="of TEXT (default: utf-8)")
+    return p
+
+
+def _check_replaceable(path: str) -> None:
+    """--out may replace a page, never another kind of file (a checkpoint
+    named by mistake, a text)."""
+    if not os.path.exists(path):
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as exc:
+        raise CLIError(f"--out {path}: cannot read it ({exc.strerror or exc})") from None
+    if head and not head.lstrip().lower().startswith(b"<!doctype html"):
+        raise CLIError(f"--out {path} exists and is not a web page: refusing to replace it")
+
+
+def _main(argv) -> int:
+    args = build_parser().parse_args(argv)
+    check_distinct_paths({"--out": args.out},
+                         {"the checkpoint": args.checkpoint, "TEXT": args.text})
+    check_output(args.out, "--out")
+    _check_replaceable(args.out)
+    try:
+        ckpt = load_checkpoint(args.checkpoint)
+    except (ValueError, OSError) as exc:
+        raise CLIError(str(exc)) from None
+    training_text = None
+    if args.text is not None:
+        data, name = read_input(args.text, args.encoding)
+        text = decode_input(data, name, args.encoding)
+    else:
+        text = None
+        found = find_training_text(args.checkpoint, ckpt)
+        if found is None:
+            raise CLIError(f"no TEXT given, and the text {args.checkpoint} was trained on is not "
+                           f"beside it nor the demo corpus; name a text file to read")
+        training_text = found[0]
+    try:
+        inspection = trace(ckpt, text, length=args.length, from_zero=args.from_zero,
+                           training_text=training_text, name=os.path.basename(args.checkpoint),
+                           text_name=os.path.basename(args.text or ""))
+    except ValueError as exc:
+        raise CLIError(f"{args.text or args.checkpoint}: {exc}") from None
+    page = to_html(inspection).encode("utf-8")
+    from ._ckptfile import write_atomic
+    try:
+        write_atomic(os.path.realpath(args.out), lambda f: f.write(page))
+    except OSError as exc:
+        raise CLIError(f"cannot write {args.out}: {exc.strerror or exc}", code=1) from None
+    mean = inspection.mean_surprise
+    print(f"{args.out}: {len(inspection.text):,} characters, " + (
+        f"mean surprise {mean:.4f} bits/char" if math.isfinite(mean) else "none predicted"))
+    return 0
+
+
+def main(argv=None) -> int:
+    return run(_main, argv, build_parser().prog)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
