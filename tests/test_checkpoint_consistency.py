@@ -83,6 +83,31 @@ def test_hidden_size_must_match_the_parameters(trained):
     assert_load_refused(path, f"hidden_size {H + 1}", f"have {H}")
 
 
+def test_optimizer_and_embedding_must_match_the_model(trained):
+    """base.npz is the batched recipe's (2 streams): Adam, a 64-wide embedding.
+    The hyperparameters must say so; a file whose moments say Adam and whose
+    hyperparameters say Adagrad (or another width) is refused."""
+    ck = _base(trained)
+    assert (ck.model.optimizer, ck.model.embedding_size, ck.model.adam_steps) == ("adam", 64, 60)
+    assert (ck.hyperparameters["optimizer"], ck.hyperparameters["embedding_size"]) == ("adam", 64)
+    cases = [
+        ({"optimizer": "adagrad"}, {}, ("optimizer adagrad", "adam")),
+        ({"embedding_size": 0}, {}, ("embedding_size 0", "64")),
+        ({"embedding_size": 32}, {}, ("embedding_size 32", "64")),
+        ({"optimizer": "sgd"}, {}, ("'hyperparameters'", "optimizer", "sgd")),
+        ({"embedding_size": -1}, {}, ("'hyperparameters'", "embedding_size")),
+        ({"embedding_size": "64"}, {}, ()),   # read as the trainer reads it: loads
+        # the moments gone: an Adagrad model, which the hyperparameters contradict
+        ({"optimizer": "adagrad"}, {f"moment.{n}": None for n in ck.model.params}, ("adam",)),
+    ]
+    for i, (hyper, members, words) in enumerate(cases):
+        path = _variant(trained, f"opt{i}.npz", hyper=hyper, **members)
+        if not words:
+            assert load_checkpoint(path).model.embedding_size == 64
+            continue
+        assert len(assert_load_refused(path, *words)) < 300
+
+
 @pytest.mark.parametrize("key, value, words", [
     ("batch_size", 0, "batch_size must be a positive integer"),
     ("batch_size", "two", "batch_size must be a positive integer"),
