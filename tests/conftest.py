@@ -124,9 +124,16 @@ def same_loss(a, b, steps, rtol=RTOL):
 
 
 def same_model(a, b) -> bool:
-    """Two CharRNNs hold bit-identical parameters and Adagrad memory."""
+    """Two CharRNNs hold bit-identical parameters (an input embedding's too)
+    and optimiser state: the Adagrad memory, or Adam's moments and step count."""
+    if (a.optimizer, a.embedding_size, a.adam_steps) != (b.optimizer, b.embedding_size,
+                                                         b.adam_steps):
+        return False
+    if set(a.params) != set(b.params) or set(a.moment) != set(b.moment):
+        return False
     return all(np.array_equal(a.params[n], b.params[n]) and np.array_equal(a.memory[n], b.memory[n])
-               for n in PARAM_NAMES)
+               for n in a.params) and \
+        all(np.array_equal(a.moment[n], b.moment[n]) for n in a.moment)
 
 
 def model_state(model) -> dict:

@@ -12,14 +12,15 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from charrnn_ext import load_checkpoint
 from charrnn_ext._dispatch import core_build
 
-from conftest import (ENV, SMALL_FLAGS, TINY_FLAGS, assert_same_state, english_like_text, interrupt,
-                      progress_lines, run_cli, run_many, sentence_text, sha, start_training,
-                      wait_for_line)
+from conftest import (ENV, SMALL_FLAGS, TINY_FLAGS, assert_cli_refusal, assert_same_state,
+                      english_like_text, interrupt, progress_lines, rewrite_archive, run_cli,
+                      run_many, sentence_text, sha, start_training, wait_for_line)
 
 
 # ---------------------------------------------------------------------------
@@ -64,6 +65,98 @@ def test_batch_resume_is_bit_identical(cli_texts, tmp_path):
     rc, _, err = run_cli("train", "en.txt", "--resume", tmp_path / "b.npz", "--iters", 200,
                          "--batch-size", 2, cwd=cli_texts)
     assert rc == 2 and "--batch-size 2 differs from the 3 streams" in err
+
+
+@pytest.mark.parametrize("extra", [
+    ("--batch-size", 3, "--embedding-size", 6),          # the batched recipe, smaller
+    ("--optimizer", "adam", "--embedding-size", 5, "--init", "pytorch"),   # one stream
+])
+def test_adam_with_an_embedding_resumes_bit_identically(cli_texts, tmp_path, extra):
+    """The batched recipe's kind of model: N steps, a resume and N more ==
+    2N straight, Adam's moments and step count included (same_model); the
+    resumed run keeps its optimizer, embedding and learning rate without
+    being told."""
+    args = ["en.txt", *TINY_FLAGS, *extra, "--sample-every", 20, "--eval-every", 40]
+    b = assert_resuming_is_bit_identical(cli_texts, tmp_path, args, 120)
+    assert b.model.optimizer == "adam" and b.model.adam_steps == 120
+    assert b.model.embedding_size == extra[extra.index("--embedding-size") + 1]
+    assert b.hyperparameters["learning_rate"] == 0.002
+
+
+@pytest.fixture(scope="module")
+def adam_run(tmp_path_factory, cli_texts):
+    """A directory holding en.txt and adam.npz: 20 iterations of the batched
+    recipe (2 streams, embedding 6, hidden 12)."""
+    d = tmp_path_factory.mktemp("adam-run")
+    (d / "en.txt").write_bytes((cli_texts / "en.txt").read_bytes())
+    rc, _, err = run_cli("train", "en.txt", *TINY_FLAGS, "--batch-size", 2, "--embedding-size",
+                         6, "--iters", 20, "--checkpoint", "adam.npz", "--no-keep-best", cwd=d)
+    assert rc == 0, err
+    return d
+
+
+@pytest.mark.parametrize("which, flags, words", [
+    ("tiny", ("--optimizer", "adam"), "--optimizer adam differs from the optimizer adagrad"),
+    ("tiny", ("--embedding-size", 8), "--embedding-size 8 differs from the embedding size 0"),
+    ("tiny", ("--recipe", "batched", "--optimizer", "adam"), "--optimizer adam differs"),
+    ("adam", ("--optimizer", "adagrad"), "--optimizer adagrad differs from the optimizer adam"),
+    ("adam", ("--embedding-size", 0), "--embedding-size 0 differs from the embedding size 6"),
+    ("adam", ("--embedding-size", 64), "--embedding-size 64 differs from the embedding size 6"),
+    ("adam", ("--batch-size", 32), "--batch-size 32 differs from the 2 streams"),
+])
+def test_resume_refuses_another_optimizer_or_embedding(tiny_run, adam_run, tmp_path, which,
+                                                       flags, words):
+    """What the checkpoint's model fixes cannot change on --resume: one line,
+    exit status 2, the checkpoint untouched."""
+    if which == "tiny":
+        ckpt, cwd = tiny_run[0], tiny_run[0].parent
+    else:
+        ckpt, cwd = adam_run / "adam.npz", adam_run
+    before = sha(ckpt)
+    result = run_cli("train", "en.txt", "--resume", ckpt, "--iters", 400, *flags, cwd=cwd)
+    assert_cli_refusal(result, words, str(ckpt))
+    assert sha(ckpt) == before
+
+
+def test_resume_takes_the_checkpoints_own_values_and_a_new_rate(adam_run, tmp_path):
+    """Flags that repeat what the model fixes are accepted; --learning-rate
+    and --recipe may change (a recipe fills only what the file does not say)."""
+    (tmp_path / "en.txt").write_bytes((adam_run / "en.txt").read_bytes())
+    (tmp_path / "a.npz").write_bytes((adam_run / "adam.npz").read_bytes())
+    rc, out, err = run_cli("train", "en.txt", "--resume", "a.npz", "--iters", 30,
+                           "--optimizer", "adam", "--embedding-size", 6, "--batch-size", 2,
+                           "--learning-rate", 0.001, "--recipe", "min-char-rnn",
+                           "--no-keep-best", cwd=tmp_path)
+    assert rc == 0, err
+    assert "input embedding 6, Adam learning rate 0.001" in out
+    assert "seq length 16, 2 streams" in out    # the checkpoint's, not min-char-rnn's 25
+    ckpt = load_checkpoint(tmp_path / "a.npz")
+    assert ckpt.model.adam_steps == 30 and ckpt.hyperparameters["learning_rate"] == 0.001
+
+
+def test_a_checkpoint_from_before_the_recipes_resumes_as_min_char_rnn(cli_texts, tmp_path):
+    """A version-2 file of 3 streams (no recipe, optimizer, embedding_size,
+    init, adam_steps) resumes with min-char-rnn's Adagrad, bit-identically
+    to a straight run, and says so."""
+    args = ["en.txt", *TINY_FLAGS, "--recipe", "min-char-rnn", "--batch-size", 3,
+            "--sample-every", 20, "--eval-every", 40, "--learning-rate", 0.05]
+    (rc1, straight, e1), (rc2, _, e2) = run_many([
+        ("train", *args, "--iters", 80, "--checkpoint", tmp_path / "a.npz"),
+        ("train", *args, "--iters", 40, "--checkpoint", tmp_path / "b.npz"),
+    ], cwd=cli_texts)
+    assert rc1 == rc2 == 0, e1 + e2
+    rewrite_archive(tmp_path / "b.npz", version=np.array(2), edit_state={"adam_steps": None},
+                    edit_hyper={"recipe": None, "optimizer": None, "embedding_size": None,
+                                "init": None})
+    assert load_checkpoint(tmp_path / "b.npz").version == 2
+    rc, out, err = run_cli("train", "en.txt", "--resume", tmp_path / "b.npz", "--iters", 80,
+                           cwd=cli_texts)
+    assert rc == 0 and err == "", err
+    assert "Adagrad learning rate 0.05" in out and "(min-char-rnn recipe)" in out
+    b = load_checkpoint(tmp_path / "b.npz")
+    assert_same_state(load_checkpoint(tmp_path / "a.npz"), b, resumed=True)
+    assert b.hyperparameters["recipe"] == "min-char-rnn" and b.hyperparameters["optimizer"] \
+        == "adagrad"
 
 
 def test_resume_errors(cli_texts, tiny_run, tmp_path):
