@@ -174,3 +174,49 @@ def test_sampling_at_a_tiny_temperature_is_greedy_and_quiet(long_run):
                               cwd=long_run[0])
     assert rc1 == rc2 == 0 and err1 == err2 == ""
     assert tiny[0] == greedy[0]
+
+
+# ---------------------------------------------------------------------------
+# the batched recipe's models: Adam and an input embedding
+# ---------------------------------------------------------------------------
+
+def one_hot_twin(model):
+    """The one-hot model computing what an embedded one does: Wxh @ embed.T
+    (H, V) reads the one-hot input as Wxh reads embed[ix]."""
+    from charrnn_ext import CharRNN
+    params = {n: np.array(model.params[n]) for n in ("Whh", "Why", "bh", "by")}
+    params["Wxh"] = np.array(model.params["Wxh"]) @ np.array(model.params["embed"]).T
+    return CharRNN.from_params(params)
+
+
+def test_sample_an_embedded_adam_model(cli_texts, tmp_path):
+    """charrnn-sample on a batched-recipe checkpoint (Adam, an embedding):
+    the text generate() and the model's own sample() give, primed or not;
+    greedy text is its one-hot twin's."""
+    rc, _, err = run_cli("train", "en.txt", "--batch-size", 2, "--hidden-size", 16,
+                         "--embedding-size", 6, "--seq-length", 16, "--iters", 150,
+                         "--sample-every", 1000, "--eval-every", 1000,
+                         "--checkpoint", tmp_path / "e.npz", cwd=cli_texts)
+    assert rc == 0, err
+    path = tmp_path / "e.npz"
+    ckpt = load_checkpoint(path)
+    assert ckpt.model.embedding_size == 6 and ckpt.model.optimizer == "adam"
+    runs = run_many([
+        ("sample", path, "--length", 60, "--seed", 3),
+        ("sample", path, "--length", 40, "--seed", 3, "--prime", "the ", "--temperature", 0.7),
+        ("sample", path, "--length", 60, "--temperature", 0),
+        ("sample", path, "--length", 30, "--from-zero", "--seed", 1),
+    ], cwd=tmp_path)
+    assert all(rc == 0 and err == "" for rc, _, err in runs), runs
+    (_, plain, _), (_, primed, _), (_, greedy, _), (_, zero, _) = runs
+    assert plain == generate(ckpt, 60, seed=3) + "\n" and len(plain) == 61
+    assert set(plain[:-1]) <= set(ckpt.vocab.chars)
+    assert zero == generate(ckpt, 30, seed=1, from_zero=True) + "\n"
+    ids = ckpt.vocab.encode("the ")
+    h = ckpt.model.advance(ids[:-1], ckpt.hidden[:, :1])
+    gen = ckpt.model.sample(h, int(ids[-1]), 40, temperature=0.7, rng=np.random.default_rng(3))
+    assert primed == "the " + ckpt.vocab.decode(gen) + "\n"
+    twin = Checkpoint(model=one_hot_twin(ckpt.model), vocab=ckpt.vocab, hidden=ckpt.hidden,
+                      rng=np.random.default_rng(0), iteration=ckpt.iteration,
+                      position=ckpt.position)
+    assert greedy == generate(twin, 60, temperature=0) + "\n"

@@ -152,3 +152,25 @@ def test_figures_are_those_of_the_saved_state(text_dir_20k):
     n_train = ids.size - int(ids.size * 0.05)
     s = evaluate(ckpt.model, ids, n_train, ckpt.hidden, ckpt.position)
     assert s.val_bpc == ckpt.history["val_bpc"][-1]
+
+
+@pytest.mark.parametrize("B", [1, 3])
+def test_an_embedded_adam_model_scores_as_its_one_hot_twin(B):
+    """evaluate reads an input embedding (the batched recipe's model): its
+    figures equal those of the one-hot model Wxh @ embed.T, which computes
+    the same function, from the same states, within rounding."""
+    text, ids = _periodic("abcdefgh", 8_000)
+    V, n_train = 8, 8_000 - 400
+    model = CharRNN(V, 16, seed=2, embedding_size=5, optimizer="adam", init="pytorch")
+    _, h, p = model.train(ids[:n_train], 200, 10, None, 0, 0.01, streams=B)
+    params = {n: np.array(model.params[n]) for n in ("Whh", "Why", "bh", "by")}
+    params["Wxh"] = np.array(model.params["Wxh"]) @ np.array(model.params["embed"]).T
+    twin = CharRNN.from_params(params)
+    got, want = evaluate(model, ids, n_train, h, p), evaluate(twin, ids, n_train, h, p)
+    assert (got.train_chars, got.val_chars) == (want.train_chars, want.val_chars)
+    assert got.val_bpc == pytest.approx(want.val_bpc, rel=1e-9)
+    assert got.train_bpc == pytest.approx(want.train_bpc, rel=1e-9)
+    assert got.val_bpc < 1.0       # trained on the period: far below log2(8) = 3
+    # a state from elsewhere scores differently: the figures depend on the embedding
+    other = CharRNN(V, 16, seed=3, embedding_size=5, optimizer="adam", init="pytorch")
+    assert evaluate(other, ids, n_train, h, p).val_bpc != got.val_bpc
