@@ -11,10 +11,11 @@ import time
 
 from ._cli import CLIError, RunLock
 from ._ckptfile import write_atomic
-from .settings import SETTINGS
+from .settings import RECIPES, SETTINGS
 
 
 RESULTS = "results.csv"
+_BEFORE_RECIPES = {**RECIPES["min-char-rnn"], "recipe": "min-char-rnn"}
 
 
 SAVE_EVERY = 1.0              # seconds between rewrites of results.csv while runs finish
@@ -172,8 +173,9 @@ def runs_to_do(runs, results: Results, digest: str, out: str) -> list:
                            f"another --out")
         for key, value in settings_.items():
             stored = row.get(key)
-            if stored is None:
-                stored = SETTINGS[key].default  # a column an older results file did not have
+            if stored is None:  # a column an older results file did not have: its runs
+                # were trained before the recipes, with min-char-rnn's
+                stored = _BEFORE_RECIPES.get(key, SETTINGS[key].default)
             if stored != value:
                 raise CLIError(f"{results.path} holds run {name} with {key}={_cell(stored)}, "
                                f"this sweep asks for {key}={_cell(value)}; use another --out")

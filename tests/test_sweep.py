@@ -141,6 +141,67 @@ def test_run_names_are_unique_and_file_system_safe():
         "h100-lr0.1-T25"
 
 
+def test_the_grid_varies_the_recipes_settings():
+    """recipe, optimizer, embedding_size and init are sweepable; a run's
+    settings are charrnn-train's for the same flags: its recipe's defaults
+    (the other optimizer's rate), spelled out."""
+    settings = sweep.sweepable_settings()
+    assert {"recipe", "optimizer", "embedding_size", "init"} <= set(settings)
+    grid = sweep.parse_grid(["optimizer=adagrad,adam"], {}, settings)
+    runs = dict(sweep.expand(grid, {"iters": 50}, settings))
+    assert list(runs) == ["optadagrad", "optadam"]
+    assert {k: runs["optadagrad"][k] for k in ("recipe", "learning_rate", "hidden_size",
+                                               "embedding_size", "init")} == \
+        dict(recipe="min-char-rnn", learning_rate=0.1, hidden_size=100, embedding_size=0,
+             init="min-char-rnn")
+    assert runs["optadam"]["learning_rate"] == 0.002 and runs["optadam"]["recipe"] == \
+        "min-char-rnn"
+    # more streams fixed by a flag: the batched recipe, for each optimizer its rate
+    runs = dict(sweep.expand(grid, {"batch_size": 4, "hidden_size": 8}, settings))
+    assert [(r["recipe"], r["learning_rate"], r["embedding_size"], r["init"], r["seq_length"],
+             r["hidden_size"]) for r in runs.values()] == \
+        [("batched", 0.02, 64, "pytorch", 50, 8), ("batched", 0.002, 64, "pytorch", 50, 8)]
+    grid = sweep.parse_grid(["recipe=min-char-rnn,batched", "embedding_size=0,16",
+                             "init=pytorch"], {}, settings)
+    runs = dict(sweep.expand(grid, {}, settings))
+    assert list(runs) == ["rmin-char-rnn-D0-initpytorch", "rmin-char-rnn-D16-initpytorch",
+                          "rbatched-D0-initpytorch", "rbatched-D16-initpytorch"]
+    b = runs["rbatched-D16-initpytorch"]
+    assert (b["batch_size"], b["hidden_size"], b["optimizer"], b["embedding_size"]) == \
+        (32, 256, "adam", 16)
+    m = runs["rmin-char-rnn-D0-initpytorch"]
+    assert (m["batch_size"], m["hidden_size"], m["optimizer"], m["learning_rate"]) == \
+        (1, 100, "adagrad", 0.1)
+    for cfg in runs.values():
+        assert set(cfg) == set(sweep.SWEEPABLE)
+
+
+def test_a_sweep_directory_from_before_the_recipes_is_still_its_own(tmp_path):
+    """results.csv written before the recipes (no recipe, optimizer,
+    embedding_size, init columns) holds min-char-rnn's runs: the same grid
+    again finds them done; a grid now asking for the batched recipe of the
+    same name is refused."""
+    from charrnn_ext import results
+    settings = sweep.sweepable_settings()
+    old_columns = ["hidden_size", "learning_rate", "seq_length", "batch_size", "iters", "seed",
+                   "val_fraction", "eval_every"]
+    runs = sweep.expand(sweep.parse_grid(["hidden_size=8,16"], {}, settings),
+                        {"iters": 300}, settings)
+    old = results.Results(str(tmp_path), old_columns)
+    for name, cfg in runs:
+        old.add(results.row_of(name, {k: cfg[k] for k in old_columns}, {}, "digest"))
+        (tmp_path / f"{name}.npz").write_bytes(b"")
+    old.save()
+    again = results.Results(str(tmp_path), list(settings))
+    again.load(settings)
+    assert results.runs_to_do(runs, again, "digest", str(tmp_path)) == []
+    batched = sweep.expand(sweep.parse_grid(["hidden_size=8,16"], {}, settings),
+                           {"iters": 300, "recipe": "batched", "batch_size": 1}, settings)
+    with pytest.raises(sweep.CLIError, match="recipe=min-char-rnn, this sweep asks for "
+                                             "recipe=batched"):
+        results.runs_to_do(batched, again, "digest", str(tmp_path))
+
+
 # one case a line: the --grid arguments -> what the one line of error says
 BAD_GRIDS = [(grid.split(), message) for grid, message in (case.split(" -> ") for case in """\
 hiden_size=10 -> unknown setting 'hiden_size'
@@ -156,7 +217,12 @@ hidden_size -> expected NAME=V1,V2
 =8 -> expected NAME=V1,V2
 hidden_size=8,8 -> the value 8 is listed twice
 learning_rate=0.1,0.10 -> the value 0.1 is listed twice
-hidden_size=8 hidden_size=16 -> names hidden_size twice""".splitlines())] + [
+hidden_size=8 hidden_size=16 -> names hidden_size twice
+optimizer=adam,sgd -> must be one of adagrad, adam, got sgd
+recipe=foo -> must be one of auto, min-char-rnn, batched, got foo
+embedding_size=-1 -> must be an integer in [0,
+init=xavier -> must be one of min-char-rnn, pytorch, got xavier
+optimizer=adam,adam -> the value adam is listed twice""".splitlines())] + [
     (["seed=" + ",".join(map(str, range(101))), "hidden_size=" + ",".join(map(str, range(1, 101)))],
      "makes 10,100 runs, more than 10,000"),
 ]
@@ -398,6 +464,31 @@ def test_sweep_results_resume_and_extension(cluster, text_file, tmp_path, capsys
     (tmp_path / "other.txt").write_text(SWEEP_TEXT[::-1])
     assert sweep.main([str(tmp_path / "other.txt"), *argv[1:]]) == 2
     assert "trained on another text" in capsys.readouterr().err
+
+
+def test_a_sweep_over_optimizers(cluster, text_file, tmp_path, capsys):
+    """--grid optimizer=adagrad,adam with the new settings as flags: runs
+    named after the optimizer, each the model charrnn-train makes with the
+    same flags (Adam's moments and step count, the embedding), results.csv
+    records the settings."""
+    out = tmp_path / "out"
+    flags = ["--batch-size", "2", "--hidden-size", "8", "--embedding-size", "4", *RUN_FLAGS]
+    assert sweep.main([str(text_file), "--grid", "optimizer=adagrad,adam", "--out", str(out),
+                       "--scheduler", cluster.scheduler_address, *flags]) == 0
+    assert "optadam" in capsys.readouterr().out
+    rows = {r["run"]: r for r in read_results(out)}
+    assert set(rows) == {"optadagrad", "optadam"}
+    for name, opt, lr in (("optadagrad", "adagrad", "0.02"), ("optadam", "adam", "0.002")):
+        row = rows[name]
+        assert (row["optimizer"], row["learning_rate"], row["recipe"], row["embedding_size"],
+                row["init"], row["batch_size"]) == (opt, lr, "batched", "4", "pytorch", "2")
+        ck = load_checkpoint(out / f"{name}.npz")
+        assert (ck.model.optimizer, ck.model.embedding_size) == (opt, 4)
+        assert ck.model.adam_steps == (300 if opt == "adam" else 0)
+        assert f"Adagrad learning rate 0.02" in (out / f"{name}.log").read_text() \
+            or opt == "adam"
+    ref = reference_run(text_file, tmp_path, "optadam", ["--optimizer", "adam", *flags])
+    assert_same_params(load_checkpoint(out / "optadam.npz"), ref, "optadam")
 
 
 def test_the_text_goes_to_the_workers_once(cluster, text_file, tmp_path, capsys, monkeypatch):
