@@ -135,11 +135,16 @@ def test_help(tmp_path):
     assert rc1 == rc2 == 0
     for flag in ("--hidden-size", "--seq-length", "--learning-rate", "--iters", "--sample-every",
                  "--sample-length", "--temperature", "--seed", "--val-fraction", "--checkpoint",
-                 "--resume", "--plot", "--encoding", "--eval-every", "--checkpoint-every"):
+                 "--resume", "--plot", "--encoding", "--eval-every", "--checkpoint-every",
+                 "--recipe", "--optimizer", "--embedding-size", "--init", "--time-limit"):
         assert flag in out1
     flat = " ".join(out1.split())
     assert "(default: 100; batched recipe: 256)" in flat and "(default: 25; batched recipe: 50)" \
         in flat and "(default: 0.1; batched recipe: 0.002)" in flat
+    assert "(default: 1; batched recipe: 32)" in flat and \
+        "(default: adagrad; batched recipe: adam)" in flat and \
+        "(default: 0; batched recipe: 64)" in flat and \
+        "(default: min-char-rnn; batched recipe: pytorch)" in flat
     for flag in ("--length", "--temperature", "--prime", "--seed"):
         assert flag in out2
 

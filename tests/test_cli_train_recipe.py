@@ -21,10 +21,11 @@ QUIET = ("--sample-every", 1000, "--eval-every", 1000)
 
 
 def header(stdout: str) -> str:
-    """The line naming the model settings (the third one)."""
+    """The line naming the model settings (the third one), less the compute
+    type it may name (", float64": the default, not a recipe's)."""
     line = stdout.splitlines()[2]
     assert line.startswith("hidden size "), stdout[:500]
-    return line
+    return re.sub(r", float(64|32),", ",", line)
 
 
 def warnings(stderr: str) -> list:
