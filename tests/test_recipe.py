@@ -135,10 +135,11 @@ def test_a_checkpoint_from_before_the_recipes_is_min_char_rnns():
 def test_what_a_resumed_model_fixes_wins():
     model = CharRNN(11, 6, seed=0, embedding_size=3, optimizer="adam", init="pytorch")
     fixed = fixed_by(model, 5)
-    assert fixed == {"hidden_size": 6, "batch_size": 5, "optimizer": "adam",
-                     "embedding_size": 3}
-    assert fixed_by(CharRNN(11, 6, seed=0), 1) == {"hidden_size": 6, "batch_size": 1,
-                                                    "optimizer": "adagrad", "embedding_size": 0}
+    # (and whatever else a model fixes, e.g. its compute type)
+    assert fixed.items() >= {"hidden_size": 6, "batch_size": 5, "optimizer": "adam",
+                             "embedding_size": 3}.items()
+    assert fixed_by(CharRNN(11, 6, seed=0), 1).items() >= \
+        {"hidden_size": 6, "batch_size": 1, "optimizer": "adagrad", "embedding_size": 0}.items()
     stored = complete({"batch_size": 5, "hidden_size": 6, "embedding_size": 3})
     s = complete({"hidden_size": 99, "optimizer": "adagrad", "embedding_size": 0}, stored, fixed)
     assert (s["hidden_size"], s["batch_size"], s["optimizer"], s["embedding_size"]) == \
