@@ -18,7 +18,7 @@ import pytest
 from conftest import ENV, assert_cli_refusal, random_params, rel_err, run_cli, sha
 
 import charrnn_ext
-from charrnn_ext import CharRNN, evaluate, load_checkpoint, reference, training
+from charrnn_ext import CharRNN, Checkpoint, evaluate, load_checkpoint, reference, training
 from charrnn_ext.inspect import (ActivationSet, find_training_text, rank_units, text_features,
                                  to_html, trace, training_split)
 
@@ -377,3 +377,24 @@ def test_the_command_refuses_bad_input(trained, tmp_path):
     for (args, words), result in zip(cases, results):
         assert_cli_refusal(result, *words)
     assert {p.name: sha(p) for p in tmp_path.iterdir()} == before
+
+
+def test_an_embedded_adam_model_reads_as_its_one_hot_twin():
+    """A batched-recipe checkpoint (Adam, an input embedding): the trace
+    reads the embedding -- hidden states and predictions equal those of the
+    one-hot model Wxh @ embed.T, which computes the same function."""
+    from conftest import ADAM_EMBED, CHECKPOINT_TEXT, trained_checkpoint
+    ckpt = trained_checkpoint(steps=20, **ADAM_EMBED)
+    params = {n: np.array(ckpt.model.params[n]) for n in ("Whh", "Why", "bh", "by")}
+    params["Wxh"] = np.array(ckpt.model.params["Wxh"]) @ np.array(ckpt.model.params["embed"]).T
+    twin = Checkpoint(model=CharRNN.from_params(params), vocab=ckpt.vocab, hidden=ckpt.hidden,
+                      rng=np.random.default_rng(0), iteration=ckpt.iteration,
+                      position=ckpt.position)
+    text = CHECKPOINT_TEXT[:300]
+    got, want = trace(ckpt, text), trace(twin, text)
+    assert rel_err(got.hidden, want.hidden) < 1e-12
+    assert rel_err(got.probs, want.probs) < 1e-12
+    assert got.mean_surprise == pytest.approx(want.mean_surprise, rel=1e-12)
+    ids = ckpt.vocab.encode(text)
+    h = ckpt.model.advance(ids, ckpt.hidden)
+    assert rel_err(got.hidden[-1], h.ravel()) < 1e-12
