@@ -118,6 +118,17 @@ def test_resume_refuses_another_optimizer_or_embedding(tiny_run, adam_run, tmp_p
     assert sha(ckpt) == before
 
 
+@pytest.mark.parametrize("hyper, words", [
+    ({"recipe": "foo"}, "stored setting recipe must be one of"),
+    ({"init": "xavier"}, "stored setting init must be one of"),
+    ({"learning_rate": -1}, "stored setting learning_rate"),
+])
+def test_resume_refuses_bad_stored_recipe_settings(adam_run, tmp_path, hyper, words):
+    path = rewrite_archive(adam_run / "adam.npz", tmp_path / "bad.npz", edit_hyper=hyper)
+    result = run_cli("train", adam_run / "en.txt", "--resume", path, "--iters", 40, cwd=tmp_path)
+    assert_cli_refusal(result, str(path), words)
+
+
 def test_resume_takes_the_checkpoints_own_values_and_a_new_rate(adam_run, tmp_path):
     """Flags that repeat what the model fixes are accepted; --learning-rate
     and --recipe may change (a recipe fills only what the file does not say)."""
