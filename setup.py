@@ -1,11 +1,13 @@
 """Build the extension modules of charrnn_ext (all metadata lives in pyproject.toml).
 
 ``charrnn_ext._core`` (src/_core.pyx, one compilation unit: the pieces it
-includes, src/core/*.pxi, are part of it) is the numerical core. On x86-64 the
-same source is also compiled for the x86-64-v3 (AVX2 + FMA) and x86-64-v4
-(AVX-512) instruction sets, as the variants ``_core_x86_64_v3`` /
-``_core_x86_64_v4``; ``charrnn_ext._dispatch`` picks the best variant the CPU
-supports at import time. The wheel stays portable: the baseline variant needs
+includes, src/core/*.pxi, are part of it) is the numerical core;
+``charrnn_ext._core32`` (src/_core32.pyx) is the same source over float32 (the
+opt-in --dtype float32 path). On x86-64 each is also compiled for the
+x86-64-v3 (AVX2 + FMA) and x86-64-v4 (AVX-512) instruction sets, as the
+variants ``_core_x86_64_v3`` / ``_core_x86_64_v4`` (``_core32_...``);
+``charrnn_ext._dispatch`` picks the best variant the CPU supports at import
+time. The wheel stays portable: the baseline variant needs
 nothing beyond the platform's baseline ISA.
 
 ``charrnn_ext._text`` (src/_text.pyx), the text encoder of charrnn_ext.vocab,
@@ -28,6 +30,7 @@ except ImportError:  # older setuptools
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORE_SOURCE = os.path.join("src", "_core.pyx")
+CORE32_SOURCE = os.path.join("src", "_core32.pyx")
 TEXT_SOURCE = os.path.join("src", "_text.pyx")
 
 if sys.platform == "win32":
@@ -51,12 +54,13 @@ if not any(arch in target for arch in ("x86_64", "amd64", "win-amd64")) or "arm6
 if os.environ.get("CHARRNN_EXT_NO_VARIANTS"):
     variants = {}
 
-def variant_source(name):
-    """A build-time stub that includes the one kernel source under another module name
-    (its own includes, src/core/*.pxi, are found next to it)."""
-    path = os.path.join("build", "variants", f"_core_{name}.pyx")
+def variant_source(module, source, name):
+    """A build-time stub that includes the kernel source ``source`` under the
+    module name ``{module}_{name}`` (its own includes, src/core/*.pxi, are found
+    next to it)."""
+    path = os.path.join("build", "variants", f"{module}_{name}.pyx")
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    text = f'include "{os.path.join(HERE, CORE_SOURCE)}"\n'.replace("\\", "/")
+    text = f'include "{os.path.join(HERE, source)}"\n'.replace("\\", "/")
     if not os.path.exists(path) or open(path).read() != text:
         with open(path, "w") as f:
             f.write(text)
@@ -106,10 +110,14 @@ common = dict(
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
 )
 extensions = [Extension("charrnn_ext._core", [CORE_SOURCE], extra_compile_args=base_args, **common),
+              Extension("charrnn_ext._core32", [CORE32_SOURCE], extra_compile_args=base_args,
+                        **common),
               Extension("charrnn_ext._text", [TEXT_SOURCE], extra_compile_args=base_args, **common)]
-for name, flags in variants.items():
-    extensions.append(Extension(f"charrnn_ext._core_{name}", [variant_source(name)],
-                                extra_compile_args=base_args + flags, **common))
+for module, source in (("_core", CORE_SOURCE), ("_core32", CORE32_SOURCE)):
+    for name, flags in variants.items():
+        extensions.append(Extension(f"charrnn_ext.{module}_{name}",
+                                    [variant_source(module, source, name)],
+                                    extra_compile_args=base_args + flags, **common))
 
 setup(
     cmdclass={"build_ext": BuildExt},

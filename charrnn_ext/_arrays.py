@@ -1,4 +1,4 @@
-"""The core's float64 buffers: real-dtype checks, fixed storage, and the views handed out."""
+"""The core's buffers of reals (float64, or float32): real-dtype checks, fixed storage, and the views handed out."""
 from __future__ import annotations
 
 import itertools
@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ._dispatch import core as _core
+from ._dispatch import core_for, cores
 
 
 _MAX_ELEMENTS = 2**31 - 1  # the core indexes matrices with C ints
@@ -66,8 +66,9 @@ def _real_array(values, what: str) -> np.ndarray:
     return arr
 
 
-def _storage(shape) -> np.ndarray:
-    """A zeroed C-contiguous float64 array of ``shape`` for the core to hold.
+def _storage(shape, dtype=np.float64) -> np.ndarray:
+    """A zeroed C-contiguous array of ``shape`` (float64, or float32 for the
+    float32 build of the core) for the core to hold.
 
     Its memory belongs to a core Storage object (fixed-size memory, freed only
     with the object), so the array and every view of it do not own their
@@ -75,7 +76,13 @@ def _storage(shape) -> np.ndarray:
     releasing the memoryview numpy keeps as the array's base frees nothing:
     the model keeps each Storage referenced (``_storages``), so the core's
     pointers into it stay valid for the model's lifetime."""
-    return np.frombuffer(_core.Storage(math.prod(shape)), dtype=np.float64).reshape(shape)
+    return np.frombuffer(core_for(dtype).Storage(math.prod(shape)),
+                         dtype=dtype).reshape(shape)
+
+
+def _dtype_of(storage) -> np.dtype:
+    """The dtype of the reals a Storage holds (its build's REAL)."""
+    return np.dtype(memoryview(storage).format)
 
 
 def _owner(arr: np.ndarray):
@@ -86,7 +93,7 @@ def _owner(arr: np.ndarray):
         base = base.base
     if isinstance(base, memoryview):
         base = base.obj
-    if not isinstance(base, _core.Storage):
+    if not isinstance(base, tuple(c.Storage for c in cores)):
         raise RuntimeError("an array the core holds is not in core Storage")
     return base
 
@@ -116,7 +123,7 @@ class _Handouts:
         self._serial = itertools.count(1)
 
     def view(self, key, storage, shape) -> np.ndarray:
-        arr = np.frombuffer(memoryview(storage), dtype=np.float64).reshape(shape)
+        arr = np.frombuffer(memoryview(storage), dtype=_dtype_of(storage)).reshape(shape)
         root = arr
         while isinstance(root, np.ndarray):
             root = root.base
@@ -160,7 +167,7 @@ class _ArrayViews(Mapping):
     def __getitem__(self, name: str) -> np.ndarray:
         arr = self._arrays[name]
         if self._handouts is None:   # read-only: the core's output, never read back by it
-            view = np.frombuffer(memoryview(_owner(arr)).toreadonly(), dtype=np.float64)
+            view = np.frombuffer(memoryview(_owner(arr)).toreadonly(), dtype=arr.dtype)
             return view.reshape(arr.shape)
         return self._handouts.view((self._kind, name), _owner(arr), arr.shape)
 

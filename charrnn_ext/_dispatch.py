@@ -94,8 +94,31 @@ def _passive_openmp():
         os.environ.pop("OMP_WAIT_POLICY", None)
 
 
+def load_core32(name: str):
+    """The float32 build of the core in the variant ``name`` (the --dtype
+    float32 path), or None where it was not built."""
+    module = "_core32" if name == "baseline" else f"_core32_{name}"
+    try:
+        return importlib.import_module(f"charrnn_ext.{module}")
+    except ImportError:
+        return None
+
+
 with _passive_openmp():
     variant, core = load_core()
+    core32 = load_core32(variant)
+cores = tuple(c for c in (core, core32) if c is not None)   # their knobs are set together
+
+
+def core_for(dtype):
+    """The build of the core that computes in ``dtype`` (float64 or float32)."""
+    import numpy as np
+    if np.dtype(dtype) == np.float64:
+        return core
+    if np.dtype(dtype) == np.float32 and core32 is not None:
+        return core32
+    raise ValueError(f"no build of the core computes in {np.dtype(dtype).name} here "
+                     f"(float64{', float32' if core32 is not None else ''})")
 
 
 def _core_blas_controllers():
@@ -131,7 +154,8 @@ def _thread_count(n, what: str) -> int:
 def _apply_threads() -> None:
     # OpenBLAS threads started inside the core's threads multiply (measured:
     # benchmarks/README.md), so a multithreaded BLAS gets the cores alone.
-    core.set_num_threads(1 if _state["blas"] > 1 else _state["requested"])
+    for c in cores:
+        c.set_num_threads(1 if _state["blas"] > 1 else _state["requested"])
 
 
 def set_blas_threads(n: int) -> None:
@@ -214,7 +238,8 @@ def _threads_from_env(name: str, default: int) -> int:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=core._after_fork_in_child)
+    for _c in cores:
+        os.register_at_fork(after_in_child=_c._after_fork_in_child)
 set_blas_threads(_threads_from_env("CHARRNN_EXT_BLAS_THREADS", BLAS_THREADS))
 set_num_threads(_threads_from_env(
     "CHARRNN_EXT_NUM_THREADS",

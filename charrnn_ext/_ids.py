@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from ._dispatch import core as _core
-from .spec import OPTIMIZERS
+from .spec import DTYPES, OPTIMIZERS
 
 _INT32 = np.dtype(np.int32)
 
@@ -122,3 +122,14 @@ def _optimizer(value) -> str:
         raise ValueError(f"optimizer must be one of {', '.join(map(repr, OPTIMIZERS))}, "
                          f"got {value!r}")
     return value
+
+
+def _dtype(value) -> np.dtype:
+    """A compute dtype: float64 or float32 (charrnn_ext.spec.DTYPES)."""
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.name not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {value!r}")
+    return dtype

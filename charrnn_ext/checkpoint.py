@@ -7,7 +7,8 @@ pickle), so loading a file from a stranger cannot run code. Members:
     format            str    FORMAT_NAME (identifies the file)
     version           int64  FORMAT_VERSION
     vocab             uint32 (V,)  code points of the vocabulary, sorted
-    params.<name>     float64      Wxh (H,V), Whh (H,H), Why (V,H), bh (H,1), by (V,1);
+    params.<name>     float64      Wxh (H,V), Whh (H,H), Why (V,H), bh (H,1), by (V,1)
+                                   (float32: a --dtype float32 model's, version 3);
                                    with an input embedding of width D (version 3):
                                    Wxh (H,D) and embed (V,D)
     memory.<name>     float64      the Adagrad memory (Adam's second moment), same shapes
@@ -397,8 +398,9 @@ def _parse(arrays: dict) -> Checkpoint:
         # Adam's moments are zero before its first step; its bias correction
         # would make the next step up to ten times too large
         raise ValueError("Adam's moments are not zero but adam_steps is 0")
+    dtype = "float32" if params["Whh"].dtype == np.float32 else "float64"   # as saved
     model = CharRNN.from_params(params, memory, optimizer="adam" if adam else "adagrad",
-                                moment=moment, adam_steps=adam_steps)
+                                moment=moment, adam_steps=adam_steps, dtype=dtype)
     if model.vocab_size != len(vocab):
         raise ValueError(f"the parameters are for {model.vocab_size} characters, "
                          f"the vocabulary has {len(vocab)}")
@@ -536,7 +538,8 @@ def _check_agreement(ckpt: Checkpoint) -> None:
         raise ValueError(f"'hidden' holds {B} stream{'s' if B > 1 else ''}, "
                          f"the hyperparameters say batch_size {batch_size}")
     for name, value in (("optimizer", ckpt.model.optimizer),
-                        ("embedding_size", ckpt.model.embedding_size)):
+                        ("embedding_size", ckpt.model.embedding_size),
+                        ("dtype", ckpt.model.dtype.name)):
         said = _setting(hyper, name, SETTINGS[name].parse, SETTINGS[name].parse.__name__)
         if said is not None and said != value:
             raise ValueError(f"the hyperparameters say {name} {said}, the model has {value}")

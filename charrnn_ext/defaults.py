@@ -17,6 +17,7 @@ OPTIMIZER = "adagrad"   # the update: "adagrad" (the seed's) or "adam" (torch.op
 ADAM_EPS = 1e-8         # Adam: p -= step * m / (sqrt(v_hat) + ADAM_EPS)
 ADAM_BETAS = (0.9, 0.999)  # Adam's decay rates of its first and second moments
 EMBEDDING_SIZE = 0      # width of a learned input embedding; 0: the seed's one-hot input
+DTYPE = "float64"       # what a model computes in: float64 (the reference) or float32
 INIT = "min-char-rnn"   # initial weights: the seed's ("min-char-rnn") or "pytorch" (charrnn_ext.spec)
 
 # -- the training and sampling tools (python -m charrnn_ext.train / .sample) --

@@ -21,8 +21,9 @@ import numpy as np
 
 from ._arrays import (_MAX_ELEMENTS, _ArrayViews, _check_size, _first_invalid, _Handouts,  # noqa: F401
                       _owner, _real_array, _storage, check_real_dtype)
-from ._dispatch import core as _core
-from ._ids import _as_ids, _as_learning_rate, _embedding_size, _id_vector, _optimizer, _positive_int
+from ._dispatch import core as _core, core_for
+from ._ids import (_as_ids, _as_learning_rate, _dtype, _embedding_size, _id_vector, _optimizer,
+                   _positive_int)
 from ._threadchoice import _ThreadChoice, steps_per_call
 from .datapass import chunk_wraps, read_spans, train_window  # noqa: F401 (chunk_wraps: public here too)
 from .defaults import (ADAGRAD_EPS, ADAM_BETAS, ADAM_EPS, CALL_SECONDS, CLIP, EMBEDDING_SIZE,
@@ -30,7 +31,6 @@ from .defaults import (ADAGRAD_EPS, ADAM_BETAS, ADAM_EPS, CALL_SECONDS, CLIP, EM
 from .spec import EMBED, INITS, OPTIMIZERS, PARAM_NAMES, init_params, param_names, param_shapes
 
 
-_FLOAT64 = np.dtype(np.float64)
 
 
 class TrainingDiverged(FloatingPointError):
@@ -86,7 +86,7 @@ class CharRNN:
 
     def __init__(self, vocab_size: int, hidden_size: int = HIDDEN_SIZE, seed=None, *,
                  embedding_size: int = EMBEDDING_SIZE, optimizer: str = OPTIMIZER,
-                 init: str = INIT):
+                 init: str = INIT, dtype="float64"):
         V = _positive_int(vocab_size, "vocab_size")
         H = _positive_int(hidden_size, "hidden_size")
         D = _embedding_size(embedding_size)
@@ -101,16 +101,18 @@ class CharRNN:
         if init not in INITS:
             raise ValueError(f"init must be one of {', '.join(map(repr, INITS))}, got {init!r}")
         params = init_params(V, H, seed, D, init)
-        self._install(self._checked(params, "params"), None, _optimizer(optimizer), None, 0)
+        self._install(self._checked(params, "params", None, _dtype(dtype)), None,
+                      _optimizer(optimizer), None, 0)
 
     @classmethod
     def from_params(cls, params, memory=None, *, optimizer: str = OPTIMIZER, moment=None,
-                    adam_steps: int = 0) -> "CharRNN":
+                    adam_steps: int = 0, dtype="float64") -> "CharRNN":
         """A model holding copies of ``params`` (with ``embed`` for an input
         embedding) and of its optimiser state: the Adagrad ``memory`` (zero if
         None), or Adam's second moment ``memory``, first moment ``moment``
         (zero if None) and its count of updates ``adam_steps``; validated for
-        names, shapes and finiteness."""
+        names, shapes and finiteness (after the cast to ``dtype``: float64, or
+        float32 to compute with the float32 build of the core)."""
         optimizer = _optimizer(optimizer)
         if optimizer == "adagrad" and (moment is not None or adam_steps):
             raise ValueError("moment and adam_steps belong to optimizer='adam'")
@@ -118,12 +120,12 @@ class CharRNN:
                 or not 0 <= adam_steps < 2**62:
             raise ValueError(f"adam_steps must be a non-negative integer, got {adam_steps!r}")
         model = cls.__new__(cls)
-        model._install(cls._checked(params, "params"), memory, optimizer, moment,
-                       int(adam_steps))
+        model._install(cls._checked(params, "params", None, _dtype(dtype)), memory, optimizer,
+                       moment, int(adam_steps))
         return model
 
     @staticmethod
-    def _checked(arrays, what: str, shapes=None) -> dict:
+    def _checked(arrays, what: str, shapes=None, dtype=np.float64) -> dict:
         if not isinstance(arrays, Mapping):
             raise TypeError(f"{what} must be a dict of arrays named {', '.join(PARAM_NAMES)} "
                             f"(and {EMBED} with an input embedding)")
@@ -156,8 +158,9 @@ class CharRNN:
                     f"{what}['{name}'] has shape {arr.shape}, expected {shape} "
                     f"(hidden_size={shapes['Whh'][0]}, vocab_size={shapes['Why'][0]}"
                     + (f", embedding_size={shapes[EMBED][1]})" if EMBED in shapes else ")"))
-            out[name] = _storage(shape)
-            out[name][...] = arr
+            out[name] = _storage(shape, dtype)
+            with np.errstate(over="ignore"):   # a value float32 cannot hold: inf, refused below
+                out[name][...] = arr
             # finiteness of what the core will read: checked after the cast
             if not np.isfinite(out[name]).all():
                 raise ValueError(f"{what}['{name}'] contains NaN or infinite values")
@@ -168,26 +171,27 @@ class CharRNN:
         _storage) and the optimiser's state ``memory``, ``moment`` (None: zeros)."""
         H, V = params["Whh"].shape[0], params["Why"].shape[0]
         D = params[EMBED].shape[1] if EMBED in params else 0
+        dtype = params["Whh"].dtype
         _check_size(V, H)
         shapes = param_shapes(V, H, D)
         names = param_names(D)
         state = {}
         for kind, given in (("memory", memory), ("moment", moment)):
             if given is None:
-                state[kind] = {n: _storage(shapes[n]) for n in names}
+                state[kind] = {n: _storage(shapes[n], dtype) for n in names}
             else:
-                state[kind] = self._checked(given, kind, shapes)
+                state[kind] = self._checked(given, kind, shapes, dtype)
         negative = [n for n in names if np.any(state["memory"][n] < 0)]
         if negative:
             raise ValueError(f"memory['{negative[0]}'] has negative entries (it sums squares)")
         memory = state["memory"]
         moment = state["moment"] if optimizer == "adam" else {}
-        grads = {n: _storage(shapes[n]) for n in names}
+        grads = {n: _storage(shapes[n], dtype) for n in names}
         # one call at a time per model: the core's work buffers are per model
         self._lock = threading.Lock()
         self._train_block = {}   # (T, B) -> steps per core call of train (~0.1 s)
         self._threads = {}       # (T, B) -> _ThreadChoice of the training calls
-        self._workspace = _core.Workspace(
+        self._workspace = core_for(dtype).Workspace(
             [params[n] for n in names], [memory[n] for n in names], [grads[n] for n in names],
             [moment[n] for n in names] if moment else None, optimizer=optimizer,
             clip_bound=CLIP, eps=ADAM_EPS if optimizer == "adam" else ADAGRAD_EPS,
@@ -233,6 +237,12 @@ class CharRNN:
     def adam_steps(self) -> int:
         """Adam's updates so far (0 with Adagrad)."""
         return self._workspace.adam_steps
+
+    @property
+    def dtype(self) -> np.dtype:
+        """What the model computes in and holds its arrays as: float64, or
+        float32 (the float32 build of the core)."""
+        return self._params["Whh"].dtype
 
     @property
     def embedding_size(self) -> int:
@@ -281,7 +291,8 @@ class CharRNN:
     def copy(self) -> "CharRNN":
         """An independent model with copies of params and the optimiser's state."""
         return CharRNN.from_params(self._params, self._memory, optimizer=self.optimizer,
-                                   moment=self._moment or None, adam_steps=self.adam_steps)
+                                   moment=self._moment or None, adam_steps=self.adam_steps,
+                                   dtype=self.dtype)
 
     def __copy__(self) -> "CharRNN":
         return self.copy()
@@ -302,26 +313,28 @@ class CharRNN:
 
     def __repr__(self) -> str:
         extra = (f", embedding_size={self.embedding_size}" if self.embedding_size else "") + \
-            (f", optimizer={self.optimizer!r}" if self.optimizer != "adagrad" else "")
+            (f", optimizer={self.optimizer!r}" if self.optimizer != "adagrad" else "") + \
+            (f", dtype={self.dtype.name!r}" if self.dtype != np.float64 else "")
         return f"CharRNN(vocab_size={self.vocab_size}, hidden_size={self.hidden_size}{extra})"
 
     # -- validation helpers --------------------------------------------------
     def _hidden(self, hprev, streams: int = 1, batched: bool = False) -> np.ndarray:
-        """A fresh C-contiguous (B, H) float64 copy of hprev, row b the state
-        of stream b (None means zeros). hprev is (H, B) for inputs of B
-        streams (``batched``); for one stream it may also be (H, 1) or (H,)."""
-        H, B = self.hidden_size, streams
+        """A fresh C-contiguous (B, H) copy of hprev in the model's dtype, row
+        b the state of stream b (None means zeros). hprev is (H, B) for inputs
+        of B streams (``batched``); for one stream it may also be (H, 1) or (H,)."""
+        H, B, dtype = self.hidden_size, streams, self.dtype
         if hprev is None:
-            return np.zeros((B, H))
+            return np.zeros((B, H), dtype)
         arr = hprev if type(hprev) is np.ndarray else _real_array(hprev, "hprev")
         shape = arr.shape
         if not ((batched and shape == (H, B)) or (B == 1 and shape in ((H, 1), (H,)))):
             _real_array(arr, "hprev")  # a TypeError for a bad dtype comes first
             raise ValueError(self._hidden_shape_error(shape, B, batched))
-        if arr.dtype == _FLOAT64:
+        if arr.dtype == dtype:
             h = arr.reshape(H, B).T.copy()
         else:
-            h = np.array(_real_array(arr, "hprev").reshape(H, B).T, dtype=np.float64, order="C")
+            with np.errstate(over="ignore"):   # a value float32 cannot hold: inf, refused below
+                h = np.array(_real_array(arr, "hprev").reshape(H, B).T, dtype=dtype, order="C")
         if not np.isfinite(h).all():  # after the cast: what the core reads
             raise ValueError("hprev contains NaN or infinite values")
         return h
@@ -480,7 +493,7 @@ class CharRNN:
             at, value = _core.scan_ids(ids, B, part, a, b, V)
             if at >= 0:
                 raise ValueError(f"data[{at}] = {value} is outside [0, {V})")
-        losses = np.empty(steps)
+        losses = np.empty(steps, self.dtype)
         done = 0
         with self._lock:
             self._check_state()
@@ -552,7 +565,7 @@ class CharRNN:
                              f"(at most {_MAX_ELEMENTS // max(V, H):,}); trace them in pieces, "
                              f"each from the last state of the one before")
         h = self._hidden(hprev)
-        hs, probs = np.empty((n, H)), np.empty((n, V))
+        hs, probs = np.empty((n, H), self.dtype), np.empty((n, V), self.dtype)
         with self._lock:
             self._check_state()
             self._workspace.trace(x, h[0], hs, probs)

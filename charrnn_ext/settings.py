@@ -13,7 +13,7 @@ from typing import Any, Callable
 from . import defaults as d
 from ._cli import (fraction, nonneg_float, nonneg_int, positive_float, positive_int,
                    sample_length_int, seed_int)
-from .spec import INITS, OPTIMIZERS
+from .spec import DTYPES, INITS, OPTIMIZERS
 
 
 def _choice(options):
@@ -84,6 +84,10 @@ SETTINGS = _table(
     embedding_size=Setting(d.EMBEDDING_SIZE, nonneg_int, "D",
                            "width of a learned input embedding (nn.Embedding before the RNN); "
                            "0 is min-char-rnn's one-hot input"),
+    dtype=Setting(d.DTYPE, _choice(DTYPES), "NAME",
+                  "what the model computes in: float64 (the reference, exact against the numpy "
+                  "version) or float32 (about twice as fast; results agree with float64's to "
+                  "float32's precision)"),
     init=Setting(d.INIT, _choice(INITS), "NAME",
                  "initial weights: min-char-rnn (randn * 0.01, zero biases) or pytorch (as "
                  "nn.Embedding, nn.RNN and nn.Linear initialise)"),
@@ -109,7 +113,8 @@ SETTINGS = _table(
                              "iterations between checkpoints"),
 )
 MODEL_SETTINGS = ("recipe", "hidden_size", "seq_length", "batch_size", "learning_rate",
-                  "optimizer", "embedding_size", "init", "iters", "seed", "val_fraction")
+                  "optimizer", "embedding_size", "init", "dtype", "iters", "seed",
+                  "val_fraction")
 OUTPUT_SETTINGS = ("sample_every", "sample_length", "temperature", "eval_every")
 
 
@@ -168,7 +173,8 @@ def complete(given: dict | None = None, stored: dict | None = None,
 def fixed_by(model, streams: int) -> dict:
     """The settings a checkpoint's model fixes (a resumed run keeps them)."""
     return {"hidden_size": model.hidden_size, "batch_size": streams,
-            "optimizer": model.optimizer, "embedding_size": model.embedding_size}
+            "optimizer": model.optimizer, "embedding_size": model.embedding_size,
+            "dtype": model.dtype.name}
 
 
 def notes(settings: dict) -> list[str]:

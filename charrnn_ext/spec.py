@@ -11,6 +11,7 @@ PARAM_NAMES = ("Wxh", "Whh", "Why", "bh", "by")
 EMBED = "embed"
 INITS = ("min-char-rnn", "pytorch")   # init_params' schemes
 OPTIMIZERS = ("adagrad", "adam")
+DTYPES = ("float64", "float32")      # what a model computes in (float64: the reference)
 
 
 def param_names(embedding_size: int = 0) -> tuple:

@@ -194,7 +194,8 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | None = None,
         check_memory(V, H, T, B)
         try:
             model = CharRNN(V, H, seed=settings["seed"], optimizer=settings["optimizer"],
-                            embedding_size=settings["embedding_size"], init=settings["init"])
+                            embedding_size=settings["embedding_size"], init=settings["init"],
+                            dtype=settings["dtype"])
         except (ValueError, MemoryError) as exc:
             raise MemoryError(f"--hidden-size {H} with {count(V, 'character')}: "
                               f"{exc or 'not enough memory'}") from None
@@ -243,7 +244,7 @@ def _header(N, V, n_train, settings, part, resume, resumed_from, out) -> list[st
         if settings["embedding_size"] else ""
     lines.append(f"hidden size {settings['hidden_size']}, seq length {settings['seq_length']}"
                  f"{streams}{embedding}, {settings['optimizer'].capitalize()} learning rate "
-                 f"{settings['learning_rate']:g}, seed {settings['seed']}, "
+                 f"{settings['learning_rate']:g}, {settings['dtype']}, seed {settings['seed']}, "
                  f"{count(settings['iters'], 'iteration')} ({settings['recipe']} recipe)")
     if resume is not None:
         lines.append(f"resuming from {resumed_from or 'a checkpoint'} at iteration "

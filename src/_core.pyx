@@ -2,7 +2,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # cython: initializedcheck=False, nonecheck=False
 """The core of charrnn_ext: min-char-rnn's training step, forward-only loss
-and sampling, over C-contiguous float64 arrays with the GIL released.
+and sampling, over C-contiguous float64 arrays with the GIL released (the
+same source compiled over float32 is charrnn_ext._core32: src/_core32.pyx).
 
 Shapes (H = hidden size, V = vocabulary size, T = chunk length, B = streams):
     Wxh (H, V)   Whh (H, H)   Why (V, H)   bh (H,)   by (V,)
@@ -14,7 +15,9 @@ train_gpt2.c: nogil kernels on raw pointers first, in forward/backward pairs
 named for their layer, each opening with its shapes; the model's
 composition; then the checked Python face.
 
-    core/shim.pxi       OpenMP and atomic counters (C); f64, i32
+    core/real64.pxi     the compute type: real = double (real32.pxi: float), its gemm
+    core/body.pxi       the imports, then the pieces below, in order
+    core/shim.pxi       OpenMP and atomic counters (C); f64 (double), i32
     core/knobs.pxi      block sizes, thresholds, the thread count
     core/vmath.pxi      vexp, vtanh
     core/linalg.pxi     reductions, transpose, matvec_t, matmul_rows,
@@ -44,26 +47,5 @@ Invariants the kernels rely on:
   * the recurrence reads Whh transposed (WhhT), copied from Whh at every
     entry, so that parameters changed in place by the caller are seen.
 """
-import numpy as np
-
-from libc.math cimport INFINITY, log, pow, sqrt
-from libc.string cimport memcpy, memset
-from cpython.mem cimport PyMem_Calloc, PyMem_Free
-from cython.parallel cimport parallel, prange, threadid
-from scipy.linalg.cython_blas cimport dgemm
-
-include "core/shim.pxi"
-include "core/knobs.pxi"
-include "core/vmath.pxi"
-include "core/linalg.pxi"
-include "core/partition.pxi"
-include "core/update.pxi"
-include "core/rnn.pxi"
-include "core/output.pxi"
-include "core/sampling.pxi"
-include "core/trace.pxi"
-include "core/datapass.pxi"
-include "core/model.pxi"
-include "core/pipeline.pxi"
-include "core/workspace.pxi"
-include "core/storage.pxi"
+include "core/real64.pxi"
+include "core/body.pxi"

@@ -37,7 +37,7 @@ def wraps(Py_ssize_t position, Py_ssize_t part, int T):
     return chunk_wraps(position, part, T)
 
 
-cdef bint next_chunk(DataPass *d, int T, int B, int V, f64 *h, int H) noexcept nogil:
+cdef bint next_chunk(DataPass *d, int T, int B, int V, real *h, int H) noexcept nogil:
     """The next chunk into d.x, d.y ((T, B) ids): min-char-rnn's data pass
     over d.data (zeroing h (B, H) and going back to the start when
     chunk_wraps), or the given chunk if d.data is NULL. False (and d.bad
@@ -48,7 +48,7 @@ cdef bint next_chunk(DataPass *d, int T, int B, int V, f64 *h, int H) noexcept n
     if d.data == NULL:
         return True
     if chunk_wraps(d.position, d.part, T):
-        memset(h, 0, <Py_ssize_t> B * H * sizeof(f64))
+        memset(h, 0, <Py_ssize_t> B * H * sizeof(real))
         d.position = 0
     column = d.position - d.offset
     if column < 0 or column > d.stride - T - 1:

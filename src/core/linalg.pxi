@@ -10,10 +10,10 @@
 
 # -- reductions ---------------------------------------------------------------
 
-cdef inline f64 row_sum(const f64 *a, int n) noexcept nogil:
+cdef inline real row_sum(const real *a, int n) noexcept nogil:
     """sum(a[:n]) with eight partial sums (vectorisable; deterministic)."""
-    cdef f64 s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    cdef f64 s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0
+    cdef real s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    cdef real s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0
     cdef int j = 0, n8 = n - n % 8
     while j < n8:
         s0 += a[j]; s1 += a[j + 1]; s2 += a[j + 2]; s3 += a[j + 3]
@@ -25,10 +25,10 @@ cdef inline f64 row_sum(const f64 *a, int n) noexcept nogil:
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
-cdef inline f64 row_max(const f64 *a, int n) noexcept nogil:
+cdef inline real row_max(const real *a, int n) noexcept nogil:
     """max(a[:n]) with eight partial maxima (NaN-propagation not needed:
     a NaN logit makes the loss NaN anyway)."""
-    cdef f64 m[8]
+    cdef real m[8]
     cdef int j, k, n8 = n - n % 8
     for k in range(8):
         m[k] = a[0]
@@ -45,23 +45,23 @@ cdef inline f64 row_max(const f64 *a, int n) noexcept nogil:
     return m[0]
 
 
-cdef void column_sums(f64 *out, const f64 *a, int rows, int cols, int ld) noexcept nogil:
+cdef void column_sums(real *out, const real *a, int rows, int cols, int ld) noexcept nogil:
     """out (cols,) = the sum of the rows of A (rows, cols), row stride ld, in row order."""
     cdef int t, v
-    cdef const f64 *row
-    memset(out, 0, cols * sizeof(f64))
+    cdef const real *row
+    memset(out, 0, cols * sizeof(real))
     for t in range(rows):
         row = a + <Py_ssize_t> t * ld
         for v in range(cols):
             out[v] += row[v]
 
 
-cdef void add_stripe_parts(f64 *dh, const f64 *dh_parts, int S,
+cdef void add_stripe_parts(real *dh, const real *dh_parts, int S,
                            Py_ssize_t n) noexcept nogil:
     """dh (n,) += dh_parts[s - 1] (n,) for s = 1 .. S-1, in stripe order."""
     cdef int s
     cdef Py_ssize_t i
-    cdef const f64 *part
+    cdef const real *part
     for s in range(1, S):
         part = dh_parts + (s - 1) * n
         for i in range(n):
@@ -70,7 +70,7 @@ cdef void add_stripe_parts(f64 *dh, const f64 *dh_parts, int S,
 
 # -- transposition and products -------------------------------------------------
 
-cdef inline void transpose(f64 *out, const f64 *a, int rows, int cols) noexcept nogil:
+cdef inline void transpose(real *out, const real *a, int rows, int cols) noexcept nogil:
     """out (cols, rows) = A (rows, cols)^T, in 16 x 16 tiles."""
     cdef int i0, j0, i, j, i1, j1
     for i0 in range(0, rows, 16):
@@ -83,19 +83,19 @@ cdef inline void transpose(f64 *out, const f64 *a, int rows, int cols) noexcept 
 
 
 cdef inline void gemm_rowmajor(char trans_a, char trans_b, int m, int n, int k,
-                               f64 alpha, const f64 *a, int lda,
-                               const f64 *b, int ldb, f64 beta,
-                               f64 *c, int ldc) noexcept nogil:
+                               real alpha, const real *a, int lda,
+                               const real *b, int ldb, real beta,
+                               real *c, int ldc) noexcept nogil:
     """Row-major C (m, n) = alpha * op(A) (m, k) @ op(B) (k, n) + beta * C.
 
     Implemented as the column-major product C^T = op(B)^T op(A)^T, so A and B
     swap places in the Fortran call. C is modified in place.
     """
-    dgemm(&trans_b, &trans_a, &n, &m, &k, &alpha, <f64 *> b, &ldb,
-          <f64 *> a, &lda, &beta, c, &ldc)
+    blas_gemm(&trans_b, &trans_a, &n, &m, &k, &alpha, <real *> b, &ldb,
+          <real *> a, &lda, &beta, c, &ldc)
 
 
-cdef inline void matvec_t(const f64 *w, int ld, const f64 *x, f64 *y,
+cdef inline void matvec_t(const real *w, int ld, const real *x, real *y,
                           int rows, int cols) noexcept nogil:
     """y (cols,) = W^T @ x, W (rows, cols) row-major with row stride ld >= cols,
     x (rows,). y is overwritten.
@@ -104,12 +104,12 @@ cdef inline void matvec_t(const f64 *w, int ld, const f64 *x, f64 *y,
     memory that compilers vectorise without reassociating any long sum.
     """
     cdef int i = 0, j
-    cdef const f64 *w0
-    cdef const f64 *w1
-    cdef const f64 *w2
-    cdef const f64 *w3
-    cdef f64 x0, x1, x2, x3
-    memset(y, 0, cols * sizeof(f64))
+    cdef const real *w0
+    cdef const real *w1
+    cdef const real *w2
+    cdef const real *w3
+    cdef real x0, x1, x2, x3
+    memset(y, 0, cols * sizeof(real))
     while i + 3 < rows:
         w0 = w + <Py_ssize_t> i * ld
         w1 = w0 + ld
@@ -130,22 +130,22 @@ cdef inline void matvec_t(const f64 *w, int ld, const f64 *x, f64 *y,
         i += 1
 
 
-cdef inline void matmul_rows(f64 *Y, const f64 *X, const f64 *W, int B, int H,
+cdef inline void matmul_rows(real *Y, const real *X, const real *W, int B, int H,
                              int cols) noexcept nogil:
     """Y[:, :cols] (B, cols) = X (B, H) @ W[:, :cols] (H, cols), for a few rows;
     Y and W have row stride H. Four rows of W at a time are applied to every
     row of X while they are in L1. Each row of Y is computed exactly as
     matvec_t(W, H, X[b], Y[b], H, cols) computes it."""
     cdef int i = 0, b, j
-    cdef const f64 *w0
-    cdef const f64 *w1
-    cdef const f64 *w2
-    cdef const f64 *w3
-    cdef const f64 *x
-    cdef f64 *y
-    cdef f64 x0, x1, x2, x3
+    cdef const real *w0
+    cdef const real *w1
+    cdef const real *w2
+    cdef const real *w3
+    cdef const real *x
+    cdef real *y
+    cdef real x0, x1, x2, x3
     for b in range(B):
-        memset(Y + <Py_ssize_t> b * H, 0, cols * sizeof(f64))
+        memset(Y + <Py_ssize_t> b * H, 0, cols * sizeof(real))
     while i + 3 < H:
         w0 = W + <Py_ssize_t> i * H
         w1 = w0 + H
@@ -171,7 +171,7 @@ cdef inline void matmul_rows(f64 *Y, const f64 *X, const f64 *W, int B, int H,
         i += 1
 
 
-cdef void matmul_blocked(f64 *Y, int ldy, const f64 *X, int ldx, const f64 *W, int ldw,
+cdef void matmul_blocked(real *Y, int ldy, const real *X, int ldx, const real *W, int ldw,
                          int rows, int K, int cols) noexcept nogil:
     """Y (rows, cols) = X (rows, K) @ W (K, cols), row strides ldy, ldx, ldw.
     Each element is summed over k in order, whatever the blocking: blocks of
@@ -203,18 +203,18 @@ cdef void matmul_blocked(f64 *Y, int ldy, const f64 *X, int ldx, const f64 *W, i
             r += 1
 
 
-cdef inline void block_4rows(f64 *Y, int ldy, const f64 *X, int ldx, const f64 *W, int ldw,
+cdef inline void block_4rows(real *Y, int ldy, const real *X, int ldx, const real *W, int ldw,
                              int r, int j0, int K, int n) noexcept nogil:
     """Y[r:r+4, j0:j0+n] of matmul_blocked, n <= 32 (a constant n unrolls)."""
     cdef int k, j
-    cdef f64 a0[32]
-    cdef f64 a1[32]
-    cdef f64 a2[32]
-    cdef f64 a3[32]
-    cdef f64 x0, x1, x2, x3
-    cdef const f64 *w
-    cdef const f64 *xr = X + <Py_ssize_t> r * ldx
-    cdef f64 *y = Y + <Py_ssize_t> r * ldy + j0
+    cdef real a0[32]
+    cdef real a1[32]
+    cdef real a2[32]
+    cdef real a3[32]
+    cdef real x0, x1, x2, x3
+    cdef const real *w
+    cdef const real *xr = X + <Py_ssize_t> r * ldx
+    cdef real *y = Y + <Py_ssize_t> r * ldy + j0
     for j in range(n):
         a0[j] = 0.0
         a1[j] = 0.0
@@ -238,13 +238,13 @@ cdef inline void block_4rows(f64 *Y, int ldy, const f64 *X, int ldx, const f64 *
         y[3 * ldy + j] = a3[j]
 
 
-cdef inline void block_1row(f64 *Y, const f64 *X, const f64 *W, int ldw, Py_ssize_t y0,
+cdef inline void block_1row(real *Y, const real *X, const real *W, int ldw, Py_ssize_t y0,
                             Py_ssize_t x0, int j0, int K, int n) noexcept nogil:
     """Y[r, j0:j0+n] of matmul_blocked (Y + y0 and X + x0 its rows), n <= 32."""
     cdef int k, j
-    cdef f64 a[32]
-    cdef f64 x
-    cdef const f64 *w
+    cdef real a[32]
+    cdef real x
+    cdef const real *w
     for j in range(n):
         a[j] = 0.0
     for k in range(K):

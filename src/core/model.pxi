@@ -21,12 +21,12 @@
 
 cdef struct Tensors:
     # one pointer per parameter: into the parameters, the Adagrad memory or the gradients
-    f64 *Wxh    # (H, V)
-    f64 *Whh    # (H, H)
-    f64 *Why    # (V, H)
-    f64 *bh     # (H,)
-    f64 *by     # (V,)
-    f64 *embed  # (V, D), or NULL for one-hot input (D = 0)
+    real *Wxh    # (H, V)
+    real *Whh    # (H, H)
+    real *Why    # (V, H)
+    real *bh     # (H,)
+    real *by     # (V,)
+    real *embed  # (V, D), or NULL for one-hot input (D = 0)
 
 
 cdef struct Model:
@@ -37,30 +37,30 @@ cdef struct Model:
     Tensors params, memory, grads
     Tensors moment          # Adam's first moment (NULL pointers with Adagrad)
     long long adam_steps    # Adam's updates so far (its bias corrections' t - 1)
-    f64 *table              # (H, V): the input lookup, params.Wxh if D == 0
-    f64 *dtable             # (H, V): its gradient, grads.Wxh if D == 0
+    real *table              # (H, V): the input lookup, params.Wxh if D == 0
+    real *dtable             # (H, V): its gradient, grads.Wxh if D == 0
     # the last chunk's distinct inputs: dWxh is zero outside these columns
     i32 *present            # (V,): present[:n_present]
     unsigned char *seen     # (V,): all zero between calls (distinct_ids)
     int n_present
     # work buffers, sized by V and H
-    f64 *WhhT               # (H, H): Whh transposed, copied at every entry
-    f64 *WhyT               # (H, V): Why transposed, per pipelined step (pipelined sizes only)
-    f64 *logits             # (V,): sample's output layer
+    real *WhhT               # (H, H): Whh transposed, copied at every entry
+    real *WhyT               # (H, V): Why transposed, per pipelined step (pipelined sizes only)
+    real *logits             # (V,): sample's output layer
     # sized by the capacity N (rows: steps x streams) and the stream capacity B
-    f64 *hs                 # (N+B, H): hidden states (T+1, B, H), hs[0] = h_prev
-    f64 *probs              # (N, V): exp(logit - stripe max), then dY
-    f64 *dhs                # (N, H): dloss/dh, then dh_raw
-    f64 *dh_parts           # (S-1, N, H): stripes 1.. of dY Why
-    f64 *stripe_max         # (S, N)
-    f64 *stripe_sum         # (S, N)
-    f64 *scale              # (S, N): the factored softmax (output_forward)
-    f64 *target_logit       # (N,)
-    f64 *dh_next            # (B, H): rnn_backward's dh_raw[t+1] Whh
-    f64 *h_next             # (B, H): advance and sample's next state
+    real *hs                 # (N+B, H): hidden states (T+1, B, H), hs[0] = h_prev
+    real *probs              # (N, V): exp(logit - stripe max), then dY
+    real *dhs                # (N, H): dloss/dh, then dh_raw
+    real *dh_parts           # (S-1, N, H): stripes 1.. of dY Why
+    real *stripe_max         # (S, N)
+    real *stripe_sum         # (S, N)
+    real *scale              # (S, N): the factored softmax (output_forward)
+    real *target_logit       # (N,)
+    real *dh_next            # (B, H): rnn_backward's dh_raw[t+1] Whh
+    real *h_next             # (B, H): advance and sample's next state
 
 
-cdef inline bint finite(f64 x) noexcept nogil:
+cdef inline bint finite(real x) noexcept nogil:
     """Neither NaN nor infinite."""
     return x - x == 0.0
 
@@ -75,15 +75,15 @@ cdef void model_prepare(Model *m) noexcept nogil:
                       m.D, 0.0, m.table, m.V)
 
 
-cdef void embedding_backward(f64 *dWxh, f64 *dembed, const f64 *dtable, const f64 *Wxh,
-                             const f64 *embed, int H, int V, int D) noexcept nogil:
+cdef void embedding_backward(real *dWxh, real *dembed, const real *dtable, const real *Wxh,
+                             const real *embed, int H, int V, int D) noexcept nogil:
     """Backward of table = Wxh embed^T: dWxh (H, D) = dtable (H, V) embed (V, D),
     dembed (V, D) = dtable^T Wxh (H, D)."""
     gemm_rowmajor(b'N', b'N', H, D, V, 1.0, dtable, V, embed, D, 0.0, dWxh, D)
     gemm_rowmajor(b'T', b'N', V, D, H, 1.0, dtable, V, Wxh, D, 0.0, dembed, D)
 
 
-cdef f64 model_forward(Model *m, const i32 *x, const i32 *y, int T, int B,
+cdef real model_forward(Model *m, const i32 *x, const i32 *y, int T, int B,
                        int threads) noexcept nogil:
     """Forward over a chunk of B streams, inputs x and targets y (T, B), from
     the states in hs[0] (B, H): hs[1..T], then the output layer. Returns the
@@ -127,7 +127,7 @@ cdef void model_backward(Model *m, const i32 *x, const i32 *y, int T, int B, int
     model_rnn_backward(m, x, T, B, product_pieces(<Py_ssize_t> H * H * N, H), threads)
 
 
-cdef void model_clip(Model *m, f64 bound) noexcept nogil:
+cdef void model_clip(Model *m, real bound) noexcept nogil:
     """Every gradient clipped to [-bound, bound] in place (one-hot dWxh:
     the chunk's columns, the others are zero)."""
     cdef int H = m.H, V = m.V
@@ -173,24 +173,24 @@ cdef void model_update(Model *m, const Update *u) noexcept nogil:
     clip_adagrad(p.bh, mem.bh, g.bh, H, u)
 
 
-cdef f64 model_step(Model *m, const i32 *x, const i32 *y, int T, int B, f64 *h,
+cdef real model_step(Model *m, const i32 *x, const i32 *y, int T, int B, real *h,
                     const Update *u, int threads) noexcept nogil:
     """One training step over a chunk of B streams, x and y (T, B), from and
     into h (B, H): forward, backward, clip, Adagrad. Returns the loss summed
     over the T*B rows."""
     cdef Py_ssize_t block = <Py_ssize_t> B * m.H
-    cdef f64 loss
+    cdef real loss
     model_prepare(m)
-    memcpy(m.hs, h, block * sizeof(f64))
+    memcpy(m.hs, h, block * sizeof(real))
     loss = model_forward(m, x, y, T, B, threads)
-    memcpy(h, m.hs + T * block, block * sizeof(f64))
+    memcpy(h, m.hs + T * block, block * sizeof(real))
     model_backward(m, x, y, T, B, threads, u)
     model_update(m, u)
     return loss
 
 
-cdef Py_ssize_t model_train(Model *m, DataPass *d, int T, int B, f64 *h, const Update *u,
-                            f64 *losses, Py_ssize_t n, int threads) noexcept nogil:
+cdef Py_ssize_t model_train(Model *m, DataPass *d, int T, int B, real *h, const Update *u,
+                            real *losses, Py_ssize_t n, int threads) noexcept nogil:
     """Up to n training steps over d's chunks, from and into h (B, H).
     losses[k] = the mean over streams of step k's summed loss; d.position +=
     T per step. Stops after a step whose loss is not finite, or before a

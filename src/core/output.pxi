@@ -19,9 +19,9 @@
 
 # -- forward ------------------------------------------------------------------
 
-cdef void output_forward_stripe(f64 *probs, f64 *top, f64 *total, f64 *target_logit,
-                                const f64 *hs, const i32 *targets, const f64 *Why,
-                                const f64 *by, int lo, int hi, int N, int H,
+cdef void output_forward_stripe(real *probs, real *top, real *total, real *target_logit,
+                                const real *hs, const i32 *targets, const real *Why,
+                                const real *by, int lo, int hi, int N, int H,
                                 int V) noexcept nogil:
     """Rows lo:hi of the output layer over N states: probs[:, lo:hi] (N, hi-lo;
     row stride V) = exp(logit - top) for logit = hs (N, H) Why[lo:hi]^T +
@@ -33,17 +33,17 @@ cdef void output_forward_stripe(f64 *probs, f64 *top, f64 *total, f64 *target_lo
     softmax_rows(probs, top, total, target_logit, targets, by, lo, hi, N, V)
 
 
-cdef void softmax_rows(f64 *probs, f64 *top, f64 *total, f64 *target_logit,
-                       const i32 *targets, const f64 *by, int lo, int hi, int N,
+cdef void softmax_rows(real *probs, real *top, real *total, real *target_logit,
+                       const i32 *targets, const real *by, int lo, int hi, int N,
                        int V) noexcept nogil:
     """Columns lo:hi of N rows of logits (before the bias) in probs (row
     stride V): logit = probs + by, then probs = exp(logit - top) with top (N,)
     the largest logit of the row, total (N,) the sum; target_logit[n] set
     where targets[n] is in [lo, hi)."""
     cdef int n = hi - lo, t, v, target
-    cdef f64 *row
-    cdef const f64 *b = by + lo
-    cdef f64 m
+    cdef real *row
+    cdef const real *b = by + lo
+    cdef real m
     for t in range(N):
         row = probs + <Py_ssize_t> t * V + lo
         for v in range(n):
@@ -60,14 +60,14 @@ cdef void softmax_rows(f64 *probs, f64 *top, f64 *total, f64 *target_logit,
 
 cdef struct OutputForward:
     # output_forward's arguments, shared by its stripes
-    f64 *probs
-    f64 *stripe_max
-    f64 *stripe_sum
-    f64 *target_logit
-    const f64 *hs
+    real *probs
+    real *stripe_max
+    real *stripe_sum
+    real *target_logit
+    const real *hs
     const i32 *targets
-    const f64 *Why
-    const f64 *by
+    const real *Why
+    const real *by
     int N, H, V, S
 
 
@@ -95,9 +95,9 @@ cdef inline int output_row_pieces(int N, int H, int V, int S) noexcept nogil:
     return product_pieces(<Py_ssize_t> N * V * H, N) if S == 1 else 1
 
 
-cdef f64 output_forward(f64 *probs, f64 *scale, f64 *stripe_max, f64 *stripe_sum,
-                        f64 *target_logit, const f64 *hs, const i32 *targets,
-                        const f64 *Why, const f64 *by, int N, int H, int V, int S,
+cdef real output_forward(real *probs, real *scale, real *stripe_max, real *stripe_sum,
+                        real *target_logit, const real *hs, const i32 *targets,
+                        const real *Why, const real *by, int N, int H, int V, int S,
                         int threads) noexcept nogil:
     """Softmax output layer and cross-entropy over N states: logits (N, V) =
     hs (N, H) Why^T + by; returns sum_n -log softmax(logits[n])[targets[n]].
@@ -119,13 +119,13 @@ cdef f64 output_forward(f64 *probs, f64 *scale, f64 *stripe_max, f64 *stripe_sum
     return softmax_combine(scale, stripe_max, stripe_sum, target_logit, N, S)
 
 
-cdef f64 softmax_combine(f64 *scale, const f64 *stripe_max, const f64 *stripe_sum,
-                         const f64 *target_logit, int N, int S) noexcept nogil:
+cdef real softmax_combine(real *scale, const real *stripe_max, const real *stripe_sum,
+                         const real *target_logit, int N, int S) noexcept nogil:
     """The softmax over all V from its S stripes, in stripe order: scale (S,
     N) such that P = probs * scale stripe by stripe; returns the summed
     cross-entropy of the N rows."""
     cdef int t, s
-    cdef f64 top, total, loss = 0.0
+    cdef real top, total, loss = 0.0
     for t in range(N):
         top = stripe_max[t]
         for s in range(1, S):
@@ -143,16 +143,16 @@ cdef f64 softmax_combine(f64 *scale, const f64 *stripe_max, const f64 *stripe_su
 
 # -- backward -----------------------------------------------------------------
 
-cdef void crossentropy_softmax_backward(f64 *dY, const f64 *scale, const i32 *targets,
+cdef void crossentropy_softmax_backward(real *dY, const real *scale, const i32 *targets,
                                         int lo, int hi, int N, int V,
-                                        f64 grad_scale) noexcept nogil:
+                                        real grad_scale) noexcept nogil:
     """Columns lo:hi of dY (N, V), in place over output_forward's probs:
     dY = grad_scale * (P - onehot(targets)) with P = probs * scale (scale (N,):
     this stripe's factors). grad_scale = 1/B makes every gradient the mean
     over B streams."""
     cdef int n = hi - lo, t, v, target
-    cdef f64 *row
-    cdef f64 f
+    cdef real *row
+    cdef real f
     for t in range(N):
         row = dY + <Py_ssize_t> t * V + lo
         f = scale[t] * grad_scale
@@ -163,8 +163,8 @@ cdef void crossentropy_softmax_backward(f64 *dY, const f64 *scale, const i32 *ta
             row[target - lo] -= grad_scale
 
 
-cdef void output_weight_grads(f64 *dh, f64 *dWhy, f64 *dby, const f64 *dY, const f64 *hs,
-                              f64 *Why, f64 *mWhy, f64 *by, f64 *mby, int lo, int hi,
+cdef void output_weight_grads(real *dh, real *dWhy, real *dby, const real *dY, const real *hs,
+                              real *Why, real *mWhy, real *by, real *mby, int lo, int hi,
                               int N, int H, int V, const Update *u) noexcept nogil:
     """Rows lo:hi of the layer's backward from dY (N, V): dby[lo:hi] = the
     sum of dY's rows; then in blocks of OUTPUT_BLOCK rows of Why, so that each
@@ -192,20 +192,20 @@ cdef void output_weight_grads(f64 *dh, f64 *dWhy, f64 *dby, const f64 *dY, const
 
 cdef struct OutputBackward:
     # output_backward's arguments, shared by its stripes
-    f64 *dh
-    f64 *dh_parts
-    f64 *dWhy
-    f64 *dby
-    f64 *dY
-    const f64 *scale
-    const f64 *hs
+    real *dh
+    real *dh_parts
+    real *dWhy
+    real *dby
+    real *dY
+    const real *scale
+    const real *hs
     const i32 *targets
-    f64 *Why
-    f64 *mWhy
-    f64 *by
-    f64 *mby
+    real *Why
+    real *mWhy
+    real *by
+    real *mby
     int N, H, V, S
-    f64 grad_scale
+    real grad_scale
     const Update *u
 
 
@@ -214,7 +214,7 @@ cdef void output_backward_piece(void *ctx, int s) noexcept nogil:
     dby (and of Why, by with a.u), its part of dh (stripe 0: dh itself)."""
     cdef OutputBackward *a = <OutputBackward *> ctx
     cdef int lo = stripe_lo(s, a.S, a.V), hi = stripe_lo(s + 1, a.S, a.V)
-    cdef f64 *dh = a.dh if s == 0 else a.dh_parts + (s - 1) * (<Py_ssize_t> a.N * a.H)
+    cdef real *dh = a.dh if s == 0 else a.dh_parts + (s - 1) * (<Py_ssize_t> a.N * a.H)
     crossentropy_softmax_backward(a.dY, a.scale + s * a.N, a.targets, lo, hi, a.N, a.V,
                                   a.grad_scale)
     output_weight_grads(dh, a.dWhy, a.dby, a.dY, a.hs, a.Why, a.mWhy, a.by, a.mby, lo, hi,
@@ -254,10 +254,10 @@ cdef void output_backward_by_rows(OutputBackward *a, int R, int threads) noexcep
         clip_adagrad(a.by, a.mby, a.dby, a.V, a.u)
 
 
-cdef void output_backward(f64 *dh, f64 *dh_parts, f64 *dWhy, f64 *dby, f64 *dY,
-                          const f64 *scale, const f64 *hs, const i32 *targets,
-                          f64 *Why, f64 *mWhy, f64 *by, f64 *mby, int N, int H, int V,
-                          int S, int threads, f64 grad_scale,
+cdef void output_backward(real *dh, real *dh_parts, real *dWhy, real *dby, real *dY,
+                          const real *scale, const real *hs, const i32 *targets,
+                          real *Why, real *mWhy, real *by, real *mby, int N, int H, int V,
+                          int S, int threads, real grad_scale,
                           const Update *u) noexcept nogil:
     """Backward of output_forward (dY and scale as it left them), for the loss
     grad_scale * sum_n loss_n: dY (N, V) = grad_scale * (P - onehot(targets))
@@ -285,17 +285,17 @@ cdef void output_backward(f64 *dh, f64 *dh_parts, f64 *dWhy, f64 *dby, f64 *dY,
 
 # -- in groups (the pipelined steps) ----------------------------------------------
 
-cdef f64 output_group(f64 *dY, f64 *dh, f64 *top, f64 *total, f64 *scale,
-                      f64 *target_logit, const f64 *hs, const i32 *targets,
-                      const f64 *WhyT, const f64 *Why, const f64 *by, int n, int H, int V,
-                      f64 grad_scale) noexcept nogil:
+cdef real output_group(real *dY, real *dh, real *top, real *total, real *scale,
+                      real *target_logit, const real *hs, const i32 *targets,
+                      const real *WhyT, const real *Why, const real *by, int n, int H, int V,
+                      real grad_scale) noexcept nogil:
     """Forward and backward of the layer (one stripe) on n rows, but for the
     weight gradients: logits dY (n, V) = hs (n, H) WhyT (H, V) + by, softmax
     and cross-entropy (returned, summed over the n rows), then dY = grad_scale
     * (P - onehot(targets)) in place and dh (n, H) = dY Why (V, H).
     top, total, scale, target_logit (n,): scratch. Both products on
     matmul_blocked (few rows: no BLAS call packing Why every group)."""
-    cdef f64 loss
+    cdef real loss
     matmul_blocked(dY, V, hs, H, WhyT, V, n, H, V)
     softmax_rows(dY, top, total, target_logit, targets, by, 0, V, n, V)
     loss = softmax_combine(scale, top, total, target_logit, n, 1)

@@ -44,25 +44,25 @@ cdef inline long long group_count(int T) noexcept nogil:
     return (T + PIPELINE_GROUP_STEPS - 1) // PIPELINE_GROUP_STEPS
 
 
-cdef void recurrence_forward(Model *m, const i32 *x, int T, int B, f64 *h, Sync *s,
+cdef void recurrence_forward(Model *m, const i32 *x, int T, int B, real *h, Sync *s,
                              long long base) noexcept nogil:
     """hs (T+1, B, H) from hs[0] = h; h becomes hs[T]; forward_steps = base + t
     once hs[t] is there."""
     cdef Py_ssize_t block = <Py_ssize_t> B * m.H
-    memcpy(m.hs, h, block * sizeof(f64))
+    memcpy(m.hs, h, block * sizeof(real))
     rnn_forward(m.hs, x, T, B, m.table, m.WhhT, m.params.bh, m.H, m.V, 1,
                 &s.forward_steps, base)
-    memcpy(h, m.hs + T * block, block * sizeof(f64))
+    memcpy(h, m.hs + T * block, block * sizeof(real))
 
 
-cdef f64 output_groups(Model *m, const i32 *y, int T, int B, Sync *s,
+cdef real output_groups(Model *m, const i32 *y, int T, int B, Sync *s,
                        long long base_steps, long long base_groups) noexcept nogil:
     """The output layer group by group, each once the recurrence has made its
     states (output_group: dY in probs, dh in dhs); groups = base_groups + g
     after group g. Returns the summed loss, added group by group."""
     cdef int G = PIPELINE_GROUP_STEPS, H = m.H, V = m.V
     cdef int g = 0, t0 = 0, t1, r0, n
-    cdef f64 loss = 0.0
+    cdef real loss = 0.0
     while t0 < T:
         t1 = t0 + G if t0 + G < T else T
         counter_wait(&s.forward_steps, <long long> (base_steps + t1))
@@ -77,7 +77,7 @@ cdef f64 output_groups(Model *m, const i32 *y, int T, int B, Sync *s,
     return loss
 
 
-cdef void output_layer(Model *m, DataPass *d, int T, int B, Update u, f64 *losses, Sync *s,
+cdef void output_layer(Model *m, DataPass *d, int T, int B, Update u, real *losses, Sync *s,
                        Py_ssize_t k) noexcept nogil:
     """Step k's output layer: output_groups (losses[k] = the mean over
     streams), then dWhy, dby, clipped, and Adagrad of Why, by; then
@@ -100,8 +100,8 @@ cdef void recurrence_backward(Model *m, const i32 *x, int T, int B, Update u, Sy
     model_update(m, &u)
 
 
-cdef Py_ssize_t pipeline_recurrence(Model *m, DataPass *d, int T, int B, f64 *h, Update u,
-                                    f64 *losses, Py_ssize_t n, Sync *s) noexcept nogil:
+cdef Py_ssize_t pipeline_recurrence(Model *m, DataPass *d, int T, int B, real *h, Update u,
+                                    real *losses, Py_ssize_t n, Sync *s) noexcept nogil:
     """The first thread's side (or the only thread's): the data pass and the
     recurrence of up to n steps, and the output layer of every step it finds
     unclaimed. Returns the number of steps done (as model_train)."""
@@ -130,7 +130,7 @@ cdef Py_ssize_t pipeline_recurrence(Model *m, DataPass *d, int T, int B, f64 *h,
     return k
 
 
-cdef void pipeline_output(Model *m, DataPass *d, int T, int B, Update u, f64 *losses,
+cdef void pipeline_output(Model *m, DataPass *d, int T, int B, Update u, real *losses,
                           Sync *s) noexcept nogil:
     """The second thread's side: the output layer of every started step that
     it claims first, until no further step will start."""
@@ -143,8 +143,8 @@ cdef void pipeline_output(Model *m, DataPass *d, int T, int B, Update u, f64 *lo
         k += 1
 
 
-cdef Py_ssize_t pipeline_train(Model *m, DataPass *d, int T, int B, f64 *h, Update u,
-                               f64 *losses, Py_ssize_t n, int threads) noexcept nogil:
+cdef Py_ssize_t pipeline_train(Model *m, DataPass *d, int T, int B, real *h, Update u,
+                               real *losses, Py_ssize_t n, int threads) noexcept nogil:
     """model_train's steps pipelined, on two threads (one if threads < 2 or
     the runtime gives only one)."""
     cdef Sync sync

@@ -14,13 +14,13 @@
 
 cdef struct HiddenMatmul:
     # hidden_matmul's arguments, shared by its pieces
-    f64 *Y
-    const f64 *X
-    const f64 *W
+    real *Y
+    const real *X
+    const real *W
     int B, H, R
 
 
-cdef inline void hidden_matmul_piece(f64 *Y, const f64 *X, const f64 *W, int B, int H,
+cdef inline void hidden_matmul_piece(real *Y, const real *X, const real *W, int B, int H,
                                      int c0, int c1) noexcept nogil:
     """Columns c0:c1 of hidden_matmul: matvec_t for one stream, matmul_rows
     below GEMM_MIN_STREAMS streams, BLAS dgemm from there on."""
@@ -39,7 +39,7 @@ cdef void hidden_matmul_task(void *ctx, int r) noexcept nogil:
                         column_lo(r + 1, a.R, a.H))
 
 
-cdef inline void hidden_matmul(f64 *Y, const f64 *X, const f64 *W, int B, int H,
+cdef inline void hidden_matmul(real *Y, const real *X, const real *W, int B, int H,
                                int threads) noexcept nogil:
     """Y (B, H) = X (B, H) @ W (H, H). With dgemm (B >= GEMM_MIN_STREAMS) in
     product_pieces(B H H, H) pieces of columns, fixed by size (the result
@@ -56,14 +56,14 @@ cdef inline void hidden_matmul(f64 *Y, const f64 *X, const f64 *W, int B, int H,
 
 # -- forward ------------------------------------------------------------------
 
-cdef inline void rnn_step(f64 *h, const f64 *h_prev, const i32 *x, int B,
-                          const f64 *Wxh, const f64 *WhhT, const f64 *bh, int H,
+cdef inline void rnn_step(real *h, const real *h_prev, const i32 *x, int B,
+                          const real *Wxh, const real *WhhT, const real *bh, int H,
                           int V, int threads) noexcept nogil:
     """h (B, H) = tanh(Wxh[:, x] + Whh h_prev + bh), row b for stream b.
     h_prev (B, H), x (B,) ids, Wxh (H, V), WhhT (H, H) = Whh^T, bh (H,);
     h must not overlap h_prev."""
     cdef int b, i, xb
-    cdef f64 *hb
+    cdef real *hb
     hidden_matmul(h, h_prev, WhhT, B, H, threads)
     for b in range(B):
         hb = h + <Py_ssize_t> b * H
@@ -83,8 +83,8 @@ cdef inline int stream_groups(int B) noexcept nogil:
     return MAX_STRIPES if g > MAX_STRIPES else (g if g > 1 else 1)
 
 
-cdef void rnn_forward_streams(f64 *hs, const i32 *inputs, int T, int B, int b0, int b1,
-                              const f64 *Wxh, const f64 *WhhT, const f64 *bh, int H, int V,
+cdef void rnn_forward_streams(real *hs, const i32 *inputs, int T, int B, int b0, int b1,
+                              const real *Wxh, const real *WhhT, const real *bh, int H, int V,
                               int threads, counter *made, long long base) noexcept nogil:
     """rnn_forward of streams b0:b1 of hs (T+1, B, H) and inputs (T, B)."""
     cdef int t
@@ -98,13 +98,13 @@ cdef void rnn_forward_streams(f64 *hs, const i32 *inputs, int T, int B, int b0, 
 
 cdef struct RnnGroups:
     # the arguments of a recurrence cut into groups of streams, shared by its pieces
-    f64 *hs
-    f64 *dhs
-    f64 *dh_next
+    real *hs
+    real *dhs
+    real *dh_next
     const i32 *inputs
-    const f64 *Wxh
-    const f64 *W          # WhhT (forward) or Whh (backward)
-    const f64 *bh
+    const real *Wxh
+    const real *W          # WhhT (forward) or Whh (backward)
+    const real *bh
     int T, B, H, V, G
 
 
@@ -115,8 +115,8 @@ cdef void rnn_forward_task(void *ctx, int g) noexcept nogil:
                         stripe_lo(g + 1, a.G, a.B), a.Wxh, a.W, a.bh, a.H, a.V, 1, NULL, 0)
 
 
-cdef void rnn_forward(f64 *hs, const i32 *inputs, int T, int B, const f64 *Wxh,
-                      const f64 *WhhT, const f64 *bh, int H, int V, int threads,
+cdef void rnn_forward(real *hs, const i32 *inputs, int T, int B, const real *Wxh,
+                      const real *WhhT, const real *bh, int H, int V, int threads,
                       counter *made, long long base) noexcept nogil:
     """hs (T+1, B, H): from hs[0] = h_prev, hs[t+1] = rnn_step(hs[t], inputs[t]).
     inputs (T, B) ids, Wxh (H, V), WhhT (H, H) = Whh^T, bh (H,). In
@@ -138,9 +138,9 @@ cdef void rnn_forward(f64 *hs, const i32 *inputs, int T, int B, const f64 *Wxh,
 
 cdef struct WhhGrad:
     # the arguments of rnn_backward's dWhh, shared by its pieces
-    f64 *dWhh
-    const f64 *dh_raw
-    const f64 *hs
+    real *dWhh
+    const real *dh_raw
+    const real *hs
     int N, H, R
 
 
@@ -152,9 +152,9 @@ cdef void whh_grad_task(void *ctx, int r) noexcept nogil:
                   0.0, a.dWhh + <Py_ssize_t> r0 * a.H, a.H)
 
 
-cdef void rnn_backward(f64 *dWxh, f64 *dWhh, f64 *dbh, f64 *dhs, f64 *dh_next,
-                       const f64 *hs, const i32 *inputs, int T, int B,
-                       const f64 *Whh, int H, int V, int pieces,
+cdef void rnn_backward(real *dWxh, real *dWhh, real *dbh, real *dhs, real *dh_next,
+                       const real *hs, const i32 *inputs, int T, int B,
+                       const real *Whh, int H, int V, int pieces,
                        int threads) noexcept nogil:
     """Backward of rnn_forward. dhs (T, B, H) holds dloss/dhs[1:] from the
     output layer and becomes dh_raw, the gradient at the input of the tanh
@@ -170,18 +170,18 @@ cdef void rnn_backward(f64 *dWxh, f64 *dWhh, f64 *dbh, f64 *dhs, f64 *dh_next,
     rnn_input_grads(dWxh, dbh, dhs, inputs, T * B, H, V)
 
 
-cdef void rnn_backward_chain_streams(f64 *dhs, f64 *dh_next, const f64 *hs, int T, int B,
-                                     int b0, int b1, const f64 *Whh, int H,
+cdef void rnn_backward_chain_streams(real *dhs, real *dh_next, const real *hs, int T, int B,
+                                     int b0, int b1, const real *Whh, int H,
                                      int threads) noexcept nogil:
     """rnn_backward_chain of streams b0:b1 (dh_next: their rows)."""
     cdef int t
     cdef Py_ssize_t i, block = <Py_ssize_t> B * H, at = <Py_ssize_t> b0 * H
     cdef Py_ssize_t n = <Py_ssize_t> (b1 - b0) * H
-    cdef f64 *row
-    cdef f64 *dn = dh_next + at
-    cdef const f64 *h_t
-    cdef f64 d
-    memset(dn, 0, n * sizeof(f64))
+    cdef real *row
+    cdef real *dn = dh_next + at
+    cdef const real *h_t
+    cdef real d
+    memset(dn, 0, n * sizeof(real))
     for t in range(T - 1, -1, -1):
         row = dhs + t * block + at
         h_t = hs + (t + 1) * block + at
@@ -199,8 +199,8 @@ cdef void rnn_backward_chain_task(void *ctx, int g) noexcept nogil:
                                stripe_lo(g + 1, a.G, a.B), a.W, a.H, 1)
 
 
-cdef void rnn_backward_chain(f64 *dhs, f64 *dh_next, const f64 *hs, int T, int B,
-                             const f64 *Whh, int H, int threads) noexcept nogil:
+cdef void rnn_backward_chain(real *dhs, real *dh_next, const real *hs, int T, int B,
+                             const real *Whh, int H, int threads) noexcept nogil:
     """The sequential part of rnn_backward: from t = T-1 down to 0,
         dh_raw[t] = (1 - hs[t+1]^2) * (dhs[t] + dh_raw[t+1] Whh)
     in place of dhs (T, B, H); in stream_groups(B) groups of streams, as
@@ -210,20 +210,20 @@ cdef void rnn_backward_chain(f64 *dhs, f64 *dh_next, const f64 *hs, int T, int B
     if a.G == 1:
         rnn_backward_chain_streams(dhs, dh_next, hs, T, B, 0, B, Whh, H, threads)
         return
-    a.dhs, a.dh_next, a.hs, a.W = dhs, dh_next, <f64 *> hs, Whh
+    a.dhs, a.dh_next, a.hs, a.W = dhs, dh_next, <real *> hs, Whh
     a.T, a.B, a.H = T, B, H
     run_pieces(rnn_backward_chain_task, &a, a.G, threads)
 
 
-cdef void rnn_input_grads(f64 *dWxh, f64 *dbh, const f64 *dh_raw, const i32 *inputs,
+cdef void rnn_input_grads(real *dWxh, real *dbh, const real *dh_raw, const i32 *inputs,
                           int N, int H, int V) noexcept nogil:
     """dbh (H,) = the sum of the N rows of dh_raw (N, H), and dWxh[:, inputs[n]]
     += dh_raw[n] (dWxh (H, V): the chunk's columns must be zero on entry, the
     others are not touched)."""
     cdef int x
     cdef Py_ssize_t i, r
-    cdef const f64 *row
-    memset(dbh, 0, H * sizeof(f64))
+    cdef const real *row
+    memset(dbh, 0, H * sizeof(real))
     for r in range(N):
         row = dh_raw + r * H
         for i in range(H):
@@ -253,7 +253,7 @@ cdef int distinct_ids(i32 *present, unsigned char *seen, const i32 *ids,
     return k
 
 
-cdef void zero_columns(f64 *a, const i32 *columns, int n_columns, int rows,
+cdef void zero_columns(real *a, const i32 *columns, int n_columns, int rows,
                        int cols) noexcept nogil:
     """a[:, columns[k]] = 0 for k < n_columns; a (rows, cols)."""
     cdef int k, i

@@ -4,7 +4,7 @@
 # saved; benchmarks/README.md). The state itself comes from rnn_step, the one
 # definition of the recurrence (rnn.pxi).
 
-cdef void output_step(f64 *y, const f64 *h, const f64 *WhyT, const f64 *by, int H,
+cdef void output_step(real *y, const real *h, const real *WhyT, const real *by, int H,
                       int V) noexcept nogil:
     """y (V,) = Why h + by for one state h (H,); WhyT (H, V) = Why^T, by (V,).
     In column blocks of SAMPLE_BLOCK, so that each block of y stays in L1
@@ -18,12 +18,13 @@ cdef void output_step(f64 *y, const f64 *h, const f64 *WhyT, const f64 *by, int 
         y[v] = y[v] + by[v]
 
 
-cdef int draw_id(f64 *y, int V, f64 temperature, f64 u) noexcept nogil:
+cdef int draw_id(real *y, int V, f64 temperature, f64 u) noexcept nogil:
     """An id drawn from softmax(y / temperature) by inverse CDF with the
     uniform u in [0, 1) (as numpy's Generator.choice does), or for
     temperature 0 the first argmax of y. y (V,) logits, overwritten."""
     cdef int v, x
-    cdef f64 top = row_max(y, V), total, threshold, cumulative
+    cdef real top = row_max(y, V)
+    cdef f64 total, threshold, cumulative
     if temperature == 0.0:
         x = 0
         while y[x] != top and x < V - 1:

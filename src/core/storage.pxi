@@ -6,25 +6,26 @@
 # meanwhile, and hand the core its own checked int32 copy.
 
 cdef class Storage:
-    """Zeroed float64 memory of a fixed size, freed only with this object.
+    """Zeroed memory of n reals (REAL: float64, or float32 in _core32) of a
+    fixed size, freed only with this object.
 
     The model's parameters, Adagrad memory and gradients live here (see
     charrnn_ext.model._storage): numpy arrays over it cannot resize it, and
     releasing a memoryview of it from Python drops a reference, never the
     memory, which the model keeps referenced; so no Python operation on the
     arrays handed out can move or free what the kernels point to."""
-    cdef f64 *data
+    cdef real *data
     cdef Py_ssize_t shape[1]
     cdef Py_ssize_t strides[1]
 
     def __cinit__(self, Py_ssize_t n):
         if n < 0:
             raise ValueError("negative size")
-        self.data = <f64 *> PyMem_Calloc(n if n > 0 else 1, sizeof(f64))
+        self.data = <real *> PyMem_Calloc(n if n > 0 else 1, sizeof(real))
         if self.data == NULL:
             raise MemoryError()
         self.shape[0] = n
-        self.strides[0] = sizeof(f64)
+        self.strides[0] = sizeof(real)
 
     def __dealloc__(self):
         PyMem_Free(self.data)
@@ -32,10 +33,10 @@ cdef class Storage:
     def __getbuffer__(self, Py_buffer *view, int flags):
         view.buf = <void *> self.data
         view.obj = self
-        view.len = self.shape[0] * sizeof(f64)
+        view.len = self.shape[0] * sizeof(real)
         view.readonly = 0
-        view.itemsize = sizeof(f64)
-        view.format = "d"
+        view.itemsize = sizeof(real)
+        view.format = REAL_FORMAT
         view.ndim = 1
         view.shape = self.shape
         view.strides = self.strides

@@ -7,12 +7,12 @@
 # output layer is one dgemm over all n states, then a softmax per row.
 
 
-cdef void softmax_row(f64 *row, const f64 *by, int V) noexcept nogil:
+cdef void softmax_row(real *row, const real *by, int V) noexcept nogil:
     """row (V,) = softmax(row + by), in place; by (V,). Subtracts the row's
     maximum first: the largest entry is exp(0) before the division, so the
     sum is >= 1 and finite whenever the logits are."""
     cdef int v
-    cdef f64 top, total
+    cdef real top, total
     for v in range(V):
         row[v] = row[v] + by[v]
     top = row_max(row, V)
@@ -23,9 +23,9 @@ cdef void softmax_row(f64 *row, const f64 *by, int V) noexcept nogil:
         row[v] = row[v] / total
 
 
-cdef void trace_forward(f64 *hs, f64 *probs, const i32 *ids, int n, const f64 *h0,
-                        const f64 *Wxh, const f64 *WhhT, const f64 *bh, const f64 *Why,
-                        const f64 *by, int H, int V) noexcept nogil:
+cdef void trace_forward(real *hs, real *probs, const i32 *ids, int n, const real *h0,
+                        const real *Wxh, const real *WhhT, const real *bh, const real *Why,
+                        const real *by, int H, int V) noexcept nogil:
     """hs (n, H): hs[t] = tanh(Wxh[:, ids[t]] + Whh hs[t-1] + bh) with hs[-1] =
     h0 (H,); probs (n, V): probs[t] = softmax(Why hs[t] + by), the prediction
     of the character after ids[t]. ids (n,) in [0, V), n >= 1; Wxh (H, V) the
@@ -33,7 +33,7 @@ cdef void trace_forward(f64 *hs, f64 *probs, const i32 *ids, int n, const f64 *h
     WhhT (H, H) = Whh^T, bh (H,), Why (V, H), by (V,). One thread for the
     recurrence; the output layer's product is BLAS's (one thread: knobs)."""
     cdef int t
-    cdef const f64 *prev = h0
+    cdef const real *prev = h0
     for t in range(n):
         rnn_step(hs + <Py_ssize_t> t * H, prev, ids + t, 1, Wxh, WhhT, bh, H, V, 1)
         prev = hs + <Py_ssize_t> t * H
@@ -43,12 +43,12 @@ cdef void trace_forward(f64 *hs, f64 *probs, const i32 *ids, int n, const f64 *h
         softmax_row(probs + <Py_ssize_t> t * V, by, V)
 
 
-cdef void row_top_k(const f64 *row, int V, int k, i32 *ids, f64 *top) noexcept nogil:
+cdef void row_top_k(const real *row, int V, int k, i32 *ids, real *top) noexcept nogil:
     """ids (k,), top (k,): the k largest entries of row (V,) and their
     indices, largest first, ties to the smaller index (k <= V). One pass,
     each entry compared with the k-th best so far."""
     cdef int v, j, filled = 0
-    cdef f64 p
+    cdef real p
     for v in range(V):
         p = row[v]
         if filled == k and not p > top[k - 1]:
@@ -64,7 +64,7 @@ cdef void row_top_k(const f64 *row, int V, int k, i32 *ids, f64 *top) noexcept n
             filled += 1
 
 
-def top_k(const f64[:, ::1] probs, i32[:, ::1] ids, f64[:, ::1] top):
+def top_k(const real[:, ::1] probs, i32[:, ::1] ids, real[:, ::1] top):
     """ids (n, k) and top (n, k): each row's k largest entries of probs (n,
     V) and their indices, largest first, ties to the smaller index; k <= V.
     The GIL is released."""

@@ -19,57 +19,57 @@ cdef enum:
 
 cdef struct Update:
     int optimizer          # ADAGRAD or ADAM
-    f64 learning_rate
-    f64 clip_bound
-    f64 eps                # Adagrad's or Adam's epsilon
-    f64 beta1, beta2       # Adam's decay rates
-    f64 step_size          # Adam at step t: learning_rate / (1 - beta1^t) (adam_at)
-    f64 root_correction    # Adam at step t: sqrt(1 - beta2^t)
+    real learning_rate
+    real clip_bound
+    real eps                # Adagrad's or Adam's epsilon
+    real beta1, beta2       # Adam's decay rates
+    real step_size          # Adam at step t: learning_rate / (1 - beta1^t) (adam_at)
+    real root_correction    # Adam at step t: sqrt(1 - beta2^t)
 
 
 cdef inline Update adam_at(Update u, long long t) noexcept nogil:
     """u with Adam's bias corrections for step t >= 1."""
-    u.step_size = u.learning_rate / (1.0 - pow(u.beta1, <f64> t))
-    u.root_correction = sqrt(1.0 - pow(u.beta2, <f64> t))
+    u.step_size = u.learning_rate / (1.0 - pow(u.beta1, <real> t))
+    u.root_correction = sqrt(1.0 - pow(u.beta2, <real> t))
     return u
 
 
-cdef inline f64 clipped(f64 g, f64 bound) noexcept nogil:
+cdef inline real clipped(real g, real bound) noexcept nogil:
     """g limited to [-bound, bound]."""
     return bound if g > bound else (-bound if g < -bound else g)
 
 
-cdef inline void adagrad_element(f64 *param, f64 *mem, f64 g, f64 learning_rate,
-                                 f64 eps) noexcept nogil:
+cdef inline void adagrad_element(real *param, real *mem, real g, real learning_rate,
+                                 real eps) noexcept nogil:
     """mem += g^2; param -= learning_rate * g / sqrt(mem + eps)."""
     mem[0] += g * g
     param[0] -= learning_rate * g / sqrt(mem[0] + eps)
 
 
-cdef void clip(f64 *grad, Py_ssize_t n, f64 bound) noexcept nogil:
+cdef void clip(real *grad, Py_ssize_t n, real bound) noexcept nogil:
     """grad (n,) limited to [-bound, bound] in place."""
     cdef Py_ssize_t i
     for i in range(n):
         grad[i] = clipped(grad[i], bound)
 
 
-cdef void adagrad(f64 *param, f64 *mem, const f64 *grad, Py_ssize_t n,
-                  f64 learning_rate, f64 eps) noexcept nogil:
+cdef void adagrad(real *param, real *mem, const real *grad, Py_ssize_t n,
+                  real learning_rate, real eps) noexcept nogil:
     """Adagrad on param, mem (n,) in place with the gradient grad (n,)."""
     cdef Py_ssize_t i
     for i in range(n):
         adagrad_element(&param[i], &mem[i], grad[i], learning_rate, eps)
 
 
-cdef inline void clip_adagrad(f64 *param, f64 *mem, f64 *grad, Py_ssize_t n,
+cdef inline void clip_adagrad(real *param, real *mem, real *grad, Py_ssize_t n,
                               const Update *u) noexcept nogil:
     """grad (n,) clipped in place, then Adagrad on param, mem (n,) with it."""
     clip(grad, n, u.clip_bound)
     adagrad(param, mem, grad, n, u.learning_rate, u.eps)
 
 
-cdef void clip_columns(f64 *grad, const i32 *columns, int n_columns, int rows,
-                       int cols, f64 bound) noexcept nogil:
+cdef void clip_columns(real *grad, const i32 *columns, int n_columns, int rows,
+                       int cols, real bound) noexcept nogil:
     """clip on the columns columns[:n_columns] of grad (rows, cols)."""
     cdef int k, i
     cdef Py_ssize_t at
@@ -79,9 +79,9 @@ cdef void clip_columns(f64 *grad, const i32 *columns, int n_columns, int rows,
             grad[at] = clipped(grad[at], bound)
 
 
-cdef void adagrad_columns(f64 *param, f64 *mem, const f64 *grad, const i32 *columns,
-                          int n_columns, int rows, int cols, f64 learning_rate,
-                          f64 eps) noexcept nogil:
+cdef void adagrad_columns(real *param, real *mem, const real *grad, const i32 *columns,
+                          int n_columns, int rows, int cols, real learning_rate,
+                          real eps) noexcept nogil:
     """adagrad on the columns columns[:n_columns] of param, mem, grad (rows, cols)
     (exact for a gradient that is zero elsewhere: a zero gradient changes
     neither a parameter nor its memory)."""
@@ -93,13 +93,13 @@ cdef void adagrad_columns(f64 *param, f64 *mem, const f64 *grad, const i32 *colu
             adagrad_element(&param[at], &mem[at], grad[at], learning_rate, eps)
 
 
-cdef void adam(f64 *param, f64 *mom, f64 *mem, const f64 *grad, Py_ssize_t n,
+cdef void adam(real *param, real *mom, real *mem, const real *grad, Py_ssize_t n,
                const Update *u) noexcept nogil:
     """Adam on param, mom (first moment), mem (second moment) (n,) in place
     with the gradient grad (n,), at the step u's corrections are for."""
     cdef Py_ssize_t i
-    cdef f64 g, b1 = u.beta1, b2 = u.beta2, step = u.step_size, root = u.root_correction
-    cdef f64 eps = u.eps
+    cdef real g, b1 = u.beta1, b2 = u.beta2, step = u.step_size, root = u.root_correction
+    cdef real eps = u.eps
     for i in range(n):
         g = grad[i]
         mom[i] = b1 * mom[i] + (1.0 - b1) * g
@@ -107,7 +107,7 @@ cdef void adam(f64 *param, f64 *mom, f64 *mem, const f64 *grad, Py_ssize_t n,
         param[i] -= step * mom[i] / (sqrt(mem[i]) / root + eps)
 
 
-cdef inline void clip_adam(f64 *param, f64 *mom, f64 *mem, f64 *grad, Py_ssize_t n,
+cdef inline void clip_adam(real *param, real *mom, real *mem, real *grad, Py_ssize_t n,
                            const Update *u) noexcept nogil:
     """grad (n,) clipped in place, then Adam on param, mom, mem (n,) with it."""
     clip(grad, n, u.clip_bound)

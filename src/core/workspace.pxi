@@ -2,7 +2,7 @@
 #
 # Above the nogil kernels, as scikit-learn's _cython_blas / _loss lay out:
 # each entry point takes arrays already validated by charrnn_ext.model (ids
-# in [0, V), shapes, C-contiguous float64), fills in the plain-C Model
+# in [0, V), shapes, C-contiguous REAL arrays), fills in the plain-C Model
 # (model.pxi) and runs with the GIL released. Layouts: inputs and targets
 # (T, B) time-major, h (B, H) one row per stream. One call at a time per
 # Workspace (the model's lock); work buffers grow to the largest T * B seen
@@ -10,11 +10,11 @@
 
 cdef Tensors tensors_of(list arrays, int H, int V, int D, str what) except *:
     """Pointers into arrays = [Wxh, Whh, Why, bh, by] (and embed if D > 0),
-    which must be C-contiguous writable float64 arrays of the shapes above
+    which must be C-contiguous writable REAL arrays of the shapes above
     (biases may be (n, 1))."""
     cdef Tensors out
-    cdef f64[::1] flat
-    cdef f64 *data[6]
+    cdef real[::1] flat
+    cdef real *data[6]
     cdef int k, n = 6 if D else 5
     shapes = ((H, D if D else V), (H, H), (V, H), (H,), (V,), (V, D))
     if len(arrays) != n:
@@ -22,7 +22,7 @@ cdef Tensors tensors_of(list arrays, int H, int V, int D, str what) except *:
                          f"{', embed' if D else ''})")
     for k in range(n):
         arr, shape = arrays[k], shapes[k]
-        if (not isinstance(arr, np.ndarray) or arr.dtype != np.float64
+        if (not isinstance(arr, np.ndarray) or arr.dtype != REAL
                 or not arr.flags.c_contiguous or not arr.flags.writeable
                 or tuple(arr.shape)[:len(shape)] != shape or arr.size != np.prod(shape)):
             raise ValueError(f"{what}: inconsistent parameter shapes, dtypes or layout")
@@ -43,7 +43,7 @@ cdef class Workspace:
         moment  = the same shapes (Adam's first moment), or None with Adagrad
         grads   = the same shapes (the gradients of the last step, clipped)
 
-    All float64, C-contiguous; biases may be (H, 1) / (V, 1). optimizer
+    All REAL (the module's dtype), C-contiguous; biases may be (H, 1) / (V, 1). optimizer
     ("adagrad" or "adam"), clip_bound, eps, beta1, beta2 are the update's
     hyperparameters (charrnn_ext.defaults); adam_steps counts Adam's updates.
 
@@ -55,7 +55,7 @@ cdef class Workspace:
     """
     cdef readonly int hidden_size, vocab_size, embedding_size, capacity, stream_capacity
     cdef readonly int n_stripes
-    cdef readonly f64 clip_bound, eps, beta1, beta2
+    cdef readonly real clip_bound, eps, beta1, beta2
     cdef readonly str optimizer
     cdef Model m                # what the kernels see: sizes and pointers
     cdef object arrays          # the arrays behind params, memory, moment and grads (kept alive)
@@ -64,7 +64,7 @@ cdef class Workspace:
     cdef Py_ssize_t chunk_capacity
 
     def __init__(self, params, memory, grads, moment=None, *, str optimizer="adagrad",
-                 f64 clip_bound, f64 eps, f64 beta1=0.9, f64 beta2=0.999, int capacity=32):
+                 real clip_bound, real eps, real beta1=0.9, real beta2=0.999, int capacity=32):
         params = list(params)
         H, V = params[1].shape[0], params[2].shape[0]
         D = params[5].shape[1] if len(params) == 6 else 0
@@ -115,10 +115,10 @@ cdef class Workspace:
             raise ValueError("adam_steps must be non-negative")
         self.m.adam_steps = n
 
-    cdef f64 *buffer(self, str name, Py_ssize_t n) except NULL:
+    cdef real *buffer(self, str name, Py_ssize_t n) except NULL:
         """A new zeroed work buffer of n doubles (at least one), kept as buffers[name]."""
-        arr = np.zeros(max(n, 1))
-        cdef f64[::1] view = arr
+        arr = np.zeros(max(n, 1), dtype=REAL)
+        cdef real[::1] view = arr
         self.buffers[name] = arr
         return &view[0]
 
@@ -155,7 +155,7 @@ cdef class Workspace:
             self.chunk_capacity = n
         return 0
 
-    cdef Update update(self, f64 learning_rate) noexcept:
+    cdef Update update(self, real learning_rate) noexcept:
         """The update's hyperparameters for a call at this learning rate."""
         cdef Update u
         u.optimizer = ADAM if self.optimizer == "adam" else ADAGRAD
@@ -182,13 +182,13 @@ cdef class Workspace:
     # -- the training steps (model_train: pipelined or step by step) ---------
 
     def train_step(self, const i32[:, ::1] inputs, const i32[:, ::1] targets,
-                   f64[:, ::1] h, f64 learning_rate, int max_threads=0):
+                   real[:, ::1] h, real learning_rate, int max_threads=0):
         """One step over a chunk of B streams, inputs and targets (T, B):
         forward, backward, clip, Adagrad. Updates params, memory and grads in
         place; h (B, H) is replaced by the last hidden states. Returns the mean
         over streams of the summed loss. max_threads > 0 caps the threads."""
         cdef int T = inputs.shape[0], B = inputs.shape[1]
-        cdef f64 loss[1]
+        cdef real loss[1]
         cdef DataPass d
         cdef Update u = self.update(learning_rate)
         d.data, d.x, d.y, d.bad = NULL, &inputs[0, 0], &targets[0, 0], -1
@@ -198,8 +198,8 @@ cdef class Workspace:
         return loss[0]
 
     def train(self, const i32[:, ::1] data, Py_ssize_t offset, Py_ssize_t part,
-              Py_ssize_t position, f64[:, ::1] h, int T, f64 learning_rate,
-              f64[::1] losses, int max_threads=0):
+              Py_ssize_t position, real[:, ::1] h, int T, real learning_rate,
+              real[::1] losses, int max_threads=0):
         """min-char-rnn's training loop for len(losses) steps, in one call
         with the GIL released, over B = h.shape[0] streams, each reading its
         part of `part` ids. data (B, W): row b = ids offset .. offset + W of
@@ -236,7 +236,7 @@ cdef class Workspace:
     # -- gradients and losses without an update ----------------------------------
 
     def loss_and_grads(self, const i32[:, ::1] inputs, const i32[:, ::1] targets,
-                       f64[:, ::1] h):
+                       real[:, ::1] h):
         """Forward, backward and clip over B streams, inputs and targets (T, B):
         the clipped mean gradients are left in grads; params and memory are
         untouched. h (B, H) is replaced by the last hidden states. Returns the
@@ -244,19 +244,19 @@ cdef class Workspace:
         cdef int T = inputs.shape[0], B = inputs.shape[1], threads
         cdef Model *m = &self.m
         cdef Py_ssize_t block = <Py_ssize_t> B * self.hidden_size
-        cdef f64 loss
+        cdef real loss
         self.reserve(T * B, B)
         with nogil:
             threads = core_threads()
             model_prepare(m)
-            memcpy(m.hs, &h[0, 0], block * sizeof(f64))
+            memcpy(m.hs, &h[0, 0], block * sizeof(real))
             loss = model_forward(m, &inputs[0, 0], &targets[0, 0], T, B, threads)
-            memcpy(&h[0, 0], m.hs + T * block, block * sizeof(f64))
+            memcpy(&h[0, 0], m.hs + T * block, block * sizeof(real))
             model_backward(m, &inputs[0, 0], &targets[0, 0], T, B, threads, NULL)
             model_clip(m, self.clip_bound)
         return loss / B
 
-    def loss(self, const i32[:, ::1] inputs, const i32[:, ::1] targets, f64[:, ::1] h):
+    def loss(self, const i32[:, ::1] inputs, const i32[:, ::1] targets, real[:, ::1] h):
         """Forward-only loss of B streams over any number n of steps, inputs
         and targets (n, B); h (B, H) becomes the last hidden states. Returns the
         mean over streams of the summed loss. Runs in blocks of
@@ -267,23 +267,23 @@ cdef class Workspace:
         cdef int T, threads
         cdef Model *m = &self.m
         cdef Py_ssize_t block = <Py_ssize_t> B * self.hidden_size
-        cdef f64 loss = 0.0
+        cdef real loss = 0.0
         self.reserve(min(n, <Py_ssize_t> steps) * B, B)
         with nogil:
             threads = core_threads()
             model_prepare(m)
-            memcpy(m.hs, &h[0, 0], block * sizeof(f64))
+            memcpy(m.hs, &h[0, 0], block * sizeof(real))
             while start < n:
                 T = <int> min(n - start, <Py_ssize_t> steps)
                 loss += model_forward(m, &inputs[start, 0], &targets[start, 0], T, B, threads)
-                memcpy(m.hs, m.hs + T * block, block * sizeof(f64))   # hs[0] = hs[T]
+                memcpy(m.hs, m.hs + T * block, block * sizeof(real))   # hs[0] = hs[T]
                 start += T
-            memcpy(&h[0, 0], m.hs, block * sizeof(f64))
+            memcpy(&h[0, 0], m.hs, block * sizeof(real))
         return loss / B
 
     # -- one stream: the recurrence alone, and sampling --------------------------
 
-    def advance(self, const i32[::1] inputs, f64[::1] h):
+    def advance(self, const i32[::1] inputs, real[::1] h):
         """Run the recurrence of one stream over inputs (n,) from h (H,), in
         place: h becomes the hidden state after the last input (used to prime
         sampling). No output layer is computed."""
@@ -294,10 +294,10 @@ cdef class Workspace:
             model_prepare(m)
             for t in range(n):
                 rnn_step(m.h_next, &h[0], &inputs[t], 1, m.table, m.WhhT, m.params.bh, H, V, 1)
-                memcpy(&h[0], m.h_next, H * sizeof(f64))
+                memcpy(&h[0], m.h_next, H * sizeof(real))
 
-    def sample(self, f64[::1] h, int seed_ix, const f64[::1] uniforms,
-               f64 temperature, i32[::1] out):
+    def sample(self, real[::1] h, int seed_ix, const f64[::1] uniforms,
+               real temperature, i32[::1] out):
         """Generate len(out) ids of one stream starting from input seed_ix and
         hidden state h (H,), which is advanced in place: id t is
         draw_id(logits, temperature, uniforms[t]). out (n,) is overwritten.
@@ -305,19 +305,19 @@ cdef class Workspace:
         cdef Model *m = &self.m
         cdef int H = self.hidden_size, V = self.vocab_size, x = seed_ix
         cdef Py_ssize_t t, n = out.shape[0]
-        cdef f64[:, ::1] WhyT = np.ascontiguousarray(
-            np.asarray(<f64[:V, :H]> m.params.Why).T)   # (H, V), a copy per call
+        cdef real[:, ::1] WhyT = np.ascontiguousarray(
+            np.asarray(<real[:V, :H]> m.params.Why).T)   # (H, V), a copy per call
         with nogil:
             model_prepare(m)
             for t in range(n):
                 rnn_step(m.h_next, &h[0], &x, 1, m.table, m.WhhT, m.params.bh, H, V, 1)
-                memcpy(&h[0], m.h_next, H * sizeof(f64))
+                memcpy(&h[0], m.h_next, H * sizeof(real))
                 output_step(m.logits, &h[0], &WhyT[0, 0], m.params.by, H, V)
                 x = draw_id(m.logits, V, temperature, uniforms[t])
                 out[t] = x
 
-    def trace(self, const i32[::1] inputs, const f64[::1] h, f64[:, ::1] hs,
-              f64[:, ::1] probs):
+    def trace(self, const i32[::1] inputs, const real[::1] h, real[:, ::1] hs,
+              real[:, ::1] probs):
         """One stream read over inputs (n,) from h (H,), weights frozen:
         hs (n, H) the state after each input, probs (n, V) the prediction of
         the character after it (trace_forward). h is not changed."""
