@@ -133,6 +133,10 @@ def _settings(args, resumed: Checkpoint | None) -> dict:
             print(f"{prog_name('charrnn_ext.train')}: note: --seed is ignored with --resume "
                   f"(the checkpoint's random state continues)", file=sys.stderr)
         given["seed"] = None   # the seed is spent: the checkpoint's random state continues
+        if args.init is not None:
+            print(f"{prog_name('charrnn_ext.train')}: note: --init is ignored with --resume "
+                  f"(the checkpoint's weights continue)", file=sys.stderr)
+        given["init"] = None   # so is the initialisation: the stored one stays recorded
         for name, value in fixed_by(resumed.model, resumed.hidden.shape[1]).items():
             if given.get(name) is not None and given[name] != value:
                 theirs = count(value, "stream") if name == "batch_size" else \

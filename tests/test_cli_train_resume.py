@@ -118,6 +118,16 @@ def test_resume_refuses_another_optimizer_or_embedding(tiny_run, adam_run, tmp_p
     assert sha(ckpt) == before
 
 
+def test_init_is_ignored_with_resume(adam_run, tmp_path):
+    """The initialisation is spent once a model has trained: --init on
+    --resume says so in one note and the checkpoint keeps recording its own."""
+    (tmp_path / "a.npz").write_bytes((adam_run / "adam.npz").read_bytes())
+    rc, _, err = run_cli("train", adam_run / "en.txt", "--resume", "a.npz", "--iters", 25,
+                         "--init", "min-char-rnn", "--no-keep-best", cwd=tmp_path)
+    assert rc == 0 and "--init is ignored with --resume" in err and len(err.splitlines()) == 1
+    assert load_checkpoint(tmp_path / "a.npz").hyperparameters["init"] == "pytorch"
+
+
 @pytest.mark.parametrize("hyper, words", [
     ({"recipe": "foo"}, "stored setting recipe must be one of"),
     ({"init": "xavier"}, "stored setting init must be one of"),
