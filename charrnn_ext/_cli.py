@@ -125,6 +125,13 @@ def nonneg_float(text: str) -> float:
     return value
 
 
+def unit_fraction(text: str) -> float:
+    value = _float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
 def fraction(text: str) -> float:
     value = _float(text)
     if not 0.0 <= value < 1.0:

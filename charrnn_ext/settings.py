@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from . import defaults as d
 from ._cli import (fraction, nonneg_float, nonneg_int, positive_float, positive_int,
-                   sample_length_int, seed_int)
+                   sample_length_int, seed_int, unit_fraction)
 from .spec import DTYPES, INITS, OPTIMIZERS
 
 
@@ -34,9 +34,10 @@ def _choice(options):
 RECIPES = {
     "min-char-rnn": dict(hidden_size=d.HIDDEN_SIZE, seq_length=d.SEQ_LENGTH,
                          batch_size=d.BATCH_SIZE, learning_rate=d.LEARNING_RATE,
-                         optimizer=d.OPTIMIZER, embedding_size=d.EMBEDDING_SIZE, init=d.INIT),
+                         optimizer=d.OPTIMIZER, embedding_size=d.EMBEDDING_SIZE, init=d.INIT,
+                         lr_decay=d.LR_DECAY),
     "batched": dict(hidden_size=256, seq_length=50, batch_size=32, learning_rate=0.002,
-                    optimizer="adam", embedding_size=64, init="pytorch"),
+                    optimizer="adam", embedding_size=64, init="pytorch", lr_decay=0.1),
 }
 # A recipe's learning rate is for its optimizer; with the other one given, its rate:
 OTHER_RATES = {("min-char-rnn", "adam"): 0.002, ("batched", "adagrad"): 0.02}
@@ -66,8 +67,9 @@ SETTINGS = _table(
     recipe=Setting("auto", _choice(("auto",) + tuple(RECIPES)), "NAME",
                    "the defaults of the settings below: min-char-rnn (the original script: "
                    "hidden 100, seq 25, one stream, Adagrad 0.1, one-hot input) or batched "
-                   "(hidden 256, seq 50, 32 streams, Adam 0.002, a 64-wide input embedding, "
-                   "PyTorch's initialisation: the best model in a few minutes); auto: "
+                   "(hidden 256, seq 50, 32 streams, Adam 0.002 decaying to a tenth, a 64-wide "
+                   "input embedding, PyTorch's initialisation: the best model in a few "
+                   "minutes); auto: "
                    "batched when --batch-size is above 1, else min-char-rnn"),
     hidden_size=Setting(d.HIDDEN_SIZE, positive_int, "H", "size of the hidden layer"),
     seq_length=Setting(d.SEQ_LENGTH, positive_int, "T",
@@ -78,6 +80,10 @@ SETTINGS = _table(
                        "step averages the B streams' gradients (char-rnn's -batch_size); 1 is "
                        "exactly min-char-rnn"),
     learning_rate=Setting(d.LEARNING_RATE, positive_float, "LR", "the optimizer's learning rate"),
+    lr_decay=Setting(d.LR_DECAY, unit_fraction, "F",
+                     "the learning rate falls linearly to F times --learning-rate by the end of "
+                     "the run (--iters, or --time-limit if that comes first), in steps every "
+                     f"{d.LR_WINDOW} iterations; 1 keeps it constant (min-char-rnn)"),
     optimizer=Setting(d.OPTIMIZER, _choice(OPTIMIZERS), "NAME",
                       "adagrad (min-char-rnn's) or adam (torch.optim.Adam's); gradients are "
                       "clipped to [-5, 5] first with either"),
@@ -113,7 +119,7 @@ SETTINGS = _table(
                              "iterations between checkpoints"),
 )
 MODEL_SETTINGS = ("recipe", "hidden_size", "seq_length", "batch_size", "learning_rate",
-                  "optimizer", "embedding_size", "init", "dtype", "iters", "seed",
+                  "lr_decay", "optimizer", "embedding_size", "init", "dtype", "iters", "seed",
                   "val_fraction")
 OUTPUT_SETTINGS = ("sample_every", "sample_length", "temperature", "eval_every")
 

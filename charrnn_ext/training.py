@@ -24,6 +24,7 @@ from ._dispatch import core_build
 from ._threadchoice import steps_per_call
 from .checkpoint import Checkpoint, load_checkpoint
 from .datapass import chunk_wraps, held_out, stream_part
+from .defaults import LR_WINDOW
 from .divergence import Divergence
 from .evaluation import LN2, Scores, evaluate
 from .model import CharRNN, TrainingDiverged
@@ -242,9 +243,10 @@ def _header(N, V, n_train, settings, part, resume, resumed_from, out) -> list[st
     streams = f", {B} streams of {count(part, 'character')}" if B > 1 else ""
     embedding = f", input embedding {settings['embedding_size']}" \
         if settings["embedding_size"] else ""
+    decay = f" falling to {settings['lr_decay']:g}x" if settings["lr_decay"] != 1.0 else ""
     lines.append(f"hidden size {settings['hidden_size']}, seq length {settings['seq_length']}"
                  f"{streams}{embedding}, {settings['optimizer'].capitalize()} learning rate "
-                 f"{settings['learning_rate']:g}, {settings['dtype']}, seed {settings['seed']}, "
+                 f"{settings['learning_rate']:g}{decay}, {settings['dtype']}, seed {settings['seed']}, "
                  f"{count(settings['iters'], 'iteration')} ({settings['recipe']} recipe)")
     if resume is not None:
         lines.append(f"resuming from {resumed_from or 'a checkpoint'} at iteration "
@@ -321,6 +323,18 @@ class _Loop:
         self.reporter.evaluated(state, scores, best)
         return scores
 
+    def rate(self, n: int, elapsed: float) -> float:
+        """The learning rate of the steps from iteration n: falling linearly
+        from learning_rate to lr_decay times it by the end of the run (iters,
+        or time_limit seconds if that comes first), held for LR_WINDOW
+        iterations (the window's start decides)."""
+        s = self.s
+        done = n - n % LR_WINDOW
+        progress = done / s["iters"]
+        if self.time_limit:
+            progress = max(progress, elapsed / self.time_limit)
+        return s["learning_rate"] * (1.0 - (1.0 - s["lr_decay"]) * min(progress, 1.0))
+
     # -- the loop -----------------------------------------------------------------
     def go(self) -> Result:
         state, s, reporter = self.state, self.s, self.reporter
@@ -358,6 +372,9 @@ class _Loop:
                 # -- the steps up to the next sample, evaluation, checkpoint or the
                 # end, in calls of about CALL_SECONDS (stop() is asked between them)
                 upto = min(iters, *(n + e - n % e for e in every))
+                if s["lr_decay"] != 1.0:   # -- the decaying rate: fixed within a window
+                    upto = min(upto, n + LR_WINDOW - n % LR_WINDOW)
+                    lr = self.rate(n, time.perf_counter() - t_start)
                 started = time.perf_counter()
                 try:
                     losses, state.hidden, state.position = state.model.train(

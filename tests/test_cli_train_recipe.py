@@ -70,7 +70,8 @@ def test_more_streams_alone_get_the_batched_recipe(cli_texts, tmp_path):
     assert rc == 0 and warnings(err) == [], err
     n_train = len(text) - int(len(text) * 0.05)
     assert header(out) == (f"hidden size 256, seq length 50, 32 streams of {n_train // 32} "
-                           f"characters, input embedding 64, Adam learning rate 0.002, seed 0, "
+                           f"characters, input embedding 64, Adam learning rate 0.002 falling to 0.1x, "
+                           f"seed 0, "
                            f"6 iterations (batched recipe)")
     ckpt = load_checkpoint(tmp_path / "b.npz")
     model = ckpt.model
@@ -108,18 +109,18 @@ def test_flags_given_override_the_recipe(cli_texts, tmp_path):
     part = (len(text) - int(len(text) * 0.05)) // 4
     expected = {
         "over": f"hidden size 16, seq length 8, 4 streams of {part} characters, input embedding "
-                f"5, Adam learning rate 0.01, seed 0, 5 iterations (batched recipe)",
+                f"5, Adam learning rate 0.01 falling to 0.1x, seed 0, 5 iterations (batched recipe)",
         "adagrad": f"hidden size 16, seq length 50, 4 streams of {part} characters, input "
-                   f"embedding 64, Adagrad learning rate 0.02, seed 0, 5 iterations "
+                   f"embedding 64, Adagrad learning rate 0.02 falling to 0.1x, seed 0, 5 iterations "
                    f"(batched recipe)",
         "onehot": f"hidden size 16, seq length 50, 4 streams of {part} characters, Adam "
-                  f"learning rate 0.002, seed 0, 5 iterations (batched recipe)",
+                  f"learning rate 0.002 falling to 0.1x, seed 0, 5 iterations (batched recipe)",
         "mcr": f"hidden size 100, seq length 25, 4 streams of {part} characters, Adagrad "
                f"learning rate 0.1, seed 0, 5 iterations (min-char-rnn recipe)",
         "adam1": "hidden size 16, seq length 25, Adam learning rate 0.002, seed 0, "
                  "5 iterations (min-char-rnn recipe)",
         "batched1": "hidden size 16, seq length 50, input embedding 64, Adam learning rate "
-                    "0.002, seed 0, 5 iterations (batched recipe)",
+                    "0.002 falling to 0.1x, seed 0, 5 iterations (batched recipe)",
     }
     for name, line in expected.items():
         assert header(results[name][1]) == line, name

@@ -15,11 +15,11 @@ from charrnn_ext.settings import (OTHER_RATES, RECIPES, SETTINGS, check, complet
                                   notes)
 
 MODEL = ("hidden_size", "seq_length", "batch_size", "learning_rate", "optimizer",
-         "embedding_size", "init")
+         "embedding_size", "init", "lr_decay")
 MIN_CHAR_RNN = dict(hidden_size=100, seq_length=25, batch_size=1, learning_rate=0.1,
-                    optimizer="adagrad", embedding_size=0, init="min-char-rnn")
+                    optimizer="adagrad", embedding_size=0, init="min-char-rnn", lr_decay=1.0)
 BATCHED = dict(hidden_size=256, seq_length=50, batch_size=32, learning_rate=0.002,
-               optimizer="adam", embedding_size=64, init="pytorch")
+               optimizer="adam", embedding_size=64, init="pytorch", lr_decay=0.1)
 
 
 def model_settings(settings: dict) -> dict:
@@ -32,7 +32,7 @@ def test_the_recipes_are_the_documented_ones():
     assert RECIPES["min-char-rnn"] == MIN_CHAR_RNN
     assert RECIPES["batched"] == BATCHED
     assert (d.HIDDEN_SIZE, d.SEQ_LENGTH, d.BATCH_SIZE, d.LEARNING_RATE, d.OPTIMIZER,
-            d.EMBEDDING_SIZE, d.INIT) == tuple(MIN_CHAR_RNN.values())
+            d.EMBEDDING_SIZE, d.INIT, d.LR_DECAY) == tuple(MIN_CHAR_RNN.values())
     assert OTHER_RATES == {("min-char-rnn", "adam"): 0.002, ("batched", "adagrad"): 0.02}
     for name in MODEL:   # a setting's own default is min-char-rnn's
         assert SETTINGS[name].default == MIN_CHAR_RNN[name], name

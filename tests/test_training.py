@@ -65,7 +65,8 @@ def test_bad_settings_are_refused_before_any_step(settings, error, words):
 # -- the recipes' models (settings: test_recipe.py) ---------------------------
 
 @pytest.mark.parametrize("settings, model_kw, lr", [
-    ({"batch_size": 3}, dict(optimizer="adam", embedding_size=64, init="pytorch"), 0.002),
+    ({"batch_size": 3, "lr_decay": 1.0}, dict(optimizer="adam", embedding_size=64,
+                                              init="pytorch"), 0.002),
     ({"batch_size": 3, "optimizer": "adagrad", "embedding_size": 5},
      dict(optimizer="adagrad", embedding_size=5, init="pytorch"), 0.02),
     ({"optimizer": "adam", "init": "pytorch"}, dict(optimizer="adam", init="pytorch"), 0.002),
@@ -142,3 +143,27 @@ def test_a_bad_time_limit_is_refused_before_any_step(limit):
     with pytest.raises((ValueError, TypeError), match="time_limit"):
         training.run(WORDS_6K, dict(QUIET, iters=5, hidden_size=8, seq_length=8),
                      time_limit=limit)
+
+
+def test_a_decaying_rate_is_model_train_window_by_window():
+    """lr_decay: the run is model.train over windows of LR_WINDOW iterations,
+    window w at learning_rate * (1 - (1 - lr_decay) * w * LR_WINDOW / iters)."""
+    from charrnn_ext.defaults import LR_WINDOW
+    iters, lr, decay = 350, 0.004, 0.25
+    settings = dict(QUIET, iters=iters, hidden_size=12, seq_length=10, batch_size=2, seed=5,
+                    recipe="batched", embedding_size=4, learning_rate=lr, lr_decay=decay)
+    result = training.run(WORDS_6K, settings)
+    vocab = Vocab.from_text(WORDS_6K)
+    ids = vocab.encode(WORDS_6K)
+    n_train = ids.size - int(ids.size * 0.05)
+    model = CharRNN(len(vocab), 12, seed=5, embedding_size=4, optimizer="adam", init="pytorch")
+    h, position, n = None, 0, 0
+    while n < iters:
+        steps = min(LR_WINDOW, iters - n)
+        rate = lr * (1 - (1 - decay) * (n / iters))
+        _, h, position = model.train(ids[:n_train], steps, 10, h, position, rate, streams=2)
+        n += steps
+    assert same_model(result.run.model, model)
+    assert np.array_equal(result.run.hidden, h) and result.run.position == position
+    constant = training.run(WORDS_6K, dict(settings, lr_decay=1.0))
+    assert not same_model(constant.run.model, model)
