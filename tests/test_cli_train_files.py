@@ -14,9 +14,9 @@ import re
 import numpy as np
 import pytest
 
-from charrnn_ext import load_checkpoint
+from charrnn_ext import load_checkpoint, training
 
-from conftest import (SMALL_FLAGS, TINY_FLAGS, interrupt, run_cli, run_many, same_model,
+from conftest import (SMALL_FLAGS, TINY_FLAGS, interrupt, run_cli, same_model,
                       sentence_text, sha, start_training, wait_for_line)
 
 OLD_RUN_FLAGS = (*SMALL_FLAGS, "--sample-every", 1000)
@@ -383,23 +383,31 @@ def test_a_run_whose_loss_doubles_a_uniform_guess_has_diverged(tmp_path):
 def test_the_best_model_of_an_adam_run_is_its_state_then(tmp_path):
     """The best-model file of a batched-recipe run (Adam, an embedding) holds
     the model as it was at its iteration, Adam's moments and step count
-    included: resumed for 30 more steps it equals a straight run to there."""
-    (tmp_path / "t.txt").write_text(sentence_text(), encoding="utf-8")
-    args = ["t.txt", "--batch-size", 2, "--hidden-size", 32, "--embedding-size", 8,
-            "--learning-rate", 0.02, "--sample-every", 10**4, "--eval-every", 100]
-    rc, out, err = run_cli("train", *args, "--iters", 1500, "--checkpoint", "a.npz",
-                           cwd=tmp_path)
+    included: the state the same run (training.run) has when stopped there;
+    and it resumes."""
+    text = sentence_text()
+    (tmp_path / "t.txt").write_text(text, encoding="utf-8")
+    settings = dict(batch_size=2, hidden_size=32, embedding_size=8, learning_rate=0.02,
+                    sample_every=10**4, eval_every=100, iters=1500)
+    args = ["t.txt"] + [a for k, v in settings.items() for a in (f"--{k.replace('_', '-')}", v)]
+    rc, out, err = run_cli("train", *args, "--checkpoint", "a.npz", cwd=tmp_path)
     assert rc == 0, err
     best, last = load_checkpoint(tmp_path / "a.best.npz"), load_checkpoint(tmp_path / "a.npz")
     n = best.iteration
     assert n < last.iteration == last.model.adam_steps == 1500   # overfits: best earlier
     assert best.model.adam_steps == n and best.model.optimizer == "adam"
-    (rc1, _, e1), (rc2, _, e2) = run_many([
-        ("train", *args, "--iters", n + 30, "--checkpoint", "straight.npz"),
-        ("train", "t.txt", "--resume", "a.best.npz", "--iters", n + 30,
-         "--checkpoint", "resumed.npz"),
-    ], cwd=tmp_path)
-    assert rc1 == rc2 == 0, e1 + e2
-    straight, resumed = (load_checkpoint(tmp_path / f"{x}.npz") for x in ("straight", "resumed"))
-    assert same_model(straight.model, resumed.model) and resumed.model.adam_steps == n + 30
-    assert np.array_equal(straight.hidden, resumed.hidden)
+
+    class Where(training.Reporter):
+        iteration = 0
+
+        def progress(self, run, steps):
+            self.iteration = run.iteration
+
+    where = Where()   # calls into the core end at evaluations: the run stops at n exactly
+    then = training.run(text, settings, reporter=where, stop=lambda: where.iteration >= n).run
+    assert then.iteration == n
+    assert same_model(then.model, best.model) and np.array_equal(then.hidden, best.hidden)
+    rc, _, err = run_cli("train", "t.txt", "--resume", "a.best.npz", "--iters", n + 30,
+                         "--checkpoint", "resumed.npz", cwd=tmp_path)
+    assert rc == 0, err
+    assert load_checkpoint(tmp_path / "resumed.npz").model.adam_steps == n + 30
