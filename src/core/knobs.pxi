@@ -5,7 +5,7 @@
 # benchmarks/README.md.
 
 cdef int LOSS_BLOCK = 256     # rows (steps x streams) per block of the forward-only loss
-cdef int GEMM_MIN_STREAMS = 16  # the recurrence of this many streams or more runs on dgemm
+cdef int GEMM_MIN_STREAMS = 16  # the recurrence of this many streams or more runs on matmul_blocked
 cdef int GROUP_MIN_STREAMS = 16  # streams per group of the recurrence, at least (stream_groups)
 cdef int OUTPUT_BLOCK = 128   # rows of Why per block of output_backward
 cdef int SAMPLE_BLOCK = 512   # columns of Why^T per block of output_step
@@ -16,7 +16,7 @@ cdef Py_ssize_t PIPELINE_MAX_OUTPUT = 65536   # V * H up to this: the steps run 
 # layer's size, never on the thread count.
 cdef int MAX_STRIPES = 4
 cdef Py_ssize_t STRIPE_MIN_ELEMENTS = 131072   # V * H below this: one stripe, no threads
-# The recurrence's dgemm products of many streams, and dWhh, are cut the same
+# The recurrence's products of many streams, and dWhh, are cut the same
 # way (product_pieces): in pieces of output columns or rows, fixed by size.
 cdef Py_ssize_t PRODUCT_PIECE_MIN_WORK = 1 << 21   # multiply-adds per piece, at least
 
@@ -65,8 +65,8 @@ def has_openmp():
 
 
 def gemm_min_streams():
-    """From this many streams on, the recurrence is a BLAS dgemm per step
-    (below, the core's own kernel)."""
+    """From this many streams on, the recurrence is matmul_blocked per step
+    (below, matmul_rows; one stream, matvec_t)."""
     return GEMM_MIN_STREAMS
 
 

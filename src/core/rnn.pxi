@@ -8,9 +8,11 @@
 #
 # The input layer is a column lookup of Wxh, never a one-hot product; dWxh is
 # zero outside the columns of the ids of the last chunk (zero_columns and
-# distinct_ids keep it so: model_rnn_backward). The product of a step is matvec_t for one stream, matmul_rows
-# below GEMM_MIN_STREAMS streams, dgemm from there on, cut into
-# product_pieces of columns by size.
+# distinct_ids keep it so: model_rnn_backward). The product of a step is
+# matvec_t for one stream, matmul_rows below GEMM_MIN_STREAMS streams,
+# matmul_blocked from there on (register blocks over Whh as it is: BLAS gemm
+# repacked the whole H x H matrix at every step, a quarter of a float32 step;
+# benchmarks/README.md), cut into product_pieces of columns by size.
 
 cdef struct HiddenMatmul:
     # hidden_matmul's arguments, shared by its pieces
@@ -23,13 +25,13 @@ cdef struct HiddenMatmul:
 cdef inline void hidden_matmul_piece(real *Y, const real *X, const real *W, int B, int H,
                                      int c0, int c1) noexcept nogil:
     """Columns c0:c1 of hidden_matmul: matvec_t for one stream, matmul_rows
-    below GEMM_MIN_STREAMS streams, BLAS dgemm from there on."""
+    below GEMM_MIN_STREAMS streams, matmul_blocked from there on."""
     if B == 1:
         matvec_t(W + c0, H, X, Y + c0, H, c1 - c0)
     elif B < GEMM_MIN_STREAMS:
         matmul_rows(Y + c0, X, W + c0, B, H, c1 - c0)
     else:
-        gemm_rowmajor(b'N', b'N', B, c1 - c0, H, 1.0, X, H, W + c0, H, 0.0, Y + c0, H)
+        matmul_blocked(Y + c0, H, X, H, W + c0, H, B, H, c1 - c0)
 
 
 cdef void hidden_matmul_task(void *ctx, int r) noexcept nogil:
@@ -41,7 +43,7 @@ cdef void hidden_matmul_task(void *ctx, int r) noexcept nogil:
 
 cdef inline void hidden_matmul(real *Y, const real *X, const real *W, int B, int H,
                                int threads) noexcept nogil:
-    """Y (B, H) = X (B, H) @ W (H, H). With dgemm (B >= GEMM_MIN_STREAMS) in
+    """Y (B, H) = X (B, H) @ W (H, H). With matmul_blocked (B >= GEMM_MIN_STREAMS) in
     product_pieces(B H H, H) pieces of columns, fixed by size (the result
     does not depend on the thread count), on up to `threads` threads; with
     the core's own kernels (fewer streams) in one piece, on this thread."""
