@@ -33,9 +33,13 @@ def _first_invalid(arr: np.ndarray, nonnegative: bool = False):
     return tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), arr.shape))
 
 
-def _check_size(vocab_size: int, hidden_size: int) -> None:
+def _check_size(vocab_size: int, hidden_size: int, embedding_size: int = 0) -> None:
+    """ValueError unless every matrix of such a model fits the core's limit."""
+    D = embedding_size
     for what, size in (("vocab_size * hidden_size", vocab_size * hidden_size),
-                       ("hidden_size * hidden_size", hidden_size * hidden_size)):
+                       ("hidden_size * hidden_size", hidden_size * hidden_size),
+                       ("vocab_size * embedding_size", vocab_size * D),
+                       ("hidden_size * embedding_size", hidden_size * D)):
         if size > _MAX_ELEMENTS:
             raise ValueError(
                 f"{what} = {size:,} is too large "

@@ -90,9 +90,7 @@ class CharRNN:
         V = _positive_int(vocab_size, "vocab_size")
         H = _positive_int(hidden_size, "hidden_size")
         D = _embedding_size(embedding_size)
-        _check_size(V, H)
-        _check_size(V, D or 1)
-        _check_size(H, D or 1)
+        _check_size(V, H, D)
         if seed is not None:
             if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
                 raise TypeError(f"seed must be None or an integer, got {seed!r}")
@@ -172,7 +170,7 @@ class CharRNN:
         H, V = params["Whh"].shape[0], params["Why"].shape[0]
         D = params[EMBED].shape[1] if EMBED in params else 0
         dtype = params["Whh"].dtype
-        _check_size(V, H)
+        _check_size(V, H, D)
         shapes = param_shapes(V, H, D)
         names = param_names(D)
         state = {}

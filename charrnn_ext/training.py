@@ -76,22 +76,26 @@ def split(N: int, settings: dict, name: str = "the text") -> int:
                         f"--seq-length + 1 = {T + 1} (lower --val-fraction or --seq-length)")
     B = settings["batch_size"]
     if stream_part(n_train, B) < T + 1:
-        raise TextError(f"--batch-size {B} cuts the {n_train} training characters into parts "
-                        f"of {stream_part(n_train, B)}; each stream needs at least --seq-length "
-                        f"+ 1 = {T + 1} (use at most --batch-size {max(n_train // (T + 1), 1)})")
+        raise TextError(f"--batch-size {B} cuts the {n_train} training characters into "
+                        f"parts of {stream_part(n_train, B)}; each stream needs at least "
+                        f"--seq-length + 1 = {T + 1} (use at most --batch-size "
+                        f"{max(n_train // (T + 1), 1)})")
     return n_train
 
 
-def check_memory(V: int, H: int, T: int, B: int) -> None:
+def check_memory(V: int, H: int, T: int, B: int, D: int = 0) -> None:
     """MemoryError for a model whose arrays cannot fit in the memory available
     now (the operating system would kill the process rather than raise)."""
     # params, the optimiser's state (Adam: two arrays each) and gradients, the
-    # core's transposed Whh, and the step's work buffers: T * B rows of
-    # probabilities (V) and hidden states (3 H)
-    need = 8 * (4 * (H * H + 2 * V * H + H + V) + H * H + T * B * (V + 3 * H))
+    # core's transposed Whh (and an embedding's lookup table and its
+    # gradient), and the step's work buffers: T * B rows of probabilities (V)
+    # and hidden states (3 H)
+    need = 8 * (4 * (H * H + 2 * V * H + H + V + (V + H) * D) + H * H + 2 * V * H * (D > 0)
+                + T * B * (V + 3 * H))
     available = available_memory()
     if available and need > 0.8 * available:  # a margin for Python, numpy and the text
-        raise MemoryError(f"--hidden-size {H} with {count(V, 'character')} needs "
+        width = f" and --embedding-size {D}" if D else ""
+        raise MemoryError(f"--hidden-size {H}{width} with {count(V, 'character')} needs "
                           f"{need / 2**30:.1f} GiB for the parameters, the optimizer's state and "
                           f"gradients; {available / 2**30:.1f} GiB of memory is available to "
                           f"this process")
@@ -192,13 +196,14 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | None = None,
 
     # -- 2. the run state: resumed, or a fresh model -------------------------
     if resume is None:
-        check_memory(V, H, T, B)
+        D = settings["embedding_size"]
+        check_memory(V, H, T, B, D)
         try:
             model = CharRNN(V, H, seed=settings["seed"], optimizer=settings["optimizer"],
-                            embedding_size=settings["embedding_size"], init=settings["init"],
-                            dtype=settings["dtype"])
+                            embedding_size=D, init=settings["init"], dtype=settings["dtype"])
         except (ValueError, MemoryError) as exc:
-            raise MemoryError(f"--hidden-size {H} with {count(V, 'character')}: "
+            width = f" and --embedding-size {D}" if D else ""
+            raise MemoryError(f"--hidden-size {H}{width} with {count(V, 'character')}: "
                               f"{exc or 'not enough memory'}") from None
         state = Checkpoint(model=model, vocab=vocab, rng=np.random.default_rng(settings["seed"]),
                            hyperparameters=dict(settings), hidden=np.zeros((H, B)))
