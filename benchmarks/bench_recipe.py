@@ -5,6 +5,7 @@
 # the held-out characters read in order (bits/char). Sides:
 #   ours        `python -m charrnn_ext.train FILE --recipe batched --time-limit S` (the
 #               README's command), as a subprocess; the saved checkpoint is scored
+#   ours-f32    the same with `--dtype float32`
 #   ours, B32   `--batch-size 32 --hidden-size 256 --seq-length 50`, no other flag (the
 #   H256 T50    flags that looked right and were a trap: 3.40 before the recipes)
 #   min-char-rnn  the defaults (one stream, H 100, T 25, Adagrad 0.1)
@@ -34,9 +35,10 @@ from charrnn_ext import load_checkpoint  # noqa: E402
 FULL = dict(seconds=[120.0, 300.0])
 QUICK = dict(seconds=[5.0])
 SIZES = dict(seconds="wall-time budgets, each a separate run of every side")
-SIDES = ("ours", "ours-trap", "min-char-rnn", "torch-rnn", "torch-lstm")
+SIDES = ("ours", "ours-f32", "ours-trap", "min-char-rnn", "torch-rnn", "torch-lstm")
 COMMANDS = {   # charrnn-train's flags of our sides (after the text)
     "ours": ["--recipe", "batched"],
+    "ours-f32": ["--recipe", "batched", "--dtype", "float32"],
     "ours-trap": ["--batch-size", "32", "--hidden-size", "256", "--seq-length", "50"],
     "min-char-rnn": [],
 }

@@ -669,3 +669,15 @@ def test_ctrl_c_keeps_finished_runs_and_a_rerun_finishes(text_file, tmp_path, cl
         finally:
             sys.stdout = saved
     assert len(read_results(tmp_path / "out")) == 6
+
+
+def test_the_grid_varies_dtype_and_lr_decay():
+    """--grid dtype=... and lr_decay=...: run names and each run's settings."""
+    from charrnn_ext.grid import expand, run_name, sweepable_settings
+    runs = dict(expand({"dtype": ["float64", "float32"], "lr_decay": [1.0, 0.1]},
+                       {"batch_size": 4}, sweepable_settings()))
+    assert set(runs) == {"float64-lrd1.0", "float64-lrd0.1", "float32-lrd1.0", "float32-lrd0.1"}
+    assert runs["float32-lrd0.1"]["dtype"] == "float32"
+    assert runs["float32-lrd0.1"]["lr_decay"] == 0.1 and runs["float64-lrd1.0"]["lr_decay"] == 1.0
+    assert runs["float32-lrd0.1"]["recipe"] == "batched"   # B > 1: the batched recipe's rest
+    assert run_name({"dtype": "float32"}) == "float32"
