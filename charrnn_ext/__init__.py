@@ -116,7 +116,7 @@ del _installed
 # light, so the command-line tools can install their Ctrl-C handling before
 # numpy and the core are loaded.
 _EXPORTS = {
-    "CharRNN": ".model", "TrainingDiverged": ".model", "Vocab": ".vocab", "PARAM_NAMES": ".spec",
+    "CharRNN": ".model", "TrainingDiverged": ".divergence", "Vocab": ".vocab", "PARAM_NAMES": ".spec",
     "load_checkpoint": ".checkpoint", "Checkpoint": ".checkpoint",
     "evaluate": ".evaluation",
     "set_blas_threads": "._dispatch", "set_num_threads": "._dispatch",

@@ -1,4 +1,4 @@
-"""When a training run has diverged: the one rule, read against the loss of a uniform guess."""
+"""When a training run has diverged: the one rule, read against the loss of a uniform guess; and TrainingDiverged, a step's non-finite loss."""
 from __future__ import annotations
 
 import numpy as np
@@ -57,3 +57,28 @@ class Divergence:
         no periodic checkpoint should replace a good one now."""
         tail = self._recent[-FAST_STEPS:]
         return bool(tail.size) and float(tail.mean()) > self.uniform_loss
+
+
+class TrainingDiverged(FloatingPointError):
+    """A training step's loss was NaN or infinite (CharRNN.train, train_step).
+
+    The core applies a step's update in the same pass that computes its loss,
+    so when this is raised the steps of the call up to and including the
+    diverged one have been applied: the parameters are then usually no
+    longer finite, and the model's later calls refuse them (ValueError)
+    until they are replaced. Attributes, the call's results up to there:
+
+    losses    the loss of each step the call ran, the non-finite one last
+              (train_step: an array of its one loss)
+    hidden    the hidden states after the diverged step, shaped as the call
+              returns them
+    position  train: the position of the next step, as train returns it;
+              train_step: None
+    """
+
+    def __init__(self, message: str, losses, hidden, position=None):
+        super().__init__(message)
+        self.losses, self.hidden, self.position = losses, hidden, position
+
+    def __reduce__(self):   # picklable (e.g. from a worker process)
+        return type(self), (str(self), self.losses, self.hidden, self.position)

@@ -28,34 +28,10 @@ from ._threadchoice import _ThreadChoice, steps_per_call
 from .datapass import chunk_wraps, read_spans, train_window  # noqa: F401 (chunk_wraps: public here too)
 from .defaults import (ADAGRAD_EPS, ADAM_BETAS, ADAM_EPS, CALL_SECONDS, CLIP, EMBEDDING_SIZE,
                        HIDDEN_SIZE, INIT, LEARNING_RATE, OPTIMIZER, SEQ_LENGTH)
-from .spec import EMBED, INITS, OPTIMIZERS, PARAM_NAMES, init_params, param_names, param_shapes
+from .divergence import TrainingDiverged
+from .spec import EMBED, INITS, PARAM_NAMES, init_params, param_names, param_shapes
 
 
-
-
-class TrainingDiverged(FloatingPointError):
-    """A training step's loss was NaN or infinite (CharRNN.train, train_step).
-
-    The core applies a step's update in the same pass that computes its loss,
-    so when this is raised the steps of the call up to and including the
-    diverged one have been applied: the parameters are then usually no
-    longer finite, and the model's later calls refuse them (ValueError)
-    until they are replaced. Attributes, the call's results up to there:
-
-    losses    the loss of each step the call ran, the non-finite one last
-              (train_step: an array of its one loss)
-    hidden    the hidden states after the diverged step, shaped as the call
-              returns them
-    position  train: the position of the next step, as train returns it;
-              train_step: None
-    """
-
-    def __init__(self, message: str, losses, hidden, position=None):
-        super().__init__(message)
-        self.losses, self.hidden, self.position = losses, hidden, position
-
-    def __reduce__(self):   # picklable (e.g. from a worker process)
-        return type(self), (str(self), self.losses, self.hidden, self.position)
 
 
 class CharRNN:
