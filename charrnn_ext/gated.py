@@ -391,6 +391,28 @@ class GatedCharRNN:
                 self._ws.advance(np.ascontiguousarray(x.reshape(-1, 1), dtype=np.int32), st)
         return self._returned(st)
 
+    def trace(self, ids, hprev=None) -> tuple[np.ndarray, np.ndarray]:
+        """One stream read over ``ids`` (n,) from ``hprev`` (S, 1) or (S,),
+        weights frozen: (states (n, S), probs (n, V)), states[t] the state after
+        reading ids[t] (top_hidden of its transpose: the top layer's h) and
+        probs[t] softmax(Why h + by), the prediction of the next character.
+        states[-1] is ``advance(ids, hprev)``."""
+        x = _as_ids(ids, "ids", self._V)
+        st = self._state(hprev, 1, False)
+        n, S = x.size, self.state_size
+        if n * max(S, self._V) > _MAX_ELEMENTS:
+            raise ValueError(f"{n:,} ids are too many for one trace: trace them in pieces")
+        states = np.empty((n, S))
+        with self._lock:
+            self._check_state()
+            if n:
+                self._ws.trace(np.ascontiguousarray(x, dtype=np.int32), st, states)
+        # the core's state layout (L*K, H) per row is the (S,) layout of the API
+        logits = self.top_hidden(states.T).T @ self.params["Why"].T + self.params["by"]
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        return states, probs / probs.sum(axis=1, keepdims=True)
+
     def sample(self, h, seed_ix, n, temperature: float = 1.0, rng=None,
                return_hidden: bool = False):
         """n ids from state h with seed_ix as the first input, drawn as

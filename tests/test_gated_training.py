@@ -118,3 +118,24 @@ def test_sweep_varies_the_cell():
     runs = expand(grid, {}, s)
     assert [name for name, _ in runs] == ["lstm-L1", "lstm-L2", "gru-L1", "gru-L2"]
     assert runs[1][1]["cell"] == "lstm" and runs[1][1]["num_layers"] == 2
+
+
+@pytest.mark.parametrize("cell, L", [("lstm", 2), ("gru", 1)])
+def test_trace_and_inspect(cell, L):
+    """trace's states are advance's, its probabilities the oracle's; charrnn-inspect's
+    trace shows the top layer's h."""
+    from charrnn_ext import reference_gated as R
+    from charrnn_ext.inspect import trace as inspect_trace
+    run = training.run(TEXT, dict(QUIET, iters=10, hidden_size=6, cell=cell, num_layers=L)).run
+    model, ids = run.model, run.vocab.encode(TEXT[:40])
+    states, probs = model.trace(ids, run.hidden[:, :1])
+    assert states.shape == (40, model.state_size)
+    assert np.allclose(states[-1], model.advance(ids, run.hidden[:, :1]).ravel(), rtol=1e-12)
+    params = {n: np.array(a) for n, a in model.params.items()}
+    _, _, h5 = R.batch_lossFun(cell, L, [ids[:5]], [ids[1:6]], run.hidden[:, :1], params)
+    assert np.allclose(states[4], h5.ravel(), rtol=1e-10, atol=1e-12)
+    top = model.top_hidden(h5)[:, 0]
+    y = params["Why"] @ top + params["by"]
+    assert np.allclose(probs[4], np.exp(y - y.max()) / np.exp(y - y.max()).sum(), rtol=1e-10)
+    traced = inspect_trace(run, TEXT[:60])
+    assert traced.hidden.shape == (60, 6)

@@ -223,6 +223,21 @@ cdef class GatedWorkspace:
                 stack_states(s, &state[0, 0, 0], T, B, False)
                 start += T
 
+    def trace(self, const i32[::1] inputs, f64[:, :, ::1] state, f64[:, ::1] states):
+        """One stream over inputs (n,) from state (L*K, 1, H), weights frozen:
+        states[t] (n, L*K*H) = the state after reading inputs[t] (state ends
+        as states[n-1]). No output layer."""
+        cdef Stack *s = &self.s
+        cdef Py_ssize_t t, n = inputs.shape[0], S = states.shape[1]
+        s.dropping = False
+        with nogil:
+            stack_transposes(s)
+            for t in range(n):
+                stack_states(s, &state[0, 0, 0], 1, 1, True)
+                stack_layers(s, &inputs[t], NULL, 1, 1)
+                stack_states(s, &state[0, 0, 0], 1, 1, False)
+                memcpy(&states[t, 0], &state[0, 0, 0], S * sizeof(f64))
+
     def sample(self, f64[:, :, ::1] state, int seed_ix, const f64[::1] uniforms,
                f64 temperature, i32[::1] out):
         """len(out) ids of one stream from input seed_ix and state (L*K, 1, H),
