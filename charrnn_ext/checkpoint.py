@@ -13,7 +13,9 @@ pickle), so loading a file from a stranger cannot run code. Members:
                                    Wxh (H,D) and embed (V,D)
     memory.<name>     float64      the Adagrad memory (Adam's second moment), same shapes
     moment.<name>     float64      Adam's first moment, same shapes (Adam only; version 3)
-    hidden            float64 (H, B) hidden states carried into the next step,
+                                   a gated model (charrnn_ext.gated): PyTorch's names, whence
+                                   its cell and layers (weight_ih_l0, ..., Why, by[, embed])
+    hidden            float64 (H, B) hidden states carried into the next step (gated: (S, B)),
                                    one column per stream (version 1: (H,))
                                    (sampling starts from it: the model has
                                    rarely seen a zero state)
@@ -66,9 +68,11 @@ from ._cli import fraction, positive_int
 from ._rngstate import restore_rng, rng_json
 from .datapass import held_out, stream_part
 from .defaults import SEQ_LENGTH
+from .gated import MAX_LAYERS, GatedCharRNN
 from .model import _MAX_ELEMENTS, CharRNN
 from .settings import SETTINGS
 from .spec import EMBED, param_names
+from .reference_gated import param_names as gated_param_names
 from .vocab import _MAX_CODE_POINT, Vocab
 
 FORMAT_NAME = "charrnn_ext checkpoint"
@@ -197,7 +201,7 @@ def _arrays(ckpt: Checkpoint) -> dict:
         "format": np.array(FORMAT_NAME),
         "version": np.array(FORMAT_VERSION, dtype=np.int64),
         "vocab": codes.astype(np.uint32),
-        "hidden": np.asarray(ckpt.hidden, dtype=np.float64).reshape(model.hidden_size, -1),
+        "hidden": np.asarray(ckpt.hidden, dtype=np.float64).reshape(model.state_size, -1),
         "smooth_loss": np.array(ckpt.smooth_loss, dtype=np.float64),
         "state": _json_array({
             "iteration": int(ckpt.iteration),
@@ -210,6 +214,7 @@ def _arrays(ckpt: Checkpoint) -> dict:
             "interval_loss": float(ckpt.interval_loss),
             "interval_steps": int(ckpt.interval_steps),
             "adam_steps": int(model.adam_steps),
+            **({"dropout_rng": rng_json(model._rng)} if isinstance(model, GatedCharRNN) else {}),
         }),
         "rng_state": _json_array(rng_json(ckpt.rng)),
         "hyperparameters": _json_array(ckpt.hyperparameters),
@@ -280,7 +285,8 @@ def _member_limits() -> dict:
         "state": _MAX_JSON_BYTES, "rng_state": _MAX_JSON_BYTES,
         "hyperparameters": _MAX_JSON_BYTES,
     }
-    for name in param_names(1):   # each within the core's limit on a matrix
+    # each within the core's limit on a matrix; a gated model's up to MAX_LAYERS layers
+    for name in param_names(1) + tuple(gated_param_names(MAX_LAYERS)):
         for kind in ("params", "memory", "moment"):
             limits[f"{kind}.{name}"] = 8 * _MAX_ELEMENTS
     for key in _HISTORY_KEYS:  # at most one point per iteration (a C int)
@@ -380,10 +386,13 @@ def _parse(arrays: dict) -> Checkpoint:
     if codes.size == 0 or codes.min() < 0 or codes.max() > 0x10FFFF:
         raise ValueError("'vocab' holds invalid code points")
     vocab = Vocab(codes.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass"))
-    names = param_names(1 if f"params.{EMBED}" in arrays else 0)
+    state = _json(arrays, "state")
+    adam, embed = any(key.startswith("moment.") for key in arrays), f"params.{EMBED}" in arrays
+    gated = "params.weight_hh_l0" in arrays   # a gated or stacked model: layers from members
+    names = gated_param_names(sum(k.startswith("params.weight_hh_l") for k in arrays), embed) \
+        if gated else param_names(1 if embed else 0)
     params = {name: _get(arrays, f"params.{name}", "f") for name in names}
     memory = {name: _get(arrays, f"memory.{name}", "f") for name in names}
-    adam = any(key.startswith("moment.") for key in arrays)
     moment = {name: _get(arrays, f"moment.{name}", "f") for name in names} if adam else None
     used = {f"{kind}.{name}" for kind in ("params", "memory") + (("moment",) if adam else ())
             for name in names}
@@ -392,19 +401,23 @@ def _parse(arrays: dict) -> Checkpoint:
     if stray:   # e.g. an embedding's memory beside a one-hot model: not silently dropped
         raise ValueError(f"'{stray[0]}' is not a parameter of the model the file holds "
                          f"({', '.join(names)})")
-    state = _json(arrays, "state")
     adam_steps = _nonneg_int(state.get("adam_steps", 0), "adam_steps", 2**62)
     if adam and adam_steps == 0 and any(np.any(moment[n]) or np.any(memory[n]) for n in names):
         # Adam's moments are zero before its first step; its bias correction
         # would make the next step up to ten times too large
         raise ValueError("Adam's moments are not zero but adam_steps is 0")
-    dtype = "float32" if params["Whh"].dtype == np.float32 else "float64"   # as saved
-    model = CharRNN.from_params(params, memory, optimizer="adam" if adam else "adagrad",
-                                moment=moment, adam_steps=adam_steps, dtype=dtype)
+    kw = dict(optimizer="adam" if adam else "adagrad", moment=moment, adam_steps=adam_steps)
+    if gated:   # float64 only
+        dropout = _setting(_json(arrays, "hyperparameters"), "dropout", fraction, "in [0, 1)")
+        model = GatedCharRNN.from_params(params, memory, dropout or 0.0, **kw)
+        model._rng = restore_rng(state["dropout_rng"]) if "dropout_rng" in state else model._rng
+    else:
+        dtype = "float32" if params["Whh"].dtype == np.float32 else "float64"   # as saved
+        model = CharRNN.from_params(params, memory, dtype=dtype, **kw)
     if model.vocab_size != len(vocab):
         raise ValueError(f"the parameters are for {model.vocab_size} characters, "
                          f"the vocabulary has {len(vocab)}")
-    H = model.hidden_size
+    H = model.state_size
     hidden = _get(arrays, "hidden", "f")
     if hidden.ndim == 1:          # version 1, or one stream
         hidden = hidden.reshape(-1, 1)

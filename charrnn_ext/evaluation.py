@@ -119,7 +119,7 @@ def _last_stream(model, hidden, streams):
     if hidden is None:
         return None, int(streams or 1)
     arr = np.asarray(hidden)
-    H = model.hidden_size
+    H = model.state_size
     if arr.ndim == 1 and arr.shape == (H,):
         arr = arr.reshape(H, 1)
     if arr.ndim != 2 or arr.shape[0] != H or arr.shape[1] < 1:

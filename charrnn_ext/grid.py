@@ -13,6 +13,9 @@ from .settings import SETTINGS, complete
 SWEEPABLE = {
     "recipe": "r",
     "hidden_size": "h",
+    "cell": "",             # run names: lstm-L2-do0.2-h256
+    "num_layers": "L",
+    "dropout": "do",
     "learning_rate": "lr",
     "lr_decay": "lrd",
     "optimizer": "opt",

@@ -129,7 +129,7 @@ def read_through(model, ids: np.ndarray, h0) -> tuple:
         b = min(a + block, n)
         hs, ps = model.trace(ids[a:b], h)
         h = hs[-1]
-        hidden[a:b] = hs
+        hidden[a:b] = model.top_hidden(hs.T).T   # a gated model's states: its top layer's h
         if probs is not None:
             probs[a:b] = ps
         _core.top_k(ps, top_ids[a:b], top_probs[a:b])   # likeliest first, ties by id
@@ -161,7 +161,7 @@ def trace(ckpt, text: str | None = None, *, length: int = DEFAULT_LENGTH,
         whole = len(text) <= length
         text = text[:length]
         ids = encode_known(vocab, text)
-        h0 = np.zeros(model.hidden_size) if from_zero else ckpt.hidden[:, 0].copy()
+        h0 = np.zeros(model.state_size) if from_zero else ckpt.hidden[:, 0].copy()
         source = (f"{text_name} ({len(text):,} characters)" if whole else
                   f"{text_name}: its first {len(text):,} characters")
         start = ("a zero state (--from-zero)" if from_zero
@@ -237,7 +237,7 @@ def _held_out_read(ckpt: Checkpoint, training_text: str, length: int, from_zero:
         read = max(256, CALL_WORK // (model.hidden_size ** 2))   # evaluate's call size
         for a in range(first, lo, read):
             h = model.advance(ids[a:min(a + read, lo)], h)
-    h0 = np.zeros(model.hidden_size) if h is None else np.asarray(h, float).ravel()
+    h0 = np.zeros(model.state_size) if h is None else np.asarray(h, float).ravel()
     ids = ids[lo:lo + length + 1]
     start = ("a zero state (--from-zero)" if from_zero else
              "the state training left, read on through the text to here, as evaluation does")

@@ -60,9 +60,22 @@ class CharRNN:
     one stream.
     """
 
+    def __new__(cls, *args, cell: str = "rnn", num_layers: int = 1, dropout: float = 0.0,
+                **kwargs):
+        """CharRNN(V, H, seed, cell=..., num_layers=..., dropout=...): an LSTM, a
+        GRU or a stacked tanh RNN is a charrnn_ext.gated.GatedCharRNN (same
+        methods); cell "rnn" with one layer is this class, min-char-rnn's."""
+        if cls is CharRNN and (cell != "rnn" or num_layers != 1):
+            from .gated import GatedCharRNN, check_architecture
+            cell, num_layers, dropout = check_architecture(cell, num_layers, dropout)
+            return GatedCharRNN(*args, cell=cell, num_layers=num_layers, dropout=dropout,
+                                **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, vocab_size: int, hidden_size: int = HIDDEN_SIZE, seed=None, *,
                  embedding_size: int = EMBEDDING_SIZE, optimizer: str = OPTIMIZER,
-                 init: str = INIT, dtype="float64"):
+                 init: str = INIT, dtype="float64", cell: str = "rnn", num_layers: int = 1,
+                 dropout: float = 0.0):
         V = _positive_int(vocab_size, "vocab_size")
         H = _positive_int(hidden_size, "hidden_size")
         D = _embedding_size(embedding_size)
@@ -277,6 +290,17 @@ class CharRNN:
     # -- sizes ---------------------------------------------------------------
     # The sizes are the core's: ids and hidden states are validated against
     # the very sizes the core indexes with (it runs without bounds checks).
+    cell, num_layers, dropout = "rnn", 1, 0.0   # as GatedCharRNN says them
+
+    @property
+    def state_size(self) -> int:
+        """Rows of a stream's state: H (GatedCharRNN: per layer h, and c)."""
+        return self.hidden_size
+
+    def top_hidden(self, state):
+        """The output layer's input in a state (S, B): the state itself here."""
+        return state
+
     @property
     def hidden_size(self) -> int:
         return self._workspace.hidden_size

@@ -75,7 +75,8 @@ def _first_draw(model, h: np.ndarray, temperature: float, rng: np.random.Generat
     softmax((Why h + by) / temperature), argmax at temperature 0; one uniform
     from rng, as model.sample uses per character."""
     with np.errstate(all="ignore"):  # huge weights or a tiny temperature: see below
-        y = (model.params["Why"] @ h + model.params["by"]).ravel()
+        top = model.top_hidden(h)                  # the output layer's input (H, 1)
+        y = (model.params["Why"] @ top + model.params["by"].reshape(-1, 1)).ravel()
         u = rng.random() if temperature > 0 else 0.0
         if temperature == 0 or not np.all(np.isfinite(y)):
             return int(np.argmax(np.nan_to_num(y, nan=-np.inf)))

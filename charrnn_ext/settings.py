@@ -43,6 +43,13 @@ RECIPES = {
 OTHER_RATES = {("min-char-rnn", "adam"): 0.002, ("batched", "adagrad"): 0.02}
 
 
+def cell_name(text: str) -> str:
+    """A cell: rnn (min-char-rnn's tanh RNN), lstm or gru."""
+    if text not in ("rnn", "lstm", "gru"):
+        raise argparse.ArgumentTypeError(f"must be rnn, lstm or gru, got {text}")
+    return text
+
+
 @dataclass(frozen=True)
 class Setting:
     default: Any
@@ -72,6 +79,12 @@ SETTINGS = _table(
                    "minutes); auto: "
                    "batched when --batch-size is above 1, else min-char-rnn"),
     hidden_size=Setting(d.HIDDEN_SIZE, positive_int, "H", "size of the hidden layer"),
+    cell=Setting("rnn", cell_name, "CELL",
+                 "the recurrent cell: rnn (min-char-rnn's tanh RNN), lstm or gru (PyTorch's "
+                 "equations)"),
+    num_layers=Setting(1, positive_int, "N", "stacked recurrent layers"),
+    dropout=Setting(0.0, fraction, "P",
+                    "dropout between stacked layers while training (its draws follow --seed)"),
     seq_length=Setting(d.SEQ_LENGTH, positive_int, "T",
                        "characters per chunk, the steps BPTT unrolls"),
     batch_size=Setting(d.BATCH_SIZE, positive_int, "B",
@@ -118,9 +131,9 @@ SETTINGS = _table(
     checkpoint_every=Setting(d.CHECKPOINT_EVERY, positive_int, "N",
                              "iterations between checkpoints"),
 )
-MODEL_SETTINGS = ("recipe", "hidden_size", "seq_length", "batch_size", "learning_rate",
-                  "lr_decay", "optimizer", "embedding_size", "init", "dtype", "iters", "seed",
-                  "val_fraction")
+MODEL_SETTINGS = ("recipe", "hidden_size", "cell", "num_layers", "dropout", "seq_length",
+                  "batch_size", "learning_rate", "lr_decay", "optimizer", "embedding_size", "init",
+                  "dtype", "iters", "seed", "val_fraction")
 OUTPUT_SETTINGS = ("sample_every", "sample_length", "temperature", "eval_every")
 
 
@@ -180,7 +193,7 @@ def fixed_by(model, streams: int) -> dict:
     """The settings a checkpoint's model fixes (a resumed run keeps them)."""
     return {"hidden_size": model.hidden_size, "batch_size": streams,
             "optimizer": model.optimizer, "embedding_size": model.embedding_size,
-            "dtype": model.dtype.name}
+            "dtype": model.dtype.name, "cell": model.cell, "num_layers": model.num_layers}
 
 
 def notes(settings: dict) -> list[str]:
@@ -188,7 +201,7 @@ def notes(settings: dict) -> list[str]:
     (measured: benchmarks/README.md, "Best model in two minutes")."""
     s, out = settings, []
     if s["batch_size"] > 1 and s["optimizer"] == "adagrad" and s["embedding_size"] == 0 \
-            and s["hidden_size"] >= 128:
+            and s["hidden_size"] >= 128 and (s["cell"], s["num_layers"]) == ("rnn", 1):
         out.append(f"min-char-rnn's one-hot input with Adagrad trains {s['batch_size']} "
                    f"streams of hidden size {s['hidden_size']} slowly (measured: 3.40 bits/char "
                    f"after 2 minutes at lr 0.1, 2.6 at 0.02, against 2.3 with --recipe batched); "

@@ -200,13 +200,16 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | None = None,
         check_memory(V, H, T, B, D)
         try:
             model = CharRNN(V, H, seed=settings["seed"], optimizer=settings["optimizer"],
-                            embedding_size=D, init=settings["init"], dtype=settings["dtype"])
+                            embedding_size=D, init=settings["init"], dtype=settings["dtype"],
+                            cell=settings["cell"], num_layers=settings["num_layers"],
+                            dropout=settings["dropout"])
         except (ValueError, MemoryError) as exc:
             width = f" and --embedding-size {D}" if D else ""
             raise MemoryError(f"--hidden-size {H}{width} with {count(V, 'character')}: "
                               f"{exc or 'not enough memory'}") from None
         state = Checkpoint(model=model, vocab=vocab, rng=np.random.default_rng(settings["seed"]),
-                           hyperparameters=dict(settings), hidden=np.zeros((H, B)))
+                           hyperparameters=dict(settings),
+                           hidden=np.zeros((model.state_size, B)))
     else:
         state = resume
     crc = zlib.crc32(ids)
@@ -246,10 +249,13 @@ def _header(N, V, n_train, settings, part, resume, resumed_from, out) -> list[st
     else:
         lines.append(f"training on {count(n_train, 'character')}, no validation")
     streams = f", {B} streams of {count(part, 'character')}" if B > 1 else ""
+    cell = "" if (settings["cell"], settings["num_layers"]) == ("rnn", 1) else (
+        f"{settings['cell']}, {count(settings['num_layers'], 'layer')}"
+        + (f", dropout {settings['dropout']:g}, " if settings["num_layers"] > 1 else ", "))
     embedding = f", input embedding {settings['embedding_size']}" \
         if settings["embedding_size"] else ""
     decay = f" falling to {settings['lr_decay']:g}x" if settings["lr_decay"] != 1.0 else ""
-    lines.append(f"hidden size {settings['hidden_size']}, seq length {settings['seq_length']}"
+    lines.append(f"{cell}hidden size {settings['hidden_size']}, seq length {settings['seq_length']}"
                  f"{streams}{embedding}, {settings['optimizer'].capitalize()} learning rate "
                  f"{settings['learning_rate']:g}{decay}, {settings['dtype']}, seed {settings['seed']}, "
                  f"{count(settings['iters'], 'iteration')} ({settings['recipe']} recipe)")
@@ -360,7 +366,7 @@ class _Loop:
                 # -- min-char-rnn's data pass: reset at the start and at the end
                 # (of each stream's part); model.train applies the same rule
                 if n == 0 or chunk_wraps(state.position, part, T):
-                    state.hidden = np.zeros((H, B))  # reset RNN memory
+                    state.hidden = np.zeros((state.model.state_size, B))  # reset RNN memory
                     state.position = 0               # go from start of data
                 # -- evaluation, every eval_every iterations (once per iteration)
                 evaluated = n % s["eval_every"] == 0 and (

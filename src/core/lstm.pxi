@@ -1,0 +1,67 @@
+# The LSTM cell (PyTorch's nn.LSTM equations): one step of B streams, forward and backward.
+#
+# Shapes (B streams, H hidden, gates in PyTorch's order i, f, g, o):
+#     a (B, 4H): on entry W_hh h_prev (no bias), on return the activations
+#         i = sigmoid, f = sigmoid, g = tanh, o = sigmoid of gx + W_hh h_prev + b_hh
+#     gx (B, 4H) = W_ih x + b_ih, b_hh (4H,)
+#     c = f * c_prev + i * g,  tc = tanh(c),  h = o * tc      (B, H) each
+# The matrix products around the cell are the stack's (stack.pxi); these
+# kernels are elementwise, allocate nothing and vectorise (vexp, vtanh).
+
+cdef inline f64 sigmoid(f64 x) noexcept nogil:
+    """1 / (1 + exp(-x)), branch-free (vexp: 0 below -708, inf above 709.78)."""
+    return 1.0 / (1.0 + vexp(-x))
+
+
+cdef void lstm_forward(f64 *h, f64 *c, f64 *tc, f64 *a, const f64 *gx, const f64 *b_hh,
+                       const f64 *c_prev, int B, int H) noexcept nogil:
+    """One LSTM step of B streams: a (B, 4H) from W_hh h_prev to the gates'
+    activations, in place; c, tc = tanh(c), h (B, H) written. c must not
+    overlap c_prev."""
+    cdef int b, j, G = 4 * H
+    cdef f64 *ab
+    cdef const f64 *xb
+    cdef Py_ssize_t r
+    for b in range(B):
+        ab = a + <Py_ssize_t> b * G
+        xb = gx + <Py_ssize_t> b * G
+        for j in range(G):
+            ab[j] = (xb[j] + ab[j]) + b_hh[j]
+        for j in range(2 * H):
+            ab[j] = sigmoid(ab[j])
+        for j in range(2 * H, 3 * H):
+            ab[j] = vtanh(ab[j])
+        for j in range(3 * H, G):
+            ab[j] = sigmoid(ab[j])
+        r = <Py_ssize_t> b * H
+        for j in range(H):
+            c[r + j] = ab[H + j] * c_prev[r + j] + ab[j] * ab[2 * H + j]
+            tc[r + j] = vtanh(c[r + j])
+            h[r + j] = ab[3 * H + j] * tc[r + j]
+
+
+cdef void lstm_backward(f64 *da, f64 *dc, const f64 *dh, const f64 *a, const f64 *c_prev,
+                        const f64 *tc, int B, int H) noexcept nogil:
+    """Backward of one lstm_forward step: from dh (B, H), the gradient at h
+    (from above and from the next step), and dc (B, H), the gradient at c
+    from the next step: da (B, 4H) = the gradient at the gates'
+    pre-activations (of W_ih x + b_ih and of W_hh h_prev + b_hh alike), and
+    dc becomes the gradient at c_prev, in place. a, tc as lstm_forward left
+    them."""
+    cdef int b, j, G = 4 * H
+    cdef const f64 *ab
+    cdef f64 *db
+    cdef f64 i, f, g, o, d
+    cdef Py_ssize_t r
+    for b in range(B):
+        ab = a + <Py_ssize_t> b * G
+        db = da + <Py_ssize_t> b * G
+        r = <Py_ssize_t> b * H
+        for j in range(H):
+            i, f, g, o = ab[j], ab[H + j], ab[2 * H + j], ab[3 * H + j]
+            d = dc[r + j] + dh[r + j] * o * (1.0 - tc[r + j] * tc[r + j])
+            db[j] = d * g * i * (1.0 - i)
+            db[H + j] = d * c_prev[r + j] * f * (1.0 - f)
+            db[2 * H + j] = d * i * (1.0 - g * g)
+            db[3 * H + j] = dh[r + j] * tc[r + j] * o * (1.0 - o)
+            dc[r + j] = d * f
