@@ -5,10 +5,11 @@
 # the held-out characters read in order (bits/char). Sides:
 #   ours        `python -m charrnn_ext.train FILE --recipe batched --time-limit S` (the
 #               README's command), as a subprocess; the saved checkpoint is scored
-#   ours-f32    the same with `--dtype float32`
+#   ours-f32    the same with `--dtype float32` (and ours-f32-h512: `--hidden-size 512`)
 #   ours, B32   `--batch-size 32 --hidden-size 256 --seq-length 50`, no other flag (the
 #   H256 T50    flags that looked right and were a trap: 3.40 before the recipes)
 #   min-char-rnn  the defaults (one stream, H 100, T 25, Adagrad 0.1)
+#   ours-lstm   README's LSTM command (LSTM 128, embedding 64, Adagrad 0.1, B 32, T 50)
 #   torch-rnn   a 40-line PyTorch script: nn.Embedding(V, 256) -> nn.RNN(tanh) 256 ->
 #               nn.Linear, B 32, T 50, Adagrad lr 0.1, elementwise clip 5, float32
 #   torch-lstm  the same with nn.LSTM 256 and Adam 2e-3
@@ -35,12 +36,17 @@ from charrnn_ext import load_checkpoint  # noqa: E402
 FULL = dict(seconds=[120.0, 300.0])
 QUICK = dict(seconds=[5.0])
 SIZES = dict(seconds="wall-time budgets, each a separate run of every side")
-SIDES = ("ours", "ours-f32", "ours-trap", "min-char-rnn", "torch-rnn", "torch-lstm")
+SIDES = ("ours", "ours-f32", "ours-f32-h512", "ours-trap", "min-char-rnn", "ours-lstm",
+         "torch-rnn", "torch-lstm")
 COMMANDS = {   # charrnn-train's flags of our sides (after the text)
     "ours": ["--recipe", "batched"],
     "ours-f32": ["--recipe", "batched", "--dtype", "float32"],
+    "ours-f32-h512": ["--recipe", "batched", "--dtype", "float32", "--hidden-size", "512"],
     "ours-trap": ["--batch-size", "32", "--hidden-size", "256", "--seq-length", "50"],
     "min-char-rnn": [],
+    "ours-lstm": ["--cell", "lstm", "--hidden-size", "128", "--batch-size", "32", "--seq-length",
+                  "50", "--embedding-size", "64", "--optimizer", "adagrad", "--learning-rate",
+                  "0.1"],     # README's LSTM command (issue 21)
 }
 WARM = 2000    # characters before the held-out part that warm the scored state
 EPILOG = """\
