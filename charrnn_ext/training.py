@@ -234,7 +234,7 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | None = None,
     state.data_size, state.data_crc32, state.core = N, crc, build
     for line in _header(N, V, n_train, settings, part, resume, resumed_from, out):
         reporter.line(line)
-    for line in notes(settings):
+    for line in notes(settings, n_train):
         reporter.note(line)
     return _Loop(state, ids, n_train, settings, out, reporter, stop or (lambda: False),
                  time_limit, resume is None).go()

@@ -199,3 +199,17 @@ def test_no_note_for_the_recipes_and_good_settings(given):
 def test_a_large_adam_rate_gets_a_note():
     lines = notes(complete({"batch_size": 32, "learning_rate": 0.1}))
     assert len(lines) == 1 and "Adam" in lines[0] and "0.1" in lines[0]
+
+
+def test_a_run_reading_a_short_text_many_times_is_noted():
+    """notes(settings, n_train): a run planned to read its training text more
+    than PASSES_NOTED times says so; the recipes on tinyshakespeare's size do
+    not; one stream (min-char-rnn's own loop) never."""
+    from charrnn_ext.settings import PASSES_NOTED
+    batched = complete({"recipe": "batched"})
+    short = notes(batched, 58_000)      # lunyu_shijing's training part
+    assert len(short) == 1 and "58,000 training characters about 276 times" in short[0]
+    assert notes(batched, 1_059_625) == []          # tinyshakespeare: 15 passes
+    assert 10_000 * 32 * 50 / 1_059_625 < PASSES_NOTED
+    assert notes(complete({}), 1000) == []          # one stream: min-char-rnn, as it was
+    assert notes(complete({"recipe": "batched", "iters": 100}), 58_000) == []
