@@ -33,7 +33,7 @@ pytest puts ``tests/`` (not the repository root) on ``sys.path`` and
 ``import charrnn_ext`` finds the compiled package in site-packages. Helpers
 are imported by the test modules with ``from conftest import ...``.
 
-Nothing here reads /work/shared/data: the "real-looking" texts are generated.
+Nothing here reads ../shared/data: the "real-looking" texts are generated.
 """
 from __future__ import annotations
 
