@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from ._dispatch import core as _core
-from .spec import DTYPES, OPTIMIZERS
+from .spec import DTYPES, INITS, OPTIMIZERS
 
 _INT32 = np.dtype(np.int32)
 
@@ -133,3 +133,31 @@ def _dtype(value) -> np.dtype:
     if dtype is None or dtype.name not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {value!r}")
     return dtype
+
+
+def _seed(seed):
+    """A seed of the initial weights: None or an integer in [0, 2**32)."""
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"seed must be None or an integer, got {seed!r}")
+        if not 0 <= seed < 2**32:
+            raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    return seed
+
+
+def _init(value) -> str:
+    """An initialisation's name (charrnn_ext.spec.INITS)."""
+    if value not in INITS:
+        raise ValueError(f"init must be one of {', '.join(map(repr, INITS))}, got {value!r}")
+    return value
+
+
+def _optimizer_state(optimizer, moment, adam_steps) -> tuple[str, int]:
+    """(optimizer, adam_steps) checked together: moment and adam_steps are Adam's."""
+    optimizer = _optimizer(optimizer)
+    if optimizer == "adagrad" and (moment is not None or adam_steps):
+        raise ValueError("moment and adam_steps belong to optimizer='adam'")
+    if isinstance(adam_steps, bool) or not isinstance(adam_steps, numbers.Integral) \
+            or not 0 <= adam_steps < 2**62:
+        raise ValueError(f"adam_steps must be a non-negative integer, got {adam_steps!r}")
+    return optimizer, int(adam_steps)

@@ -22,12 +22,11 @@ import numpy as np
 from . import reference_gated
 from ._arrays import _MAX_ELEMENTS, _owner, _real_array, _storage
 from ._dispatch import core as _core
-from ._ids import (_as_ids, _as_learning_rate, _embedding_size, _id_vector, _optimizer,
-                   _positive_int)
+from ._ids import (_as_ids, _as_learning_rate, _embedding_size, _id_vector, _init, _optimizer,
+                   _optimizer_state, _positive_int, _seed)
 from .datapass import chunk_wraps
 from .defaults import (ADAGRAD_EPS, ADAM_BETAS, ADAM_EPS, CLIP, HIDDEN_SIZE, LEARNING_RATE,
                        SEQ_LENGTH)
-from .spec import INITS
 from .model import TrainingDiverged
 
 CELLS = ("rnn", "lstm", "gru")
@@ -98,12 +97,8 @@ class GatedCharRNN:
         D = _embedding_size(embedding_size)
         if np.dtype(dtype) != np.float64:
             raise ValueError("the gated and stacked models compute in float64 (dtype='float64')")
-        if init not in INITS:
-            raise ValueError(f"init must be one of {', '.join(map(repr, INITS))}, got {init!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                                 or not 0 <= seed < 2**32):
-            raise ValueError(f"seed must be None or an integer in [0, 2**32), got {seed!r}")
-        params = reference_gated.init_params(cell, V, H, L, seed, D)
+        _init(init)
+        params = reference_gated.init_params(cell, V, H, L, _seed(seed), D)
         self._install(cell, L, V, H, D, dropout, params, None, seed, optimizer, None, 0)
 
     @classmethod
@@ -119,16 +114,11 @@ class GatedCharRNN:
         cell = _GATES_TO_CELL.get(np.shape(params["weight_hh_l0"])[0] // max(H, 1))
         if cell is None:
             raise ValueError("weight_hh_l0 must have G*H rows, G = 1 (rnn), 4 (lstm) or 3 (gru)")
-        optimizer = _optimizer(optimizer)
-        if optimizer == "adagrad" and (moment is not None or adam_steps):
-            raise ValueError("moment and adam_steps belong to optimizer='adam'")
-        if isinstance(adam_steps, bool) or not isinstance(adam_steps, numbers.Integral) \
-                or not 0 <= adam_steps < 2**62:
-            raise ValueError(f"adam_steps must be a non-negative integer, got {adam_steps!r}")
+        optimizer, adam_steps = _optimizer_state(optimizer, moment, adam_steps)
         model = cls.__new__(cls)
         D = np.shape(params["embed"])[1] if "embed" in params else 0
         model._install(cell, L, V, H, D, check_architecture(cell, L, dropout)[2], params, memory,
-                       seed, optimizer, moment, int(adam_steps))
+                       seed, optimizer, moment, adam_steps)
         return model
 
     def _install(self, cell, L, V, H, D, dropout, params, memory, seed, optimizer, moment,
@@ -269,7 +259,9 @@ class GatedCharRNN:
         LK, B, H = state.shape
         return np.ascontiguousarray(state.transpose(0, 2, 1).reshape(LK * H, B))
 
-    def _chunk(self, inputs, targets, state):
+    def _ids_pair(self, inputs, targets):
+        """Checked time-major int32 copies (T, B) of inputs and targets, and
+        whether they were batched (2-D)."""
         V = self._V
         x = _as_ids(inputs, "inputs", V, streams=True)
         y = _as_ids(targets, "targets", V, streams=True)
@@ -278,10 +270,14 @@ class GatedCharRNN:
                              f"and {y.shape}")
         batched = x.ndim == 2
         B, T = x.shape if batched else (1, x.size)
-        if (T + 1) * B * max(V, 4 * self._H) > _MAX_ELEMENTS:
+        return (np.ascontiguousarray(x.reshape(B, T).T, dtype=np.int32),
+                np.ascontiguousarray(y.reshape(B, T).T, dtype=np.int32), batched)
+
+    def _chunk(self, inputs, targets, state):
+        x, y, batched = self._ids_pair(inputs, targets)
+        T, B = x.shape
+        if (T + 1) * B * max(self._V, 4 * self._H) > _MAX_ELEMENTS:
             raise ValueError("chunk too large: split it")
-        x = np.ascontiguousarray(x.reshape(B, T).T, dtype=np.int32)
-        y = np.ascontiguousarray(y.reshape(B, T).T, dtype=np.int32)
         return x, y, self._state(state, B, batched), batched
 
     def _uniforms(self, T: int, B: int, uniforms):
@@ -365,16 +361,8 @@ class GatedCharRNN:
     def loss(self, inputs, targets, state, return_hidden: bool = False):
         """Forward-only loss (nats; mean over streams of the summed losses) of a
         chunk of any length, no dropout; with return_hidden, (loss, state)."""
-        V = self._V
-        x = _as_ids(inputs, "inputs", V, streams=True)
-        y = _as_ids(targets, "targets", V, streams=True)
-        if x.shape != y.shape:
-            raise ValueError(f"inputs and targets must have the same shape, got {x.shape} "
-                             f"and {y.shape}")
-        batched = x.ndim == 2
-        B, T = x.shape if batched else (1, x.size)
-        xt = np.ascontiguousarray(x.reshape(B, T).T, dtype=np.int32)
-        yt = np.ascontiguousarray(y.reshape(B, T).T, dtype=np.int32)
+        xt, yt, batched = self._ids_pair(inputs, targets)
+        T, B = xt.shape
         st = self._state(state, B, batched)
         with self._lock:
             self._check_state()

@@ -20,16 +20,16 @@ from collections.abc import Mapping
 import numpy as np
 
 from ._arrays import (_MAX_ELEMENTS, _ArrayViews, _check_size, _first_invalid, _Handouts,  # noqa: F401
-                      _owner, _real_array, _storage, check_real_dtype)
+                      _owner, _real_array, _storage, check_real_dtype, hidden_shape_error)
 from ._dispatch import core as _core, core_for
-from ._ids import (_as_ids, _as_learning_rate, _dtype, _embedding_size, _id_vector, _optimizer,
-                   _positive_int)
+from ._ids import (_as_ids, _as_learning_rate, _dtype, _embedding_size, _id_vector, _init,
+                   _optimizer, _optimizer_state, _positive_int, _seed)
 from ._threadchoice import _ThreadChoice, steps_per_call
 from .datapass import chunk_wraps, read_spans, train_window  # noqa: F401 (chunk_wraps: public here too)
 from .defaults import (ADAGRAD_EPS, ADAM_BETAS, ADAM_EPS, CALL_SECONDS, CLIP, EMBEDDING_SIZE,
                        HIDDEN_SIZE, INIT, LEARNING_RATE, OPTIMIZER, SEQ_LENGTH)
 from .divergence import TrainingDiverged
-from .spec import EMBED, INITS, PARAM_NAMES, init_params, param_names, param_shapes
+from .spec import EMBED, PARAM_NAMES, init_params, param_names, param_shapes
 
 
 
@@ -80,14 +80,7 @@ class CharRNN:
         H = _positive_int(hidden_size, "hidden_size")
         D = _embedding_size(embedding_size)
         _check_size(V, H, D)
-        if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-                raise TypeError(f"seed must be None or an integer, got {seed!r}")
-            if not 0 <= seed < 2**32:
-                raise ValueError(f"seed must be in [0, 2**32), got {seed}")
-        if init not in INITS:
-            raise ValueError(f"init must be one of {', '.join(map(repr, INITS))}, got {init!r}")
-        params = init_params(V, H, seed, D, init)
+        params = init_params(V, H, _seed(seed), D, _init(init))
         self._install(self._checked(params, "params", None, _dtype(dtype)), None,
                       _optimizer(optimizer), None, 0)
 
@@ -100,15 +93,10 @@ class CharRNN:
         (zero if None) and its count of updates ``adam_steps``; validated for
         names, shapes and finiteness (after the cast to ``dtype``: float64, or
         float32 to compute with the float32 build of the core)."""
-        optimizer = _optimizer(optimizer)
-        if optimizer == "adagrad" and (moment is not None or adam_steps):
-            raise ValueError("moment and adam_steps belong to optimizer='adam'")
-        if isinstance(adam_steps, bool) or not isinstance(adam_steps, numbers.Integral) \
-                or not 0 <= adam_steps < 2**62:
-            raise ValueError(f"adam_steps must be a non-negative integer, got {adam_steps!r}")
+        optimizer, adam_steps = _optimizer_state(optimizer, moment, adam_steps)
         model = cls.__new__(cls)
         model._install(cls._checked(params, "params", None, _dtype(dtype)), memory, optimizer,
-                       moment, int(adam_steps))
+                       moment, adam_steps)
         return model
 
     @staticmethod
@@ -327,7 +315,7 @@ class CharRNN:
         shape = arr.shape
         if not ((batched and shape == (H, B)) or (B == 1 and shape in ((H, 1), (H,)))):
             _real_array(arr, "hprev")  # a TypeError for a bad dtype comes first
-            raise ValueError(self._hidden_shape_error(shape, B, batched))
+            raise ValueError(hidden_shape_error(shape, H, B, batched))
         if arr.dtype == dtype:
             h = arr.reshape(H, B).T.copy()
         else:
@@ -336,18 +324,6 @@ class CharRNN:
         if not np.isfinite(h).all():  # after the cast: what the core reads
             raise ValueError("hprev contains NaN or infinite values")
         return h
-
-    def _hidden_shape_error(self, shape, B: int, batched: bool) -> str:
-        H = self.hidden_size
-        if batched and B > 1:
-            if shape in ((H, 1), (H,)):
-                return (f"hprev has shape {shape}, one hidden state, but the inputs hold "
-                        f"B = {B} streams: pass hprev of shape ({H}, {B}), one column per stream")
-            return f"hprev must have shape ({H}, {B}) (H, B) for B = {B} streams, got {shape}"
-        if not batched and len(shape) == 2 and shape[0] == H and shape[1] > 1:
-            return (f"hprev must have shape ({H}, 1) or ({H},) for 1-D inputs, got {shape}; "
-                    "for B streams pass inputs and targets of shape (B, T)")
-        return f"hprev must have shape ({H}, 1) or ({H},), got {shape}"
 
     def _chunk(self, inputs, targets, hprev, whole: bool = True):
         """Validated private copies of what the core reads: inputs and targets
