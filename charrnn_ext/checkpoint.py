@@ -39,7 +39,7 @@ Members are stored uncompressed (np.savez); a compressed member, a member the
 format does not define, or one larger than its shape and the model's limits
 allow is refused before anything is decompressed or allocated, so loading
 takes time and memory bounded by the file's size. Fields are checked against
-each other too (_check_agreement: hidden's streams against batch_size, the
+each other too (_ckptagree.check_agreement: hidden's streams against batch_size, the
 position against the text's stream parts, the counters and loss curves
 against the iteration). Saving runs the loader's own checks on what it
 writes, so a saved file always loads.
@@ -53,7 +53,6 @@ what they hold.
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import math
@@ -63,14 +62,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._ckptagree import check_agreement, setting
+from ._cli import fraction
 from ._ckptfile import check_member, describe, max_file_size, read_arrays, write_atomic
-from ._cli import fraction, positive_int
 from ._rngstate import restore_rng, rng_json
-from .datapass import held_out, stream_part
 from .defaults import SEQ_LENGTH
 from .gated import MAX_LAYERS, GatedCharRNN
 from .model import _MAX_ELEMENTS, CharRNN
-from .settings import SETTINGS
 from .spec import EMBED, param_names
 from .reference_gated import param_names as gated_param_names
 from .vocab import _MAX_CODE_POINT, Vocab
@@ -408,7 +406,7 @@ def _parse(arrays: dict) -> Checkpoint:
         raise ValueError("Adam's moments are not zero but adam_steps is 0")
     kw = dict(optimizer="adam" if adam else "adagrad", moment=moment, adam_steps=adam_steps)
     if gated:   # float64 only
-        dropout = _setting(_json(arrays, "hyperparameters"), "dropout", fraction, "in [0, 1)")
+        dropout = setting(_json(arrays, "hyperparameters"), "dropout", fraction, "in [0, 1)")
         model = GatedCharRNN.from_params(params, memory, dropout or 0.0, **kw)
         model._rng = restore_rng(state["dropout_rng"]) if "dropout_rng" in state else model._rng
     else:
@@ -469,105 +467,8 @@ def _parse(arrays: dict) -> Checkpoint:
         best_val_bpc=best_val_bpc, best_iteration=best_iteration,
         interval_loss=float(interval_loss), interval_steps=interval_steps, version=version,
     )
-    _check_agreement(ckpt)
+    check_agreement(ckpt)
     return ckpt
-
-
-# -- fields that other fields determine ----------------------------------------
-# Each field is checked alone above; these are the checks of fields against
-# each other. What charrnn-train writes always passes them (its files of every
-# version: v1 files have no batch_size, best score or interval sums, and
-# data_size 0 in files older than it means "unknown"); a file that fails one
-# was edited or damaged, and would resume or sample as something else (a
-# hidden of 7 columns is 7 streams whatever batch_size says).
-
-def _setting(hyperparameters: dict, key: str, check, what: str):
-    """hyperparameters[key] as charrnn-train reads it on --resume (the command
-    line's check of its text), None when absent; ValueError if it is not
-    ``what``."""
-    if key not in hyperparameters:
-        return None
-    value = hyperparameters[key]
-    try:
-        return check(str(value))
-    except (argparse.ArgumentTypeError, ValueError):  # (ValueError: str() of a huge int)
-        raise ValueError(f"'hyperparameters' {key} must be {what}, "
-                         f"got {repr(value)[:40]}") from None
-
-
-def _check_data_pass(ckpt: Checkpoint, val_fraction, seq_length) -> None:
-    """The data pass's position against the text it was on: stream parts of
-    ``part`` characters (datapass: the training text is data_size less the
-    held-out tail, cut into B parts; without val_fraction, the largest part
-    any could leave). A step at p reads targets p + 1 .. p + T of each part
-    and leaves the position at p + T, so at most part - 1 (part - 2 but
-    when T = part - 1: model.chunk_wraps), whatever T a resumed run changed
-    to. train refuses a text that leaves a part no whole chunk of the
-    run's seq_length (training_split), so no such file is saved."""
-    N, B = ckpt.data_size, ckpt.hidden.shape[1]
-    part = stream_part(N - held_out(N, val_fraction or 0.0), B)
-    on = (f"data_size {N}, {'no' if val_fraction is None else val_fraction} val_fraction "
-          f"and {B} stream{'s' if B > 1 else ''}")
-    need = (seq_length or 1) + 1
-    if part < need:
-        raise ValueError(f"{on} leave parts of {part} characters, fewer than the "
-                         f"seq_length + 1 = {need} a step reads")
-    if ckpt.position > part - 1:
-        raise ValueError(f"position {ckpt.position} is past the end of the data pass "
-                         f"(at most {part - 1} in parts of {part} characters: {on})")
-
-
-def _check_history(ckpt: Checkpoint) -> None:
-    """The loss curves against the iteration: a training point closes an
-    interval of at least one step, at the iteration reached (version 1: at
-    the step's own number, one less), so the points increase, number at most
-    one per step, and the open interval counts only the steps since the last;
-    evaluations happen at the iteration reached, in order."""
-    n, h = ckpt.iteration, ckpt.history
-    points, evals = h["iteration"], h["val_iteration"]
-    if points.size > n or points.size and (
-            points[0] < 0 or points[-1] > n or np.any(points[1:] <= points[:-1])):
-        raise ValueError(f"'history.iteration' must increase within [0, {n}] (the iteration), "
-                         f"at most one point per step")
-    if evals.size and (evals.min() < 0 or evals.max() > n or np.any(evals[1:] < evals[:-1])):
-        raise ValueError(f"'history.val_iteration' must not decrease, within [0, {n}] "
-                         f"(the iteration)")
-    last = int(points[-1]) if points.size else 0
-    if ckpt.interval_steps > n - last:
-        raise ValueError(f"interval_steps {ckpt.interval_steps} counts steps before the last "
-                         f"history point (iteration {last}; the iteration is {n})")
-
-
-def _check_agreement(ckpt: Checkpoint) -> None:
-    """ValueError naming the first field that disagrees with another."""
-    H, B = ckpt.model.hidden_size, ckpt.hidden.shape[1]
-    hyper = ckpt.hyperparameters
-    hidden_size = _setting(hyper, "hidden_size", positive_int, "a positive integer")
-    if hidden_size is not None and hidden_size != H:
-        raise ValueError(f"the hyperparameters say hidden_size {hidden_size}, "
-                         f"the parameters have {H}")
-    batch_size = _setting(hyper, "batch_size", positive_int, "a positive integer")
-    if batch_size is not None and batch_size != B:
-        raise ValueError(f"'hidden' holds {B} stream{'s' if B > 1 else ''}, "
-                         f"the hyperparameters say batch_size {batch_size}")
-    for name, value in (("optimizer", ckpt.model.optimizer),
-                        ("embedding_size", ckpt.model.embedding_size),
-                        ("dtype", ckpt.model.dtype.name)):
-        said = _setting(hyper, name, SETTINGS[name].parse, SETTINGS[name].parse.__name__)
-        if said is not None and said != value:
-            raise ValueError(f"the hyperparameters say {name} {said}, the model has {value}")
-    seq_length = _setting(hyper, "seq_length", positive_int, "a positive integer")
-    val_fraction = _setting(hyper, "val_fraction", fraction, "a number in [0, 1)")
-    if ckpt.data_size:
-        _check_data_pass(ckpt, val_fraction, seq_length)
-    elif ckpt.data_crc32:
-        raise ValueError("data_crc32 is set without data_size (0: no text recorded)")
-    if (ckpt.best_val_bpc is None) != (ckpt.best_iteration is None):
-        raise ValueError("best_val_bpc and best_iteration must both be set or both be null")
-    if ckpt.interval_steps == 0 and ckpt.interval_loss != 0:
-        raise ValueError(f"interval_loss {ckpt.interval_loss!r} is the loss of no steps "
-                         f"(interval_steps 0)")
-    _check_history(ckpt)
 
 
 # What _parse raises on contents it cannot accept.
