@@ -183,3 +183,17 @@ class _ArrayViews(Mapping):
 
     def __repr__(self) -> str:
         return repr(dict(self))
+
+
+def hidden_shape_error(shape, H: int, B: int, batched: bool) -> str:
+    """Why an hprev of ``shape`` does not fit B streams of H units (batched:
+    2-D inputs): CharRNN's message for a hidden state of the wrong shape."""
+    if batched and B > 1:
+        if shape in ((H, 1), (H,)):
+            return (f"hprev has shape {shape}, one hidden state, but the inputs hold "
+                    f"B = {B} streams: pass hprev of shape ({H}, {B}), one column per stream")
+        return f"hprev must have shape ({H}, {B}) (H, B) for B = {B} streams, got {shape}"
+    if not batched and len(shape) == 2 and shape[0] == H and shape[1] > 1:
+        return (f"hprev must have shape ({H}, 1) or ({H},) for 1-D inputs, got {shape}; "
+                "for B streams pass inputs and targets of shape (B, T)")
+    return f"hprev must have shape ({H}, 1) or ({H},), got {shape}"
