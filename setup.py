@@ -53,6 +53,9 @@ if not any(arch in target for arch in ("x86_64", "amd64", "win-amd64")) or "arm6
     variants = {}
 if os.environ.get("CHARRNN_EXT_NO_VARIANTS"):
     variants = {}
+if os.environ.get("CHARRNN_EXT_VARIANTS"):   # a development build of some variants only
+    variants = {name: variants[name] for name in os.environ["CHARRNN_EXT_VARIANTS"].split(",")
+                if name in variants}
 
 def variant_source(module, source, name):
     """A build-time stub that includes the kernel source ``source`` under the

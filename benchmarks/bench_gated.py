@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Optional benchmark: ms per training step of our LSTM / GRU against PyTorch's nn.LSTM / nn.GRU (float64, float32) and the numpy reference.
 
+Ours runs in float64 (the default) and float32 (--dtype float32).
 A step is one chunk of B streams x T characters (V = 65): forward, backward,
 the gradients clipped to [-5, 5] and one Adagrad update, from the states the
 previous step left. PyTorch's step is the same computation with one-hot
@@ -37,8 +38,8 @@ V, T, LR = 65, 50, 0.05
 
 
 class OurSide:
-    def __init__(self, cell, H, B, seed=0):
-        self.model = CharRNN(V, H, seed, cell=cell, num_layers=1)
+    def __init__(self, cell, H, B, dtype="float64", seed=0):
+        self.model = CharRNN(V, H, seed, cell=cell, num_layers=1, dtype=dtype)
         self.state = None
 
     def step(self, x, y):
@@ -116,9 +117,9 @@ def main(argv=None) -> int:
         print("PyTorch is not installed: only our step is timed", file=sys.stderr)
     print(f"# bench_gated: ms per training step (V {V}, T {T}), median of {args.rounds} "
           f"interleaved rounds\n")
-    print("| cell | H | B | threads | ours | torch f64 | torch f32 | f64 / ours | f32 / ours "
-          "| numpy ref |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| cell | H | B | threads | ours f64 | ours f32 | torch f64 | torch f32 "
+          "| torch f64 / ours f64 | torch f32 / ours f32 | numpy ref |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for cell in args.cells:
         for H in args.hidden:
             ref = time_reference(cell, H)
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
                 steps = min(steps, 20)
                 for threads in args.threads:
                     charrnn_ext.set_num_threads(threads)
-                    sides = {"ours": OurSide(cell, H, B)}
+                    sides = {"ours": OurSide(cell, H, B), "ours32": OurSide(cell, H, B, "float32")}
                     if torch is not None:
                         torch.set_num_threads(threads)
                         params = {k: np.array(v) for k, v in sides["ours"].model.params.items()}
@@ -135,9 +136,10 @@ def main(argv=None) -> int:
                         sides["f32"] = TorchSide(cell, H, B, torch.float32, params)
                     ms = time_sides(sides, B, args.rounds, steps, threads)
                     f64, f32 = ms.get("f64", float("nan")), ms.get("f32", float("nan"))
-                    print(f"| {cell} | {H} | {B} | {threads} | {ms['ours']:.2f} | {f64:.2f} | "
-                          f"{f32:.2f} | {f64 / ms['ours']:.2f} | {f32 / ms['ours']:.2f} | "
-                          f"{ref:.0f} |", flush=True)
+                    print(f"| {cell} | {H} | {B} | {threads} | {ms['ours']:.2f} | "
+                          f"{ms['ours32']:.2f} | {f64:.2f} | {f32:.2f} | "
+                          f"{f64 / ms['ours']:.2f}x | {f32 / ms['ours32']:.2f}x | {ref:.0f} |",
+                          flush=True)
     return 0
 
 

@@ -136,7 +136,7 @@ class Checkpoint:
 
     def __post_init__(self):
         if self.hidden is None:
-            self.hidden = np.zeros((self.model.hidden_size, 1))
+            self.hidden = np.zeros((self.model.state_size, 1))   # a zero state of any cell
         if self.smooth_loss is None:  # min-char-rnn's loss at iteration 0
             T = self.hyperparameters.get("seq_length", SEQ_LENGTH)
             self.smooth_loss = -math.log(1.0 / self.model.vocab_size) * T
@@ -405,12 +405,13 @@ def _parse(arrays: dict) -> Checkpoint:
         # would make the next step up to ten times too large
         raise ValueError("Adam's moments are not zero but adam_steps is 0")
     kw = dict(optimizer="adam" if adam else "adagrad", moment=moment, adam_steps=adam_steps)
-    if gated:   # float64 only
+    dtype = "float32" if params["weight_hh_l0" if gated else "Whh"].dtype == np.float32 \
+        else "float64"   # as saved
+    if gated:
         dropout = setting(_json(arrays, "hyperparameters"), "dropout", fraction, "in [0, 1)")
-        model = GatedCharRNN.from_params(params, memory, dropout or 0.0, **kw)
+        model = GatedCharRNN.from_params(params, memory, dropout or 0.0, dtype=dtype, **kw)
         model._rng = restore_rng(state["dropout_rng"]) if "dropout_rng" in state else model._rng
     else:
-        dtype = "float32" if params["Whh"].dtype == np.float32 else "float64"   # as saved
         model = CharRNN.from_params(params, memory, dtype=dtype, **kw)
     if model.vocab_size != len(vocab):
         raise ValueError(f"the parameters are for {model.vocab_size} characters, "

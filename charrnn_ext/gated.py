@@ -21,9 +21,9 @@ import numpy as np
 
 from . import reference_gated
 from ._arrays import _MAX_ELEMENTS, _owner, _real_array, _storage
-from ._dispatch import core as _core
-from ._ids import (_as_ids, _as_learning_rate, _embedding_size, _id_vector, _init, _optimizer,
-                   _optimizer_state, _positive_int, _seed)
+from ._dispatch import core_for
+from ._ids import (_as_ids, _as_learning_rate, _dtype, _embedding_size, _id_vector, _init,
+                   _optimizer, _optimizer_state, _positive_int, _seed)
 from .datapass import chunk_wraps
 from .defaults import (ADAGRAD_EPS, ADAM_BETAS, ADAM_EPS, CLIP, HIDDEN_SIZE, LEARNING_RATE,
                        SEQ_LENGTH)
@@ -95,18 +95,18 @@ class GatedCharRNN:
         cell, L, dropout = check_architecture(cell, num_layers, dropout)
         optimizer = _optimizer(optimizer)
         D = _embedding_size(embedding_size)
-        if np.dtype(dtype) != np.float64:
-            raise ValueError("the gated and stacked models compute in float64 (dtype='float64')")
+        dtype = _dtype(dtype)
         _init(init)
         params = reference_gated.init_params(cell, V, H, L, _seed(seed), D)
-        self._install(cell, L, V, H, D, dropout, params, None, seed, optimizer, None, 0)
+        self._install(cell, L, V, H, D, dropout, params, None, seed, optimizer, None, 0, dtype)
 
     @classmethod
     def from_params(cls, params, memory=None, dropout: float = 0.0, seed=None, *,
                     optimizer: str = "adagrad", moment=None,
-                    adam_steps: int = 0) -> "GatedCharRNN":
+                    adam_steps: int = 0, dtype="float64") -> "GatedCharRNN":
         """A model holding copies of ``params`` (PyTorch's names, see the module),
-        its cell and layers read from their names and shapes."""
+        its cell and layers read from their names and shapes, computing in
+        ``dtype`` (float64, or float32: the arrays are cast)."""
         if not isinstance(params, Mapping) or "weight_hh_l0" not in params or "Why" not in params:
             raise ValueError("params must be a dict of weight_ih_l0, weight_hh_l0, ..., Why, by")
         V, H = np.shape(params["Why"])
@@ -115,24 +115,25 @@ class GatedCharRNN:
         if cell is None:
             raise ValueError("weight_hh_l0 must have G*H rows, G = 1 (rnn), 4 (lstm) or 3 (gru)")
         optimizer, adam_steps = _optimizer_state(optimizer, moment, adam_steps)
+        dtype = _dtype(dtype)
         model = cls.__new__(cls)
         D = np.shape(params["embed"])[1] if "embed" in params else 0
         model._install(cell, L, V, H, D, check_architecture(cell, L, dropout)[2], params, memory,
-                       seed, optimizer, moment, adam_steps)
+                       seed, optimizer, moment, adam_steps, dtype)
         return model
 
     def _install(self, cell, L, V, H, D, dropout, params, memory, seed, optimizer, moment,
-                 adam_steps):
+                 adam_steps, dtype):
         shapes = reference_gated.param_shapes(cell, V, H, L, D)
         n = sum(math.prod(s) for s in shapes.values())
         if n > _MAX_ELEMENTS or (V + H) * H * 4 > _MAX_ELEMENTS:
             raise ValueError("model too large")
         adam = optimizer == "adam"
-        flat = [_storage((n,)) for _ in range(4 if adam else 3)]
+        flat = [_storage((n,), dtype) for _ in range(4 if adam else 3)]
         self._storages = [_owner(a) for a in flat]
         self._flat, self._mflat, self._gflat = flat[:3]
         self._moflat = flat[3] if adam else None
-        self._ws = _core.GatedWorkspace(cell, L, V, H, flat[0], self._mflat, self._gflat,
+        self._ws = core_for(dtype).GatedWorkspace(cell, L, V, H, flat[0], self._mflat, self._gflat,
                                         self._moflat, optimizer=optimizer, clip_bound=CLIP,
                                         eps=ADAM_EPS if adam else ADAGRAD_EPS,
                                         beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1],
@@ -152,7 +153,8 @@ class GatedCharRNN:
                 arr = _real_array(given[name], f"{kind}['{name}']")
                 if arr.size != math.prod(shape) or arr.shape not in (shape, shape + (1,)):
                     raise ValueError(f"{kind}['{name}'] must have shape {shape}, got {arr.shape}")
-                target[name][...] = arr.reshape(shape)
+                with np.errstate(over="ignore"):   # beyond float32: inf, refused below
+                    target[name][...] = arr.reshape(shape)
         self._lock = threading.Lock()
         self._rng = np.random.default_rng(seed)   # dropout's draws
         self._check_state()
@@ -183,7 +185,10 @@ class GatedCharRNN:
     def adam_steps(self) -> int:
         return self._ws.adam_steps
 
-    dtype = np.dtype(np.float64)     # the only compute type of the gated core
+    @property
+    def dtype(self) -> np.dtype:
+        """The compute type: float64 (the default and the reference) or float32."""
+        return self._flat.dtype
 
     @property
     def embedding_size(self) -> int:
@@ -213,12 +218,14 @@ class GatedCharRNN:
         return (f"CharRNN(vocab_size={self._V}, hidden_size={self._H}, cell={self.cell!r}, "
                 f"num_layers={self.num_layers}, dropout={self.dropout}"
                 + (f", embedding_size={self.embedding_size}" if self.embedding_size else "")
-                + (", optimizer='adam')" if self.optimizer == "adam" else ")"))
+                + (", optimizer='adam'" if self.optimizer == "adam" else "")
+                + (f", dtype={self.dtype.name!r})" if self.dtype != np.float64 else ")"))
 
     def copy(self) -> "GatedCharRNN":
         model = GatedCharRNN.from_params(self.params, self.memory, self.dropout,
                                          optimizer=self.optimizer,
-                                         moment=self.moment or None, adam_steps=self.adam_steps)
+                                         moment=self.moment or None, adam_steps=self.adam_steps,
+                                         dtype=self.dtype)
         model._rng.bit_generator.state = self._rng.bit_generator.state
         return model
 
@@ -243,12 +250,13 @@ class GatedCharRNN:
         S, H, L = self.state_size, self._H, self.num_layers
         K = S // (L * H)
         if state is None:
-            return np.zeros((L * K, B, H))
+            return np.zeros((L * K, B, H), self.dtype)
         arr = _real_array(state, "state")
         if not ((batched and arr.shape == (S, B)) or (B == 1 and arr.shape in ((S, 1), (S,)))):
             raise ValueError(f"state must have shape ({S}, {B}) (S, B), got {arr.shape}")
-        out = np.array(arr.reshape(L * K, H, B).transpose(0, 2, 1), dtype=np.float64, order="C",
-                       copy=True)   # private: the core writes the last states into it
+        with np.errstate(over="ignore"):   # beyond float32: inf, refused below
+            out = np.array(arr.reshape(L * K, H, B).transpose(0, 2, 1), dtype=self.dtype,
+                           order="C", copy=True)   # private: the core writes into it
         if not np.isfinite(out).all():
             raise ValueError("state contains NaN or infinite values")
         return out
@@ -390,7 +398,7 @@ class GatedCharRNN:
         n, S = x.size, self.state_size
         if n * max(S, self._V) > _MAX_ELEMENTS:
             raise ValueError(f"{n:,} ids are too many for one trace: trace them in pieces")
-        states = np.empty((n, S))
+        states = np.empty((n, S), self.dtype)
         with self._lock:
             self._check_state()
             if n:

@@ -33,10 +33,10 @@ composition; then the checked Python face.
     core/pipeline.pxi   the pipelined steps over two threads (Sync)
     core/workspace.pxi  Workspace: buffers and entry points
     core/storage.pxi    Storage and the id helpers
-and after the body, in this float64 build only, the gated and stacked models:
     core/lstm.pxi       lstm_forward / lstm_backward (one step, elementwise)
     core/gru.pxi        gru_forward / gru_backward (one step, elementwise)
-    core/stack.pxi      the Stack: layer_forward / layer_backward, stack_*
+    core/stack.pxi      the Stack (gated and stacked models): layout, stack_*
+    core/layer.pxi      layer_forward / layer_backward (groups of streams, pieces)
     core/gated_workspace.pxi  GatedWorkspace: the Stack's buffers and entry points
 
 Invariants the kernels rely on:
@@ -54,7 +54,3 @@ Invariants the kernels rely on:
 """
 include "core/real64.pxi"
 include "core/body.pxi"
-include "core/lstm.pxi"
-include "core/gru.pxi"
-include "core/stack.pxi"
-include "core/gated_workspace.pxi"

@@ -51,10 +51,12 @@ def test_gradients_match_finite_differences(cell, L, B, dropout, D):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_same_bits_on_any_thread_count(cell, restore_threads):
-    """A striped output layer (V*H >= 131072, V >= 256): train, loss, advance,
-    sample give the same bits on 1, 2 and 3 threads."""
-    V, H, T, B = 300, 440, 4, 2
+@pytest.mark.parametrize("V, H, T, B", [(300, 440, 4, 2), (11, 64, 8, 40), (7, 384, 2, 15)])
+def test_same_bits_on_any_thread_count(cell, V, H, T, B, restore_threads):
+    """Train, loss, advance, sample give the same bits on 1, 2 and 3 threads:
+    a striped output layer (V*H >= 131072, V >= 256); the recurrence in
+    groups of streams (B 40) with the weight gradients in pieces; one group
+    with each step's product in pieces of columns (B 15, H 384)."""
     rng = np.random.default_rng(2)
     data = rng.integers(0, V, 2000)
     results = []

@@ -15,9 +15,13 @@ from conftest import RTOL, TRAIN_RTOL, assert_close, same_loss
 
 CELLS = ("rnn", "lstm", "gru")
 # (V, H, T, B, L): the shapes, incl. T = 1, H = 1, one and many streams, 3 layers,
-# and B >= 2 (dgemm recurrence) next to B = 1 (matvec)
+# and B >= 2 (blocked recurrence) next to B = 1 (matvec); B 40 and 48: the
+# recurrence in groups of streams (2 and 3), the weight gradients and the
+# products with the layer below in pieces; B 15, H 384: one group, each
+# step's product in pieces of columns
 SHAPES = [(7, 5, 6, 1, 1), (7, 5, 6, 3, 2), (11, 1, 4, 2, 2), (5, 4, 1, 1, 2),
-          (9, 6, 5, 17, 3), (13, 8, 9, 2, 1)]
+          (9, 6, 5, 17, 3), (13, 8, 9, 2, 1), (11, 64, 8, 40, 2), (9, 20, 3, 48, 1),
+          (7, 384, 2, 15, 1)]
 
 
 def problem(cell, V, H, T, B, L, seed=0, scale=2.0, dropout=0.0, D=0):

@@ -2,7 +2,7 @@
 #
 # Like Workspace (workspace.pxi) for the Stack (stack.pxi): every array it is
 # handed has been validated by charrnn_ext.gated (ids in [0, V), shapes,
-# C-contiguous float64, finite); it fills the plain-C Stack and runs the
+# C-contiguous in the core's real type, finite); it fills the plain-C Stack and runs the
 # kernels with the GIL released. Layouts: ids (T, B) time-major; states
 # (L*K, B, H) (K = 2 for the lstm: per layer h then c); dropout uniforms
 # (L-1, T, B, H). Work buffers grow to the largest T * B seen (reserve),
@@ -13,7 +13,7 @@ CELLS = {"rnn": CELL_TANH, "lstm": CELL_LSTM, "gru": CELL_GRU}
 
 cdef class GatedWorkspace:
     """Parameters, memory and gradients of an L-layer model with cell "rnn"
-    (tanh), "lstm" or "gru", each one flat float64 array in the layout of
+    (tanh), "lstm" or "gru", each one flat array of reals (float64, or float32 in _core32) in the layout of
     layout() (the parameters of PyTorch's nn.RNN / nn.LSTM / nn.GRU per
     layer, then Why (V, H) and by (V,)), held and updated in place; and the
     work buffers of its steps. One call at a time."""
@@ -27,10 +27,10 @@ cdef class GatedWorkspace:
     cdef dict buffers
 
     def __init__(self, str cell, int num_layers, int vocab_size, int hidden_size,
-                 f64[::1] params, f64[::1] memory, f64[::1] grads, moment=None, *,
+                 real[::1] params, real[::1] memory, real[::1] grads, moment=None, *,
                  str optimizer="adagrad", f64 clip_bound, f64 eps, f64 beta1=0.9,
                  f64 beta2=0.999, f64 dropout=0.0, int embedding_size=0, int capacity=32):
-        cdef f64[::1] mom
+        cdef real[::1] mom
         if cell not in CELLS or num_layers < 1 or vocab_size < 1 or hidden_size < 1 \
                 or embedding_size < 0:
             raise ValueError("bad cell or sizes")
@@ -66,7 +66,8 @@ cdef class GatedWorkspace:
         self.s.WihT0 = self.buffer("WihT0", <Py_ssize_t> vocab_size * GH)
         self.s.dtable = self.buffer("dtable", <Py_ssize_t> vocab_size * GH if embedding_size
                                     else 1)
-        self.s.WhhT = self.buffer("WhhT", <Py_ssize_t> num_layers * hidden_size * GH)
+        self.s.WhhT_packed = self.buffer("WhhT_packed", <Py_ssize_t> num_layers * hidden_size * GH)
+        self.s.Whh_packed = self.buffer("Whh_packed", <Py_ssize_t> num_layers * hidden_size * GH)
         self.s.logits = self.buffer("logits", vocab_size)
         self.capacity = self.stream_capacity = 0
         self.reserve(max(capacity, 1), 1)
@@ -99,10 +100,10 @@ cdef class GatedWorkspace:
         out += [("Why", base, (V, H)), ("by", base + V * H, (V,))]
         return out + ([("embed", base + V * H + V, (V, D))] if D else [])
 
-    cdef f64 *buffer(self, str name, Py_ssize_t n) except NULL:
+    cdef real *buffer(self, str name, Py_ssize_t n) except NULL:
         """A new zeroed work buffer of n doubles (at least one), kept as buffers[name]."""
-        arr = np.zeros(max(n, 1))
-        cdef f64[::1] view = arr
+        arr = np.zeros(max(n, 1), REAL)
+        cdef real[::1] view = arr
         self.buffers[name] = arr
         return &view[0]
 
@@ -151,7 +152,7 @@ cdef class GatedWorkspace:
     # -- training: forward, backward, clip (and update) ------------------------------
 
     def loss_and_grads(self, const i32[:, ::1] inputs, const i32[:, ::1] targets,
-                       f64[:, :, ::1] state, uniforms=None, f64 learning_rate=0.0,
+                       real[:, :, ::1] state, uniforms=None, f64 learning_rate=0.0,
                        bint update=False, int max_threads=0):
         """Forward, backward and clip over B streams, inputs and targets (T, B),
         from and into state (L*K, B, H): the clipped mean gradients in grads;
@@ -160,7 +161,8 @@ cdef class GatedWorkspace:
         the mean over streams of the summed loss."""
         cdef int T = inputs.shape[0], B = inputs.shape[1], threads
         cdef Stack *s = &self.s
-        cdef f64 loss, bound = self.clip_bound
+        cdef f64 loss
+        cdef real bound = <real> self.clip_bound
         cdef Update u
         u.optimizer = ADAM if self.optimizer == "adam" else ADAGRAD
         u.learning_rate, u.clip_bound, u.eps = learning_rate, self.clip_bound, self.eps
@@ -184,7 +186,7 @@ cdef class GatedWorkspace:
 
     # -- forward only ----------------------------------------------------------------
 
-    def loss(self, const i32[:, ::1] inputs, const i32[:, ::1] targets, f64[:, :, ::1] state):
+    def loss(self, const i32[:, ::1] inputs, const i32[:, ::1] targets, real[:, :, ::1] state):
         """Forward-only loss of B streams over any number n of steps, inputs and
         targets (n, B), in blocks of loss_block_steps(B) steps; state (L*K, B,
         H) becomes the last states. Returns the mean over streams of the
@@ -207,52 +209,56 @@ cdef class GatedWorkspace:
                 start += T
         return loss / B
 
-    def advance(self, const i32[:, ::1] inputs, f64[:, :, ::1] state):
+    def advance(self, const i32[:, ::1] inputs, real[:, :, ::1] state):
         """The layers alone over inputs (n, B) from state (L*K, B, H), in place."""
         cdef Py_ssize_t n = inputs.shape[0], start = 0
-        cdef int B = inputs.shape[1], steps = loss_block_steps(B), T
+        cdef int B = inputs.shape[1], steps = loss_block_steps(B), T, threads
         cdef Stack *s = &self.s
         self.reserve(min(n, <Py_ssize_t> steps) * B, B)
         s.dropping = False
         with nogil:
+            threads = core_threads()
             stack_transposes(s)
             while start < n:
                 T = <int> min(n - start, <Py_ssize_t> steps)
                 stack_states(s, &state[0, 0, 0], T, B, True)
-                stack_layers(s, &inputs[start, 0], NULL, T, B)
+                stack_layers(s, &inputs[start, 0], NULL, T, B, threads)
                 stack_states(s, &state[0, 0, 0], T, B, False)
                 start += T
 
-    def trace(self, const i32[::1] inputs, f64[:, :, ::1] state, f64[:, ::1] states):
+    def trace(self, const i32[::1] inputs, real[:, :, ::1] state, real[:, ::1] states):
         """One stream over inputs (n,) from state (L*K, 1, H), weights frozen:
         states[t] (n, L*K*H) = the state after reading inputs[t] (state ends
         as states[n-1]). No output layer."""
         cdef Stack *s = &self.s
         cdef Py_ssize_t t, n = inputs.shape[0], S = states.shape[1]
+        cdef int threads
         s.dropping = False
         with nogil:
+            threads = core_threads()
             stack_transposes(s)
             for t in range(n):
                 stack_states(s, &state[0, 0, 0], 1, 1, True)
-                stack_layers(s, &inputs[t], NULL, 1, 1)
+                stack_layers(s, &inputs[t], NULL, 1, 1, threads)
                 stack_states(s, &state[0, 0, 0], 1, 1, False)
-                memcpy(&states[t, 0], &state[0, 0, 0], S * sizeof(f64))
+                memcpy(&states[t, 0], &state[0, 0, 0], S * sizeof(real))
 
-    def sample(self, f64[:, :, ::1] state, int seed_ix, const f64[::1] uniforms,
+    def sample(self, real[:, :, ::1] state, int seed_ix, const f64[::1] uniforms,
                f64 temperature, i32[::1] out):
         """len(out) ids of one stream from input seed_ix and state (L*K, 1, H),
         advanced in place: id t = draw_id(logits, temperature, uniforms[t])."""
         cdef Stack *s = &self.s
-        cdef int H = s.H, V = s.V, x = seed_ix
+        cdef int H = s.H, V = s.V, x = seed_ix, threads
         cdef Py_ssize_t t, n = out.shape[0]
-        cdef f64[:, ::1] WhyT = np.ascontiguousarray(
-            np.asarray(<f64[:V, :H]> layer_param(s.params, s, s.L, 0)).T)
+        cdef real[:, ::1] WhyT = np.ascontiguousarray(
+            np.asarray(<real[:V, :H]> layer_param(s.params, s, s.L, 0)).T)
         s.dropping = False
         with nogil:
+            threads = core_threads()
             stack_transposes(s)
             for t in range(n):
                 stack_states(s, &state[0, 0, 0], 1, 1, True)
-                stack_layers(s, &x, NULL, 1, 1)
+                stack_layers(s, &x, NULL, 1, 1, threads)
                 stack_states(s, &state[0, 0, 0], 1, 1, False)
                 output_step(s.logits, s.hs + (s.L - 1) * s.hs_stride + H, &WhyT[0, 0],
                             layer_param(s.params, s, s.L, 1), H, V)

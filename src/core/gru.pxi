@@ -9,13 +9,13 @@
 # The reset gate multiplies W_hn h + b_hn (PyTorch's form, not cuDNN-less
 # variants that reset h before the product). Elementwise; nothing allocated.
 
-cdef void gru_forward(f64 *h, f64 *hn, f64 *a, const f64 *gx, const f64 *b_hh,
-                      const f64 *h_prev, int B, int H) noexcept nogil:
+cdef void gru_forward(real *h, real *hn, real *a, const real *gx, const real *b_hh,
+                      const real *h_prev, int B, int H) noexcept nogil:
     """One GRU step of B streams: a (B, 3H) from W_hh h_prev to r, z, n in
     place; hn, h (B, H) written. h must not overlap h_prev."""
     cdef int b, j, G = 3 * H
-    cdef f64 *ab
-    cdef const f64 *xb
+    cdef real *ab
+    cdef const real *xb
     cdef Py_ssize_t r
     for b in range(B):
         ab = a + <Py_ssize_t> b * G
@@ -29,17 +29,17 @@ cdef void gru_forward(f64 *h, f64 *hn, f64 *a, const f64 *gx, const f64 *b_hh,
             h[r + j] = (1.0 - ab[H + j]) * ab[2 * H + j] + ab[H + j] * h_prev[r + j]
 
 
-cdef void gru_backward(f64 *dgx, f64 *dgh, f64 *direct, const f64 *dh, const f64 *a,
-                       const f64 *hn, const f64 *h_prev, int B, int H) noexcept nogil:
+cdef void gru_backward(real *dgx, real *dgh, real *direct, const real *dh, const real *a,
+                       const real *hn, const real *h_prev, int B, int H) noexcept nogil:
     """Backward of one gru_forward step from dh (B, H), the gradient at h:
     dgx (B, 3H) at W_ih x + b_ih, dgh (B, 3H) at W_hh h_prev + b_hh (they
     differ in the n block: dgh_n = r * dgx_n), direct (B, H) = z * dh, the
     part of the gradient at h_prev that bypasses W_hh."""
     cdef int b, j, G = 3 * H
-    cdef const f64 *ab
-    cdef f64 *xb
-    cdef f64 *hb
-    cdef f64 rr, z, n, dn
+    cdef const real *ab
+    cdef real *xb
+    cdef real *hb
+    cdef real rr, z, n, dn
     cdef Py_ssize_t r
     for b in range(B):
         ab = a + <Py_ssize_t> b * G

@@ -53,10 +53,11 @@ def _after_fork_in_child():
 def kernel_revision():
     """How this core rounds: the revision of its kernels' order of
     operations (1: before the pipelined steps; 2: from them on; 3: the
-    recurrence of many streams in groups, a one-stripe output layer in rows). Checkpoints
+    recurrence of many streams in groups, a one-stripe output layer in rows; 4: the gated
+    cells' recurrence on the core's blocked kernel over packed panels). Checkpoints
     record it with the variant, since resuming is bit-identical only on the
     same build and revision."""
-    return 3
+    return 4
 
 
 def has_openmp():

@@ -175,32 +175,35 @@ cdef void matmul_blocked(real *Y, int ldy, const real *X, int ldx, const real *W
                          int rows, int K, int cols) noexcept nogil:
     """Y (rows, cols) = X (rows, K) @ W (K, cols), row strides ldy, ldx, ldw.
     Each element is summed over k in order, whatever the blocking: blocks of
-    4 rows (then single rows) by 32, 8 and fewer columns are held in
-    registers while the rows of W stream past (the output layer's products
-    on few rows)."""
-    cdef int r = 0, j0
-    while r < rows:
-        j0 = 0
-        if r + 3 < rows:
-            while j0 + 32 <= cols:
-                block_4rows(Y, ldy, X, ldx, W, ldw, r, j0, K, 32)
-                j0 += 32
-            while j0 + 8 <= cols:
-                block_4rows(Y, ldy, X, ldx, W, ldw, r, j0, K, 8)
-                j0 += 8
-            if j0 < cols:
-                block_4rows(Y, ldy, X, ldx, W, ldw, r, j0, K, cols - j0)
-            r += 4
+    4 rows (then single rows) by 32 (block4x32, microkernel.pxi), 8 and fewer
+    columns are held in registers while the rows of W stream past; every row
+    passes a block of 32 columns of W (K x 32, in L1) before the next block
+    is read."""
+    cdef int j0 = 0
+    while j0 + 32 <= cols:
+        column_block(Y, ldy, X, ldx, W, ldw, rows, j0, K, 32)
+        j0 += 32
+    while j0 + 8 <= cols:
+        column_block(Y, ldy, X, ldx, W, ldw, rows, j0, K, 8)
+        j0 += 8
+    if j0 < cols:
+        column_block(Y, ldy, X, ldx, W, ldw, rows, j0, K, cols - j0)
+
+
+cdef inline void column_block(real *Y, int ldy, const real *X, int ldx, const real *W, int ldw,
+                              int rows, int j0, int K, int n) noexcept nogil:
+    """Columns j0:j0+n of matmul_blocked, n <= 32, for every row."""
+    cdef int r = 0
+    while r + 3 < rows:
+        if n == 32:
+            block4x32(Y + <Py_ssize_t> r * ldy + j0, ldy, X + <Py_ssize_t> r * ldx, ldx,
+                      W + j0, ldw, K)
         else:
-            while j0 + 32 <= cols:
-                block_1row(Y, X, W, ldw, r * ldy, r * ldx, j0, K, 32)
-                j0 += 32
-            while j0 + 8 <= cols:
-                block_1row(Y, X, W, ldw, r * ldy, r * ldx, j0, K, 8)
-                j0 += 8
-            if j0 < cols:
-                block_1row(Y, X, W, ldw, r * ldy, r * ldx, j0, K, cols - j0)
-            r += 1
+            block_4rows(Y, ldy, X, ldx, W, ldw, r, j0, K, n)
+        r += 4
+    while r < rows:
+        block_1row(Y, X, W, ldw, <Py_ssize_t> r * ldy, <Py_ssize_t> r * ldx, j0, K, n)
+        r += 1
 
 
 cdef inline void block_4rows(real *Y, int ldy, const real *X, int ldx, const real *W, int ldw,
@@ -254,3 +257,53 @@ cdef inline void block_1row(real *Y, const real *X, const real *W, int ldw, Py_s
             a[j] = a[j] + x * w[j]
     for j in range(n):
         Y[y0 + j0 + j] = a[j]
+
+# -- products with a packed right-hand side -------------------------------------
+#
+# A panel layout of W (K, cols): panel p holds columns c = 32p .. c + w - 1
+# (w = 32, or what is left for the last) as a contiguous (K, w) block at
+# P + c * K. A block of 32 columns is then read from consecutive memory, not
+# at W's row stride (a stride of a multiple of 4 KiB maps every row of the
+# block to the same L1 sets: benchmarks/README.md).
+
+cdef void pack_panels(real *P, const real *A, int K, int cols, int lda,
+                      bint transposed) noexcept nogil:
+    """P = the panel layout of W (K, cols): W = A (K, cols) with row stride
+    lda, or with ``transposed`` W = A^T, A (cols, K) with row stride lda."""
+    cdef int c, w, k, j
+    cdef real *panel
+    for c in range(0, cols, 32):
+        w = cols - c if cols - c < 32 else 32
+        panel = P + <Py_ssize_t> c * K
+        for k in range(K):
+            for j in range(w):
+                panel[<Py_ssize_t> k * w + j] = (A[<Py_ssize_t> (c + j) * lda + k] if transposed
+                                                 else A[<Py_ssize_t> k * lda + c + j])
+
+
+cdef void matmul_panels(real *Y, int ldy, const real *X, int ldx, const real *P, int rows,
+                        int K, int cols, int p0, int p1) noexcept nogil:
+    """Panels p0:p1 of Y (rows, cols) = X (rows, K) @ W (K, cols), P = the
+    panel layout of W: matvec_t for one row; blocks of 4 rows (block4x32, or
+    block_4rows for a narrower last panel), then single rows, otherwise.
+    Every element is summed over k in order."""
+    cdef int p, c, w, r
+    cdef const real *panel
+    for p in range(p0, p1):
+        c = 32 * p
+        w = cols - c if cols - c < 32 else 32
+        panel = P + <Py_ssize_t> c * K
+        if rows == 1:
+            matvec_t(panel, w, X, Y + c, K, w)
+            continue
+        r = 0
+        while r + 3 < rows:
+            if w == 32:
+                block4x32(Y + <Py_ssize_t> r * ldy + c, ldy, X + <Py_ssize_t> r * ldx, ldx,
+                          panel, 32, K)
+            else:
+                block_4rows(Y + c, ldy, X, ldx, panel, w, r, 0, K, w)
+            r += 4
+        while r < rows:
+            block_1row(Y + c, X, panel, w, <Py_ssize_t> r * ldy, <Py_ssize_t> r * ldx, 0, K, w)
+            r += 1

@@ -8,19 +8,19 @@
 # The matrix products around the cell are the stack's (stack.pxi); these
 # kernels are elementwise, allocate nothing and vectorise (vexp, vtanh).
 
-cdef inline f64 sigmoid(f64 x) noexcept nogil:
+cdef inline real sigmoid(real x) noexcept nogil:
     """1 / (1 + exp(-x)), branch-free (vexp: 0 below -708, inf above 709.78)."""
     return 1.0 / (1.0 + vexp(-x))
 
 
-cdef void lstm_forward(f64 *h, f64 *c, f64 *tc, f64 *a, const f64 *gx, const f64 *b_hh,
-                       const f64 *c_prev, int B, int H) noexcept nogil:
+cdef void lstm_forward(real *h, real *c, real *tc, real *a, const real *gx, const real *b_hh,
+                       const real *c_prev, int B, int H) noexcept nogil:
     """One LSTM step of B streams: a (B, 4H) from W_hh h_prev to the gates'
     activations, in place; c, tc = tanh(c), h (B, H) written. c must not
     overlap c_prev."""
     cdef int b, j, G = 4 * H
-    cdef f64 *ab
-    cdef const f64 *xb
+    cdef real *ab
+    cdef const real *xb
     cdef Py_ssize_t r
     for b in range(B):
         ab = a + <Py_ssize_t> b * G
@@ -34,14 +34,17 @@ cdef void lstm_forward(f64 *h, f64 *c, f64 *tc, f64 *a, const f64 *gx, const f64
         for j in range(3 * H, G):
             ab[j] = sigmoid(ab[j])
         r = <Py_ssize_t> b * H
+        # three loops of one output each, so that each vectorises
         for j in range(H):
             c[r + j] = ab[H + j] * c_prev[r + j] + ab[j] * ab[2 * H + j]
+        for j in range(H):
             tc[r + j] = vtanh(c[r + j])
+        for j in range(H):
             h[r + j] = ab[3 * H + j] * tc[r + j]
 
 
-cdef void lstm_backward(f64 *da, f64 *dc, const f64 *dh, const f64 *a, const f64 *c_prev,
-                        const f64 *tc, int B, int H) noexcept nogil:
+cdef void lstm_backward(real *da, real *dc, const real *dh, const real *a, const real *c_prev,
+                        const real *tc, int B, int H) noexcept nogil:
     """Backward of one lstm_forward step: from dh (B, H), the gradient at h
     (from above and from the next step), and dc (B, H), the gradient at c
     from the next step: da (B, 4H) = the gradient at the gates'
@@ -49,9 +52,9 @@ cdef void lstm_backward(f64 *da, f64 *dc, const f64 *dh, const f64 *a, const f64
     dc becomes the gradient at c_prev, in place. a, tc as lstm_forward left
     them."""
     cdef int b, j, G = 4 * H
-    cdef const f64 *ab
-    cdef f64 *db
-    cdef f64 i, f, g, o, d
+    cdef const real *ab
+    cdef real *db
+    cdef real i, f, g, o, d
     cdef Py_ssize_t r
     for b in range(B):
         ab = a + <Py_ssize_t> b * G
