@@ -11,6 +11,7 @@
 #   min-char-rnn  the defaults (one stream, H 100, T 25, Adagrad 0.1)
 #   ours-lstm   README's LSTM command (LSTM 128, embedding 64, Adagrad 0.1, B 32, T 50)
 #   ours-lstm256  `--cell lstm --batch-size 32`: the batched recipe's LSTM (256, Adam 0.002)
+#   ours-lstm256-f32  the same with `--dtype float32`
 #   torch-rnn   a 40-line PyTorch script: nn.Embedding(V, 256) -> nn.RNN(tanh) 256 ->
 #               nn.Linear, B 32, T 50, Adagrad lr 0.1, elementwise clip 5, float32
 #   torch-lstm  the same with nn.LSTM 256 and Adam 2e-3
@@ -38,7 +39,7 @@ FULL = dict(seconds=[120.0, 300.0])
 QUICK = dict(seconds=[5.0])
 SIZES = dict(seconds="wall-time budgets, each a separate run of every side")
 SIDES = ("ours", "ours-f32", "ours-f32-h512", "ours-trap", "min-char-rnn", "ours-lstm",
-         "ours-lstm256", "torch-rnn", "torch-lstm")
+         "ours-lstm256", "ours-lstm256-f32", "torch-rnn", "torch-lstm")
 COMMANDS = {   # charrnn-train's flags of our sides (after the text)
     "ours": ["--recipe", "batched"],
     "ours-f32": ["--recipe", "batched", "--dtype", "float32"],
@@ -49,6 +50,7 @@ COMMANDS = {   # charrnn-train's flags of our sides (after the text)
                   "50", "--embedding-size", "64", "--optimizer", "adagrad", "--learning-rate",
                   "0.1"],     # README's LSTM command (issue 21)
     "ours-lstm256": ["--cell", "lstm", "--batch-size", "32"],   # the batched recipe's LSTM
+    "ours-lstm256-f32": ["--cell", "lstm", "--batch-size", "32", "--dtype", "float32"],
 }
 WARM = 2000    # characters before the held-out part that warm the scored state
 EPILOG = """\
