@@ -19,10 +19,6 @@ cdef Py_ssize_t STRIPE_MIN_ELEMENTS = 131072   # V * H below this: one stripe, n
 # The recurrence's products of many streams, and dWhh, are cut the same
 # way (product_pieces): in pieces of output columns or rows, fixed by size.
 cdef Py_ssize_t PRODUCT_PIECE_MIN_WORK = 1 << 21   # multiply-adds per piece, at least
-# One stream's product with a gated layer's W_hh (a matrix-vector product per
-# step, bound by reading the matrix) is worth cutting from a smaller size:
-# each thread then reads its own share, which its own cache keeps.
-cdef Py_ssize_t MATVEC_PIECE_MIN_WORK = 1 << 18
 
 cdef int num_threads = 1     # threads a call may use (set_num_threads)
 cdef bint forked = False     # set for good in a child of fork(): one thread from then on

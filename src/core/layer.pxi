@@ -58,13 +58,11 @@ cdef inline void product(real *Y, int ldy, const real *X, int ldx, const real *P
                          int K, int cols, int threads) noexcept nogil:
     """Y (rows, cols) = X (rows, K) @ W (K, cols), P = W in panel layout
     (linalg.pxi), row strides ldy, ldx; in product_pieces(rows K cols, cols)
-    pieces of panels (one row: from MATVEC_PIECE_MIN_WORK on) on up to
-    `threads` threads (each column is the same sum whatever the cut)."""
+    pieces of panels on up to `threads` threads (each column is the same sum
+    whatever the cut)."""
     cdef Product a
     a.Y, a.X, a.P, a.rows, a.K, a.cols, a.ldy, a.ldx = Y, X, P, rows, K, cols, ldy, ldx
-    a.R = product_pieces(<Py_ssize_t> rows * K * cols
-                         * (PRODUCT_PIECE_MIN_WORK // MATVEC_PIECE_MIN_WORK if rows == 1 else 1),
-                         cols)
+    a.R = product_pieces(<Py_ssize_t> rows * K * cols, cols)
     run_pieces(product_task, &a, a.R, threads)
 
 
