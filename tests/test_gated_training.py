@@ -52,18 +52,20 @@ def test_a_run_is_model_train(cell, L, dropout):
 
 
 @pytest.mark.parametrize("cell, L, dropout", GATED)
-@pytest.mark.parametrize("optimizer", ["adagrad", "adam"])
-def test_resumed_from_a_file_ends_where_a_straight_run_does(cell, L, dropout, optimizer,
+@pytest.mark.parametrize("optimizer, dtype", [("adagrad", "float64"), ("adam", "float64"),
+                                              ("adam", "float32")])
+def test_resumed_from_a_file_ends_where_a_straight_run_does(cell, L, dropout, optimizer, dtype,
                                                             tmp_path):
     """Bit-identical, dropout's draws and Adam's moments included (the checkpoint
-    keeps them)."""
+    keeps them), in float64 and float32."""
     settings = dict(QUIET, iters=80, hidden_size=8, seq_length=10, seed=2, cell=cell,
-                    num_layers=L, dropout=dropout, optimizer=optimizer)
+                    num_layers=L, dropout=dropout, optimizer=optimizer, dtype=dtype)
     straight = training.run(TEXT, settings).run
     path = tmp_path / "half.npz"
     training.run(TEXT, dict(settings, iters=40), checkpoint=str(path), keep_best=False)
     half = load_checkpoint(path)
     assert (half.model.cell, half.model.num_layers, half.model.dropout) == (cell, L, dropout)
+    assert half.model.dtype == np.dtype(dtype) == straight.model.dtype
     resumed = training.run(TEXT, {"iters": 80}, resume=half).run
     assert same_params(straight.model, resumed.model)
     assert np.array_equal(straight.hidden, resumed.hidden)
@@ -107,6 +109,15 @@ def test_train_command_flags(tmp_path):
     assert (model.cell, model.num_layers) == ("gru", 2)
     code, out, err = run_cli("export", "in.npz", "in.safetensors", cwd=tmp_path, env=ENV_HERE)
     assert code == 0 and (tmp_path / "in.safetensors").stat().st_size > 0, err
+    code, out, err = run_cli("train", "in.txt", "--cell", "lstm", "--dtype", "float32",
+                             "--batch-size", "4", "--hidden-size", "8", "--iters", "30",
+                             "--sample-every", "1000", "--eval-every", "1000", "--checkpoint",
+                             "f32.npz", cwd=tmp_path, env=ENV_HERE)
+    assert code == 0, err
+    model = load_checkpoint(tmp_path / "f32.npz").model
+    assert (model.cell, model.dtype) == ("lstm", np.float32)
+    code, out, err = run_cli("sample", "f32.npz", "--length", "50", cwd=tmp_path, env=ENV_HERE)
+    assert code == 0 and len(out) >= 50, err
     code, _, err = run_cli("train", "in.txt", "--cell", "tcn", cwd=tmp_path, env=ENV_HERE)
     assert code == 2 and "rnn, lstm or gru" in err
 
