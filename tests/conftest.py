@@ -100,6 +100,39 @@ def rel_err(a, b) -> float:
     return diff / scale if scale > 0 else diff
 
 
+def worst_difference_error(params: dict, grads: dict, loss_at, eps: float, per_name: int,
+                           rng: np.random.Generator) -> float:
+    """The largest |numeric - grads| / max(1, |numeric|) over ``per_name`` random
+    entries of each parameter, numeric the central difference of loss_at()
+    (read with params[name] changed in place by +-eps, then restored)."""
+    worst = 0.0
+    for name in params:
+        flat = params[name].reshape(-1)
+        for i in rng.choice(flat.size, min(flat.size, per_name), replace=False):
+            old = flat[i]
+            flat[i] = old + eps
+            up = loss_at()
+            flat[i] = old - eps
+            down = loss_at()
+            flat[i] = old
+            numeric = (up - down) / (2 * eps)
+            worst = max(worst, abs(numeric - grads[name].reshape(-1)[i]) / max(1.0, abs(numeric)))
+    return worst
+
+
+def assert_reads_alike(a, b, ids, rtol: float) -> None:
+    """Model b (float32) reads ``ids`` as model a (float64) does, to rtol:
+    advance, trace's states (b's in float32) and probabilities (10 rtol), and
+    the same greedy sample from a's state."""
+    assert_close(b.advance(ids), a.advance(ids), rtol, "advance")
+    (hs_a, ps_a), (hs_b, ps_b) = a.trace(ids), b.trace(ids)
+    assert hs_b.dtype == np.float32
+    assert_close(hs_b, hs_a, rtol, "trace states")
+    assert_close(ps_b, ps_a, 10 * rtol, "trace probabilities")
+    h = a.advance(ids)
+    assert list(a.sample(h, 3, 40, temperature=0)) == list(b.sample(h, 3, 40, temperature=0))
+
+
 def assert_close(actual, expected, rtol: float, what: str = "") -> None:
     """``actual`` equals ``expected`` within ``rtol`` relative to the scale of
     ``expected``: both max|a-b| <= rtol * max|b| and, elementwise,

@@ -11,7 +11,7 @@ from charrnn_ext._dispatch import core32, cores
 from charrnn_ext.spec import init_params
 from charrnn_ext.vocab import Vocab
 
-from conftest import assert_close, id_lists
+from conftest import assert_close, assert_reads_alike, id_lists, worst_difference_error
 
 pytestmark = pytest.mark.skipif(core32 is None, reason="the float32 core is not built")
 F32 = 3e-5        # float32 rounding, accumulated over a chunk (eps = 1.2e-7)
@@ -71,20 +71,10 @@ def test_float32_gradients_match_finite_differences():
     params, x, y, h0 = problem(7, 6, 3, 5, 2, 11)
     model = CharRNN.from_params(params, dtype="float32")
     _, grads, _ = model.loss_and_grads(x, y, h0)
-    rng = np.random.default_rng(0)
-    eps = 1e-2
-    for name in params:
-        flat = params[name].reshape(-1)
-        for i in rng.choice(flat.size, min(flat.size, 5), replace=False):
-            old = flat[i]
-            flat[i] = old + eps
-            up = CharRNN.from_params(params, dtype="float32").loss(x, y, h0)
-            flat[i] = old - eps
-            down = CharRNN.from_params(params, dtype="float32").loss(x, y, h0)
-            flat[i] = old
-            numeric = (up - down) / (2 * eps)
-            assert abs(numeric - grads[name].reshape(-1)[i]) <= 2e-3 * max(1.0, abs(numeric)), \
-                (name, i, numeric, grads[name].reshape(-1)[i])
+    worst = worst_difference_error(
+        params, grads, lambda: CharRNN.from_params(params, dtype="float32").loss(x, y, h0),
+        1e-2, 5, np.random.default_rng(0))
+    assert worst <= 2e-3, worst
 
 
 def test_float32_threads_bit_identical(restore_threads):
@@ -103,15 +93,7 @@ def test_float32_threads_bit_identical(restore_threads):
 def test_float32_sample_advance_trace_agree_with_float64():
     params, _, _, _ = problem(30, 16, 6, 1, 1, 8)
     a, b = CharRNN.from_params(params), CharRNN.from_params(params, dtype="float32")
-    ids = np.arange(60) % 30
-    assert_close(b.advance(ids), a.advance(ids), F32, "advance")
-    hs_a, ps_a = a.trace(ids)
-    hs_b, ps_b = b.trace(ids)
-    assert hs_b.dtype == np.float32
-    assert_close(hs_b, hs_a, F32, "trace states")
-    assert_close(ps_b, ps_a, 10 * F32, "trace probabilities")
-    h = a.advance(ids)
-    assert list(a.sample(h, 3, 40, temperature=0)) == list(b.sample(h, 3, 40, temperature=0))
+    assert_reads_alike(a, b, np.arange(60) % 30, F32)
 
 
 def test_float32_checkpoint_round_trip(tmp_path):

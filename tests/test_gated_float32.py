@@ -12,7 +12,7 @@ from charrnn_ext._dispatch import core32
 from charrnn_ext.gated import GatedCharRNN
 from charrnn_ext.vocab import Vocab
 
-from conftest import assert_close
+from conftest import assert_close, assert_reads_alike, worst_difference_error
 
 pytestmark = pytest.mark.skipif(core32 is None, reason="the float32 core is not built")
 F32 = 1e-4        # float32 rounding (eps 1.2e-7) accumulated over a chunk and the gates
@@ -58,18 +58,10 @@ def test_float32_gradients_match_finite_differences(cell):
     """The float32 core's own gradients against central differences of its own loss."""
     params, x, y, state, rng = problem(cell, 7, 5, 4, 2, 2, D=3, scale=1.0)
     _, grads, _ = GatedCharRNN.from_params(params, dtype="float32").loss_and_grads(x, y, state)
-    eps, worst = 1e-2, 0.0
-    for name in params:
-        flat = params[name].reshape(-1)
-        for i in rng.choice(flat.size, min(flat.size, 4), replace=False):
-            old = flat[i]
-            flat[i] = old + eps
-            up = GatedCharRNN.from_params(params, dtype="float32").loss(x, y, state)
-            flat[i] = old - eps
-            down = GatedCharRNN.from_params(params, dtype="float32").loss(x, y, state)
-            flat[i] = old
-            numeric = (up - down) / (2 * eps)
-            worst = max(worst, abs(numeric - grads[name].reshape(-1)[i]) / max(1.0, abs(numeric)))
+    def loss_at():
+        return GatedCharRNN.from_params(params, dtype="float32").loss(x, y, state)
+
+    worst = worst_difference_error(params, grads, loss_at, 1e-2, 4, rng)
     assert worst < 3e-3, worst
 
 
@@ -109,14 +101,7 @@ def test_float32_sample_advance_trace_agree_with_float64(cell):
     params, _, _, _, _ = problem(cell, 30, 16, 1, 1, 2, D=6, scale=1.0)
     a = GatedCharRNN.from_params(params)
     b = GatedCharRNN.from_params(params, dtype="float32")
-    ids = np.arange(60) % 30
-    assert_close(b.advance(ids), a.advance(ids), F32, "advance")
-    (hs_a, ps_a), (hs_b, ps_b) = a.trace(ids), b.trace(ids)
-    assert hs_b.dtype == np.float32
-    assert_close(hs_b, hs_a, F32, "trace states")
-    assert_close(ps_b, ps_a, 10 * F32, "trace probabilities")
-    h = a.advance(ids)
-    assert list(a.sample(h, 3, 40, temperature=0)) == list(b.sample(h, 3, 40, temperature=0))
+    assert_reads_alike(a, b, np.arange(60) % 30, F32)
 
 
 def test_float32_gated_checkpoint_round_trip(tmp_path):

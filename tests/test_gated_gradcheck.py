@@ -1,9 +1,9 @@
 """The gated and stacked models' gradients against finite differences, and their thread-count independence.
 
 Finite differences of the core's own forward-only loss (model.loss) check
-the core's backward independently of the numpy oracle; the output layer's
-stripes (the only threaded part) must give the same bits on any number of
-threads.
+the core's backward independently of the numpy oracle; the threaded parts
+(the output layer's stripes, the recurrence's groups of streams, the pieces
+of products) must give the same bits on any number of threads.
 """
 import numpy as np
 import pytest
@@ -11,6 +11,8 @@ import pytest
 import charrnn_ext
 from charrnn_ext import CharRNN, reference_gated as R
 from charrnn_ext.gated import GatedCharRNN
+
+from conftest import worst_difference_error
 
 CELLS = ("rnn", "lstm", "gru")
 
@@ -34,19 +36,7 @@ def test_gradients_match_finite_differences(cell, L, B, dropout, D):
             return model.loss(x, y, state)
         return model.loss_and_grads(x, y, state, uniforms=u)[0]   # dropout: training's loss
 
-    worst = 0.0
-    for name in params:
-        view = model.params[name]
-        flat = view.reshape(-1)
-        for i in rng.choice(flat.size, min(flat.size, 6), replace=False):
-            old = flat[i]
-            flat[i] = old + eps
-            up = loss_at()
-            flat[i] = old - eps
-            down = loss_at()
-            flat[i] = old
-            numeric = (up - down) / (2 * eps)
-            worst = max(worst, abs(numeric - grads[name].reshape(-1)[i]) / max(1.0, abs(numeric)))
+    worst = worst_difference_error(model.params, grads, loss_at, eps, 6, rng)
     assert worst < 1e-6, worst
 
 
