@@ -16,6 +16,7 @@ cdef extern from *:
     #if defined(__GNUC__) || defined(__clang__)
     typedef double charrnn_ext_vd __attribute__((vector_size(64), aligned(8)));
     typedef float charrnn_ext_vf __attribute__((vector_size(64), aligned(4)));
+    __attribute__((unused))  /* each build uses one of the two */
     static void charrnn_ext_block4x32_d(double *Y, int ldy, const double *X, int ldx,
                                         const double *W, int ldw, int K) {
         charrnn_ext_vd a00 = {0}, a01 = {0}, a02 = {0}, a03 = {0};
@@ -45,6 +46,7 @@ cdef extern from *:
         y = (charrnn_ext_vd *) (Y + 3 * (ptrdiff_t) ldy);
         y[0] = a30; y[1] = a31; y[2] = a32; y[3] = a33;
     }
+    __attribute__((unused))
     static void charrnn_ext_block4x32_f(float *Y, int ldy, const float *X, int ldx,
                                         const float *W, int ldw, int K) {
         charrnn_ext_vf a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0};
