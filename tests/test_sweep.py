@@ -375,6 +375,26 @@ def test_a_sweep_over_optimizers(cluster, text_file, tmp_path, capsys):
     assert_same_params(load_checkpoint(out / "optadam.npz"), ref, "optadam")
 
 
+def test_a_sweep_over_cells_in_float32(cluster, text_file, tmp_path, capsys):
+    """--grid cell=lstm,gru with two layers, dropout and float32 on the Dask
+    workers: each run is the model charrnn-train makes with the same flags,
+    bit for bit (dropout's draws included), and results.csv records the cell."""
+    out = tmp_path / "out"
+    flags = ["--batch-size", "2", "--hidden-size", "8", "--num-layers", "2", "--dropout", "0.2",
+             "--dtype", "float32", *RUN_FLAGS]
+    assert sweep.main([str(text_file), "--grid", "cell=lstm,gru", "--out", str(out),
+                       "--scheduler", cluster.scheduler_address, *flags]) == 0, \
+        capsys.readouterr().err
+    rows = {r["cell"]: r for r in read_results(out)}
+    assert set(rows) == {"lstm", "gru"}
+    for cell, row in rows.items():
+        assert (row["num_layers"], row["dtype"]) == ("2", "float32")
+        ck = load_checkpoint(out / f"{row['run']}.npz")
+        assert (ck.model.cell, ck.model.num_layers, ck.model.dtype) == (cell, 2, np.float32)
+        ref = reference_run(text_file, tmp_path, row["run"], ["--cell", cell, *flags])
+        assert_same_params(ck, ref, row["run"])
+
+
 def test_the_text_goes_to_the_workers_once(cluster, text_file, tmp_path, capsys, monkeypatch):
     """One scatter of the text's bytes (to every worker); each run's task
     gets a reference to it, not a copy."""
