@@ -41,7 +41,8 @@ FULL = dict(seconds=[120.0, 300.0])
 QUICK = dict(seconds=[5.0])
 SIZES = dict(seconds="wall-time budgets, each a separate run of every side")
 SIDES = ("ours", "ours-f32", "ours-f32-h512", "ours-trap", "min-char-rnn", "ours-lstm",
-         "ours-gru", "ours-lstm2", "ours-gru2", "ours-lstm256", "ours-lstm256-f32", "torch-rnn", "torch-lstm")
+         "ours-gru", "ours-lstm2", "ours-gru2", "ours-lstm256", "ours-lstm256-f32", "torch-rnn",
+         "torch-lstm")
 COMMANDS = {   # charrnn-train's flags of our sides (after the text)
     "ours": ["--recipe", "batched"],
     "ours-f32": ["--recipe", "batched", "--dtype", "float32"],

@@ -133,11 +133,10 @@ class GatedCharRNN:
         self._storages = [_owner(a) for a in flat]
         self._flat, self._mflat, self._gflat = flat[:3]
         self._moflat = flat[3] if adam else None
-        self._ws = core_for(dtype).GatedWorkspace(cell, L, V, H, flat[0], self._mflat, self._gflat,
-                                        self._moflat, optimizer=optimizer, clip_bound=CLIP,
-                                        eps=ADAM_EPS if adam else ADAGRAD_EPS,
-                                        beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1],
-                                        dropout=dropout, embedding_size=D)
+        self._ws = core_for(dtype).GatedWorkspace(
+            cell, L, V, H, flat[0], self._mflat, self._gflat, self._moflat, optimizer=optimizer,
+            clip_bound=CLIP, eps=ADAM_EPS if adam else ADAGRAD_EPS, beta1=ADAM_BETAS[0],
+            beta2=ADAM_BETAS[1], dropout=dropout, embedding_size=D)
         self._ws.adam_steps = adam_steps
         self._layout = self._ws.layout()
         self.cell, self.num_layers, self.dropout = cell, L, dropout

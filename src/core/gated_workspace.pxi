@@ -2,8 +2,8 @@
 #
 # Like Workspace (workspace.pxi) for the Stack (stack.pxi): every array it is
 # handed has been validated by charrnn_ext.gated (ids in [0, V), shapes,
-# C-contiguous in the core's real type, finite); it fills the plain-C Stack and runs the
-# kernels with the GIL released. Layouts: ids (T, B) time-major; states
+# C-contiguous in the build's real type, finite); it fills the plain-C Stack
+# and runs the kernels with the GIL released. Layouts: ids (T, B) time-major; states
 # (L*K, B, H) (K = 2 for the lstm: per layer h then c); dropout uniforms
 # (L-1, T, B, H). Work buffers grow to the largest T * B seen (reserve),
 # never within a step.
@@ -13,10 +13,11 @@ CELLS = {"rnn": CELL_TANH, "lstm": CELL_LSTM, "gru": CELL_GRU}
 
 cdef class GatedWorkspace:
     """Parameters, memory and gradients of an L-layer model with cell "rnn"
-    (tanh), "lstm" or "gru", each one flat array of reals (float64, or float32 in _core32) in the layout of
-    layout() (the parameters of PyTorch's nn.RNN / nn.LSTM / nn.GRU per
-    layer, then Why (V, H) and by (V,)), held and updated in place; and the
-    work buffers of its steps. One call at a time."""
+    (tanh), "lstm" or "gru", each one flat array of reals (float64; float32
+    in _core32) in the layout of layout() (the parameters of PyTorch's
+    nn.RNN / nn.LSTM / nn.GRU per layer, then Why (V, H) and by (V,)), held
+    and updated in place; and the work buffers of its steps. One call at a
+    time."""
     cdef readonly int hidden_size, vocab_size, num_layers, gates, capacity, stream_capacity
     cdef readonly int embedding_size
     cdef readonly str cell
@@ -66,8 +67,9 @@ cdef class GatedWorkspace:
         self.s.WihT0 = self.buffer("WihT0", <Py_ssize_t> vocab_size * GH)
         self.s.dtable = self.buffer("dtable", <Py_ssize_t> vocab_size * GH if embedding_size
                                     else 1)
-        self.s.WhhT_packed = self.buffer("WhhT_packed", <Py_ssize_t> num_layers * hidden_size * GH)
-        self.s.Whh_packed = self.buffer("Whh_packed", <Py_ssize_t> num_layers * hidden_size * GH)
+        LHG = <Py_ssize_t> num_layers * hidden_size * GH
+        self.s.WhhT_packed = self.buffer("WhhT_packed", LHG)
+        self.s.Whh_packed = self.buffer("Whh_packed", LHG)
         self.s.logits = self.buffer("logits", vocab_size)
         self.capacity = self.stream_capacity = 0
         self.reserve(max(capacity, 1), 1)
@@ -101,7 +103,7 @@ cdef class GatedWorkspace:
         return out + ([("embed", base + V * H + V, (V, D))] if D else [])
 
     cdef real *buffer(self, str name, Py_ssize_t n) except NULL:
-        """A new zeroed work buffer of n doubles (at least one), kept as buffers[name]."""
+        """A new zeroed work buffer of n reals (at least one), kept as buffers[name]."""
         arr = np.zeros(max(n, 1), REAL)
         cdef real[::1] view = arr
         self.buffers[name] = arr
