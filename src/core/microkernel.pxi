@@ -2,75 +2,104 @@
 #
 # C, because Cython's arrays of accumulators were kept in memory by GCC (a
 # store and a load around every multiply-add: half the speed; measured in
-# benchmarks/README.md). With GCC or Clang the 4 x 32 block is held in
-# vector registers (64-byte vectors: 4 x 2 of float, 4 x 4 of double; the
-# compiler splits them on narrower ISAs); elsewhere plain loops. Every
-# element is the same sum in both: acc = acc + x[k] * w[k] for k in order
-# (contracted to a fused multiply-add where the build has FMA, in every
-# kernel of the build alike), so results do not depend on which rows or
-# columns a block covers.
+# benchmarks/README.md). With GCC or Clang the 32 columns are computed in
+# chunks whose 4 x C block of accumulators fits the register file of the
+# instruction set the build targets (chosen at compile time, per ISA variant):
+#     AVX-512 (32 x 64 bytes):  4 rows x 4 vectors   (double: C 32, float: 2 vectors, C 32)
+#     AVX/AVX2 (16 x 32 bytes): 4 rows x 2 vectors   (double: C 8,  float: C 16)
+#     NEON (32 x 16 bytes):     4 rows x 4 vectors   (double: C 8,  float: C 16)
+#     SSE2 and others (16 x 16 bytes): 4 rows x 2 vectors (double: C 4, float: C 8)
+# so that 4 x NV accumulators, NV vectors of W and the 4 broadcasts of X stay
+# in registers (a 4 x 32 block of 64-byte vectors spilled on AVX2 and SSE2:
+# benchmarks/README.md, "The kernels on every CPU"); elsewhere plain loops.
+# Every element is the same sum in every build and chunking: acc = acc +
+# x[k] * w[k] for k in order (contracted to a fused multiply-add where the
+# build has FMA, in every kernel of the build alike), so results do not
+# depend on which rows or columns a block covers.
 
 cdef extern from *:
     """
     #include <stddef.h>
     #if defined(__GNUC__) || defined(__clang__)
-    typedef double charrnn_ext_vd __attribute__((vector_size(64), aligned(8)));
-    typedef float charrnn_ext_vf __attribute__((vector_size(64), aligned(4)));
+    #if defined(__AVX512F__)
+    #define CHARRNN_EXT_VBYTES 64
+    #define CHARRNN_EXT_VREGS 32
+    #elif defined(__AVX__)
+    #define CHARRNN_EXT_VBYTES 32
+    #define CHARRNN_EXT_VREGS 16
+    #elif defined(__aarch64__)
+    #define CHARRNN_EXT_VBYTES 16
+    #define CHARRNN_EXT_VREGS 32
+    #else
+    #define CHARRNN_EXT_VBYTES 16
+    #define CHARRNN_EXT_VREGS 16
+    #endif
+    typedef double charrnn_ext_vd __attribute__((vector_size(CHARRNN_EXT_VBYTES), aligned(8)));
+    typedef float charrnn_ext_vf __attribute__((vector_size(CHARRNN_EXT_VBYTES), aligned(4)));
+
+    /* Y[0:4, 0:NV*L] = X[0:4, :K] @ W[:K, 0:NV*L] with 4 x NV vector
+       accumulators held in named variables (arrays of them were kept on the
+       stack by GCC), L = the vector's lanes, NV = 2 or 4. */
+    #define CHARRNN_EXT_CHUNK(NAME, T, VT, NV, DECLARE, LOAD, MAC, STORE) \\
+    static inline void NAME(T *Y, int ldy, const T *X, int ldx, const T *W, int ldw, int K) { \\
+        enum { L = CHARRNN_EXT_VBYTES / sizeof(T) }; \\
+        DECLARE(VT) \\
+        const T *x0 = X, *x1 = X + ldx, *x2 = X + 2 * (ptrdiff_t) ldx; \\
+        const T *x3 = X + 3 * (ptrdiff_t) ldx; \\
+        for (int k = 0; k < K; k++) { \\
+            const T *w = W + (ptrdiff_t) k * ldw; \\
+            LOAD(VT) \\
+            T s0 = x0[k], s1 = x1[k], s2 = x2[k], s3 = x3[k]; \\
+            MAC(0) MAC(1) MAC(2) MAC(3) \\
+        } \\
+        VT *y = (VT *) Y; STORE(0) \\
+        y = (VT *) (Y + ldy); STORE(1) \\
+        y = (VT *) (Y + 2 * (ptrdiff_t) ldy); STORE(2) \\
+        y = (VT *) (Y + 3 * (ptrdiff_t) ldy); STORE(3) \\
+    }
+    #define CHARRNN_EXT_DECLARE2(VT) VT a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0}, \\
+        a20 = {0}, a21 = {0}, a30 = {0}, a31 = {0};
+    #define CHARRNN_EXT_LOAD2(VT) VT w0 = *(const VT *) w, w1 = *(const VT *) (w + L);
+    #define CHARRNN_EXT_MAC2(r) a##r##0 += s##r * w0; a##r##1 += s##r * w1;
+    #define CHARRNN_EXT_STORE2(r) y[0] = a##r##0; y[1] = a##r##1;
+    #define CHARRNN_EXT_DECLARE4(VT) VT a00 = {0}, a01 = {0}, a02 = {0}, a03 = {0}, \\
+        a10 = {0}, a11 = {0}, a12 = {0}, a13 = {0}, a20 = {0}, a21 = {0}, a22 = {0}, \\
+        a23 = {0}, a30 = {0}, a31 = {0}, a32 = {0}, a33 = {0};
+    #define CHARRNN_EXT_LOAD4(VT) VT w0 = *(const VT *) w, w1 = *(const VT *) (w + L), \\
+        w2 = *(const VT *) (w + 2 * L), w3 = *(const VT *) (w + 3 * L);
+    #define CHARRNN_EXT_MAC4(r) a##r##0 += s##r * w0; a##r##1 += s##r * w1; \\
+        a##r##2 += s##r * w2; a##r##3 += s##r * w3;
+    #define CHARRNN_EXT_STORE4(r) y[0] = a##r##0; y[1] = a##r##1; y[2] = a##r##2; \\
+        y[3] = a##r##3;
+    #define CHARRNN_EXT_CHUNK_NV(NAME, T, VT, NV) CHARRNN_EXT_CHUNK(NAME, T, VT, NV, \\
+        CHARRNN_EXT_DECLARE##NV, CHARRNN_EXT_LOAD##NV, CHARRNN_EXT_MAC##NV, CHARRNN_EXT_STORE##NV)
+    /* NV: 4 x NV accumulators + NV vectors of W + the broadcasts fit the
+       registers; a chunk covers at most 32 columns (NV * L <= 32). */
+    #if CHARRNN_EXT_VREGS >= 32 && CHARRNN_EXT_VBYTES == 64
+    #define CHARRNN_EXT_NV_D 4
+    #define CHARRNN_EXT_NV_F 2
+    #elif CHARRNN_EXT_VREGS >= 32
+    #define CHARRNN_EXT_NV_D 4
+    #define CHARRNN_EXT_NV_F 4
+    #else
+    #define CHARRNN_EXT_NV_D 2
+    #define CHARRNN_EXT_NV_F 2
+    #endif
+    #define CHARRNN_EXT_CHUNK_OF(NAME, T, VT, NV) CHARRNN_EXT_CHUNK_NV(NAME, T, VT, NV)
+    CHARRNN_EXT_CHUNK_OF(charrnn_ext_chunk_d, double, charrnn_ext_vd, CHARRNN_EXT_NV_D)
+    CHARRNN_EXT_CHUNK_OF(charrnn_ext_chunk_f, float, charrnn_ext_vf, CHARRNN_EXT_NV_F)
+
     __attribute__((unused))  /* each build uses one of the two */
     static void charrnn_ext_block4x32_d(double *Y, int ldy, const double *X, int ldx,
                                         const double *W, int ldw, int K) {
-        charrnn_ext_vd a00 = {0}, a01 = {0}, a02 = {0}, a03 = {0};
-        charrnn_ext_vd a10 = {0}, a11 = {0}, a12 = {0}, a13 = {0};
-        charrnn_ext_vd a20 = {0}, a21 = {0}, a22 = {0}, a23 = {0};
-        charrnn_ext_vd a30 = {0}, a31 = {0}, a32 = {0}, a33 = {0};
-        const double *x0 = X, *x1 = X + ldx, *x2 = X + 2 * (ptrdiff_t) ldx;
-        const double *x3 = X + 3 * (ptrdiff_t) ldx;
-        for (int k = 0; k < K; k++) {
-            const double *w = W + (ptrdiff_t) k * ldw;
-            charrnn_ext_vd w0 = *(const charrnn_ext_vd *) w;
-            charrnn_ext_vd w1 = *(const charrnn_ext_vd *) (w + 8);
-            charrnn_ext_vd w2 = *(const charrnn_ext_vd *) (w + 16);
-            charrnn_ext_vd w3 = *(const charrnn_ext_vd *) (w + 24);
-            double s0 = x0[k], s1 = x1[k], s2 = x2[k], s3 = x3[k];
-            a00 += s0 * w0; a01 += s0 * w1; a02 += s0 * w2; a03 += s0 * w3;
-            a10 += s1 * w0; a11 += s1 * w1; a12 += s1 * w2; a13 += s1 * w3;
-            a20 += s2 * w0; a21 += s2 * w1; a22 += s2 * w2; a23 += s2 * w3;
-            a30 += s3 * w0; a31 += s3 * w1; a32 += s3 * w2; a33 += s3 * w3;
-        }
-        charrnn_ext_vd *y = (charrnn_ext_vd *) Y;
-        y[0] = a00; y[1] = a01; y[2] = a02; y[3] = a03;
-        y = (charrnn_ext_vd *) (Y + ldy);
-        y[0] = a10; y[1] = a11; y[2] = a12; y[3] = a13;
-        y = (charrnn_ext_vd *) (Y + 2 * (ptrdiff_t) ldy);
-        y[0] = a20; y[1] = a21; y[2] = a22; y[3] = a23;
-        y = (charrnn_ext_vd *) (Y + 3 * (ptrdiff_t) ldy);
-        y[0] = a30; y[1] = a31; y[2] = a32; y[3] = a33;
+        const int C = CHARRNN_EXT_NV_D * (CHARRNN_EXT_VBYTES / 8);
+        for (int c = 0; c < 32; c += C) charrnn_ext_chunk_d(Y + c, ldy, X, ldx, W + c, ldw, K);
     }
     __attribute__((unused))
     static void charrnn_ext_block4x32_f(float *Y, int ldy, const float *X, int ldx,
                                         const float *W, int ldw, int K) {
-        charrnn_ext_vf a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0};
-        charrnn_ext_vf a20 = {0}, a21 = {0}, a30 = {0}, a31 = {0};
-        const float *x0 = X, *x1 = X + ldx, *x2 = X + 2 * (ptrdiff_t) ldx;
-        const float *x3 = X + 3 * (ptrdiff_t) ldx;
-        for (int k = 0; k < K; k++) {
-            const float *w = W + (ptrdiff_t) k * ldw;
-            charrnn_ext_vf w0 = *(const charrnn_ext_vf *) w;
-            charrnn_ext_vf w1 = *(const charrnn_ext_vf *) (w + 16);
-            float s0 = x0[k], s1 = x1[k], s2 = x2[k], s3 = x3[k];
-            a00 += s0 * w0; a01 += s0 * w1;
-            a10 += s1 * w0; a11 += s1 * w1;
-            a20 += s2 * w0; a21 += s2 * w1;
-            a30 += s3 * w0; a31 += s3 * w1;
-        }
-        charrnn_ext_vf *y = (charrnn_ext_vf *) Y;
-        y[0] = a00; y[1] = a01;
-        y = (charrnn_ext_vf *) (Y + ldy);
-        y[0] = a10; y[1] = a11;
-        y = (charrnn_ext_vf *) (Y + 2 * (ptrdiff_t) ldy);
-        y[0] = a20; y[1] = a21;
-        y = (charrnn_ext_vf *) (Y + 3 * (ptrdiff_t) ldy);
-        y[0] = a30; y[1] = a31;
+        const int C = CHARRNN_EXT_NV_F * (CHARRNN_EXT_VBYTES / 4);
+        for (int c = 0; c < 32; c += C) charrnn_ext_chunk_f(Y + c, ldy, X, ldx, W + c, ldw, K);
     }
     #else
     #define CHARRNN_EXT_BLOCK4X32(NAME, T) \\
