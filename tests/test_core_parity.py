@@ -445,6 +445,40 @@ def test_core_exp_and_tanh_accuracy(variant):
     np.testing.assert_array_equal(out, [1.0, -1.0, np.nan, -1.0, -1.0, -1.0, 1.0])
 
 
+def _core32_modules():
+    from charrnn_ext import _dispatch
+    return [pytest.param(_dispatch.load_core32(v), id=v) for v in _dispatch.available_variants()]
+
+
+@pytest.mark.parametrize("core32", _core32_modules())
+def test_core32_exp_and_tanh_in_float_accuracy(core32):
+    """The float32 build's own exp and tanh (computed in float): a few float
+    ulp of numpy's double results rounded to float, over the range the
+    kernels meet; 0 and inf at the ends; NaN stays NaN."""
+    rng = np.random.default_rng(62)
+    x = np.concatenate([
+        rng.uniform(-86, 88.7, 100_000), rng.uniform(-1, 1, 100_000), rng.uniform(-12, 12, 100_000),
+        rng.standard_normal(10_000) * 1e-6, np.linspace(0.62, 0.63, 1001), -np.linspace(0.62, 0.63, 1001),
+        [0.0, -0.0, 1e-40, 0.625, -0.625, 9.999, 10.0, 10.001, 88.7, -85.9],
+    ]).astype(np.float32)
+    out = np.empty_like(x)
+    core32._real_exp(x, out)
+    ref = np.exp(x.astype(np.float64))
+    ulp = np.abs(out - ref) / np.spacing(ref.astype(np.float32)).astype(np.float64)
+    assert ulp.max() <= 3, f"exp: {ulp.max()} ulp at x = {x[np.argmax(ulp)]!r}"
+    core32._real_tanh(x, out)
+    ref = np.tanh(x.astype(np.float64))
+    ulp = np.abs(out - ref) / np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64)
+    assert ulp.max() <= 3, f"tanh: {ulp.max()} ulp at x = {x[np.argmax(ulp)]!r}"
+    assert np.all(np.abs(out) <= 1.0)
+    special = np.array([np.inf, -np.inf, np.nan, -3e38, -87.0, -1000.0, 89.0], np.float32)
+    out = np.empty_like(special)
+    core32._real_exp(special, out)
+    np.testing.assert_array_equal(out, [np.inf, 0.0, np.nan, 0.0, 0.0, 0.0, np.inf])
+    core32._real_tanh(special, out)
+    np.testing.assert_array_equal(out, [1.0, -1.0, np.nan, -1.0, -1.0, -1.0, 1.0])
+
+
 def _core_modules():
     out = []
     for variant in _variants():

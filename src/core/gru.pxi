@@ -25,7 +25,7 @@ cdef void gru_forward(real *h, real *hn, real *a, const real *gx, const real *b_
             ab[j] = sigmoid((xb[j] + ab[j]) + b_hh[j])
         for j in range(H):
             hn[r + j] = ab[2 * H + j] + b_hh[2 * H + j]
-            ab[2 * H + j] = vtanh(xb[2 * H + j] + ab[j] * hn[r + j])
+            ab[2 * H + j] = rtanh(xb[2 * H + j] + ab[j] * hn[r + j])
             h[r + j] = (1.0 - ab[H + j]) * ab[2 * H + j] + ab[H + j] * h_prev[r + j]
 
 

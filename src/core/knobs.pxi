@@ -54,10 +54,11 @@ def kernel_revision():
     """How this core rounds: the revision of its kernels' order of
     operations (1: before the pipelined steps; 2: from them on; 3: the
     recurrence of many streams in groups, a one-stripe output layer in rows; 4: the gated
-    cells' recurrence on the core's blocked kernel over packed panels). Checkpoints
-    record it with the variant, since resuming is bit-identical only on the
-    same build and revision."""
-    return 4
+    cells' recurrence on the core's blocked kernel over packed panels; 5, the
+    float32 build only: exp and tanh in float). Checkpoints record it with the
+    variant, since resuming is bit-identical only on the same build and
+    revision."""
+    return KERNEL_REVISION
 
 
 def has_openmp():

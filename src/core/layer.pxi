@@ -26,7 +26,7 @@ cdef void tanh_forward(real *h, const real *a, const real *gx, const real *b_hh,
     for b in range(B):
         r = <Py_ssize_t> b * H
         for j in range(H):
-            h[r + j] = vtanh((gx[r + j] + a[r + j]) + b_hh[j])
+            h[r + j] = rtanh((gx[r + j] + a[r + j]) + b_hh[j])
 
 
 cdef void tanh_backward(real *da, const real *dh, const real *h, int B, int H) noexcept nogil:

@@ -6,11 +6,11 @@
 #     gx (B, 4H) = W_ih x + b_ih, b_hh (4H,)
 #     c = f * c_prev + i * g,  tc = tanh(c),  h = o * tc      (B, H) each
 # The matrix products around the cell are the stack's (stack.pxi); these
-# kernels are elementwise, allocate nothing and vectorise (vexp, vtanh).
+# kernels are elementwise, allocate nothing and vectorise (rexp, rtanh).
 
 cdef inline real sigmoid(real x) noexcept nogil:
-    """1 / (1 + exp(-x)), branch-free (vexp: 0 below -708, inf above 709.78)."""
-    return 1.0 / (1.0 + vexp(-x))
+    """1 / (1 + exp(-x)), branch-free (rexp: 0 below -708 in double, -86 in float)."""
+    return <real> 1.0 / (<real> 1.0 + rexp(-x))
 
 
 cdef void lstm_forward(real *h, real *c, real *tc, real *a, const real *gx, const real *b_hh,
@@ -30,7 +30,7 @@ cdef void lstm_forward(real *h, real *c, real *tc, real *a, const real *gx, cons
         for j in range(2 * H):
             ab[j] = sigmoid(ab[j])
         for j in range(2 * H, 3 * H):
-            ab[j] = vtanh(ab[j])
+            ab[j] = rtanh(ab[j])
         for j in range(3 * H, G):
             ab[j] = sigmoid(ab[j])
         r = <Py_ssize_t> b * H
@@ -38,7 +38,7 @@ cdef void lstm_forward(real *h, real *c, real *tc, real *a, const real *gx, cons
         for j in range(H):
             c[r + j] = ab[H + j] * c_prev[r + j] + ab[j] * ab[2 * H + j]
         for j in range(H):
-            tc[r + j] = vtanh(c[r + j])
+            tc[r + j] = rtanh(c[r + j])
         for j in range(H):
             h[r + j] = ab[3 * H + j] * tc[r + j]
 

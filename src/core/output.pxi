@@ -53,7 +53,7 @@ cdef void softmax_rows(real *probs, real *top, real *total, real *target_logit,
             target_logit[t] = row[target - lo]
         m = row_max(row, n)
         for v in range(n):
-            row[v] = vexp(row[v] - m)
+            row[v] = rexp(row[v] - m)
         top[t] = m
         total[t] = row_sum(row, n)
 
@@ -132,7 +132,7 @@ cdef real softmax_combine(real *scale, const real *stripe_max, const real *strip
             top = stripe_max[s * N + t] if stripe_max[s * N + t] > top else top
         total = 0.0
         for s in range(S):
-            scale[s * N + t] = vexp(stripe_max[s * N + t] - top)
+            scale[s * N + t] = rexp(stripe_max[s * N + t] - top)
             total += stripe_sum[s * N + t] * scale[s * N + t]
         for s in range(S):
             scale[s * N + t] = scale[s * N + t] / total

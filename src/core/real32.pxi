@@ -5,6 +5,7 @@ from scipy.linalg.cython_blas cimport sgemm as blas_gemm
 
 ctypedef float real
 REAL = np.float32       # the dtype of every array of reals the core reads or writes
+cdef int KERNEL_REVISION = 5   # how this build rounds (knobs.pxi: kernel_revision)
 cdef char *REAL_FORMAT = b"f"   # its buffer-protocol format (Storage)
 
 cdef extern from *:

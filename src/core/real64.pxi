@@ -5,6 +5,7 @@ from scipy.linalg.cython_blas cimport dgemm as blas_gemm
 
 ctypedef double real
 REAL = np.float64       # the dtype of every array of reals the core reads or writes
+cdef int KERNEL_REVISION = 4   # how this build rounds (knobs.pxi: kernel_revision)
 cdef char *REAL_FORMAT = b"d"   # its buffer-protocol format (Storage)
 
 cdef extern from *:

@@ -73,7 +73,7 @@ cdef inline void rnn_step(real *h, const real *h_prev, const i32 *x, int B,
         for i in range(H):
             hb[i] = (Wxh[<Py_ssize_t> i * V + xb] + hb[i]) + bh[i]
     for i in range(B * H):
-        h[i] = vtanh(h[i])
+        h[i] = rtanh(h[i])
 
 
 cdef inline int stream_groups(int B) noexcept nogil:

@@ -31,7 +31,7 @@ cdef int draw_id(real *y, int V, f64 temperature, f64 u) noexcept nogil:
             x += 1
         return x
     for v in range(V):
-        y[v] = vexp((y[v] - top) / temperature)
+        y[v] = rexp((y[v] - top) / temperature)
     total = row_sum(y, V)
     # first index whose normalised cumulative sum exceeds u
     threshold = u * total

@@ -17,7 +17,7 @@ cdef void softmax_row(real *row, const real *by, int V) noexcept nogil:
         row[v] = row[v] + by[v]
     top = row_max(row, V)
     for v in range(V):
-        row[v] = vexp(row[v] - top)
+        row[v] = rexp(row[v] - top)
     total = row_sum(row, V)
     for v in range(V):
         row[v] = row[v] / total

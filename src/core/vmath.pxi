@@ -1,8 +1,11 @@
-# Vectorisable math: branch-free exp and tanh (vexp, vtanh), and their test face (_exp, _tanh).
+# Vectorisable math: branch-free exp and tanh in double (vexp, vtanh) and float (vexpf, vtanhf), rexp / rtanh on real, and their test faces.
 #
 # glibc's scalar exp and tanh are not vectorised; these are, and are accurate
-# to a few ulp (tested against numpy in tests/test_parity.py). Both are pure
-# functions of one double: no state, no allocation.
+# to a few ulp (tested against numpy in tests/test_core_parity.py). All are
+# pure functions of one number: no state, no allocation. The kernels call
+# rexp and rtanh, which are the build's own precision: the float32 build
+# computes in float (8 lanes of AVX2 and a degree-6 polynomial where double
+# needs 4 lanes and degree 13).
 
 cdef union Bits:
     f64 d
@@ -64,6 +67,84 @@ cdef inline f64 vtanh(f64 x) noexcept nogil:
     cdef f64 big = 1.0 - 2.0 / (vexp(2.0 * (20.0 if ax > 20.0 else ax)) + 1.0)
     big = -big if x < 0.0 else big
     return small if ax < 0.625 else big
+
+
+# Cephes' expf and tanhf, branch-free: the same reduction as vexp with
+# float constants (2**(k-1) built in the exponent bits: k may be 128)
+cdef union BitsF:
+    float f
+    unsigned int u
+
+cdef float LOG2EF = 1.44269504088896341
+cdef float LN2F_HI = 0.693359375               # exact in k * LN2F_HI for |k| < 2**12
+cdef float LN2F_LO = -2.12194440e-4            # ln 2 - LN2F_HI
+cdef float ROUND_SHIFT_F = 12582912.0          # 1.5 * 2**23: x + shift rounds x to an integer
+cdef float EXPF_MIN = -86.0                    # exp(x) for x below is treated as 0 (< 5e-38)
+cdef float EXPF_MAX = 88.7228317               # log(FLT_MAX); exp overflows above
+
+
+cdef inline float vexpf(float x) noexcept nogil:
+    """exp(x) in float (Cephes' expf polynomial, |error| ~1 ulp); 0 below
+    -86, inf above log(FLT_MAX), NaN stays NaN."""
+    cdef BitsF kbits, scale
+    cdef float xc = EXPF_MAX if x > EXPF_MAX else (EXPF_MIN if x < EXPF_MIN else x)
+    cdef float kd = xc * LOG2EF + ROUND_SHIFT_F
+    kbits.f = kd
+    kd = kd - ROUND_SHIFT_F
+    cdef float r = (xc - kd * LN2F_HI) - kd * LN2F_LO   # |r| <= ln(2) / 2
+    cdef float p = <float> 1.9875691500E-4
+    p = p * r + <float> 1.3981999507E-3
+    p = p * r + <float> 8.3334519073E-3
+    p = p * r + <float> 4.1665795894E-2
+    p = p * r + <float> 1.6666665459E-1
+    p = p * r + <float> 5.0000001201E-1
+    p = p * (r * r) + r                                  # expm1(r)
+    scale.u = (kbits.u + 126) << 23                     # 2**(k-1)
+    p = ((p + <float> 1.0) * scale.f) * <float> 2.0
+    p = <float> 0.0 if x < EXPF_MIN else p
+    p = <float> INFINITY if x > EXPF_MAX else p
+    return x if x != x else p
+
+
+cdef inline float vtanhf(float x) noexcept nogil:
+    """tanh(x) in float (Cephes' tanhf), branch-free."""
+    cdef float ax = -x if x < 0 else x
+    cdef float z = x * x
+    cdef float small = ((((<float> -5.70498872745E-3 * z + <float> 2.06390887954E-2) * z
+                          - <float> 5.37397155531E-2) * z + <float> 1.33314422036E-1) * z
+                        - <float> 3.33332819422E-1) * z * x + x
+    cdef float big = <float> 1.0 - <float> 2.0 / (vexpf(<float> 2.0 * (<float> 10.0 if ax > 10.0
+                                                                      else ax)) + <float> 1.0)
+    big = -big if x < 0 else big
+    return small if ax < 0.625 else big
+
+
+cdef inline real rexp(real x) noexcept nogil:
+    """exp in the build's precision (vexp or vexpf)."""
+    if sizeof(real) == 4:
+        return vexpf(<float> x)
+    return vexp(x)
+
+
+cdef inline real rtanh(real x) noexcept nogil:
+    """tanh in the build's precision (vtanh or vtanhf)."""
+    if sizeof(real) == 4:
+        return vtanhf(<float> x)
+    return vtanh(x)
+
+
+def _real_exp(const real[::1] x, real[::1] out):
+    """out (n,) = rexp(x), the build's own precision (for tests)."""
+    cdef Py_ssize_t i
+    for i in range(x.shape[0]):
+        out[i] = rexp(x[i])
+
+
+def _real_tanh(const real[::1] x, real[::1] out):
+    """out (n,) = rtanh(x), the build's own precision (for tests)."""
+    cdef Py_ssize_t i
+    for i in range(x.shape[0]):
+        out[i] = rtanh(x[i])
 
 
 def _exp(const f64[::1] x, f64[::1] out):
