@@ -348,7 +348,7 @@ def _main(argv) -> int:
                     text, settings, resume=resumed, checkpoint=ckpt_path,
                     keep_best=args.keep_best, reporter=out, resumed_from=args.resume,
                     stop=lambda: signals.signum is not None or out.failure is not None,
-                    time_limit=args.time_limit)
+                    time_limit=args.time_limit, overwrite=args.overwrite)
             except Diverged as exc:
                 raise CLIError(str(exc), code=1) from None
             except OSError as exc:

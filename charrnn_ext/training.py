@@ -12,6 +12,7 @@ output lines, the progress after each call into the core, each evaluation.
 from __future__ import annotations
 
 import math
+import os
 import time
 import zlib
 from dataclasses import dataclass, replace
@@ -28,7 +29,7 @@ from .defaults import LR_WINDOW
 from .divergence import Divergence
 from .evaluation import LN2, Scores, evaluate
 from .model import CharRNN, TrainingDiverged
-from .outputs import Files, Memory
+from .outputs import LIBRARY, Files, Memory, take_run_files
 from .settings import complete, fixed_by, notes
 from .vocab import Vocab
 
@@ -158,22 +159,32 @@ class Result:
         return self._best
 
 
-def run(text, settings: dict | None = None, *, resume: Checkpoint | None = None,
+def run(text, settings: dict | None = None, *, resume: Checkpoint | str | None = None,
         checkpoint: str | None = None, keep_best: bool = True, reporter: Reporter | None = None,
         stop: Callable[[], bool] | None = None, resumed_from: str | None = None,
-        checkpoint_name: str | None = None, time_limit: float = 0.0) -> Result:
+        checkpoint_name: str | None = None, time_limit: float = 0.0,
+        overwrite: bool = False) -> Result:
     """Train on ``text`` (a str, or a Text) with ``settings`` (names as in
     charrnn_ext.settings; missing ones from ``resume``'s, else defaults),
-    continuing ``resume`` (a Checkpoint) if given, saving to the file
-    ``checkpoint`` (and the best model beside it, ``keep_best``) if given,
-    else keeping both in memory (Result.best; ``checkpoint_name``, the name
-    the output gives them then). ``stop()`` is asked between
-    calls into the core; the run then saves and ends. ``time_limit`` > 0:
-    training ends after that many seconds (of training and evaluating), and
-    the run is saved and scored as at the end of its iterations. Raises Diverged,
-    TextError, ValueError (bad settings), MemoryError (a model too large),
-    OSError (a file not written). ``resume`` is continued in place."""
+    continuing ``resume`` (a Checkpoint, or the path of its file) if given,
+    saving to the file ``checkpoint`` (and the best model beside it,
+    ``keep_best``) if given, else keeping both in memory (Result.best;
+    ``checkpoint_name``, the name the output gives them then). The files
+    follow charrnn-train's rules (outputs.take_run_files), checked before
+    any step: an existing file is only replaced if it is the run being
+    continued (``resume``'s file, or ``resumed_from``, the file a
+    Checkpoint was read from) or, with ``overwrite``, a checkpoint (a fresh
+    run then starts over). ``stop()`` is asked between calls into the core;
+    the run then saves and ends. ``time_limit`` > 0: training ends after
+    that many seconds (of training and evaluating), and the run is saved and
+    scored as at the end of its iterations. Raises Diverged, TextError,
+    ValueError (bad settings, an output refused: outputs.OutputError),
+    MemoryError (a model too large), OSError (a file not written). ``resume``
+    is continued in place."""
     reporter = reporter or Reporter()
+    if isinstance(resume, (str, os.PathLike)):
+        resumed_from = os.fspath(resume) if resumed_from is None else resumed_from
+        resume = load_checkpoint(resume)
     if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) \
             or not (math.isfinite(time_limit) and time_limit >= 0):
         raise ValueError(f"time_limit must be a finite number of seconds >= 0 (0: no limit), "
@@ -183,18 +194,32 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | None = None,
                         fixed_by(resume.model, resume.hidden.shape[1]) if resume else None)
     if not isinstance(text, Text):
         text = Text.of(text, settings)
-    vocab, ids, n_train = text.vocab, text.ids, text.n_train
-    if resume is not None and vocab != resume.vocab:
-        raise TextError(f"the text's vocabulary ({count(len(vocab), 'character')}) differs "
+    if resume is not None and text.vocab != resume.vocab:
+        raise TextError(f"the text's vocabulary ({count(len(text.vocab), 'character')}) differs "
                         f"from the checkpoint's ({count(len(resume.vocab), 'character')})")
+    keep_best = keep_best and text.ids.size > text.n_train   # (a held-out part to judge by)
+    # -- 2. the files, checked and locked before any step (or memory) -------
+    if checkpoint is None:
+        return _run(text, settings, resume, Memory(keep_best, checkpoint_name), reporter, stop,
+                    resumed_from, time_limit)
+    locks = take_run_files(os.fspath(checkpoint), keep_best, resumed_from, overwrite, LIBRARY)
+    try:
+        return _run(text, settings, resume, Files(os.fspath(checkpoint), keep_best), reporter,
+                    stop, resumed_from, time_limit)
+    finally:
+        locks.release()
+
+
+def _run(text: Text, settings: dict, resume: Checkpoint | None, out, reporter: Reporter, stop,
+         resumed_from: str | None, time_limit: float) -> Result:
+    """run's run, its outputs checked: ``out``, outputs.Files or Memory."""
+    vocab, ids, n_train = text.vocab, text.ids, text.n_train
     T, H, B = settings["seq_length"], settings["hidden_size"], settings["batch_size"]
     N, V = ids.size, len(vocab)
     part = stream_part(n_train, B)   # stream b reads ids[b * part : (b + 1) * part]
-    keep_best = keep_best and N > n_train
-    out = Files(checkpoint, keep_best) if checkpoint is not None else \
-        Memory(keep_best, checkpoint_name)
+    keep_best = out.keep_best
 
-    # -- 2. the run state: resumed, or a fresh model -------------------------
+    # -- 3. the run state: resumed, or a fresh model -------------------------
     if resume is None:
         D = settings["embedding_size"]
         check_memory(V, H, T, B, D)

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from charrnn_ext import CharRNN, Vocab, training
+from charrnn_ext import CharRNN, Vocab, load_checkpoint, training
 
 from conftest import data_pass_end, english_like_text, same_model
 
@@ -167,3 +167,98 @@ def test_a_decaying_rate_is_model_train_window_by_window():
     assert np.array_equal(result.run.hidden, h) and result.run.position == position
     constant = training.run(WORDS_6K, dict(settings, lr_decay=1.0))
     assert not same_model(constant.run.model, model)
+
+
+# -- the files: charrnn-train's output rules (outputs.take_run_files) ------------
+
+SMALL = dict(QUIET, iters=6, hidden_size=8, seq_length=8)
+
+
+class _Steps(training.Reporter):
+    """Counts the steps a run takes."""
+
+    def __init__(self):
+        self.steps = 0
+
+    def progress(self, run, steps):
+        self.steps += steps
+
+
+def _refused(path, words, **kw):
+    """training.run(checkpoint=path) raises a one-line ValueError with
+    ``words`` before its first step."""
+    steps = _Steps()
+    with pytest.raises(ValueError, match=words) as caught:
+        training.run(WORDS_6K, SMALL, checkpoint=str(path), reporter=steps, **kw)
+    assert steps.steps == 0 and "\n" not in str(caught.value)
+
+
+def test_a_run_never_replaces_a_file_that_is_not_its_checkpoint(tmp_path):
+    """A text (the training text itself, say), a symlink to one, another
+    run's checkpoint or the best file of an unrelated run beside the path:
+    refused, byte for byte as they were, as charrnn-train refuses them."""
+    from conftest import sha
+    text = tmp_path / "input.txt"
+    text.write_text(WORDS_6K, encoding="utf-8")
+    (tmp_path / "link.npz").symlink_to(text)
+    other = training.run(WORDS_6K, SMALL, checkpoint=str(tmp_path / "other.npz"))
+    assert other.run.best_iteration == 6 and (tmp_path / "other.best.npz").exists()
+    (tmp_path / "x.best.npz").write_bytes((tmp_path / "other.best.npz").read_bytes())
+    before = {p.name: sha(p) for p in tmp_path.iterdir()}
+    _refused(text, "refusing to overwrite checkpoint .*input.txt")
+    _refused(tmp_path / "link.npz", "refusing to overwrite checkpoint .*link.npz")
+    _refused(tmp_path / "other.npz", r"already holds a run at iteration 6; pass resume=.*other"
+                                     r".npz' to continue it, or overwrite=True")
+    _refused(tmp_path / "x.npz", "the best-model file .*x.best.npz already holds a model at "
+                                 "iteration 6; pass overwrite=True")
+    assert {p.name: sha(p) for p in tmp_path.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before)   # no lock, no temp
+
+
+@pytest.mark.parametrize("where, words", [
+    ("", "needs a file name"), ("sub", "is a directory"), ("sub/", "is a directory"),
+    ("missing/dir/m.npz", "does not exist"), ("/proc/m.npz", "cannot write"),
+])
+def test_a_path_that_cannot_be_written_fails_before_the_first_step(tmp_path, monkeypatch,
+                                                                    where, words):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    _refused(where, words)
+
+
+def test_a_run_continues_its_own_file_and_starts_over_only_with_overwrite(tmp_path):
+    """resume=PATH (or a Checkpoint with resumed_from=PATH) continues the run
+    in that file, its best file too; overwrite=True starts a run over on a
+    checkpoint (its first save removes the old best file)."""
+    path = str(tmp_path / "m.npz")
+    training.run(WORDS_6K, SMALL, checkpoint=path)
+    result = training.run(WORDS_6K, {"iters": 12}, resume=path, checkpoint=path)
+    assert result.run.iteration == 12 and load_checkpoint(path).iteration == 12
+    result = training.run(WORDS_6K, {"iters": 18}, resume=load_checkpoint(path),
+                          resumed_from=path, checkpoint=path)
+    assert load_checkpoint(path).iteration == 18
+    with pytest.raises(ValueError, match="already holds a run at iteration 18"):
+        training.run(WORDS_6K, {"iters": 24}, resume=load_checkpoint(path), checkpoint=path)
+    fresh = training.run(WORDS_6K, dict(SMALL, iters=3, eval_every=10**6), checkpoint=path,
+                         overwrite=True, keep_best=False)
+    assert load_checkpoint(path).iteration == 3 and fresh.saved_at == 3
+    assert not (tmp_path / "m.best.npz").exists()
+    assert not list(tmp_path.glob("*.lock"))
+
+
+def test_a_run_is_refused_a_file_another_process_is_writing(tmp_path):
+    """The lock charrnn-train holds keeps a library run out (and the other way)."""
+    import subprocess
+    import sys
+    from conftest import ENV
+    path = tmp_path / "m.npz"
+    code = ("import sys, time; from charrnn_ext._cli import RunLock; "
+            "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(path)], env=ENV,
+                              stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"held\n"
+        _refused(path, f"another run is writing checkpoint .*m.npz .*process {holder.pid}")
+    finally:
+        holder.kill()
+        holder.wait()
