@@ -152,14 +152,25 @@ def check(name: str, value) -> Any:
         raise ValueError(f"setting {name} {exc}") from None
 
 
+def contradiction(given: dict, fixed: dict) -> tuple[str, str] | None:
+    """The first setting ``given`` (checked) that contradicts ``fixed``, what
+    a resumed checkpoint fixes (fixed_by): (its name, what the checkpoint has,
+    e.g. "2 streams", "cell lstm"); None if none does."""
+    for name, value in fixed.items():
+        if given.get(name) is not None and check(name, given[name]) != value:
+            return name, (f"{value} stream{'s' if value != 1 else ''}" if name == "batch_size"
+                          else f"{name.replace('_', ' ')} {value}")
+    return None
+
+
 def complete(given: dict | None = None, stored: dict | None = None,
              fixed: dict | None = None) -> dict:
     """Every setting: ``fixed`` (what a resumed checkpoint's model fixes,
-    fixed_by), else ``given`` (checked), else ``stored`` (a checkpoint's;
-    checked), else the recipe's default (RECIPES; the recipe given, stored,
-    or auto; the learning rate its optimizer's, OTHER_RATES), else the
-    setting's default. ValueError names an unknown or bad
-    value."""
+    fixed_by: a given value that contradicts it is a ValueError naming it),
+    else ``given`` (checked), else ``stored`` (a checkpoint's; checked), else
+    the recipe's default (RECIPES; the recipe given, stored, or auto; the
+    learning rate its optimizer's, OTHER_RATES), else the setting's default.
+    ValueError names an unknown or bad value."""
     given, stored = dict(given or {}), dict(stored or {})
     unknown = sorted(set(given) - set(SETTINGS))
     if unknown:
@@ -173,6 +184,12 @@ def complete(given: dict | None = None, stored: dict | None = None,
                 out[name] = check(name, stored[name])
             except ValueError as exc:
                 raise ValueError(f"stored {exc}") from None
+    conflict = contradiction({name: out[name] for name in given if given[name] is not None},
+                             fixed or {})
+    if conflict is not None:
+        name, theirs = conflict
+        raise ValueError(f"setting {name} {out[name]} differs from the {theirs} of the "
+                         f"checkpoint resumed (a resumed run keeps what its model fixes)")
     out.update(fixed or {})
     recipe = out.get("recipe", "auto")
     if recipe == "auto":

@@ -29,7 +29,7 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
     from .inputs import read_text
     from .outputs import best_path, check_output, take_checkpoint_path
     from .settings import (MODEL_SETTINGS, OUTPUT_SETTINGS, SETTINGS, add_setting_flags, complete,
-                           fixed_by)
+                           contradiction, fixed_by)
     from . import training
     from .training import Diverged, Reporter, Text, TextError, summary
     from .vocab import Vocab
@@ -137,12 +137,11 @@ def _settings(args, resumed: Checkpoint | None) -> dict:
             print(f"{prog_name('charrnn_ext.train')}: note: --init is ignored with --resume "
                   f"(the checkpoint's weights continue)", file=sys.stderr)
         given["init"] = None   # so is the initialisation: the stored one stays recorded
-        for name, value in fixed_by(resumed.model, resumed.hidden.shape[1]).items():
-            if given.get(name) is not None and given[name] != value:
-                theirs = count(value, "stream") if name == "batch_size" else \
-                    f"{name.replace('_', ' ')} {value}"
-                raise CLIError(f"{SETTINGS[name].flag} {given[name]} differs from the {theirs} "
-                               f"of the checkpoint {args.resume}")
+        conflict = contradiction(given, fixed_by(resumed.model, resumed.hidden.shape[1]))
+        if conflict is not None:
+            name, theirs = conflict
+            raise CLIError(f"{SETTINGS[name].flag} {given[name]} differs from the {theirs} "
+                           f"of the checkpoint {args.resume}")
     try:
         settings = complete(given, resumed.hyperparameters if resumed is not None else None,
                             fixed_by(resumed.model, resumed.hidden.shape[1]) if resumed else None)

@@ -141,9 +141,30 @@ def test_what_a_resumed_model_fixes_wins():
     assert fixed_by(CharRNN(11, 6, seed=0), 1).items() >= \
         {"hidden_size": 6, "batch_size": 1, "optimizer": "adagrad", "embedding_size": 0}.items()
     stored = complete({"batch_size": 5, "hidden_size": 6, "embedding_size": 3})
-    s = complete({"hidden_size": 99, "optimizer": "adagrad", "embedding_size": 0}, stored, fixed)
+    s = complete({"hidden_size": 6, "optimizer": "adam", "learning_rate": 0.01}, stored, fixed)
     assert (s["hidden_size"], s["batch_size"], s["optimizer"], s["embedding_size"]) == \
-        (6, 5, "adam", 3)
+        (6, 5, "adam", 3) and s["learning_rate"] == 0.01
+
+
+@pytest.mark.parametrize("name, value, theirs", [
+    ("batch_size", 8, "the 5 streams"), ("hidden_size", 64, "the hidden size 6"),
+    ("cell", "gru", "the cell lstm"), ("dtype", "float64", "the dtype float32"),
+    ("num_layers", 1, "the num layers 2"), ("optimizer", "adagrad", "the optimizer adam"),
+    ("embedding_size", 0, "the embedding size 3"),
+])
+def test_a_given_setting_that_contradicts_a_resumed_model_is_refused_by_name(name, value,
+                                                                               theirs):
+    """Resuming keeps what the model fixes: a setting given otherwise is a
+    ValueError naming it (charrnn-train exits 2 naming its flag), never
+    silently replaced by the checkpoint's."""
+    model = CharRNN(11, 6, seed=0, cell="lstm", num_layers=2, embedding_size=3,
+                    optimizer="adam", dtype="float32")
+    fixed = fixed_by(model, 5)
+    stored = complete(dict(fixed))
+    with pytest.raises(ValueError, match=f"setting {name} {value} differs from {theirs} of "
+                                         f"the checkpoint"):
+        complete({name: value}, stored, fixed)
+    assert complete({name: fixed[name]}, stored, fixed) == complete({}, stored, fixed)
 
 
 @pytest.mark.parametrize("name, value, words", [

@@ -262,3 +262,23 @@ def test_a_run_is_refused_a_file_another_process_is_writing(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.parametrize("given, words", [
+    ({"batch_size": 8}, "setting batch_size 8 differs from the 2 streams"),
+    ({"hidden_size": 64}, "setting hidden_size 64 differs from the hidden size 16"),
+    ({"cell": "gru"}, "setting cell gru differs from the cell lstm"),
+    ({"dtype": "float64"}, "setting dtype float64 differs from the dtype float32"),
+])
+def test_resume_refuses_settings_that_contradict_the_checkpoint(given, words):
+    """training.run(resume=...) with a setting its model fixes given
+    otherwise: a ValueError naming it before any step, the checkpoint as it
+    was (charrnn-train's exit 2)."""
+    ckpt = training.run(WORDS_6K, dict(QUIET, iters=4, batch_size=2, hidden_size=16,
+                                       seq_length=8, cell="lstm", dtype="float32")).run
+    params = {name: np.array(a) for name, a in ckpt.model.params.items()}
+    steps = _Steps()
+    with pytest.raises(ValueError, match=words):
+        training.run(WORDS_6K, {"iters": 8, **given}, resume=ckpt, reporter=steps)
+    assert steps.steps == 0 and ckpt.iteration == 4
+    assert all(np.array_equal(params[n], a) for n, a in ckpt.model.params.items())
