@@ -157,6 +157,8 @@ def contradiction(given: dict, fixed: dict) -> tuple[str, str] | None:
     a resumed checkpoint fixes (fixed_by): (its name, what the checkpoint has,
     e.g. "2 streams", "cell lstm"); None if none does."""
     for name, value in fixed.items():
+        if name == "recipe" and given.get(name) == "auto":
+            continue   # (auto: no recipe asked for)
         if given.get(name) is not None and check(name, given[name]) != value:
             return name, (f"{value} stream{'s' if value != 1 else ''}" if name == "batch_size"
                           else f"{name.replace('_', ' ')} {value}")
@@ -206,11 +208,17 @@ def complete(given: dict | None = None, stored: dict | None = None,
     return {name: out[name] for name in SETTINGS}
 
 
-def fixed_by(model, streams: int) -> dict:
-    """The settings a checkpoint's model fixes (a resumed run keeps them)."""
-    return {"hidden_size": model.hidden_size, "batch_size": streams,
-            "optimizer": model.optimizer, "embedding_size": model.embedding_size,
-            "dtype": model.dtype.name, "cell": model.cell, "num_layers": model.num_layers}
+def fixed_by(model, streams: int, stored: dict | None = None) -> dict:
+    """The settings a checkpoint's model fixes (a resumed run keeps them),
+    and, given the checkpoint's ``stored`` settings, the recipe they were
+    completed with (a recipe is the defaults of a new run: on resume it would
+    change only its name)."""
+    fixed = {"hidden_size": model.hidden_size, "batch_size": streams,
+             "optimizer": model.optimizer, "embedding_size": model.embedding_size,
+             "dtype": model.dtype.name, "cell": model.cell, "num_layers": model.num_layers}
+    if stored is not None:
+        fixed["recipe"] = complete({}, stored, fixed)["recipe"]
+    return fixed
 
 
 PASSES_NOTED = 100   # a run planned to read its training text more often than this is noted

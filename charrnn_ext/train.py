@@ -128,7 +128,12 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
 def _settings(args, resumed: Checkpoint | None) -> dict:
     """The run's settings: the command line, else the checkpoint, else defaults."""
     given = {name: getattr(args, name) for name in SETTINGS}
+    fixed = None
     if resumed is not None:
+        try:
+            fixed = fixed_by(resumed.model, resumed.hidden.shape[1], resumed.hyperparameters)
+        except ValueError as exc:
+            raise CLIError(f"{args.resume}: {exc}") from None
         if args.seed is not None:
             print(f"{prog_name('charrnn_ext.train')}: note: --seed is ignored with --resume "
                   f"(the checkpoint's random state continues)", file=sys.stderr)
@@ -137,14 +142,14 @@ def _settings(args, resumed: Checkpoint | None) -> dict:
             print(f"{prog_name('charrnn_ext.train')}: note: --init is ignored with --resume "
                   f"(the checkpoint's weights continue)", file=sys.stderr)
         given["init"] = None   # so is the initialisation: the stored one stays recorded
-        conflict = contradiction(given, fixed_by(resumed.model, resumed.hidden.shape[1]))
+        conflict = contradiction(given, fixed)
         if conflict is not None:
             name, theirs = conflict
             raise CLIError(f"{SETTINGS[name].flag} {given[name]} differs from the {theirs} "
                            f"of the checkpoint {args.resume}")
     try:
         settings = complete(given, resumed.hyperparameters if resumed is not None else None,
-                            fixed_by(resumed.model, resumed.hidden.shape[1]) if resumed else None)
+                            fixed)
     except ValueError as exc:
         raise CLIError(f"{args.resume}: {exc}") from None
     return settings

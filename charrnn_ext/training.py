@@ -191,7 +191,8 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | str | None =
                          f"got {time_limit!r}")
     # -- 1. the settings and the text ---------------------------------------
     settings = complete(settings, resume.hyperparameters if resume is not None else None,
-                        fixed_by(resume.model, resume.hidden.shape[1]) if resume else None)
+                        fixed_by(resume.model, resume.hidden.shape[1], resume.hyperparameters)
+                        if resume else None)
     if not isinstance(text, Text):
         text = Text.of(text, settings)
     if resume is not None and text.vocab != resume.vocab:

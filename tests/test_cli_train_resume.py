@@ -103,11 +103,14 @@ def adam_run(tmp_path_factory, cli_texts):
     ("adam", ("--embedding-size", 0), "--embedding-size 0 differs from the embedding size 6"),
     ("adam", ("--embedding-size", 64), "--embedding-size 64 differs from the embedding size 6"),
     ("adam", ("--batch-size", 32), "--batch-size 32 differs from the 2 streams"),
+    ("adam", ("--recipe", "min-char-rnn"), "--recipe min-char-rnn differs from the recipe batched"),
+    ("tiny", ("--recipe", "batched"), "--recipe batched differs from the recipe min-char-rnn"),
 ])
 def test_resume_refuses_another_optimizer_or_embedding(tiny_run, adam_run, tmp_path, which,
                                                        flags, words):
-    """What the checkpoint's model fixes cannot change on --resume: one line,
-    exit status 2, the checkpoint untouched."""
+    """What the checkpoint's model fixes cannot change on --resume, nor its
+    recipe (the defaults of a new run: it would change only the header's
+    label): one line, exit status 2, the checkpoint untouched."""
     if which == "tiny":
         ckpt, cwd = tiny_run[0], tiny_run[0].parent
     else:
@@ -140,16 +143,16 @@ def test_resume_refuses_bad_stored_recipe_settings(adam_run, tmp_path, hyper, wo
 
 
 def test_resume_takes_the_checkpoints_own_values_and_a_new_rate(adam_run, tmp_path):
-    """Flags that repeat what the model fixes are accepted; --learning-rate
-    and --recipe may change (a recipe fills only what the file does not say)."""
+    """Flags that repeat what the model fixes (and its recipe) are accepted;
+    --learning-rate may change."""
     (tmp_path / "en.txt").write_bytes((adam_run / "en.txt").read_bytes())
     (tmp_path / "a.npz").write_bytes((adam_run / "adam.npz").read_bytes())
     rc, out, err = run_cli("train", "en.txt", "--resume", "a.npz", "--iters", 30,
                            "--optimizer", "adam", "--embedding-size", 6, "--batch-size", 2,
-                           "--learning-rate", 0.001, "--recipe", "min-char-rnn",
+                           "--learning-rate", 0.001, "--recipe", "batched",
                            "--no-keep-best", cwd=tmp_path)
     assert rc == 0, err
-    assert "input embedding 6, Adam learning rate 0.001" in out
+    assert "input embedding 6, Adam learning rate 0.001" in out and "(batched recipe)" in out
     assert "seq length 16, 2 streams" in out    # the checkpoint's, not min-char-rnn's 25
     ckpt = load_checkpoint(tmp_path / "a.npz")
     assert ckpt.model.adam_steps == 30 and ckpt.hyperparameters["learning_rate"] == 0.001

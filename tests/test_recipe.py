@@ -234,3 +234,20 @@ def test_a_run_reading_a_short_text_many_times_is_noted():
     assert 10_000 * 32 * 50 / 1_059_625 < PASSES_NOTED
     assert notes(complete({}), 1000) == []          # one stream: min-char-rnn, as it was
     assert notes(complete({"recipe": "batched", "iters": 100}), 58_000) == []
+
+
+def test_a_resumed_run_keeps_its_recipe():
+    """A recipe is the defaults of a new run: on resume another one would
+    change only the header's label, so it is refused by name; the stored one,
+    or auto (none asked for), is the checkpoint's."""
+    model = CharRNN(11, 6, seed=0, embedding_size=3, optimizer="adam", init="pytorch")
+    stored = complete({"batch_size": 5, "hidden_size": 6, "embedding_size": 3})
+    fixed = fixed_by(model, 5, stored)
+    assert fixed["recipe"] == stored["recipe"] == "batched"
+    for recipe in ("batched", "auto", None):
+        assert complete({"recipe": recipe}, stored, fixed) == stored
+    with pytest.raises(ValueError, match="setting recipe min-char-rnn differs from the recipe "
+                                         "batched of the checkpoint"):
+        complete({"recipe": "min-char-rnn"}, stored, fixed)
+    old = {"hidden_size": 6, "batch_size": 5, "learning_rate": 0.05}   # before the recipes
+    assert fixed_by(CharRNN(11, 6, seed=0), 5, old)["recipe"] == "min-char-rnn"

@@ -269,6 +269,7 @@ def test_a_run_is_refused_a_file_another_process_is_writing(tmp_path):
     ({"hidden_size": 64}, "setting hidden_size 64 differs from the hidden size 16"),
     ({"cell": "gru"}, "setting cell gru differs from the cell lstm"),
     ({"dtype": "float64"}, "setting dtype float64 differs from the dtype float32"),
+    ({"recipe": "min-char-rnn"}, "setting recipe min-char-rnn differs from the recipe batched"),
 ])
 def test_resume_refuses_settings_that_contradict_the_checkpoint(given, words):
     """training.run(resume=...) with a setting its model fixes given
