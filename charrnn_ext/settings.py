@@ -208,6 +208,12 @@ def complete(given: dict | None = None, stored: dict | None = None,
     return {name: out[name] for name in SETTINGS}
 
 
+# Settings a resumed run has spent: given on resume they are ignored (with a note), and
+# the checkpoint's stay recorded.
+SPENT_ON_RESUME = {"seed": "the checkpoint's random state continues",
+                   "init": "the checkpoint's weights continue"}
+
+
 def fixed_by(model, streams: int, stored: dict | None = None) -> dict:
     """The settings a checkpoint's model fixes (a resumed run keeps them),
     and, given the checkpoint's ``stored`` settings, the recipe they were

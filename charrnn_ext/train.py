@@ -28,8 +28,8 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
     from .evaluation import LN2
     from .inputs import read_text
     from .outputs import best_path, check_output, take_checkpoint_path
-    from .settings import (MODEL_SETTINGS, OUTPUT_SETTINGS, SETTINGS, add_setting_flags, complete,
-                           contradiction, fixed_by)
+    from .settings import (MODEL_SETTINGS, OUTPUT_SETTINGS, SETTINGS, SPENT_ON_RESUME,
+                           add_setting_flags, complete, contradiction, fixed_by)
     from . import training
     from .training import Diverged, Reporter, Text, TextError, summary
     from .vocab import Vocab
@@ -134,14 +134,11 @@ def _settings(args, resumed: Checkpoint | None) -> dict:
             fixed = fixed_by(resumed.model, resumed.hidden.shape[1], resumed.hyperparameters)
         except ValueError as exc:
             raise CLIError(f"{args.resume}: {exc}") from None
-        if args.seed is not None:
-            print(f"{prog_name('charrnn_ext.train')}: note: --seed is ignored with --resume "
-                  f"(the checkpoint's random state continues)", file=sys.stderr)
-        given["seed"] = None   # the seed is spent: the checkpoint's random state continues
-        if args.init is not None:
-            print(f"{prog_name('charrnn_ext.train')}: note: --init is ignored with --resume "
-                  f"(the checkpoint's weights continue)", file=sys.stderr)
-        given["init"] = None   # so is the initialisation: the stored one stays recorded
+        for name, why in SPENT_ON_RESUME.items():
+            if given[name] is not None:
+                print(f"{prog_name('charrnn_ext.train')}: note: {SETTINGS[name].flag} is "
+                      f"ignored with --resume ({why})", file=sys.stderr)
+            given[name] = None
         conflict = contradiction(given, fixed)
         if conflict is not None:
             name, theirs = conflict

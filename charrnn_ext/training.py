@@ -30,7 +30,7 @@ from .divergence import Divergence
 from .evaluation import LN2, Scores, evaluate
 from .model import CharRNN, TrainingDiverged
 from .outputs import LIBRARY, Files, Memory, take_run_files
-from .settings import complete, fixed_by, notes
+from .settings import SPENT_ON_RESUME, check, complete, fixed_by, notes
 from .vocab import Vocab
 
 class Diverged(RuntimeError):
@@ -190,9 +190,15 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | str | None =
         raise ValueError(f"time_limit must be a finite number of seconds >= 0 (0: no limit), "
                          f"got {time_limit!r}")
     # -- 1. the settings and the text ---------------------------------------
-    settings = complete(settings, resume.hyperparameters if resume is not None else None,
-                        fixed_by(resume.model, resume.hidden.shape[1], resume.hyperparameters)
-                        if resume else None)
+    fixed = None if resume is None else \
+        fixed_by(resume.model, resume.hidden.shape[1], resume.hyperparameters)
+    if resume is not None and settings:
+        own = complete({}, resume.hyperparameters, fixed)
+        for name, why in SPENT_ON_RESUME.items():
+            if settings.get(name) is not None and check(name, settings[name]) != own[name]:
+                reporter.note(f"setting {name} is ignored when resuming ({why})")
+        settings = {k: v for k, v in settings.items() if k not in SPENT_ON_RESUME}
+    settings = complete(settings, resume.hyperparameters if resume is not None else None, fixed)
     if not isinstance(text, Text):
         text = Text.of(text, settings)
     if resume is not None and text.vocab != resume.vocab:

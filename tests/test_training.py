@@ -283,3 +283,34 @@ def test_resume_refuses_settings_that_contradict_the_checkpoint(given, words):
         training.run(WORDS_6K, {"iters": 8, **given}, resume=ckpt, reporter=steps)
     assert steps.steps == 0 and ckpt.iteration == 4
     assert all(np.array_equal(params[n], a) for n, a in ckpt.model.params.items())
+
+
+class _Said(training.Reporter):
+    """Keeps a run's lines and notes."""
+
+    def __init__(self):
+        self.lines, self.notes = [], []
+
+    def line(self, text):
+        self.lines.append(text)
+
+    def note(self, text):
+        self.notes.append(text)
+
+
+def test_a_resumed_run_ignores_a_seed_or_init_in_a_note_and_shows_its_own():
+    """The seed and the initialisation are spent once a model has trained: on
+    resume they are ignored with a note, the header and the checkpoint keep
+    the run's own (as charrnn-train's --seed and --init)."""
+    settings = dict(QUIET, iters=20, hidden_size=8, seq_length=8, seed=3)
+    straight = training.run(WORDS_6K, settings).run
+    half = training.run(WORDS_6K, dict(settings, iters=10)).run
+    said = _Said()
+    training.run(WORDS_6K, {"iters": 20, "seed": 99, "init": "pytorch"}, resume=half,
+                 reporter=said)
+    assert said.notes[:2] == ["setting seed is ignored when resuming (the checkpoint's random "
+                              "state continues)", "setting init is ignored when resuming (the "
+                                                  "checkpoint's weights continue)"]
+    assert "seed 3, 20 iterations" in said.lines[2]
+    assert (half.hyperparameters["seed"], half.hyperparameters["init"]) == (3, "min-char-rnn")
+    assert same_model(straight.model, half.model)
