@@ -244,6 +244,10 @@ def _run(text: Text, settings: dict, resume: Checkpoint | None, out, reporter: R
                            hidden=np.zeros((model.state_size, B)))
     else:
         state = resume
+        if state.model.num_layers > 1 and state.model.dropout != settings["dropout"]:
+            # a new rate trains from the resumed step on (a stacked model's dropout is
+            # its core's; the draws' Generator continues)
+            state.model = state.model.copy(dropout=settings["dropout"])
     crc = zlib.crc32(ids)
     same_text = resume is not None and (resume.data_size, resume.data_crc32) == (N, crc)
     same_held_out = same_text and resume.hyperparameters.get("val_fraction") == \
