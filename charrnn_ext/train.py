@@ -120,8 +120,11 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
                         "file (without it, an existing checkpoint is only continued, with "
                         "--resume)")
     c.add_argument("--resume", metavar="PATH",
-                   help="continue the run saved in this checkpoint, on the same text; N steps, "
-                        "then a resume and N more give bit-identical parameters to 2N steps")
+                   help="continue the run saved in this checkpoint, on the same text: to the "
+                        "same --iters, bit-identical to a run never stopped; to a new --iters, "
+                        "bit-identical to a straight run of that length only with a constant "
+                        "learning rate (--lr-decay 1), a decaying one goes on from where it "
+                        "stopped (the run says so)")
     return p
 
 

@@ -266,6 +266,9 @@ def _run(text: Text, settings: dict, resume: Checkpoint | None, out, reporter: R
             reporter.note(f"{resumed_from or 'the checkpoint'} was trained with the "
                           f"{resume.core} build of the core, this run uses {build}: the result "
                           f"will not be bit-identical to an uninterrupted run")
+    if resume is not None:
+        _continued_schedule(state, complete({}, resume.hyperparameters, fixed_by(
+            resume.model, B, resume.hyperparameters)), settings, reporter)
     state.hyperparameters = dict(settings)
     state.data_size, state.data_crc32, state.core = N, crc, build
     for line in _header(N, V, n_train, settings, part, resume, resumed_from, out):
@@ -304,6 +307,48 @@ def _header(N, V, n_train, settings, part, resume, resumed_from, out) -> list[st
     return lines
 
 
+def scheduled_rate(n: int, settings: dict, lr_from: tuple | None = None,
+                   timed: float = 0.0) -> float:
+    """The learning rate of the steps from iteration n: with lr_decay F < 1,
+    falling linearly from learning_rate at iteration 0 (or from ``lr_from``,
+    (iteration a, rate r), a resumed run's continuation) to F times
+    learning_rate at iters, held for LR_WINDOW iterations (the window's start
+    decides); ``timed``, the fraction of a time limit spent, when further
+    along. F = 1: learning_rate."""
+    lr, F, E = settings["learning_rate"], settings["lr_decay"], settings["iters"]
+    if F == 1.0:
+        return lr
+    done = n - n % LR_WINDOW
+    if lr_from is None:
+        progress = max(done / E, timed)
+        return lr * (1.0 - (1.0 - F) * min(progress, 1.0))
+    a, r = lr_from
+    p = min(max((max(done, a) - a) / (E - a), timed), 1.0) if E > a else 1.0
+    return r * (1.0 - p) + lr * F * p     # r at a, exactly the floor at iters
+
+
+def _continued_schedule(state: Checkpoint, before: dict, settings: dict, reporter) -> None:
+    """A resumed run's learning rate: the checkpoint's schedule, when its
+    settings (iters, learning_rate, lr_decay) are the run's (then bit for bit
+    a straight run); else a line from the rate where it stopped (a new
+    learning_rate: that rate) to the new floor at the new iters, said in a note."""
+    keys = ("iters", "learning_rate", "lr_decay")
+    if settings["lr_decay"] == 1.0 or all(before[k] == settings[k] for k in keys):
+        return
+    n = state.iteration
+    rate = settings["learning_rate"] if settings["learning_rate"] != before["learning_rate"] \
+        else scheduled_rate(n, before, state.lr_from)
+    state.lr_from = (n, rate)
+    why = [f"the checkpoint's run was planned for {before['iters']}"] \
+        if before["iters"] != settings["iters"] else []
+    why += [f"{k.replace('_', ' ')} {before[k]:g} before" for k in keys[1:]
+            if before[k] != settings[k]]
+    E, floor = settings["iters"], settings["learning_rate"] * settings["lr_decay"]
+    reporter.note(f"the learning rate goes on from {rate:.3g} at iteration {n} down to "
+                  f"{floor:.3g} at iteration {E} ({', '.join(why)}): the result differs from "
+                  f"a straight run of {count(E, 'iteration')}")
+
+
 class _Loop:
     """One run's loop (min-char-rnn's), its evaluations and saves."""
 
@@ -319,6 +364,8 @@ class _Loop:
         self.saved_at = None       # iteration of the last checkpoint this run wrote
         self.best = None           # a copy of the state at the best evaluation
         self.eval_seconds = 0.0
+        self.lr_from = state.lr_from   # this run's schedule (a save may move the state's)
+        self.t_start = time.perf_counter()
 
     # -- the pieces -------------------------------------------------------------
     def diverged(self, what: str) -> Diverged:
@@ -340,6 +387,9 @@ class _Loop:
             self.out.write(self.state, best=True)
             return
         first = self.saved_at is None and self.fresh
+        if self.time_limit and self.s["lr_decay"] != 1.0:
+            # the rate a time limit brought it to: where a resumed run goes on from
+            self.state.lr_from = (self.state.iteration, self.rate(self.state.iteration))
         self.out.write(self.state)
         self.saved_at = self.state.iteration
         if first and self.state.best_iteration is None:
@@ -370,17 +420,13 @@ class _Loop:
         self.reporter.evaluated(state, scores, best)
         return scores
 
-    def rate(self, n: int, elapsed: float) -> float:
-        """The learning rate of the steps from iteration n: falling linearly
-        from learning_rate to lr_decay times it by the end of the run (iters,
-        or time_limit seconds if that comes first), held for LR_WINDOW
-        iterations (the window's start decides)."""
-        s = self.s
-        done = n - n % LR_WINDOW
-        progress = done / s["iters"]
-        if self.time_limit:
-            progress = max(progress, elapsed / self.time_limit)
-        return s["learning_rate"] * (1.0 - (1.0 - s["lr_decay"]) * min(progress, 1.0))
+    def rate(self, n: int) -> float:
+        """The learning rate of the steps from iteration n (scheduled_rate,
+        from this run's start; by the end of the run: iters, or time_limit
+        seconds if that comes first)."""
+        elapsed = time.perf_counter() - self.t_start
+        return scheduled_rate(n, self.s, self.lr_from,
+                              elapsed / self.time_limit if self.time_limit else 0.0)
 
     # -- the loop -----------------------------------------------------------------
     def go(self) -> Result:
@@ -390,7 +436,7 @@ class _Loop:
         data, vocab, part = self.ids[:self.n_train], state.vocab, self.part
         steps_done, stopped, timed_out = 0, False, False
         block = 1          # steps per model.train call: about defaults.CALL_SECONDS
-        t_start = time.perf_counter()
+        t_start = self.t_start = time.perf_counter()
         # One BLAS thread: the core's matrix products are small, and a
         # multithreaded BLAS may split sums differently from run to run, which
         # would break bit-identical reproducibility. The core's own threads do
@@ -421,7 +467,7 @@ class _Loop:
                 upto = min(iters, *(n + e - n % e for e in every))
                 if s["lr_decay"] != 1.0:   # -- the decaying rate: fixed within a window
                     upto = min(upto, n + LR_WINDOW - n % LR_WINDOW)
-                    lr = self.rate(n, time.perf_counter() - t_start)
+                    lr = self.rate(n)
                 started = time.perf_counter()
                 try:
                     losses, state.hidden, state.position = state.model.train(

@@ -314,3 +314,118 @@ def test_a_resumed_run_ignores_a_seed_or_init_in_a_note_and_shows_its_own():
     assert "seed 3, 20 iterations" in said.lines[2]
     assert (half.hyperparameters["seed"], half.hyperparameters["init"]) == (3, "min-char-rnn")
     assert same_model(straight.model, half.model)
+
+
+# -- resuming under the decaying learning rate --------------------------------------
+
+CELLS = [("rnn", 1), ("rnn", 2), ("lstm", 1), ("gru", 2)]
+
+
+class _StopAt(training.Reporter):
+    """stop() once the run has reached an iteration."""
+
+    def __init__(self, at):
+        self.at, self.iteration = at, 0
+
+    def progress(self, run, steps):
+        self.iteration = run.iteration
+
+    def stop(self):
+        return self.iteration >= self.at
+
+
+@pytest.mark.parametrize("cell, L", CELLS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_run_stopped_and_resumed_to_its_iters_is_the_straight_run_under_decay(cell, L, dtype):
+    """The default decay of several streams (the batched recipe's: Adam
+    falling to a tenth): a run stopped mid-window and resumed to the same
+    iters is bit for bit the straight run."""
+    settings = dict(QUIET, iters=330, hidden_size=8, seq_length=10, seed=2, batch_size=2,
+                    cell=cell, num_layers=L, dtype=dtype, sample_every=30)
+    assert training.run(WORDS_6K, dict(settings, iters=5)).run.hyperparameters["lr_decay"] == 0.1
+    straight = training.run(WORDS_6K, settings).run
+    stopper = _StopAt(150)
+    part = training.run(WORDS_6K, settings, reporter=stopper, stop=stopper.stop)
+    assert part.stopped and part.run.iteration == 150   # in the middle of a window of 100
+    said = _Said()
+    resumed = training.run(WORDS_6K, {}, resume=part.run, reporter=said).run
+    assert not said.notes and resumed.iteration == 330
+    assert same_model(straight.model, resumed.model)
+    for name in straight.model.moment:
+        assert np.array_equal(straight.model.moment[name], resumed.model.moment[name]), name
+    assert np.array_equal(straight.hidden, resumed.hidden)
+
+
+def test_resumed_to_a_new_total_the_rate_goes_on_from_where_it_stopped_to_the_floor(tmp_path):
+    """A run of 400 iterations stopped at 200 (the rate of its window from
+    200 then 0.625 of its start) and resumed to 600: its rate goes on from there, window by window,
+    down to the floor at 600, not back up; one note says the result differs
+    from a straight run of 600; an interruption of that continued run resumed
+    to 600 again is bit for bit the same."""
+    from charrnn_ext.defaults import LR_WINDOW
+    lr, decay = 0.004, 0.25
+    settings = dict(QUIET, iters=400, hidden_size=12, seq_length=10, batch_size=2, seed=5,
+                    recipe="batched", embedding_size=4, learning_rate=lr, lr_decay=decay)
+    stopper = _StopAt(200)
+    first = training.run(WORDS_6K, settings, reporter=stopper, stop=stopper.stop).run
+    assert first.iteration == 200 and first.lr_from is None
+    said = _Said()
+    result = training.run(WORDS_6K, {"iters": 600}, resume=first, reporter=said)
+    assert said.notes == [
+        "the learning rate goes on from 0.0025 at iteration 200 down to 0.001 at iteration 600 "
+        "(the checkpoint's run was planned for 400): the result differs from a straight run "
+        "of 600 iterations"]
+    vocab = Vocab.from_text(WORDS_6K)
+    ids = vocab.encode(WORDS_6K)
+    n_train = ids.size - int(ids.size * 0.05)
+    model = CharRNN(len(vocab), 12, seed=5, embedding_size=4, optimizer="adam", init="pytorch")
+    h, position, rates = None, 0, []
+    at_200 = lr * (1 - (1 - decay) * (200 / 400))   # the first run's rate from 200
+    for n in range(0, 600, LR_WINDOW):
+        if n < 200:
+            rate = lr * (1 - (1 - decay) * (n / 400))
+        else:
+            p = (n - 200) / 400
+            rate = at_200 * (1 - p) + lr * decay * p
+        rates.append(rate)
+        _, h, position = model.train(ids[:n_train], LR_WINDOW, 10, h, position, rate, streams=2)
+    assert rates[2] == at_200 < rates[1]   # no jump at 200: its window's rate, as before
+    assert rates == sorted(rates, reverse=True) and rates[-1] > lr * decay
+    assert training.scheduled_rate(600, result.run.hyperparameters, result.run.lr_from) == \
+        lr * decay
+    assert same_model(result.run.model, model)
+    assert np.array_equal(result.run.hidden, h) and result.run.position == position
+    # the continued schedule is the checkpoint's: that run stopped at 450 (its file read
+    # back) and resumed to 600 is bit for bit the same, and says nothing
+    stopper = _StopAt(200)
+    again = training.run(WORDS_6K, settings, reporter=stopper, stop=stopper.stop).run
+    stopper = _StopAt(450)
+    path = str(tmp_path / "m.npz")
+    training.run(WORDS_6K, {"iters": 600, "checkpoint_every": 50}, resume=again,
+                 reporter=stopper, stop=stopper.stop, checkpoint=path)
+    saved = load_checkpoint(path)
+    assert saved.iteration == 450 and saved.lr_from == result.run.lr_from == (200, rates[2])
+    said = _Said()
+    last = training.run(WORDS_6K, {}, resume=path, checkpoint=path, reporter=said).run
+    assert not said.notes and same_model(last.model, result.run.model)
+
+
+def test_a_run_ended_by_its_time_limit_resumes_at_the_rate_it_reached(monkeypatch):
+    """A time limit brings the decaying rate to its floor by the end of the
+    time: resumed without one, the run goes on from there down to the floor
+    at iters, not back up to where the iterations alone would put it."""
+    settings = dict(QUIET, iters=10**6, hidden_size=8, seq_length=8, batch_size=2,
+                    lr_decay=0.1, learning_rate=0.004)
+    timed = training.run(WORDS_6K, settings, time_limit=0.5)
+    n, rate = timed.run.lr_from
+    assert timed.timed_out and n == timed.run.iteration < 10**6
+    assert rate == pytest.approx(0.0004, rel=1e-12)   # the floor, reached in time
+    used = []
+    train = CharRNN.train
+
+    def spy(model, data, steps, seq_length, hprev, position, learning_rate, streams):
+        used.append(learning_rate)
+        return train(model, data, steps, seq_length, hprev, position, learning_rate, streams)
+    monkeypatch.setattr(CharRNN, "train", spy)
+    training.run(WORDS_6K, {"iters": n + 300}, resume=timed.run)
+    assert used and all(r == pytest.approx(0.0004, rel=1e-12) for r in used), used
