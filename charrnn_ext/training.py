@@ -266,9 +266,15 @@ def _run(text: Text, settings: dict, resume: Checkpoint | None, out, reporter: R
             reporter.note(f"{resumed_from or 'the checkpoint'} was trained with the "
                           f"{resume.core} build of the core, this run uses {build}: the result "
                           f"will not be bit-identical to an uninterrupted run")
-    if resume is not None:
-        _continued_schedule(state, complete({}, resume.hyperparameters, fixed_by(
-            resume.model, B, resume.hyperparameters)), settings, reporter)
+    if resume is not None:   # what changes with the settings: against the checkpoint's
+        before = complete({}, resume.hyperparameters,
+                          fixed_by(resume.model, B, resume.hyperparameters))
+        _continued_schedule(state, before, settings, reporter)
+        if before["seq_length"] != T:
+            # the smoothed loss and the open interval's sum are per chunk of T characters:
+            # the same per character in chunks of the new length
+            state.smooth_loss *= T / before["seq_length"]
+            state.interval_loss *= T / before["seq_length"]
     state.hyperparameters = dict(settings)
     state.data_size, state.data_crc32, state.core = N, crc, build
     for line in _header(N, V, n_train, settings, part, resume, resumed_from, out):

@@ -429,3 +429,23 @@ def test_a_run_ended_by_its_time_limit_resumes_at_the_rate_it_reached(monkeypatc
     monkeypatch.setattr(CharRNN, "train", spy)
     training.run(WORDS_6K, {"iters": n + 300}, resume=timed.run)
     assert used and all(r == pytest.approx(0.0004, rel=1e-12) for r in used), used
+
+
+def test_a_seq_length_changed_on_resume_keeps_the_smoothed_loss_per_character():
+    """The smoothed loss (and the open interval's sum) is nats per chunk:
+    resumed with another seq_length it goes on per chunk of the new length,
+    the same per character, so the summary's bits/char stay below a uniform
+    guess (not the old chunk's losses divided by the new length)."""
+    half = training.run(WORDS_6K, dict(QUIET, iters=150, hidden_size=16, seq_length=25,
+                                       sample_every=100)).run
+    per_char, open_sum = half.smooth_loss / 25, half.interval_loss
+    assert half.interval_steps == 49   # since the point at iteration 101
+    result = training.run(WORDS_6K, {"iters": 151, "seq_length": 5}, resume=half)
+    loss = result.run.interval_loss - open_sum * 5 / 25          # the one step's loss
+    assert 0 < loss < 5 * np.log(len(half.vocab))
+    assert result.run.smooth_loss == pytest.approx(per_char * 5 * 0.999 + loss * 0.001,
+                                                   rel=1e-12)
+    lines = training.summary(result, result.run.hyperparameters, None, None)
+    bpc = float(lines[1].split("(")[1].split()[0])
+    assert bpc == pytest.approx(per_char / np.log(2), rel=0.01)
+    assert bpc < np.log2(len(half.vocab))
