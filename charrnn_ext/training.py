@@ -252,9 +252,9 @@ def _run(text: Text, settings: dict, resume: Checkpoint | None, out, reporter: R
     same_text = resume is not None and (resume.data_size, resume.data_crc32) == (N, crc)
     same_held_out = same_text and resume.hyperparameters.get("val_fraction") == \
         settings["val_fraction"]
+    had_best = resume is not None and resume.best_iteration is not None
     state.best_val_bpc, state.best_iteration = out.inherited_best(resume, same_held_out)
-    if resume is not None and resume.best_iteration is not None and keep_best \
-            and not same_held_out:
+    if had_best and keep_best and not same_held_out:   # (state is resume: checked before)
         reporter.note("the held-out text differs from the checkpoint's (--val-fraction or the "
                       "text): the best model is judged anew")
     build = core_build()

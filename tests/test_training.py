@@ -449,3 +449,24 @@ def test_a_seq_length_changed_on_resume_keeps_the_smoothed_loss_per_character():
     bpc = float(lines[1].split("(")[1].split()[0])
     assert bpc == pytest.approx(per_char / np.log(2), rel=0.01)
     assert bpc < np.log2(len(half.vocab))
+
+
+@pytest.mark.parametrize("change", [{"val_fraction": 0.1}, {"text": True}])
+def test_a_resume_on_other_held_out_text_says_the_best_is_judged_anew(tmp_path, change):
+    """The checkpoint's best was scored on other held-out text (another
+    val_fraction, another text of the same characters): one note says so, and
+    the run's best is its own."""
+    path = str(tmp_path / "m.npz")
+    first = training.run(WORDS_6K, dict(QUIET, iters=20, hidden_size=8, seq_length=8),
+                         checkpoint=path).run
+    assert first.best_iteration == 20
+    text = WORDS_6K[::-1] if change.get("text") else WORDS_6K
+    said = _Said()
+    settings = {"iters": 30, **{k: v for k, v in change.items() if k != "text"}}
+    run = training.run(text, settings, resume=path, checkpoint=path, reporter=said).run
+    assert "the held-out text differs from the checkpoint's (--val-fraction or the text): the " \
+           "best model is judged anew" in said.notes
+    assert run.best_iteration == 30 and load_checkpoint(str(tmp_path / "m.best.npz")).iteration == 30
+    said = _Said()
+    training.run(text, {"iters": 40}, resume=path, checkpoint=path, reporter=said)
+    assert not any("judged anew" in note for note in said.notes)
