@@ -436,11 +436,33 @@ class _Loop:
 
     # -- the loop -----------------------------------------------------------------
     def go(self) -> Result:
+        """The run; a reporter or stop() that raises ends it saved (what was
+        trained: the state is whole at every call to either), then re-raised."""
+        self.whole, self.steps_done = True, 0
+        try:
+            return self._go()
+        except Diverged:
+            raise   # the last good checkpoint stays
+        except Exception:
+            if self.whole and self.steps_done:
+                try:
+                    self.save()
+                except Exception as exc:   # the first error is the one to raise
+                    self.reporter_note(f"the run could not be saved: {exc}")
+            raise
+
+    def reporter_note(self, text: str) -> None:
+        try:
+            self.reporter.note(text)
+        except Exception:
+            pass
+
+    def _go(self) -> Result:
         state, s, reporter = self.state, self.s, self.reporter
         T, H, B, iters = s["seq_length"], s["hidden_size"], s["batch_size"], s["iters"]
         lr, every = s["learning_rate"], (s["sample_every"], s["eval_every"], s["checkpoint_every"])
         data, vocab, part = self.ids[:self.n_train], state.vocab, self.part
-        steps_done, stopped, timed_out = 0, False, False
+        stopped, timed_out = False, False
         block = 1          # steps per model.train call: about defaults.CALL_SECONDS
         t_start = self.t_start = time.perf_counter()
         # One BLAS thread: the core's matrix products are small, and a
@@ -475,6 +497,7 @@ class _Loop:
                     upto = min(upto, n + LR_WINDOW - n % LR_WINDOW)
                     lr = self.rate(n)
                 started = time.perf_counter()
+                self.whole = False   # the model runs ahead of the state until recorded
                 try:
                     losses, state.hidden, state.position = state.model.train(
                         data, min(upto - n, block), T, state.hidden, state.position, lr,
@@ -482,20 +505,24 @@ class _Loop:
                 except TrainingDiverged as exc:   # a NaN or infinite loss: its step ran
                     losses, state.hidden, state.position = exc.losses, exc.hidden, exc.position
                 block = steps_per_call(losses.size, time.perf_counter() - started)
-                # -- the record: each step's loss, the loss line, divergence
+                # -- the record: each step's loss, the loss line, divergence (the
+                # state is the model's again before anything is told)
                 k, why = self.watch.add(losses)
+                line = None
                 for loss in losses[:k].tolist():
                     state.record_step(loss)
                     if state.iteration == n + 1 and (report or evaluated):
                         line = "iter %d, loss: %f" % (n, state.smooth_loss)
                         if scores is not None and scores.val_bpc is not None:
                             line += ", val: %.4f bits/char" % scores.val_bpc
-                        reporter.line(line)
                     if state.iteration == n + 1 and report:
                         state.close_interval(T)
+                self.steps_done += losses.size
+                self.whole = why is None
+                if line is not None:
+                    reporter.line(line)
                 if why is not None:
                     raise self.diverged(why)
-                steps_done += losses.size
                 reporter.progress(state, losses.size)
                 # -- a checkpoint, never while the loss is suspect
                 if state.iteration % s["checkpoint_every"] == 0 and state.iteration < iters \
@@ -515,7 +542,7 @@ class _Loop:
         final = None if stopped else self.evaluate_and_keep()
         if final is not None:
             self.save()  # with the evaluation (history, best) recorded
-        return Result(state, final, stopped, self.saved_at, steps_done, train_seconds,
+        return Result(state, final, stopped, self.saved_at, self.steps_done, train_seconds,
                       self.eval_seconds, getattr(self.out, "best_file", None), self.best,
                       timed_out)
 

@@ -470,3 +470,49 @@ def test_a_resume_on_other_held_out_text_says_the_best_is_judged_anew(tmp_path, 
     said = _Said()
     training.run(text, {"iters": 40}, resume=path, checkpoint=path, reporter=said)
     assert not any("judged anew" in note for note in said.notes)
+
+
+class _Breaks(training.Reporter):
+    """A reporter (and stop()) whose hook ``where`` raises once the run has
+    passed iteration 30."""
+
+    def __init__(self, where):
+        self.where, self.iteration = where, 0
+
+    def _maybe(self, where):
+        if where == self.where and self.iteration > 30:
+            raise RuntimeError(f"{where} broke")
+
+    def line(self, text):
+        self._maybe("loss line" if text.startswith("iter") else "sample")
+
+    def progress(self, run, steps):
+        self.iteration = run.iteration
+        self._maybe("progress")
+
+    def evaluated(self, run, scores, best):
+        self._maybe("evaluated")
+
+    def stop(self):
+        self._maybe("stop")
+        return False
+
+
+@pytest.mark.parametrize("where", ["sample", "loss line", "progress", "evaluated", "stop"])
+def test_a_reporter_or_stop_that_raises_ends_the_run_saved(tmp_path, where):
+    """What was trained is saved (the state as the model is), then the
+    error is raised; resumed, the run ends where a straight one does."""
+    settings = dict(QUIET, iters=80, hidden_size=8, seq_length=8, sample_every=20,
+                    eval_every=20, checkpoint_every=1000)
+    path = str(tmp_path / "m.npz")
+    broken = _Breaks(where)
+    with pytest.raises(RuntimeError, match=f"{where} broke"):
+        training.run(WORDS_6K, settings, checkpoint=path, reporter=broken, stop=broken.stop)
+    saved = load_checkpoint(path)
+    assert 30 < saved.iteration < 80
+    assert not list(tmp_path.glob("*.lock"))
+    resumed = training.run(WORDS_6K, {}, resume=path, checkpoint=path).run
+    straight = training.run(WORDS_6K, settings).run
+    assert same_model(straight.model, resumed.model)
+    assert np.array_equal(straight.hidden, resumed.hidden) and resumed.smooth_loss == \
+        straight.smooth_loss
