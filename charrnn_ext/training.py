@@ -30,6 +30,7 @@ from .divergence import Divergence
 from .evaluation import LN2, Scores, evaluate
 from .model import CharRNN, TrainingDiverged
 from .outputs import LIBRARY, Files, Memory, take_run_files
+from .schedule import continued_schedule, scheduled_rate
 from .settings import SPENT_ON_RESUME, check, complete, fixed_by, notes
 from .vocab import Vocab
 
@@ -269,7 +270,7 @@ def _run(text: Text, settings: dict, resume: Checkpoint | None, out, reporter: R
     if resume is not None:   # what changes with the settings: against the checkpoint's
         before = complete({}, resume.hyperparameters,
                           fixed_by(resume.model, B, resume.hyperparameters))
-        _continued_schedule(state, before, settings, reporter)
+        continued_schedule(state, before, settings, reporter)
         if before["seq_length"] != T:
             # the smoothed loss and the open interval's sum are per chunk of T characters:
             # the same per character in chunks of the new length
@@ -311,48 +312,6 @@ def _header(N, V, n_train, settings, part, resume, resumed_from, out) -> list[st
         lines.append(f"saving to {out.name}"
                      + (f", the best model to {out.best_name}" if out.best_name else ""))
     return lines
-
-
-def scheduled_rate(n: int, settings: dict, lr_from: tuple | None = None,
-                   timed: float = 0.0) -> float:
-    """The learning rate of the steps from iteration n: with lr_decay F < 1,
-    falling linearly from learning_rate at iteration 0 (or from ``lr_from``,
-    (iteration a, rate r), a resumed run's continuation) to F times
-    learning_rate at iters, held for LR_WINDOW iterations (the window's start
-    decides); ``timed``, the fraction of a time limit spent, when further
-    along. F = 1: learning_rate."""
-    lr, F, E = settings["learning_rate"], settings["lr_decay"], settings["iters"]
-    if F == 1.0:
-        return lr
-    done = n - n % LR_WINDOW
-    if lr_from is None:
-        progress = max(done / E, timed)
-        return lr * (1.0 - (1.0 - F) * min(progress, 1.0))
-    a, r = lr_from
-    p = min(max((max(done, a) - a) / (E - a), timed), 1.0) if E > a else 1.0
-    return r * (1.0 - p) + lr * F * p     # r at a, exactly the floor at iters
-
-
-def _continued_schedule(state: Checkpoint, before: dict, settings: dict, reporter) -> None:
-    """A resumed run's learning rate: the checkpoint's schedule, when its
-    settings (iters, learning_rate, lr_decay) are the run's (then bit for bit
-    a straight run); else a line from the rate where it stopped (a new
-    learning_rate: that rate) to the new floor at the new iters, said in a note."""
-    keys = ("iters", "learning_rate", "lr_decay")
-    if settings["lr_decay"] == 1.0 or all(before[k] == settings[k] for k in keys):
-        return
-    n = state.iteration
-    rate = settings["learning_rate"] if settings["learning_rate"] != before["learning_rate"] \
-        else scheduled_rate(n, before, state.lr_from)
-    state.lr_from = (n, rate)
-    why = [f"the checkpoint's run was planned for {before['iters']}"] \
-        if before["iters"] != settings["iters"] else []
-    why += [f"{k.replace('_', ' ')} {before[k]:g} before" for k in keys[1:]
-            if before[k] != settings[k]]
-    E, floor = settings["iters"], settings["learning_rate"] * settings["lr_decay"]
-    reporter.note(f"the learning rate goes on from {rate:.3g} at iteration {n} down to "
-                  f"{floor:.3g} at iteration {E} ({', '.join(why)}): the result differs from "
-                  f"a straight run of {count(E, 'iteration')}")
 
 
 class _Loop:
