@@ -27,7 +27,10 @@ pickle), so loading a file from a stranger cannot run code. Members:
                                    held-out score so far, or null),
                                    interval_loss / interval_steps (summed loss
                                    and steps since the last history point),
-                                   adam_steps (Adam's updates so far; version 3)
+                                   adam_steps (Adam's updates so far; version 3),
+                                   lr_from ([iteration, rate]: where the decaying
+                                   learning rate's line starts, when not at 0
+                                   with the learning rate; absent: there)
     rng_state         str    JSON: the sampling Generator's bit_generator.state
     hyperparameters   str    JSON: the training run's settings
     history.*         arrays of the loss curves (for --plot)
@@ -113,7 +116,9 @@ class Checkpoint:
     any), ``interval_loss`` / ``interval_steps`` (the history point being
     accumulated), ``data_size`` and ``data_crc32`` of the text and ``core``,
     the build of the Cython core that trained it (bit-identical resumption
-    needs the same one).
+    needs the same one); ``lr_from``, (iteration, rate) where the decaying
+    learning rate's line to its floor at ``iters`` starts (None: at 0, at
+    the learning rate; training.scheduled_rate).
     """
 
     model: CharRNN
@@ -132,6 +137,7 @@ class Checkpoint:
     best_iteration: int | None = None
     interval_loss: float = 0.0
     interval_steps: int = 0
+    lr_from: tuple | None = None
     version: int = FORMAT_VERSION
 
     def __post_init__(self):
@@ -212,6 +218,8 @@ def _arrays(ckpt: Checkpoint) -> dict:
             "interval_loss": float(ckpt.interval_loss),
             "interval_steps": int(ckpt.interval_steps),
             "adam_steps": int(model.adam_steps),
+            **({"lr_from": [int(ckpt.lr_from[0]), float(ckpt.lr_from[1])]}
+               if ckpt.lr_from is not None else {}),
             **({"dropout_rng": rng_json(model._rng)} if isinstance(model, GatedCharRNN) else {}),
         }),
         "rng_state": _json_array(rng_json(ckpt.rng)),
@@ -442,6 +450,14 @@ def _parse(arrays: dict) -> Checkpoint:
         best_iteration = _nonneg_int(best_iteration, "best_iteration", iteration + 1)
     interval_loss = _nonneg_number(state.get("interval_loss", 0.0), "interval_loss")
     interval_steps = _nonneg_int(state.get("interval_steps", 0), "interval_steps", iteration + 1)
+    lr_from = state.get("lr_from")
+    if lr_from is not None:
+        if not isinstance(lr_from, list) or len(lr_from) != 2:
+            raise ValueError(f"lr_from must be [iteration, rate], got {repr(lr_from)[:40]}")
+        lr_from = (_nonneg_int(lr_from[0], "lr_from's iteration", iteration + 1),
+                   _nonneg_number(lr_from[1], "lr_from's rate"))
+        if lr_from[1] == 0:
+            raise ValueError("lr_from's rate must be positive, got 0")
     rng = restore_rng(_json(arrays, "rng_state"))
     hyperparameters = _json(arrays, "hyperparameters")
     history = {}
@@ -466,7 +482,8 @@ def _parse(arrays: dict) -> Checkpoint:
         rng=rng, hyperparameters=hyperparameters, history=history,
         data_size=data_size, data_crc32=data_crc32, core=core,
         best_val_bpc=best_val_bpc, best_iteration=best_iteration,
-        interval_loss=float(interval_loss), interval_steps=interval_steps, version=version,
+        interval_loss=float(interval_loss), interval_steps=interval_steps, lr_from=lr_from,
+        version=version,
     )
     check_agreement(ckpt)
     return ckpt

@@ -220,8 +220,11 @@ class GatedCharRNN:
                 + (", optimizer='adam'" if self.optimizer == "adam" else "")
                 + (f", dtype={self.dtype.name!r})" if self.dtype != np.float64 else ")"))
 
-    def copy(self) -> "GatedCharRNN":
-        model = GatedCharRNN.from_params(self.params, self.memory, self.dropout,
+    def copy(self, dropout: float | None = None) -> "GatedCharRNN":
+        """An independent copy, dropout's Generator in its state; ``dropout``:
+        the copy's rate from here on (default: this model's)."""
+        model = GatedCharRNN.from_params(self.params, self.memory,
+                                         self.dropout if dropout is None else dropout,
                                          optimizer=self.optimizer,
                                          moment=self.moment or None, adam_steps=self.adam_steps,
                                          dtype=self.dtype)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 from ._cli import CLIError, RunLock
 from ._ckptfile import probe
@@ -18,29 +19,55 @@ def best_path(checkpoint: str) -> str:
 
 
 
-def check_output(path: str, what: str) -> None:
-    """Fail before training, not after it, if ``path`` cannot be written: a
-    real write in its directory, with a temporary name as long as the one a
-    checkpoint save uses (so a name too long for the file system fails here)."""
+class OutputError(CLIError, ValueError):
+    """An output the rules refuse (every command that writes, and training.run
+    with a checkpoint file): one line; a command exits 2 with it, the library
+    raises it as a ValueError."""
+
+
+class Words(NamedTuple):
+    """How the rules' messages name the checkpoint, its continuation and the
+    overwrite permission: a command's flags, or training.run's arguments."""
+    checkpoint: str
+    resume: str       # format(path): how to continue the run in path
+    overwrite: str
+
+
+COMMAND = Words("--checkpoint", "--resume {}", "--overwrite")
+LIBRARY = Words("checkpoint", "resume={!r}", "overwrite=True")
+
+
+def check_output(path: str, what: str, overwrite: bool = True) -> None:
+    """Fail before the work, not after it, if ``path`` cannot be written: not
+    a directory, device or FIFO (a symlink is written through, a dangling one
+    created through), in a directory that exists and takes a real write of a
+    temporary name as long as the one a save uses (so a name too long for the
+    file system fails here); without ``overwrite``, not an existing file
+    ("pass --overwrite to replace it"). OutputError says why, naming ``what``
+    (the flag, e.g. "--out")."""
     if not path:
-        raise CLIError(f"{what} needs a file name")
+        raise OutputError(f"{what} needs a file name")
     if path.endswith(os.sep) or os.path.isdir(path):
-        raise CLIError(f"{what} {path} is a directory")
+        raise OutputError(f"{what} {path} is a directory")
     if os.path.lexists(path) and not os.path.isfile(path) and os.path.exists(path):
-        raise CLIError(f"{what} {path} is not a regular file")  # (a dangling link is fine)
+        raise OutputError(f"{what} {path} is not a regular file")  # (a dangling link is fine)
+    if not overwrite and os.path.exists(path):
+        raise OutputError(f"{what} {path} already exists; pass --overwrite to replace it")
     target = os.path.realpath(path)  # saves write through a symlink to its target
     parent = os.path.dirname(target)
     if not os.path.isdir(parent):
-        raise CLIError(f"{what} {path}: directory {parent} does not exist")
+        raise OutputError(f"{what} {path}: directory {parent} does not exist")
     try:
         probe(target)   # a save's own temporary file: one a kill leaves, the next save removes
     except OSError as exc:
-        raise CLIError(f"{what} {path}: cannot write in {parent} ({exc.strerror or exc})") from None
+        raise OutputError(f"{what} {path}: cannot write in {parent} "
+                          f"({exc.strerror or exc})") from None
 
 
-def check_existing(path: str, what: str, continued: str | None, overwrite: bool) -> None:
+def check_existing(path: str, what: str, continued: str | None, overwrite: bool,
+                   words: Words = COMMAND) -> None:
     """A fresh run never replaces a file that is not one of our checkpoints,
-    nor, unless --overwrite, a trained model; the run being continued
+    nor, unless overwrite, a trained model; the run being continued
     (``continued``: the --resume file, or the best file of that run) is fine."""
     if not os.path.exists(path):  # (through a symlink: a dangling one is created through)
         return
@@ -49,13 +76,14 @@ def check_existing(path: str, what: str, continued: str | None, overwrite: bool)
     try:
         existing = load_checkpoint(path)
     except (ValueError, OSError) as exc:
-        raise CLIError(f"refusing to overwrite {what} {path}: {exc}") from None
+        raise OutputError(f"refusing to overwrite {what} {path}: {exc}") from None
     if not overwrite:
-        hint = (f"pass --resume {path} to continue it, or --overwrite to start over"
-                if what == "--checkpoint" else "pass --overwrite to start over")
-        held = "a run" if what == "--checkpoint" else "a model"
-        raise CLIError(f"{what} {path} already holds {held} at iteration "
-                       f"{existing.iteration}; {hint}")
+        hint = (f"pass {words.resume.format(path)} to continue it, or {words.overwrite} to "
+                f"start over" if what == words.checkpoint else
+                f"pass {words.overwrite} to start over")
+        held = "a run" if what == words.checkpoint else "a model"
+        raise OutputError(f"{what} {path} already holds {held} at iteration "
+                          f"{existing.iteration}; {hint}")
 
 
 class Locks(list):
@@ -79,6 +107,37 @@ def lock_outputs(path: str, keep_best: bool) -> Locks | None:
     return locks
 
 
+def take_run_files(path: str, keep_best: bool, continued: str | None = None,
+                   overwrite: bool = False, words: Words = COMMAND) -> Locks:
+    """The output rules of a run saving to ``path`` (and its best model
+    beside it, ``keep_best``), checked before any work, and the two files
+    locked for the run's lifetime (release the Locks returned): both paths
+    writable (check_output); neither held by another run; an existing file
+    only the run being continued (``continued``: the file it resumes, whose
+    best file is then its own too) or, with ``overwrite``, a checkpoint
+    (check_existing). OutputError otherwise. charrnn-train and training.run
+    both call it."""
+    best = best_path(path)
+    check_output(path, words.checkpoint)
+    if keep_best:
+        check_output(best, "the best-model file")
+    locks = lock_outputs(path, keep_best)
+    if locks is None:
+        raise OutputError(f"another run is writing {words.checkpoint} {path} or its best-model "
+                          f"file ({RunLock(path).owner()}); wait for it or choose another file")
+    try:
+        check_existing(path, words.checkpoint, continued, overwrite, words)
+        if keep_best:
+            continuing = continued is not None and os.path.exists(path) \
+                and os.path.exists(continued) and os.path.samefile(path, continued)
+            check_existing(best, "the best-model file", best if continuing else None,
+                           overwrite, words)
+    except BaseException:
+        locks.release()
+        raise
+    return locks
+
+
 def take_checkpoint_path(checkpoint: str | None, resume: str | None, input_path: str | None,
                          keep_best: bool, overwrite: bool) -> tuple[str, Locks]:
     """The checkpoint path of this run, locked with its best-model file for
@@ -92,24 +151,7 @@ def take_checkpoint_path(checkpoint: str | None, resume: str | None, input_path:
                        f"--checkpoint PATH")
     path = checkpoint if checkpoint is not None else resume
     if path is not None:
-        check_output(path, "--checkpoint")
-        if keep_best:
-            check_output(best_path(path), "the best-model file")
-        locks = lock_outputs(path, keep_best)
-        if locks is None:
-            raise CLIError(f"another run is writing --checkpoint {path} or its best-model file "
-                           f"({RunLock(path).owner()}); wait for it or choose another file")
-        try:
-            check_existing(path, "--checkpoint", resume, overwrite)
-            if keep_best:
-                continuing = resume is not None and os.path.samefile(path, resume) \
-                    if os.path.exists(path) else False
-                check_existing(best_path(path), "the best-model file",
-                                best_path(path) if continuing else None, overwrite)
-        except BaseException:
-            locks.release()
-            raise
-        return path, locks
+        return path, take_run_files(path, keep_best, resume, overwrite)
     if input_path is None:
         stem = "demo"
     elif input_path == "-":

@@ -152,14 +152,27 @@ def check(name: str, value) -> Any:
         raise ValueError(f"setting {name} {exc}") from None
 
 
+def contradiction(given: dict, fixed: dict) -> tuple[str, str] | None:
+    """The first setting ``given`` (checked) that contradicts ``fixed``, what
+    a resumed checkpoint fixes (fixed_by): (its name, what the checkpoint has,
+    e.g. "2 streams", "cell lstm"); None if none does."""
+    for name, value in fixed.items():
+        if name == "recipe" and given.get(name) == "auto":
+            continue   # (auto: no recipe asked for)
+        if given.get(name) is not None and check(name, given[name]) != value:
+            return name, (f"{value} stream{'s' if value != 1 else ''}" if name == "batch_size"
+                          else f"{name.replace('_', ' ')} {value}")
+    return None
+
+
 def complete(given: dict | None = None, stored: dict | None = None,
              fixed: dict | None = None) -> dict:
     """Every setting: ``fixed`` (what a resumed checkpoint's model fixes,
-    fixed_by), else ``given`` (checked), else ``stored`` (a checkpoint's;
-    checked), else the recipe's default (RECIPES; the recipe given, stored,
-    or auto; the learning rate its optimizer's, OTHER_RATES), else the
-    setting's default. ValueError names an unknown or bad
-    value."""
+    fixed_by: a given value that contradicts it is a ValueError naming it),
+    else ``given`` (checked), else ``stored`` (a checkpoint's; checked), else
+    the recipe's default (RECIPES; the recipe given, stored, or auto; the
+    learning rate its optimizer's, OTHER_RATES), else the setting's default.
+    ValueError names an unknown or bad value."""
     given, stored = dict(given or {}), dict(stored or {})
     unknown = sorted(set(given) - set(SETTINGS))
     if unknown:
@@ -173,6 +186,12 @@ def complete(given: dict | None = None, stored: dict | None = None,
                 out[name] = check(name, stored[name])
             except ValueError as exc:
                 raise ValueError(f"stored {exc}") from None
+    conflict = contradiction({name: out[name] for name in given if given[name] is not None},
+                             fixed or {})
+    if conflict is not None:
+        name, theirs = conflict
+        raise ValueError(f"setting {name} {out[name]} differs from the {theirs} of the "
+                         f"checkpoint resumed (a resumed run keeps what its model fixes)")
     out.update(fixed or {})
     recipe = out.get("recipe", "auto")
     if recipe == "auto":
@@ -189,11 +208,23 @@ def complete(given: dict | None = None, stored: dict | None = None,
     return {name: out[name] for name in SETTINGS}
 
 
-def fixed_by(model, streams: int) -> dict:
-    """The settings a checkpoint's model fixes (a resumed run keeps them)."""
-    return {"hidden_size": model.hidden_size, "batch_size": streams,
-            "optimizer": model.optimizer, "embedding_size": model.embedding_size,
-            "dtype": model.dtype.name, "cell": model.cell, "num_layers": model.num_layers}
+# Settings a resumed run has spent: given on resume they are ignored (with a note), and
+# the checkpoint's stay recorded.
+SPENT_ON_RESUME = {"seed": "the checkpoint's random state continues",
+                   "init": "the checkpoint's weights continue"}
+
+
+def fixed_by(model, streams: int, stored: dict | None = None) -> dict:
+    """The settings a checkpoint's model fixes (a resumed run keeps them),
+    and, given the checkpoint's ``stored`` settings, the recipe they were
+    completed with (a recipe is the defaults of a new run: on resume it would
+    change only its name)."""
+    fixed = {"hidden_size": model.hidden_size, "batch_size": streams,
+             "optimizer": model.optimizer, "embedding_size": model.embedding_size,
+             "dtype": model.dtype.name, "cell": model.cell, "num_layers": model.num_layers}
+    if stored is not None:
+        fixed["recipe"] = complete({}, stored, fixed)["recipe"]
+    return fixed
 
 
 PASSES_NOTED = 100   # a run planned to read its training text more often than this is noted

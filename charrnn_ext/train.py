@@ -28,8 +28,8 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
     from .evaluation import LN2
     from .inputs import read_text
     from .outputs import best_path, check_output, take_checkpoint_path
-    from .settings import (MODEL_SETTINGS, OUTPUT_SETTINGS, SETTINGS, add_setting_flags, complete,
-                           fixed_by)
+    from .settings import (MODEL_SETTINGS, OUTPUT_SETTINGS, SETTINGS, SPENT_ON_RESUME,
+                           add_setting_flags, complete, contradiction, fixed_by)
     from . import training
     from .training import Diverged, Reporter, Text, TextError, summary
     from .vocab import Vocab
@@ -120,32 +120,36 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
                         "file (without it, an existing checkpoint is only continued, with "
                         "--resume)")
     c.add_argument("--resume", metavar="PATH",
-                   help="continue the run saved in this checkpoint, on the same text; N steps, "
-                        "then a resume and N more give bit-identical parameters to 2N steps")
+                   help="continue the run saved in this checkpoint, on the same text: to the "
+                        "same --iters, bit-identical to a run never stopped; to a new --iters, "
+                        "bit-identical to a straight run of that length only with a constant "
+                        "learning rate (--lr-decay 1), a decaying one goes on from where it "
+                        "stopped (the run says so)")
     return p
 
 
 def _settings(args, resumed: Checkpoint | None) -> dict:
     """The run's settings: the command line, else the checkpoint, else defaults."""
     given = {name: getattr(args, name) for name in SETTINGS}
+    fixed = None
     if resumed is not None:
-        if args.seed is not None:
-            print(f"{prog_name('charrnn_ext.train')}: note: --seed is ignored with --resume "
-                  f"(the checkpoint's random state continues)", file=sys.stderr)
-        given["seed"] = None   # the seed is spent: the checkpoint's random state continues
-        if args.init is not None:
-            print(f"{prog_name('charrnn_ext.train')}: note: --init is ignored with --resume "
-                  f"(the checkpoint's weights continue)", file=sys.stderr)
-        given["init"] = None   # so is the initialisation: the stored one stays recorded
-        for name, value in fixed_by(resumed.model, resumed.hidden.shape[1]).items():
-            if given.get(name) is not None and given[name] != value:
-                theirs = count(value, "stream") if name == "batch_size" else \
-                    f"{name.replace('_', ' ')} {value}"
-                raise CLIError(f"{SETTINGS[name].flag} {given[name]} differs from the {theirs} "
-                               f"of the checkpoint {args.resume}")
+        try:
+            fixed = fixed_by(resumed.model, resumed.hidden.shape[1], resumed.hyperparameters)
+        except ValueError as exc:
+            raise CLIError(f"{args.resume}: {exc}") from None
+        for name, why in SPENT_ON_RESUME.items():
+            if given[name] is not None:
+                print(f"{prog_name('charrnn_ext.train')}: note: {SETTINGS[name].flag} is "
+                      f"ignored with --resume ({why})", file=sys.stderr)
+            given[name] = None
+        conflict = contradiction(given, fixed)
+        if conflict is not None:
+            name, theirs = conflict
+            raise CLIError(f"{SETTINGS[name].flag} {given[name]} differs from the {theirs} "
+                           f"of the checkpoint {args.resume}")
     try:
         settings = complete(given, resumed.hyperparameters if resumed is not None else None,
-                            fixed_by(resumed.model, resumed.hidden.shape[1]) if resumed else None)
+                            fixed)
     except ValueError as exc:
         raise CLIError(f"{args.resume}: {exc}") from None
     return settings
@@ -348,7 +352,7 @@ def _main(argv) -> int:
                     text, settings, resume=resumed, checkpoint=ckpt_path,
                     keep_best=args.keep_best, reporter=out, resumed_from=args.resume,
                     stop=lambda: signals.signum is not None or out.failure is not None,
-                    time_limit=args.time_limit)
+                    time_limit=args.time_limit, overwrite=args.overwrite)
             except Diverged as exc:
                 raise CLIError(str(exc), code=1) from None
             except OSError as exc:

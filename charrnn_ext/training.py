@@ -12,6 +12,7 @@ output lines, the progress after each call into the core, each evaluation.
 from __future__ import annotations
 
 import math
+import os
 import time
 import zlib
 from dataclasses import dataclass, replace
@@ -28,8 +29,9 @@ from .defaults import LR_WINDOW
 from .divergence import Divergence
 from .evaluation import LN2, Scores, evaluate
 from .model import CharRNN, TrainingDiverged
-from .outputs import Files, Memory
-from .settings import complete, fixed_by, notes
+from .outputs import LIBRARY, Files, Memory, take_run_files
+from .schedule import continued_schedule, scheduled_rate
+from .settings import SPENT_ON_RESUME, check, complete, fixed_by, notes
 from .vocab import Vocab
 
 class Diverged(RuntimeError):
@@ -158,43 +160,74 @@ class Result:
         return self._best
 
 
-def run(text, settings: dict | None = None, *, resume: Checkpoint | None = None,
+def run(text, settings: dict | None = None, *, resume: Checkpoint | str | None = None,
         checkpoint: str | None = None, keep_best: bool = True, reporter: Reporter | None = None,
         stop: Callable[[], bool] | None = None, resumed_from: str | None = None,
-        checkpoint_name: str | None = None, time_limit: float = 0.0) -> Result:
+        checkpoint_name: str | None = None, time_limit: float = 0.0,
+        overwrite: bool = False) -> Result:
     """Train on ``text`` (a str, or a Text) with ``settings`` (names as in
     charrnn_ext.settings; missing ones from ``resume``'s, else defaults),
-    continuing ``resume`` (a Checkpoint) if given, saving to the file
-    ``checkpoint`` (and the best model beside it, ``keep_best``) if given,
-    else keeping both in memory (Result.best; ``checkpoint_name``, the name
-    the output gives them then). ``stop()`` is asked between
-    calls into the core; the run then saves and ends. ``time_limit`` > 0:
-    training ends after that many seconds (of training and evaluating), and
-    the run is saved and scored as at the end of its iterations. Raises Diverged,
-    TextError, ValueError (bad settings), MemoryError (a model too large),
-    OSError (a file not written). ``resume`` is continued in place."""
+    continuing ``resume`` (a Checkpoint, or the path of its file) if given,
+    saving to the file ``checkpoint`` (and the best model beside it,
+    ``keep_best``) if given, else keeping both in memory (Result.best;
+    ``checkpoint_name``, the name the output gives them then). The files
+    follow charrnn-train's rules (outputs.take_run_files), checked before
+    any step: an existing file is only replaced if it is the run being
+    continued (``resume``'s file, or ``resumed_from``, the file a
+    Checkpoint was read from) or, with ``overwrite``, a checkpoint (a fresh
+    run then starts over). ``stop()`` is asked between calls into the core;
+    the run then saves and ends. ``time_limit`` > 0: training ends after
+    that many seconds (of training and evaluating), and the run is saved and
+    scored as at the end of its iterations. Raises Diverged, TextError,
+    ValueError (bad settings, an output refused: outputs.OutputError),
+    MemoryError (a model too large), OSError (a file not written). ``resume``
+    is continued in place."""
     reporter = reporter or Reporter()
+    if isinstance(resume, (str, os.PathLike)):
+        resumed_from = os.fspath(resume) if resumed_from is None else resumed_from
+        resume = load_checkpoint(resume)
     if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) \
             or not (math.isfinite(time_limit) and time_limit >= 0):
         raise ValueError(f"time_limit must be a finite number of seconds >= 0 (0: no limit), "
                          f"got {time_limit!r}")
     # -- 1. the settings and the text ---------------------------------------
-    settings = complete(settings, resume.hyperparameters if resume is not None else None,
-                        fixed_by(resume.model, resume.hidden.shape[1]) if resume else None)
+    fixed = None if resume is None else \
+        fixed_by(resume.model, resume.hidden.shape[1], resume.hyperparameters)
+    if resume is not None and settings:
+        own = complete({}, resume.hyperparameters, fixed)
+        for name, why in SPENT_ON_RESUME.items():
+            if settings.get(name) is not None and check(name, settings[name]) != own[name]:
+                reporter.note(f"setting {name} is ignored when resuming ({why})")
+        settings = {k: v for k, v in settings.items() if k not in SPENT_ON_RESUME}
+    settings = complete(settings, resume.hyperparameters if resume is not None else None, fixed)
     if not isinstance(text, Text):
         text = Text.of(text, settings)
-    vocab, ids, n_train = text.vocab, text.ids, text.n_train
-    if resume is not None and vocab != resume.vocab:
-        raise TextError(f"the text's vocabulary ({count(len(vocab), 'character')}) differs "
+    if resume is not None and text.vocab != resume.vocab:
+        raise TextError(f"the text's vocabulary ({count(len(text.vocab), 'character')}) differs "
                         f"from the checkpoint's ({count(len(resume.vocab), 'character')})")
+    keep_best = keep_best and text.ids.size > text.n_train   # (a held-out part to judge by)
+    # -- 2. the files, checked and locked before any step (or memory) -------
+    if checkpoint is None:
+        return _run(text, settings, resume, Memory(keep_best, checkpoint_name), reporter, stop,
+                    resumed_from, time_limit)
+    locks = take_run_files(os.fspath(checkpoint), keep_best, resumed_from, overwrite, LIBRARY)
+    try:
+        return _run(text, settings, resume, Files(os.fspath(checkpoint), keep_best), reporter,
+                    stop, resumed_from, time_limit)
+    finally:
+        locks.release()
+
+
+def _run(text: Text, settings: dict, resume: Checkpoint | None, out, reporter: Reporter, stop,
+         resumed_from: str | None, time_limit: float) -> Result:
+    """run's run, its outputs checked: ``out``, outputs.Files or Memory."""
+    vocab, ids, n_train = text.vocab, text.ids, text.n_train
     T, H, B = settings["seq_length"], settings["hidden_size"], settings["batch_size"]
     N, V = ids.size, len(vocab)
     part = stream_part(n_train, B)   # stream b reads ids[b * part : (b + 1) * part]
-    keep_best = keep_best and N > n_train
-    out = Files(checkpoint, keep_best) if checkpoint is not None else \
-        Memory(keep_best, checkpoint_name)
+    keep_best = out.keep_best
 
-    # -- 2. the run state: resumed, or a fresh model -------------------------
+    # -- 3. the run state: resumed, or a fresh model -------------------------
     if resume is None:
         D = settings["embedding_size"]
         check_memory(V, H, T, B, D)
@@ -212,13 +245,17 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | None = None,
                            hidden=np.zeros((model.state_size, B)))
     else:
         state = resume
+        if state.model.num_layers > 1 and state.model.dropout != settings["dropout"]:
+            # a new rate trains from the resumed step on (a stacked model's dropout is
+            # its core's; the draws' Generator continues)
+            state.model = state.model.copy(dropout=settings["dropout"])
     crc = zlib.crc32(ids)
     same_text = resume is not None and (resume.data_size, resume.data_crc32) == (N, crc)
     same_held_out = same_text and resume.hyperparameters.get("val_fraction") == \
         settings["val_fraction"]
+    had_best = resume is not None and resume.best_iteration is not None
     state.best_val_bpc, state.best_iteration = out.inherited_best(resume, same_held_out)
-    if resume is not None and resume.best_iteration is not None and keep_best \
-            and not same_held_out:
+    if had_best and keep_best and not same_held_out:   # (state is resume: checked before)
         reporter.note("the held-out text differs from the checkpoint's (--val-fraction or the "
                       "text): the best model is judged anew")
     build = core_build()
@@ -230,6 +267,15 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | None = None,
             reporter.note(f"{resumed_from or 'the checkpoint'} was trained with the "
                           f"{resume.core} build of the core, this run uses {build}: the result "
                           f"will not be bit-identical to an uninterrupted run")
+    if resume is not None:   # what changes with the settings: against the checkpoint's
+        before = complete({}, resume.hyperparameters,
+                          fixed_by(resume.model, B, resume.hyperparameters))
+        continued_schedule(state, before, settings, reporter)
+        if before["seq_length"] != T:
+            # the smoothed loss and the open interval's sum are per chunk of T characters:
+            # the same per character in chunks of the new length
+            state.smooth_loss *= T / before["seq_length"]
+            state.interval_loss *= T / before["seq_length"]
     state.hyperparameters = dict(settings)
     state.data_size, state.data_crc32, state.core = N, crc, build
     for line in _header(N, V, n_train, settings, part, resume, resumed_from, out):
@@ -283,6 +329,8 @@ class _Loop:
         self.saved_at = None       # iteration of the last checkpoint this run wrote
         self.best = None           # a copy of the state at the best evaluation
         self.eval_seconds = 0.0
+        self.lr_from = state.lr_from   # this run's schedule (a save may move the state's)
+        self.t_start = time.perf_counter()
 
     # -- the pieces -------------------------------------------------------------
     def diverged(self, what: str) -> Diverged:
@@ -304,6 +352,9 @@ class _Loop:
             self.out.write(self.state, best=True)
             return
         first = self.saved_at is None and self.fresh
+        if self.time_limit and self.s["lr_decay"] != 1.0:
+            # the rate a time limit brought it to: where a resumed run goes on from
+            self.state.lr_from = (self.state.iteration, self.rate(self.state.iteration))
         self.out.write(self.state)
         self.saved_at = self.state.iteration
         if first and self.state.best_iteration is None:
@@ -334,27 +385,45 @@ class _Loop:
         self.reporter.evaluated(state, scores, best)
         return scores
 
-    def rate(self, n: int, elapsed: float) -> float:
-        """The learning rate of the steps from iteration n: falling linearly
-        from learning_rate to lr_decay times it by the end of the run (iters,
-        or time_limit seconds if that comes first), held for LR_WINDOW
-        iterations (the window's start decides)."""
-        s = self.s
-        done = n - n % LR_WINDOW
-        progress = done / s["iters"]
-        if self.time_limit:
-            progress = max(progress, elapsed / self.time_limit)
-        return s["learning_rate"] * (1.0 - (1.0 - s["lr_decay"]) * min(progress, 1.0))
+    def rate(self, n: int) -> float:
+        """The learning rate of the steps from iteration n (scheduled_rate,
+        from this run's start; by the end of the run: iters, or time_limit
+        seconds if that comes first)."""
+        elapsed = time.perf_counter() - self.t_start
+        return scheduled_rate(n, self.s, self.lr_from,
+                              elapsed / self.time_limit if self.time_limit else 0.0)
 
     # -- the loop -----------------------------------------------------------------
     def go(self) -> Result:
+        """The run; a reporter or stop() that raises ends it saved (what was
+        trained: the state is whole at every call to either), then re-raised."""
+        self.whole, self.steps_done = True, 0
+        try:
+            return self._go()
+        except Diverged:
+            raise   # the last good checkpoint stays
+        except Exception:
+            if self.whole and self.steps_done:
+                try:
+                    self.save()
+                except Exception as exc:   # the first error is the one to raise
+                    self.reporter_note(f"the run could not be saved: {exc}")
+            raise
+
+    def reporter_note(self, text: str) -> None:
+        try:
+            self.reporter.note(text)
+        except Exception:
+            pass
+
+    def _go(self) -> Result:
         state, s, reporter = self.state, self.s, self.reporter
         T, H, B, iters = s["seq_length"], s["hidden_size"], s["batch_size"], s["iters"]
         lr, every = s["learning_rate"], (s["sample_every"], s["eval_every"], s["checkpoint_every"])
         data, vocab, part = self.ids[:self.n_train], state.vocab, self.part
-        steps_done, stopped, timed_out = 0, False, False
+        stopped, timed_out = False, False
         block = 1          # steps per model.train call: about defaults.CALL_SECONDS
-        t_start = time.perf_counter()
+        t_start = self.t_start = time.perf_counter()
         # One BLAS thread: the core's matrix products are small, and a
         # multithreaded BLAS may split sums differently from run to run, which
         # would break bit-identical reproducibility. The core's own threads do
@@ -385,8 +454,9 @@ class _Loop:
                 upto = min(iters, *(n + e - n % e for e in every))
                 if s["lr_decay"] != 1.0:   # -- the decaying rate: fixed within a window
                     upto = min(upto, n + LR_WINDOW - n % LR_WINDOW)
-                    lr = self.rate(n, time.perf_counter() - t_start)
+                    lr = self.rate(n)
                 started = time.perf_counter()
+                self.whole = False   # the model runs ahead of the state until recorded
                 try:
                     losses, state.hidden, state.position = state.model.train(
                         data, min(upto - n, block), T, state.hidden, state.position, lr,
@@ -394,20 +464,24 @@ class _Loop:
                 except TrainingDiverged as exc:   # a NaN or infinite loss: its step ran
                     losses, state.hidden, state.position = exc.losses, exc.hidden, exc.position
                 block = steps_per_call(losses.size, time.perf_counter() - started)
-                # -- the record: each step's loss, the loss line, divergence
+                # -- the record: each step's loss, the loss line, divergence (the
+                # state is the model's again before anything is told)
                 k, why = self.watch.add(losses)
+                line = None
                 for loss in losses[:k].tolist():
                     state.record_step(loss)
                     if state.iteration == n + 1 and (report or evaluated):
                         line = "iter %d, loss: %f" % (n, state.smooth_loss)
                         if scores is not None and scores.val_bpc is not None:
                             line += ", val: %.4f bits/char" % scores.val_bpc
-                        reporter.line(line)
                     if state.iteration == n + 1 and report:
                         state.close_interval(T)
+                self.steps_done += losses.size
+                self.whole = why is None
+                if line is not None:
+                    reporter.line(line)
                 if why is not None:
                     raise self.diverged(why)
-                steps_done += losses.size
                 reporter.progress(state, losses.size)
                 # -- a checkpoint, never while the loss is suspect
                 if state.iteration % s["checkpoint_every"] == 0 and state.iteration < iters \
@@ -427,7 +501,7 @@ class _Loop:
         final = None if stopped else self.evaluate_and_keep()
         if final is not None:
             self.save()  # with the evaluation (history, best) recorded
-        return Result(state, final, stopped, self.saved_at, steps_done, train_seconds,
+        return Result(state, final, stopped, self.saved_at, self.steps_done, train_seconds,
                       self.eval_seconds, getattr(self.out, "best_file", None), self.best,
                       timed_out)
 

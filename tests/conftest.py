@@ -17,9 +17,10 @@ per name:
     one written-out copy of its wrap rule), reference_train_step (one
     stream or B), reference_hidden_after, reference_probs (and
     charrnn_ext.reference, the numpy seed);
-  * the commands as subprocesses: run_cli, run_many, start_training,
-    wait_for_line, interrupt, sha, ENV, the flags of small runs (TINY_FLAGS,
-    SMALL_FLAGS), assert_cli_refusal, and what runs leave: assert_same_state,
+  * the commands as subprocesses (of the charrnn_ext imported here: ENV
+    puts PACKAGE_ROOT on their PYTHONPATH): run_cli, run_many,
+    start_training, wait_for_line, interrupt, sha, ENV, the flags of small
+    runs (TINY_FLAGS, SMALL_FLAGS), assert_cli_refusal, and what runs leave: assert_same_state,
     progress_lines;
   * checkpoints: trained_checkpoint (ADAM_EMBED: with Adam and an input
     embedding), new_checkpoint (and their files: saved_trained, saved_adam,
@@ -423,8 +424,11 @@ def restore_threads():
 # the command-line tools, run as subprocesses
 # ---------------------------------------------------------------------------
 
+# The commands run the charrnn_ext these tests imported (a worktree on PYTHONPATH, or the
+# installed package): its parent directory, and nothing else, on their PYTHONPATH.
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(charrnn_ext.__file__)))
 ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "COLUMNS")}
-ENV.update(PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
+ENV.update(PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1", PYTHONPATH=PACKAGE_ROOT)
 
 # charrnn-train flags of small runs (tests assert on these sizes)
 TINY_FLAGS = ("--hidden-size", 12, "--seq-length", 16, "--sample-length", 24)

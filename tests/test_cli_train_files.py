@@ -9,14 +9,17 @@ Checkpoint files themselves (round trips, atomic saves, damaged files):
 test_checkpoint, test_checkpoint_files.
 """
 import math
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from charrnn_ext import load_checkpoint, training
 
-from conftest import (SMALL_FLAGS, TINY_FLAGS, interrupt, run_cli, same_model,
+from conftest import (ENV, SMALL_FLAGS, TINY_FLAGS, interrupt, run_cli, same_model,
                       sentence_text, sha, start_training, wait_for_line)
 
 OLD_RUN_FLAGS = (*SMALL_FLAGS, "--sample-every", 1000)
@@ -140,6 +143,46 @@ def test_a_dangling_symlink_checkpoint_is_created_through(text_dir):
     assert load_checkpoint(text_dir / "store" / "real.npz").iteration == 20
     assert (text_dir / "store" / "real.best.npz").exists()  # beside the target
     assert not (text_dir / "link.best.npz").exists()
+
+
+def test_the_output_rules_refuse_in_one_line_for_commands_and_the_library(tmp_path):
+    """check_output, the rules every command that writes (and training.run)
+    follows: an OutputError is both a one-line CLIError (exit 2) and a
+    ValueError; without overwrite an existing file is refused too."""
+    from charrnn_ext._cli import CLIError
+    from charrnn_ext.outputs import OutputError, check_output
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "old.bin").write_bytes(b"kept")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path, words in ((tmp_path / "sub", "is a directory"), (fifo, "not a regular file"),
+                        (tmp_path / "no" / "x", "does not exist"), ("", "needs a file name")):
+        with pytest.raises(OutputError, match=words) as caught:
+            check_output(str(path), "--out")
+        assert isinstance(caught.value, ValueError) and isinstance(caught.value, CLIError)
+        assert caught.value.code == 2 and "\n" not in str(caught.value)
+    check_output(str(tmp_path / "old.bin"), "--out")                  # may be replaced
+    with pytest.raises(OutputError, match="old.bin already exists; pass --overwrite"):
+        check_output(str(tmp_path / "old.bin"), "--out", overwrite=False)
+    check_output(str(tmp_path / "new.bin"), "--out", overwrite=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "old.bin", "sub"]
+
+
+def test_a_lock_is_taken_again_within_its_process_and_kept_until_the_last_release(tmp_path):
+    """charrnn-train holds its files' locks and training.run takes them too:
+    counted within a process; the lock file goes with the last holder."""
+    from charrnn_ext._cli import RunLock
+    path = str(tmp_path / "m.npz")
+    first, second = RunLock(path), RunLock(path)
+    assert first.acquire() and second.acquire()
+    second.release()
+    assert (tmp_path / "m.npz.lock").exists()
+    code = ("import sys; from charrnn_ext._cli import RunLock; "
+            "sys.exit(0 if RunLock(sys.argv[1]).acquire() else 3)")
+    assert subprocess.run([sys.executable, "-c", code, path], env=ENV).returncode == 3
+    first.release()
+    assert not (tmp_path / "m.npz.lock").exists()
+    assert subprocess.run([sys.executable, "-c", code, path], env=ENV).returncode == 0
 
 
 # ---------------------------------------------------------------------------

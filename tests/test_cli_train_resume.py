@@ -60,7 +60,10 @@ def test_resume_is_bit_identical(cli_texts, tmp_path):
 
 
 def test_batch_resume_is_bit_identical(cli_texts, tmp_path):
-    args = ["en.txt", *TINY_FLAGS, "--batch-size", 3, "--sample-every", 20, "--eval-every", 40]
+    """(N, then a resume to 2N, is 2N straight at a constant learning rate:
+    a decaying one goes on from where it stopped, test_training.py)"""
+    args = ["en.txt", *TINY_FLAGS, "--batch-size", 3, "--sample-every", 20, "--eval-every", 40,
+            "--lr-decay", 1]
     assert_resuming_is_bit_identical(cli_texts, tmp_path, args, 120)
     rc, _, err = run_cli("train", "en.txt", "--resume", tmp_path / "b.npz", "--iters", 200,
                          "--batch-size", 2, cwd=cli_texts)
@@ -68,7 +71,7 @@ def test_batch_resume_is_bit_identical(cli_texts, tmp_path):
 
 
 @pytest.mark.parametrize("extra", [
-    ("--batch-size", 3, "--embedding-size", 6),          # the batched recipe, smaller
+    ("--batch-size", 3, "--embedding-size", 6, "--lr-decay", 1),   # the batched recipe, smaller
     ("--optimizer", "adam", "--embedding-size", 5, "--init", "pytorch"),   # one stream
 ])
 def test_adam_with_an_embedding_resumes_bit_identically(cli_texts, tmp_path, extra):
@@ -103,11 +106,14 @@ def adam_run(tmp_path_factory, cli_texts):
     ("adam", ("--embedding-size", 0), "--embedding-size 0 differs from the embedding size 6"),
     ("adam", ("--embedding-size", 64), "--embedding-size 64 differs from the embedding size 6"),
     ("adam", ("--batch-size", 32), "--batch-size 32 differs from the 2 streams"),
+    ("adam", ("--recipe", "min-char-rnn"), "--recipe min-char-rnn differs from the recipe batched"),
+    ("tiny", ("--recipe", "batched"), "--recipe batched differs from the recipe min-char-rnn"),
 ])
 def test_resume_refuses_another_optimizer_or_embedding(tiny_run, adam_run, tmp_path, which,
                                                        flags, words):
-    """What the checkpoint's model fixes cannot change on --resume: one line,
-    exit status 2, the checkpoint untouched."""
+    """What the checkpoint's model fixes cannot change on --resume, nor its
+    recipe (the defaults of a new run: it would change only the header's
+    label): one line, exit status 2, the checkpoint untouched."""
     if which == "tiny":
         ckpt, cwd = tiny_run[0], tiny_run[0].parent
     else:
@@ -124,7 +130,9 @@ def test_init_is_ignored_with_resume(adam_run, tmp_path):
     (tmp_path / "a.npz").write_bytes((adam_run / "adam.npz").read_bytes())
     rc, _, err = run_cli("train", adam_run / "en.txt", "--resume", "a.npz", "--iters", 25,
                          "--init", "min-char-rnn", "--no-keep-best", cwd=tmp_path)
-    assert rc == 0 and "--init is ignored with --resume" in err and len(err.splitlines()) == 1
+    assert rc == 0 and err.splitlines()[0].endswith("note: --init is ignored with --resume (the "
+                                                    "checkpoint's weights continue)"), err
+    assert err.count("--init") == 1 and "Traceback" not in err
     assert load_checkpoint(tmp_path / "a.npz").hyperparameters["init"] == "pytorch"
 
 
@@ -140,16 +148,16 @@ def test_resume_refuses_bad_stored_recipe_settings(adam_run, tmp_path, hyper, wo
 
 
 def test_resume_takes_the_checkpoints_own_values_and_a_new_rate(adam_run, tmp_path):
-    """Flags that repeat what the model fixes are accepted; --learning-rate
-    and --recipe may change (a recipe fills only what the file does not say)."""
+    """Flags that repeat what the model fixes (and its recipe) are accepted;
+    --learning-rate may change."""
     (tmp_path / "en.txt").write_bytes((adam_run / "en.txt").read_bytes())
     (tmp_path / "a.npz").write_bytes((adam_run / "adam.npz").read_bytes())
     rc, out, err = run_cli("train", "en.txt", "--resume", "a.npz", "--iters", 30,
                            "--optimizer", "adam", "--embedding-size", 6, "--batch-size", 2,
-                           "--learning-rate", 0.001, "--recipe", "min-char-rnn",
+                           "--learning-rate", 0.001, "--recipe", "batched",
                            "--no-keep-best", cwd=tmp_path)
     assert rc == 0, err
-    assert "input embedding 6, Adam learning rate 0.001" in out
+    assert "input embedding 6, Adam learning rate 0.001" in out and "(batched recipe)" in out
     assert "seq length 16, 2 streams" in out    # the checkpoint's, not min-char-rnn's 25
     ckpt = load_checkpoint(tmp_path / "a.npz")
     assert ckpt.model.adam_steps == 30 and ckpt.hyperparameters["learning_rate"] == 0.001
@@ -264,6 +272,43 @@ def test_ctrl_c_saves_a_resumable_checkpoint(cli_texts, tmp_path):
     assert rc1 == rc2 == 0, e1 + e2
     assert_same_state(load_checkpoint(tmp_path / "straight.npz"), load_checkpoint(tmp_path / "int.npz"),
                       resumed=True)
+
+
+def test_ctrl_c_under_the_decaying_rate_resumes_to_the_straight_run(cli_texts, tmp_path):
+    """The batched recipe's decaying rate (README's commands): a run stopped
+    by Ctrl-C wherever it is and resumed to the same --iters is bit for bit
+    the straight run, in silence; resumed on to a new --iters, one line says
+    the result differs from a straight run of that length."""
+    flags = ["--hidden-size", 48, "--seq-length", 16, "--batch-size", 2, "--embedding-size", 8,
+             "--sample-every", 10**6, "--eval-every", 10**6, "--no-keep-best"]
+    iters = 1500
+    proc = subprocess.Popen([sys.executable, "-m", "charrnn_ext.train", "en.txt",
+                             *map(str, flags), "--iters", str(iters), "--checkpoint",
+                             str(tmp_path / "int.npz")], cwd=cli_texts, env=ENV,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        wait_for_line(proc, b"iter 0,")
+        out, err, _ = interrupt(proc, timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    stopped = load_checkpoint(tmp_path / "int.npz").iteration
+    assert 0 < stopped < iters - 100
+    (rc1, _, e1), (rc2, _, e2) = run_many([
+        ("train", "en.txt", "--resume", tmp_path / "int.npz"),
+        ("train", "en.txt", *flags, "--iters", iters, "--checkpoint", tmp_path / "straight.npz"),
+    ], cwd=cli_texts)
+    assert rc1 == rc2 == 0 and e1 == "", e1 + e2
+    straight, resumed = (load_checkpoint(tmp_path / f"{n}.npz") for n in ("straight", "int"))
+    assert straight.hyperparameters["lr_decay"] == 0.1 and resumed.iteration == iters
+    assert_same_state(straight, resumed, resumed=True)
+    rc, _, err = run_cli("train", "en.txt", "--resume", tmp_path / "int.npz", "--iters", 1600,
+                         cwd=cli_texts)
+    assert rc == 0 and err.count("\n") == 1, err
+    assert "warning: the learning rate goes on from 0.0002 at iteration 1500 down to 0.0002 at " \
+           "iteration 1600 (the checkpoint's run was planned for 1500): the result differs " \
+           "from a straight run of 1600 iterations" in err
 
 
 def test_ctrl_c_during_a_long_evaluation_stops_at_once(tmp_path):

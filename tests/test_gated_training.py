@@ -16,7 +16,7 @@ from charrnn_ext.gated import GatedCharRNN
 from charrnn_ext.grid import expand, parse_grid, run_name, sweepable_settings
 from charrnn_ext.sample import generate_blocks
 
-from conftest import ENV, english_like_text, run_cli
+from conftest import ENV, english_like_text, rewrite_archive, run_cli
 
 # the subprocesses import the charrnn_ext this test imports
 ENV_HERE = dict(ENV, PYTHONPATH=os.path.dirname(os.path.dirname(charrnn_ext.__file__)))
@@ -150,3 +150,26 @@ def test_trace_and_inspect(cell, L):
     assert np.allclose(probs[4], np.exp(y - y.max()) / np.exp(y - y.max()).sum(), rtol=1e-10)
     traced = inspect_trace(run, TEXT[:60])
     assert traced.hidden.shape == (60, 6)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_dropout_changed_on_resume_trains_from_the_resumed_step(cell, dtype, tmp_path):
+    """--dropout given on resume is what trains from there on (the header and
+    the checkpoint say it): bit for bit the run resumed from the same file
+    with the new rate written into it, and not the run at the old rate."""
+    settings = dict(QUIET, iters=40, hidden_size=8, seq_length=10, seed=2, cell=cell,
+                    num_layers=2, dropout=0.3, dtype=dtype, batch_size=2, lr_decay=1.0)
+    path = tmp_path / "half.npz"
+    training.run(TEXT, dict(settings, iters=20), checkpoint=str(path), keep_best=False)
+    edited = rewrite_archive(path, tmp_path / "edited.npz", edit_hyper={"dropout": 0.6})
+    assert load_checkpoint(edited).model.dropout == 0.6
+    oracle = training.run(TEXT, {"iters": 40}, resume=load_checkpoint(edited)).run
+    old_rate = training.run(TEXT, settings).run
+    lines = []
+    resumed = training.run(TEXT, {"iters": 40, "dropout": 0.6}, resume=load_checkpoint(path),
+                           reporter=training.Printer(lines.append)).run
+    assert "dropout 0.6" in lines[2] and resumed.hyperparameters["dropout"] == 0.6
+    assert resumed.model.dropout == 0.6 and resumed.model.dtype == np.dtype(dtype)
+    assert same_params(resumed.model, oracle.model) and np.array_equal(resumed.hidden, oracle.hidden)
+    assert not same_params(resumed.model, old_rate.model)

@@ -141,9 +141,30 @@ def test_what_a_resumed_model_fixes_wins():
     assert fixed_by(CharRNN(11, 6, seed=0), 1).items() >= \
         {"hidden_size": 6, "batch_size": 1, "optimizer": "adagrad", "embedding_size": 0}.items()
     stored = complete({"batch_size": 5, "hidden_size": 6, "embedding_size": 3})
-    s = complete({"hidden_size": 99, "optimizer": "adagrad", "embedding_size": 0}, stored, fixed)
+    s = complete({"hidden_size": 6, "optimizer": "adam", "learning_rate": 0.01}, stored, fixed)
     assert (s["hidden_size"], s["batch_size"], s["optimizer"], s["embedding_size"]) == \
-        (6, 5, "adam", 3)
+        (6, 5, "adam", 3) and s["learning_rate"] == 0.01
+
+
+@pytest.mark.parametrize("name, value, theirs", [
+    ("batch_size", 8, "the 5 streams"), ("hidden_size", 64, "the hidden size 6"),
+    ("cell", "gru", "the cell lstm"), ("dtype", "float64", "the dtype float32"),
+    ("num_layers", 1, "the num layers 2"), ("optimizer", "adagrad", "the optimizer adam"),
+    ("embedding_size", 0, "the embedding size 3"),
+])
+def test_a_given_setting_that_contradicts_a_resumed_model_is_refused_by_name(name, value,
+                                                                               theirs):
+    """Resuming keeps what the model fixes: a setting given otherwise is a
+    ValueError naming it (charrnn-train exits 2 naming its flag), never
+    silently replaced by the checkpoint's."""
+    model = CharRNN(11, 6, seed=0, cell="lstm", num_layers=2, embedding_size=3,
+                    optimizer="adam", dtype="float32")
+    fixed = fixed_by(model, 5)
+    stored = complete(dict(fixed))
+    with pytest.raises(ValueError, match=f"setting {name} {value} differs from {theirs} of "
+                                         f"the checkpoint"):
+        complete({name: value}, stored, fixed)
+    assert complete({name: fixed[name]}, stored, fixed) == complete({}, stored, fixed)
 
 
 @pytest.mark.parametrize("name, value, words", [
@@ -213,3 +234,20 @@ def test_a_run_reading_a_short_text_many_times_is_noted():
     assert 10_000 * 32 * 50 / 1_059_625 < PASSES_NOTED
     assert notes(complete({}), 1000) == []          # one stream: min-char-rnn, as it was
     assert notes(complete({"recipe": "batched", "iters": 100}), 58_000) == []
+
+
+def test_a_resumed_run_keeps_its_recipe():
+    """A recipe is the defaults of a new run: on resume another one would
+    change only the header's label, so it is refused by name; the stored one,
+    or auto (none asked for), is the checkpoint's."""
+    model = CharRNN(11, 6, seed=0, embedding_size=3, optimizer="adam", init="pytorch")
+    stored = complete({"batch_size": 5, "hidden_size": 6, "embedding_size": 3})
+    fixed = fixed_by(model, 5, stored)
+    assert fixed["recipe"] == stored["recipe"] == "batched"
+    for recipe in ("batched", "auto", None):
+        assert complete({"recipe": recipe}, stored, fixed) == stored
+    with pytest.raises(ValueError, match="setting recipe min-char-rnn differs from the recipe "
+                                         "batched of the checkpoint"):
+        complete({"recipe": "min-char-rnn"}, stored, fixed)
+    old = {"hidden_size": 6, "batch_size": 5, "learning_rate": 0.05}   # before the recipes
+    assert fixed_by(CharRNN(11, 6, seed=0), 5, old)["recipe"] == "min-char-rnn"
