@@ -30,8 +30,10 @@ per name:
 The tests run against the *installed* package (``pip install .`` then
 ``pytest`` from the repository root): ``tests/`` has no ``__init__.py``, so
 pytest puts ``tests/`` (not the repository root) on ``sys.path`` and
-``import charrnn_ext`` finds the compiled package in site-packages. Helpers
-are imported by the test modules with ``from conftest import ...``.
+``import charrnn_ext`` finds the compiled package in site-packages; with
+``PYTHONPATH=<a source tree built in place>`` they run against that tree,
+and so do the commands they start (ENV). Helpers are imported by the test
+modules with ``from conftest import ...``.
 
 Nothing here reads ../shared/data: the "real-looking" texts are generated.
 """
@@ -425,6 +427,11 @@ def restore_threads():
 
 ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "COLUMNS")}
 ENV.update(PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
+# The subprocesses import the charrnn_ext this process imported: the installed one, or a
+# source tree put first on the path (PYTHONPATH=<worktree>), never the other.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(charrnn_ext.__file__)))
+if not any(part in _ROOT for part in ("site-packages", "dist-packages")):
+    ENV["PYTHONPATH"] = _ROOT
 
 # charrnn-train flags of small runs (tests assert on these sizes)
 TINY_FLAGS = ("--hidden-size", 12, "--seq-length", 16, "--sample-length", 24)
