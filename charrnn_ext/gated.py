@@ -28,9 +28,8 @@ from .datapass import chunk_wraps
 from .defaults import (ADAGRAD_EPS, ADAM_BETAS, ADAM_EPS, CLIP, HIDDEN_SIZE, LEARNING_RATE,
                        SEQ_LENGTH)
 from .model import TrainingDiverged
+from .spec import CELLS, MAX_LAYERS  # noqa: F401 (public here too)
 
-CELLS = ("rnn", "lstm", "gru")
-MAX_LAYERS = 16     # a checkpoint lists the members of this many layers at most
 _GATES_TO_CELL = {1: "rnn", 4: "lstm", 3: "gru"}
 
 

@@ -62,7 +62,7 @@ KEEP_PROBS_ELEMENTS = 1 << 24
 PAGE_CHARACTERS = 100_000
 PAGE_BYTES = 24 << 20
 CELL = "vanilla RNN, h = tanh(Wxh x + Whh h + bh)"
-GATED_CELLS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}   # charrnn_ext.gated.CELLS
+GATED_CELLS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}   # charrnn_ext.spec.CELLS
 
 
 @dataclass(frozen=True)

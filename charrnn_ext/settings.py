@@ -13,7 +13,7 @@ from typing import Any, Callable
 from . import defaults as d
 from ._cli import (fraction, nonneg_float, nonneg_int, positive_float, positive_int,
                    sample_length_int, seed_int, unit_fraction)
-from .spec import DTYPES, INITS, OPTIMIZERS
+from .spec import CELLS, DTYPES, INITS, OPTIMIZERS
 
 
 def _choice(options):
@@ -45,8 +45,9 @@ OTHER_RATES = {("min-char-rnn", "adam"): 0.002, ("batched", "adagrad"): 0.02}
 
 def cell_name(text: str) -> str:
     """A cell: rnn (min-char-rnn's tanh RNN), lstm or gru."""
-    if text not in ("rnn", "lstm", "gru"):
-        raise argparse.ArgumentTypeError(f"must be rnn, lstm or gru, got {text}")
+    if text not in CELLS:
+        raise argparse.ArgumentTypeError(f"must be {', '.join(CELLS[:-1])} or {CELLS[-1]}, "
+                                         f"got {text}")
     return text
 
 

@@ -55,6 +55,10 @@ class Text:
         """``text`` encoded with ``vocab`` (default: its own) and split as the
         settings say; TextError when they leave a stream no whole chunk."""
         vocab = vocab if vocab is not None else Vocab.from_text(text)
+        surrogate = vocab.lone_surrogate()
+        if surrogate is not None:   # no checkpoint holds one (charrnn_ext.checkpoint)
+            raise TextError(f"{name} holds U+{ord(surrogate):04X}, a lone surrogate (not a "
+                            f"character: the text was not valid Unicode)")
         ids = vocab.encode(text)
         return cls(vocab, ids, split(ids.size, settings, name))
 
