@@ -138,6 +138,11 @@ MODEL_SETTINGS = ("recipe", "hidden_size", "cell", "num_layers", "dropout", "seq
 OUTPUT_SETTINGS = ("sample_every", "sample_length", "temperature", "eval_every")
 
 
+def recipe_rate(recipe: str, optimizer: str) -> float:
+    """The learning rate of ``recipe`` (min-char-rnn or batched) for ``optimizer``."""
+    return OTHER_RATES.get((recipe, optimizer), RECIPES[recipe]["learning_rate"])
+
+
 def check(name: str, value) -> Any:
     """``value`` of the setting ``name`` as its check accepts it (the value
     its text parses to), or ValueError naming the setting."""
@@ -183,8 +188,7 @@ def complete(given: dict | None = None, stored: dict | None = None,
     out["recipe"] = recipe
     defaults = dict(RECIPES[recipe])
     out.setdefault("optimizer", defaults["optimizer"])
-    defaults["learning_rate"] = OTHER_RATES.get((recipe, out["optimizer"]),
-                                                defaults["learning_rate"])
+    defaults["learning_rate"] = recipe_rate(recipe, out["optimizer"])
     for name, setting in SETTINGS.items():
         out.setdefault(name, defaults.get(name, setting.default))
     return {name: out[name] for name in SETTINGS}

@@ -25,11 +25,11 @@ from ._threadchoice import steps_per_call
 from .checkpoint import Checkpoint, load_checkpoint
 from .datapass import chunk_wraps, held_out, stream_part
 from .defaults import LR_WINDOW
-from .divergence import Divergence
+from .divergence import Divergence, suggested_rate
 from .evaluation import LN2, Scores, evaluate
 from .model import CharRNN, TrainingDiverged
 from .outputs import Files, Memory
-from .settings import complete, fixed_by, notes
+from .settings import complete, fixed_by, notes, recipe_rate
 from .vocab import Vocab
 
 class Diverged(RuntimeError):
@@ -294,9 +294,12 @@ class _Loop:
                 f"the last good checkpoint, {self.out.name}, is from iteration {self.saved_at}")
         if self.out.name is None:
             kept = "nothing was saved"
+        s = self.s
+        usual = recipe_rate(s["recipe"], s["optimizer"])
+        rate = suggested_rate(s["learning_rate"], usual)
+        whose = f", the {s['recipe']} recipe's" if rate == usual else ""
         return Diverged(f"training diverged at iteration {self.state.iteration}: {what}; try a "
-                        f"lower --learning-rate (e.g. --learning-rate "
-                        f"{self.s['learning_rate'] / 2:g}); {kept}")
+                        f"lower --learning-rate (e.g. --learning-rate {rate:g}{whose}); {kept}")
 
     def save(self, best: bool = False) -> None:
         """The checkpoint (or the best model); a fresh run's first save also
@@ -399,7 +402,7 @@ class _Loop:
                     losses, state.hidden, state.position = exc.losses, exc.hidden, exc.position
                 block = steps_per_call(losses.size, time.perf_counter() - started)
                 # -- the record: each step's loss, the loss line, divergence
-                k, why = self.watch.add(losses)
+                k, why = self.watch.add(losses, state.model.params_finite())
                 for loss in losses[:k].tolist():
                     state.record_step(loss)
                     if state.iteration == n + 1 and (report or evaluated):
