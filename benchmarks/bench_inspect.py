@@ -1,8 +1,11 @@
-"""charrnn-inspect's page at 20,000 characters: how long it takes to make (trace + HTML) and to
-open in headless Chromium (tests/test_inspect_browser.py's driver), and its size.
+"""charrnn-inspect's page at 20,000 characters (or the sizes given): how long it takes to make
+(trace + HTML) and to open in headless Chromium (tests/test_inspect_browser.py's driver), and its
+size; what charrnn_ext.inspect's PAGE_CHARACTERS and PAGE_BYTES were chosen from.
 
     python benchmarks/bench_inspect.py            # needs selenium, chromium, chromium-driver
+    python benchmarks/bench_inspect.py 50000 100000 200000 --hidden-size 512 --repeats 3
 """
+import argparse
 import os
 import statistics
 import sys
@@ -18,10 +21,10 @@ from charrnn_ext import training  # noqa: E402
 from charrnn_ext.inspect import to_html, trace  # noqa: E402
 
 
-def main(n=20_000, repeats=5):
-    text = english_like_text(200_000, seed=5)
-    run = training.run(text, {"iters": 3000, "val_fraction": 0.0, "eval_every": 10_000,
-                              "sample_every": 100_000}).run        # hidden 100, as by default
+def main(n=20_000, repeats=5, run=None):
+    text = english_like_text(max(200_000, n), seed=5)
+    if run is None:
+        run = trained(text, 100)
     shown = text[:n]
     t0 = time.perf_counter()
     ins = trace(run, shown, length=n)
@@ -51,5 +54,22 @@ def main(n=20_000, repeats=5):
           f"recolour {statistics.median(recolour) * 1000:.0f} ms")
 
 
+def trained(text, hidden_size):
+    """A model of ``hidden_size`` trained on text for 3,000 steps (hidden 100: the default;
+    larger: 300 steps at a rate that does not diverge)."""
+    large = hidden_size > 100
+    return training.run(text[:200_000], {"iters": 300 if large else 3000, "val_fraction": 0.0,
+                                         "hidden_size": hidden_size, "eval_every": 10_000,
+                                         "learning_rate": 0.01 if large else 0.1,
+                                         "sample_every": 100_000}).run
+
+
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[20_000], help="characters shown")
+    parser.add_argument("--hidden-size", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    model = trained(english_like_text(200_000, seed=5), args.hidden_size)
+    for size in args.sizes:
+        main(size, args.repeats, model)

@@ -5,9 +5,9 @@ import argparse
 
 import numpy as np
 
-from ._cli import fraction, positive_int
 from .datapass import held_out, stream_part
-from .settings import SETTINGS
+from .settings import SETTINGS, fixed_by
+from .spec import CELLS
 
 # Each field is checked alone above; these are the checks of fields against
 # each other. What charrnn-train writes always passes them (its files of every
@@ -16,18 +16,54 @@ from .settings import SETTINGS
 # was edited or damaged, and would resume or sample as something else (a
 # hidden of 7 columns is 7 streams whatever batch_size says).
 
-def setting(hyperparameters: dict, key: str, check, what: str):
+def setting(hyperparameters: dict, key: str, check, what: str | None = None):
     """hyperparameters[key] as charrnn-train reads it on --resume (the command
     line's check of its text), None when absent; ValueError if it is not
-    ``what``."""
+    ``what`` (None: the check's own words)."""
     if key not in hyperparameters:
         return None
     value = hyperparameters[key]
     try:
         return check(str(value))
-    except (argparse.ArgumentTypeError, ValueError):  # (ValueError: str() of a huge int)
-        raise ValueError(f"'hyperparameters' {key} must be {what}, "
-                         f"got {repr(value)[:40]}") from None
+    except (argparse.ArgumentTypeError, ValueError) as exc:  # (ValueError: str() of a huge int)
+        if what:
+            reason = f"must be {what}"
+        elif isinstance(exc, argparse.ArgumentTypeError):   # "must be ..., got <text>"
+            reason = str(exc).split(", got ")[0]
+        else:
+            reason = "is not a number"
+        raise ValueError(f"'hyperparameters' {key} {reason}, got {repr(value)[:40]}") from None
+
+
+# What a stored setting must be, in the words of a refusal (else its check's own words,
+# or its choices: settings._choice names them).
+_WHAT = {"hidden_size": "a positive integer", "batch_size": "a positive integer",
+         "num_layers": "a positive integer", "seq_length": "a positive integer",
+         "embedding_size": "a non-negative integer", "val_fraction": "a number in [0, 1)",
+         "dropout": "a number in [0, 1)", "cell": "one of " + "|".join(CELLS)}
+
+
+def _what(name: str) -> str | None:
+    parse = SETTINGS[name].parse.__name__
+    return _WHAT.get(name) or (parse if parse.startswith("one of ") else None)
+
+
+def _check_settings(ckpt, B: int) -> dict:
+    """Every setting the file stores, as charrnn-train would read it on
+    --resume (settings.SETTINGS' checks: unknown keys are left alone); the
+    ones the model fixes (settings.fixed_by: sizes, cell, layers, optimizer,
+    dtype, streams) must say what its arrays are."""
+    hyper = ckpt.hyperparameters
+    said = {name: setting(hyper, name, s.parse, _what(name)) for name, s in SETTINGS.items()}
+    for name, value in fixed_by(ckpt.model, B).items():
+        if said[name] is None or said[name] == value:
+            continue
+        if name == "batch_size":
+            raise ValueError(f"'hidden' holds {B} stream{'s' if B > 1 else ''}, "
+                             f"the hyperparameters say batch_size {said[name]}")
+        raise ValueError(f"the hyperparameters say {name} {said[name]}, the parameters have "
+                         f"{value}")
+    return said
 
 
 def _check_data_pass(ckpt, val_fraction, seq_length) -> None:
@@ -75,24 +111,9 @@ def _check_history(ckpt) -> None:
 
 def check_agreement(ckpt) -> None:
     """ValueError naming the first field that disagrees with another."""
-    H, B = ckpt.model.hidden_size, ckpt.hidden.shape[1]
-    hyper = ckpt.hyperparameters
-    hidden_size = setting(hyper, "hidden_size", positive_int, "a positive integer")
-    if hidden_size is not None and hidden_size != H:
-        raise ValueError(f"the hyperparameters say hidden_size {hidden_size}, "
-                         f"the parameters have {H}")
-    batch_size = setting(hyper, "batch_size", positive_int, "a positive integer")
-    if batch_size is not None and batch_size != B:
-        raise ValueError(f"'hidden' holds {B} stream{'s' if B > 1 else ''}, "
-                         f"the hyperparameters say batch_size {batch_size}")
-    for name, value in (("optimizer", ckpt.model.optimizer),
-                        ("embedding_size", ckpt.model.embedding_size),
-                        ("dtype", ckpt.model.dtype.name)):
-        said = setting(hyper, name, SETTINGS[name].parse, SETTINGS[name].parse.__name__)
-        if said is not None and said != value:
-            raise ValueError(f"the hyperparameters say {name} {said}, the model has {value}")
-    seq_length = setting(hyper, "seq_length", positive_int, "a positive integer")
-    val_fraction = setting(hyper, "val_fraction", fraction, "a number in [0, 1)")
+    B = ckpt.hidden.shape[1]
+    said = _check_settings(ckpt, B)
+    seq_length, val_fraction = said["seq_length"], said["val_fraction"]
     if ckpt.data_size:
         _check_data_pass(ckpt, val_fraction, seq_length)
     elif ckpt.data_crc32:

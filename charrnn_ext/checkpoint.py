@@ -42,9 +42,12 @@ Members are stored uncompressed (np.savez); a compressed member, a member the
 format does not define, or one larger than its shape and the model's limits
 allow is refused before anything is decompressed or allocated, so loading
 takes time and memory bounded by the file's size. Fields are checked against
-each other too (_ckptagree.check_agreement: hidden's streams against batch_size, the
-position against the text's stream parts, the counters and loss curves
-against the iteration). Saving runs the loader's own checks on what it
+each other too (_ckptagree.check_agreement: every stored setting as charrnn-train
+reads it, and the ones the model fixes -- cell, num_layers, hidden_size,
+embedding_size, optimizer, dtype -- against its arrays; hidden's streams
+against batch_size, the position against the text's stream parts, the
+counters and loss curves against the iteration). The vocabulary holds
+characters only: a lone surrogate (U+D800..U+DFFF) is refused. Saving runs the loader's own checks on what it
 writes, so a saved file always loads.
 
 Files are written atomically (a temporary file in the same directory, then
@@ -392,6 +395,10 @@ def _parse(arrays: dict) -> Checkpoint:
     if codes.size == 0 or codes.min() < 0 or codes.max() > 0x10FFFF:
         raise ValueError("'vocab' holds invalid code points")
     vocab = Vocab(codes.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass"))
+    surrogate = vocab.lone_surrogate()
+    if surrogate is not None:   # it could be neither printed nor exported as UTF-8
+        raise ValueError(f"'vocab' holds U+{ord(surrogate):04X}, a lone surrogate: not a "
+                         f"character of any text")
     state = _json(arrays, "state")
     adam, embed = any(key.startswith("moment.") for key in arrays), f"params.{EMBED}" in arrays
     gated = "params.weight_hh_l0" in arrays   # a gated or stacked model: layers from members

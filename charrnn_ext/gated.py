@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import reference_gated
-from ._arrays import _MAX_ELEMENTS, _owner, _real_array, _storage
+from ._arrays import _MAX_ELEMENTS, _first_invalid, _owner, _real_array, _storage
 from ._dispatch import core_for
 from ._ids import (_as_ids, _as_learning_rate, _dtype, _embedding_size, _id_vector, _init,
                    _optimizer, _optimizer_state, _positive_int, _seed)
@@ -28,9 +28,8 @@ from .datapass import chunk_wraps
 from .defaults import (ADAGRAD_EPS, ADAM_BETAS, ADAM_EPS, CLIP, HIDDEN_SIZE, LEARNING_RATE,
                        SEQ_LENGTH)
 from .model import TrainingDiverged
+from .spec import CELLS, MAX_LAYERS  # noqa: F401 (public here too)
 
-CELLS = ("rnn", "lstm", "gru")
-MAX_LAYERS = 16     # a checkpoint lists the members of this many layers at most
 _GATES_TO_CELL = {1: "rnn", 4: "lstm", 3: "gru"}
 
 
@@ -219,6 +218,11 @@ class GatedCharRNN:
                 + (f", embedding_size={self.embedding_size}" if self.embedding_size else "")
                 + (", optimizer='adam'" if self.optimizer == "adam" else "")
                 + (f", dtype={self.dtype.name!r})" if self.dtype != np.float64 else ")"))
+
+    def params_finite(self) -> bool:
+        """Whether every parameter is finite (as CharRNN.params_finite)."""
+        with np.errstate(all="ignore"):
+            return _first_invalid(self._flat) is None
 
     def copy(self, dropout: float | None = None) -> "GatedCharRNN":
         """An independent copy, dropout's Generator in its state; ``dropout``:

@@ -40,7 +40,7 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
     import numpy as np
 
     from . import __version__
-    from ._dispatch import core as _core
+    from ._dispatch import core_for
     from ._cli import ArgumentParser, CLIError, check_distinct_paths, positive_int, prog_name, run
     from .checkpoint import Checkpoint, load_checkpoint
     from .datapass import held_out, stream_part
@@ -56,7 +56,13 @@ TOP_K = 5               # guesses kept per character
 TRACE_ELEMENTS = 1 << 22
 # Inspection.probs is kept when it holds at most this many numbers (~128 MB).
 KEEP_PROBS_ELEMENTS = 1 << 24
+# The largest page the command writes (PAGE_CHARACTERS characters, PAGE_BYTES bytes, the
+# smaller): what headless Chromium paints in about 4 s on a busy 2-core machine, 2 s on a
+# quiet one (benchmarks/README.md; a million characters took 31 s).
+PAGE_CHARACTERS = 100_000
+PAGE_BYTES = 24 << 20
 CELL = "vanilla RNN, h = tanh(Wxh x + Whh h + bh)"
+GATED_CELLS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}   # charrnn_ext.spec.CELLS
 
 
 @dataclass(frozen=True)
@@ -74,17 +80,21 @@ class ActivationSet:
 @dataclass
 class Inspection:
     """A model's run over a text, weights frozen. Arrays (n characters, H
-    hidden units, V vocabulary entries, K = TOP_K):
+    hidden units, S rows of the model's state (H for min-char-rnn's model),
+    V vocabulary entries, K = TOP_K), in the model's dtype except h0 and
+    surprise (float64):
 
     text      str, the n characters read; ids (n,) int32, their vocabulary ids
-    h0        (H,) the state before the first character
-    hidden    (n, H) the hidden state after reading character t
+    h0        (S,) the state before the first character
+    hidden    (n, H) the hidden state after reading character t (the top
+              layer's h: what the output layer reads)
     probs     (n, V) softmax prediction of the character after t (None when
               n * V > KEEP_PROBS_ELEMENTS: ``model.trace(ids, h0)`` gives it)
     top_ids   (n, K) int32 and top_probs (n, K): the K likeliest next characters
     surprise  (n,) bits, -log2 p(character t | characters before it); NaN at 0
     sets      the activations shown on the page, name -> ActivationSet ("h":
-              ``hidden``; more layers and an LSTM's cell state add theirs)
+              ``hidden``; more layers and an LSTM's cell state add theirs:
+              activation_sets)
     """
 
     ckpt: Checkpoint
@@ -113,31 +123,61 @@ class Inspection:
 
 
 def read_through(model, ids: np.ndarray, h0) -> tuple:
-    """(hidden (n, H), probs (n, V) or None, top_ids (n, K), top_probs (n, K),
-    surprise (n,)) of CharRNN.trace over ids from h0, in calls of at most
-    TRACE_ELEMENTS probabilities, each from the last state of the one before."""
-    n, V, H = ids.size, model.vocab_size, model.hidden_size
+    """(states (n, S), probs (n, V) or None, top_ids (n, K), top_probs (n, K),
+    surprise (n,)) of model.trace over ids from h0 (states[t]: the whole state
+    after reading ids[t]; model.top_hidden(states.T).T its top layer's h), in
+    calls of at most TRACE_ELEMENTS probabilities, each from the last state of
+    the one before. Arrays in the model's dtype, surprise in float64."""
+    n, V, S = ids.size, model.vocab_size, model.state_size
     K = min(TOP_K, V)
-    block = max(1, TRACE_ELEMENTS // max(V, H))
-    hidden = np.empty((n, H))
-    probs = np.empty((n, V)) if n * V <= KEEP_PROBS_ELEMENTS else None
-    top_ids, top_probs = np.empty((n, K), np.int32), np.empty((n, K))
+    block = max(1, TRACE_ELEMENTS // max(V, S))
+    # the model's own core and dtype: a float32 model traces in float32
+    core, dtype = core_for(model.dtype), model.dtype
+    states = np.empty((n, S), dtype)
+    probs = np.empty((n, V), dtype) if n * V <= KEEP_PROBS_ELEMENTS else None
+    top_ids, top_probs = np.empty((n, K), np.int32), np.empty((n, K), dtype)
     surprise = np.full(n, np.nan)
     h = h0
-    tiny = np.finfo(np.float64).tiny   # an underflowed probability: 1022 bits, not inf
+    tiny = np.finfo(dtype).tiny   # an underflowed probability: 1022 bits (float32: 126), not inf
     for a in range(0, n, block):
         b = min(a + block, n)
         hs, ps = model.trace(ids[a:b], h)
         h = hs[-1]
-        hidden[a:b] = model.top_hidden(hs.T).T   # a gated model's states: its top layer's h
+        states[a:b] = hs
         if probs is not None:
             probs[a:b] = ps
-        _core.top_k(ps, top_ids[a:b], top_probs[a:b])   # likeliest first, ties by id
+        core.top_k(ps, top_ids[a:b], top_probs[a:b])   # likeliest first, ties by id
         # ps[t] predicts ids[a + t + 1]: the surprise of the next character
         nxt = ids[a + 1:b + 1]
         p = ps[np.arange(nxt.size), nxt]
-        surprise[a + 1:a + 1 + nxt.size] = -np.log2(np.maximum(p, tiny))
-    return hidden, probs, top_ids, top_probs, surprise
+        surprise[a + 1:a + 1 + nxt.size] = -np.log2(np.maximum(p, tiny), dtype=np.float64)
+    return states, probs, top_ids, top_probs, surprise
+
+
+def activation_sets(model, states: np.ndarray) -> dict:
+    """The page's activation sets of states (n, S) (read_through's): "h", the
+    top layer's h (what the output layer reads); for more layers, "h1", "h2",
+    ... the lower layers' h; for an LSTM, "c" (the top layer's cell state) and
+    "c1", ... (unbounded: scaled per unit). A row's layout is the model's
+    state layout: per layer (bottom first) its h (H), then an LSTM's c (H)."""
+    L, H = model.num_layers, model.hidden_size
+    K = 2 if model.cell == "lstm" else 1
+    rows = states.reshape(states.shape[0], L, K, H)
+    sets = {"h": ActivationSet(f"hidden state h{_layer_label(L - 1, L)}", rows[:, L - 1, 0])}
+    if K == 2:
+        sets["c"] = ActivationSet(f"cell state c{_layer_label(L - 1, L)}", rows[:, L - 1, 1],
+                                  bounded=False)
+    for layer in range(L - 1):
+        sets[f"h{layer + 1}"] = ActivationSet(f"hidden state h{_layer_label(layer, L)}",
+                                              rows[:, layer, 0])
+        if K == 2:
+            sets[f"c{layer + 1}"] = ActivationSet(f"cell state c{_layer_label(layer, L)}",
+                                                  rows[:, layer, 1], bounded=False)
+    return sets
+
+
+def _layer_label(layer: int, L: int) -> str:
+    return "" if L == 1 else f" of layer {layer + 1} of {L}" + (" (top)" if layer == L - 1 else "")
 
 
 def trace(ckpt, text: str | None = None, *, length: int = DEFAULT_LENGTH,
@@ -145,8 +185,9 @@ def trace(ckpt, text: str | None = None, *, length: int = DEFAULT_LENGTH,
           name: str = "", text_name: str = "the text") -> Inspection:
     """Run ``ckpt`` (a Checkpoint, or the path of one) over ``text`` (its
     first ``length`` characters), or without one over the held-out part of
-    ``training_text`` (its first ``length`` characters, after the last
-    training character); see the module docstring for where the read starts.
+    ``training_text`` (``length`` characters: the last training character,
+    then the first ``length`` - 1 held-out ones, which are scored); see the
+    module docstring for where the read starts.
     ValueError for an empty text, characters outside the vocabulary (named)
     or a training text that is not the checkpoint's."""
     if not isinstance(ckpt, Checkpoint):
@@ -171,11 +212,12 @@ def trace(ckpt, text: str | None = None, *, length: int = DEFAULT_LENGTH,
             raise ValueError("no text given, and no training text to take the held-out part of")
         ids, h0, source, start = _held_out_read(ckpt, training_text, length, from_zero)
         text = vocab.decode(ids)
-    hidden, probs, top_ids, top_probs, surprise = read_through(model, ids, h0)
+    states, probs, top_ids, top_probs, surprise = read_through(model, ids, h0)
+    sets = activation_sets(model, states)
     return Inspection(ckpt=ckpt, text=text, ids=ids, h0=np.asarray(h0, float).ravel(),
-                      hidden=hidden, probs=probs, top_ids=top_ids, top_probs=top_probs,
-                      surprise=surprise, source=source, start=start, name=name,
-                      sets={"h": ActivationSet("hidden state h (tanh)", hidden)})
+                      hidden=sets["h"].values, probs=probs, top_ids=top_ids,
+                      top_probs=top_probs, surprise=surprise, source=source, start=start,
+                      name=name, sets=sets)
 
 
 def encode_known(vocab: Vocab, text: str) -> np.ndarray:
@@ -212,7 +254,7 @@ def training_split(ckpt: Checkpoint, text: str) -> tuple[np.ndarray, int] | None
 def _held_out_read(ckpt: Checkpoint, training_text: str, length: int, from_zero: bool):
     """(ids, h0, source, start) of the held-out read: evaluate's continuation
     of the data pass (evaluation.py), ids = the last training character then
-    up to ``length`` held-out ones. Without a held-out part, the training
+    up to ``length`` - 1 held-out ones (``length`` characters shown). Without a held-out part, the training
     text from where the data pass stands."""
     split = training_split(ckpt, training_text)
     if split is None:
@@ -238,7 +280,7 @@ def _held_out_read(ckpt: Checkpoint, training_text: str, length: int, from_zero:
         for a in range(first, lo, read):
             h = model.advance(ids[a:min(a + read, lo)], h)
     h0 = np.zeros(model.state_size) if h is None else np.asarray(h, float).ravel()
-    ids = ids[lo:lo + length + 1]
+    ids = ids[lo:lo + length]     # the first is not scored: length - 1 are
     start = ("a zero state (--from-zero)" if from_zero else
              "the state training left, read on through the text to here, as evaluation does")
     return ids, h0, f"{what}: characters {lo:,} to {lo + ids.size:,}", start
@@ -338,6 +380,21 @@ def rank_units(text: str, hidden: np.ndarray, per_feature: int = 3) -> list:
     return out
 
 
+def page_bytes_per_character(model) -> int:
+    """An upper bound of the bytes per character shown of ``model``'s page
+    (charrnn_ext._page's format): the code point as JSON (at most 8 bytes),
+    then as base64 its top-K ids (4 bytes each), their probabilities (2),
+    its surprise (4) and one byte per unit of the state (every set)."""
+    K = min(TOP_K, model.vocab_size)
+    return 8 + math.ceil((6 * K + 4 + model.state_size) * 4 / 3)
+
+
+def page_limit(model) -> int:
+    """The most characters charrnn-inspect shows on a page of ``model``'s:
+    PAGE_CHARACTERS, or fewer when they would make more than PAGE_BYTES."""
+    return max(1, min(PAGE_CHARACTERS, PAGE_BYTES // page_bytes_per_character(model)))
+
+
 def to_html(ckpt, text: str | None = None, **options) -> str:
     """The page of ``trace(ckpt, text, **options)`` (or of an Inspection
     passed as ``ckpt``) as a string: one self-contained HTML file."""
@@ -385,7 +442,9 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
                    help="a text file to read (default: the held-out part of the training text)")
     p.add_argument("--out", required=True, metavar="PAGE.html", help="the page to write")
     p.add_argument("--length", type=positive_int, default=DEFAULT_LENGTH, metavar="N",
-                   help=f"characters to show, at most (default: {DEFAULT_LENGTH})")
+                   help=f"characters to show, at most (default: {DEFAULT_LENGTH:,}); a page "
+                        f"holds at most {PAGE_CHARACTERS:,}, fewer for a large model (about "
+                        f"{PAGE_BYTES >> 20} MB), so that it opens quickly")
     p.add_argument("--from-zero", action="store_true",
                    help="start from a zero hidden state, not from the state training left")
     p.add_argument("--encoding", default="utf-8", help="of TEXT (default: utf-8)")
@@ -427,12 +486,19 @@ def _main(argv) -> int:
             raise CLIError(f"no TEXT given, and the text {args.checkpoint} was trained on is not "
                            f"beside it nor the demo corpus; name a text file to read")
         training_text = found[0]
-    try:
-        inspection = trace(ckpt, text, length=args.length, from_zero=args.from_zero,
-                           training_text=training_text, name=os.path.basename(args.checkpoint),
+    limit = page_limit(ckpt.model)
+    try:   # at most one character past the limit: enough to know the page would be over it
+        inspection = trace(ckpt, text, length=min(args.length, limit + 1),
+                           from_zero=args.from_zero, training_text=training_text,
+                           name=os.path.basename(args.checkpoint),
                            text_name=os.path.basename(args.text or ""))
     except ValueError as exc:
         raise CLIError(f"{args.text or args.checkpoint}: {exc}") from None
+    if len(inspection.text) > limit:
+        mb = limit * page_bytes_per_character(ckpt.model) / 1e6
+        raise CLIError(f"--length {args.length:,}: a page shows at most {limit:,} characters "
+                       f"of this model (~{mb:.0f} MB), more would open slowly in a browser; "
+                       f"use --length {limit:,} or less")
     page = to_html(inspection).encode("utf-8")
     from ._ckptfile import write_atomic
     try:
@@ -440,7 +506,8 @@ def _main(argv) -> int:
     except OSError as exc:
         raise CLIError(f"cannot write {args.out}: {exc.strerror or exc}", code=1) from None
     mean = inspection.mean_surprise
-    print(f"{args.out}: {len(inspection.text):,} characters, " + (
+    n = len(inspection.text)
+    print(f"{args.out}: {n:,} character{'s' if n != 1 else ''}, " + (
         f"mean surprise {mean:.4f} bits/char" if math.isfinite(mean) else "none predicted"))
     return 0
 

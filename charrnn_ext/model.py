@@ -263,6 +263,12 @@ class CharRNN:
         handouts.checked = handed
         handouts.everything = False
 
+    def params_finite(self) -> bool:
+        """Whether every parameter is finite (False after a training step whose
+        update overflowed: the next call would refuse them). Reads them only."""
+        with np.errstate(all="ignore"):
+            return all(_first_invalid(a) is None for a in self._params.values())
+
     def copy(self) -> "CharRNN":
         """An independent model with copies of params and the optimiser's state."""
         return CharRNN.from_params(self._params, self._memory, optimizer=self.optimizer,

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from . import defaults as d
 from ._cli import (fraction, nonneg_float, nonneg_int, positive_float, positive_int,
                    sample_length_int, seed_int, unit_fraction)
-from .spec import DTYPES, INITS, OPTIMIZERS
+from .spec import CELLS, DTYPES, INITS, OPTIMIZERS
 
 
 def _choice(options):
@@ -45,8 +45,9 @@ OTHER_RATES = {("min-char-rnn", "adam"): 0.002, ("batched", "adagrad"): 0.02}
 
 def cell_name(text: str) -> str:
     """A cell: rnn (min-char-rnn's tanh RNN), lstm or gru."""
-    if text not in ("rnn", "lstm", "gru"):
-        raise argparse.ArgumentTypeError(f"must be rnn, lstm or gru, got {text}")
+    if text not in CELLS:
+        raise argparse.ArgumentTypeError(f"must be {', '.join(CELLS[:-1])} or {CELLS[-1]}, "
+                                         f"got {text}")
     return text
 
 
@@ -137,6 +138,11 @@ MODEL_SETTINGS = ("recipe", "hidden_size", "cell", "num_layers", "dropout", "seq
 OUTPUT_SETTINGS = ("sample_every", "sample_length", "temperature", "eval_every")
 
 
+def recipe_rate(recipe: str, optimizer: str) -> float:
+    """The learning rate of ``recipe`` (min-char-rnn or batched) for ``optimizer``."""
+    return OTHER_RATES.get((recipe, optimizer), RECIPES[recipe]["learning_rate"])
+
+
 def check(name: str, value) -> Any:
     """``value`` of the setting ``name`` as its check accepts it (the value
     its text parses to), or ValueError naming the setting."""
@@ -201,8 +207,7 @@ def complete(given: dict | None = None, stored: dict | None = None,
     out["recipe"] = recipe
     defaults = dict(RECIPES[recipe])
     out.setdefault("optimizer", defaults["optimizer"])
-    defaults["learning_rate"] = OTHER_RATES.get((recipe, out["optimizer"]),
-                                                defaults["learning_rate"])
+    defaults["learning_rate"] = recipe_rate(recipe, out["optimizer"])
     for name, setting in SETTINGS.items():
         out.setdefault(name, defaults.get(name, setting.default))
     return {name: out[name] for name in SETTINGS}

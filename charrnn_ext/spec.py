@@ -12,6 +12,8 @@ EMBED = "embed"
 INITS = ("min-char-rnn", "pytorch")   # init_params' schemes
 OPTIMIZERS = ("adagrad", "adam")
 DTYPES = ("float64", "float32")      # what a model computes in (float64: the reference)
+CELLS = ("rnn", "lstm", "gru")       # the recurrent cells (charrnn_ext.gated: "rnn" is tanh)
+MAX_LAYERS = 16     # stacked layers at most (a checkpoint lists the members of this many)
 
 
 def param_names(embedding_size: int = 0) -> tuple:

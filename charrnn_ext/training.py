@@ -26,12 +26,12 @@ from ._threadchoice import steps_per_call
 from .checkpoint import Checkpoint, load_checkpoint
 from .datapass import chunk_wraps, held_out, stream_part
 from .defaults import LR_WINDOW
-from .divergence import Divergence
+from .divergence import Divergence, suggested_rate
 from .evaluation import LN2, Scores, evaluate
 from .model import CharRNN, TrainingDiverged
 from .outputs import LIBRARY, Files, Memory, take_run_files
 from .schedule import continued_schedule, scheduled_rate
-from .settings import SPENT_ON_RESUME, check, complete, fixed_by, notes
+from .settings import SPENT_ON_RESUME, check, complete, fixed_by, notes, recipe_rate
 from .vocab import Vocab
 
 class Diverged(RuntimeError):
@@ -57,6 +57,10 @@ class Text:
         """``text`` encoded with ``vocab`` (default: its own) and split as the
         settings say; TextError when they leave a stream no whole chunk."""
         vocab = vocab if vocab is not None else Vocab.from_text(text)
+        surrogate = vocab.lone_surrogate()
+        if surrogate is not None:   # no checkpoint holds one (charrnn_ext.checkpoint)
+            raise TextError(f"{name} holds U+{ord(surrogate):04X}, a lone surrogate (not a "
+                            f"character: the text was not valid Unicode)")
         ids = vocab.encode(text)
         return cls(vocab, ids, split(ids.size, settings, name))
 
@@ -338,9 +342,12 @@ class _Loop:
                 f"the last good checkpoint, {self.out.name}, is from iteration {self.saved_at}")
         if self.out.name is None:
             kept = "nothing was saved"
+        s = self.s
+        usual = recipe_rate(s["recipe"], s["optimizer"])
+        rate = suggested_rate(s["learning_rate"], usual)
+        whose = f", the {s['recipe']} recipe's" if rate == usual else ""
         return Diverged(f"training diverged at iteration {self.state.iteration}: {what}; try a "
-                        f"lower --learning-rate (e.g. --learning-rate "
-                        f"{self.s['learning_rate'] / 2:g}); {kept}")
+                        f"lower --learning-rate (e.g. --learning-rate {rate:g}{whose}); {kept}")
 
     def save(self, best: bool = False) -> None:
         """The checkpoint (or the best model); a fresh run's first save also
@@ -466,7 +473,7 @@ class _Loop:
                 block = steps_per_call(losses.size, time.perf_counter() - started)
                 # -- the record: each step's loss, the loss line, divergence (the
                 # state is the model's again before anything is told)
-                k, why = self.watch.add(losses)
+                k, why = self.watch.add(losses, state.model.params_finite())
                 line = None
                 for loss in losses[:k].tolist():
                     state.record_step(loss)

@@ -63,6 +63,13 @@ class Vocab:
         """The vocabulary's characters in id order (sorted by code point)."""
         return self._chars
 
+    def lone_surrogate(self) -> str | None:
+        """The first lone surrogate (U+D800..U+DFFF) of the vocabulary, or None.
+        A Python string may hold one (surrogateescape, broken UTF-16), and so
+        a Vocab; no UTF-8 text can, so a checkpoint's vocabulary never does."""
+        found = self._codes[(self._codes >= 0xD800) & (self._codes <= 0xDFFF)]
+        return chr(found[0]) if found.size else None
+
     def __len__(self) -> int:
         return len(self._codes)
 

@@ -18,7 +18,7 @@ per name:
     stream or B), reference_hidden_after, reference_probs (and
     charrnn_ext.reference, the numpy seed);
   * the commands as subprocesses (of the charrnn_ext imported here: ENV
-    puts PACKAGE_ROOT on their PYTHONPATH): run_cli, run_many,
+    puts its source tree on their PYTHONPATH): run_cli, run_many,
     start_training, wait_for_line, interrupt, sha, ENV, the flags of small
     runs (TINY_FLAGS, SMALL_FLAGS), assert_cli_refusal, and what runs leave: assert_same_state,
     progress_lines;
@@ -31,8 +31,10 @@ per name:
 The tests run against the *installed* package (``pip install .`` then
 ``pytest`` from the repository root): ``tests/`` has no ``__init__.py``, so
 pytest puts ``tests/`` (not the repository root) on ``sys.path`` and
-``import charrnn_ext`` finds the compiled package in site-packages. Helpers
-are imported by the test modules with ``from conftest import ...``.
+``import charrnn_ext`` finds the compiled package in site-packages; with
+``PYTHONPATH=<a source tree built in place>`` they run against that tree,
+and so do the commands they start (ENV). Helpers are imported by the test
+modules with ``from conftest import ...``.
 
 Nothing here reads ../shared/data: the "real-looking" texts are generated.
 """
@@ -424,11 +426,13 @@ def restore_threads():
 # the command-line tools, run as subprocesses
 # ---------------------------------------------------------------------------
 
-# The commands run the charrnn_ext these tests imported (a worktree on PYTHONPATH, or the
-# installed package): its parent directory, and nothing else, on their PYTHONPATH.
-PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(charrnn_ext.__file__)))
 ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "COLUMNS")}
-ENV.update(PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1", PYTHONPATH=PACKAGE_ROOT)
+ENV.update(PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
+# The subprocesses import the charrnn_ext this process imported: the installed one, or a
+# source tree put first on the path (PYTHONPATH=<worktree>), never the other.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(charrnn_ext.__file__)))
+if not any(part in _ROOT for part in ("site-packages", "dist-packages")):
+    ENV["PYTHONPATH"] = _ROOT
 
 # charrnn-train flags of small runs (tests assert on these sizes)
 TINY_FLAGS = ("--hidden-size", 12, "--seq-length", 16, "--sample-length", 24)

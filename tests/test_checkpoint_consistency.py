@@ -351,3 +351,77 @@ def test_cli_refuses_an_inconsistent_checkpoint(trained, name, kwargs, words):
     for result in (run_cli("train", "input.txt", "--resume", name, "--iters", 100, cwd=trained),
                    run_cli("sample", name, "--length", 10, cwd=trained)):
         assert_cli_refusal(result, name, *words)
+
+
+# -- the settings the model fixes, every stored setting, the vocabulary (issue 28) ----
+
+def _saved(tmp_path, name, **model) -> str:
+    """A small model of CHARS saved at tmp_path / name, its hyperparameters
+    saying what its arrays are (as charrnn-train writes them)."""
+    vocab = Vocab.from_text(CHARS)
+    m = CharRNN(len(vocab), 6, 3, **model)
+    hyper = {"hidden_size": 6, "cell": m.cell, "num_layers": m.num_layers,
+             "dtype": m.dtype.name, "embedding_size": m.embedding_size, "dropout": m.dropout,
+             "learning_rate": 0.01, "init": "pytorch", "seq_length": 8}
+    path = tmp_path / name
+    Checkpoint(model=m, vocab=vocab, hyperparameters=hyper).save(path)
+    return path
+
+
+CHARS = "hello world, the quick brown fox"
+
+
+@pytest.mark.parametrize("model", [dict(cell="lstm", num_layers=2, dtype="float32"),
+                                   dict(cell="gru", embedding_size=4), dict()])
+@pytest.mark.parametrize("hyper, words", [
+    ({"cell": "gru"}, ("cell gru", "have")), ({"cell": "lstm"}, ("cell lstm", "have")),
+    ({"cell": "bogus"}, ("'hyperparameters' cell", "rnn|lstm|gru", "'bogus'")),
+    ({"num_layers": 3}, ("num_layers 3", "have")),
+    ({"num_layers": 1e12}, ("num_layers must be a positive integer",)),
+    ({"num_layers": 10**12}, ("num_layers", "1000000000000")),
+    ({"dtype": "float64"}, ("dtype float64",)), ({"dtype": "float32"}, ("dtype float32",)),
+    ({"hidden_size": 7}, ("hidden_size 7", "have 6")),
+])
+def test_settings_must_say_what_the_arrays_are(tmp_path, model, hyper, words):
+    """A file whose settings contradict its arrays (a 2-layer LSTM said to be a
+    GRU, or of 3 layers) is refused at load, naming the field; the arrays no
+    longer win silently."""
+    path = _saved(tmp_path, "m.npz", **model)
+    ck = load_checkpoint(path)
+    (key, value), = hyper.items()
+    if ck.hyperparameters[key] == value:   # not a contradiction for this model
+        return
+    rewrite_archive(path, edit_hyper=hyper)
+    assert len(assert_load_refused(path, *words)) < 300
+
+
+@pytest.mark.parametrize("key, value", [
+    ("learning_rate", "abc"), ("learning_rate", -1), ("init", "xavier"), ("recipe", "fast"),
+    ("dropout", 2), ("dropout", "x"), ("seed", -1), ("temperature", "null"), ("lr_decay", 0),
+    ("iters", 0), ("optimizer", "sgd"), ("sample_length", 10**9),
+])
+def test_every_stored_setting_is_checked(tmp_path, key, value):
+    """Each setting the file stores is read as charrnn-train reads it on
+    --resume; a bad one is refused at load (sample, export, inspect too), naming it."""
+    path = _saved(tmp_path, "m.npz")
+    rewrite_archive(path, edit_hyper={key: value})
+    assert_load_refused(path, f"'hyperparameters' {key} ")
+    rewrite_archive(path, edit_hyper={key: None, "not_a_setting": [1]})   # unknown: left alone
+    assert "not_a_setting" in load_checkpoint(path).hyperparameters
+
+
+def test_a_lone_surrogate_in_the_vocabulary_is_refused(tmp_path):
+    path = _saved(tmp_path, "m.npz", cell="gru")
+    codes = np.frombuffer(CHARS.encode("utf-32-le"), "<u4")
+    vocab = np.unique(codes)
+    vocab[-1] = 0xD800                     # sorted, distinct, the model's size: only this is wrong
+    rewrite_archive(path, vocab=np.sort(vocab).astype(np.uint32))
+    assert_load_refused(path, "'vocab'", "U+D800", "surrogate")
+    for tool, args in (("sample", ("m.npz", "--length", 5)),
+                       ("export", ("m.npz", "m.safetensors"))):
+        assert_cli_refusal(run_cli(tool, *args, cwd=tmp_path), "'vocab'", "U+D800")
+    # nor is one trained on: no checkpoint could hold it
+    from charrnn_ext import training
+    with pytest.raises(training.TextError, match="U\\+DCFF, a lone surrogate"):
+        training.run(b"caf\xff ".decode("utf-8", "surrogateescape") * 20,
+                     {"hidden_size": 4, "seq_length": 4, "iters": 1})

@@ -430,8 +430,48 @@ def test_a_run_whose_loss_doubles_a_uniform_guess_has_diverged(tmp_path):
                            cwd=tmp_path)
     assert rc == 1 and err.count("\n") == 1 and "Traceback" not in err, err
     assert "training diverged at iteration 100" in err and "uniform guess" in err
-    assert "try a lower --learning-rate (e.g. --learning-rate 0.05)" in err
+    assert "try a lower --learning-rate (e.g. --learning-rate 0.01)" in err
     assert not (tmp_path / "z.npz").exists() and not (tmp_path / "z.best.npz").exists()
+
+
+# A rate whose first update overflows the dtype's range
+OVERFLOWING = {"float32": 1e38, "float64": 1e308}
+
+
+@pytest.mark.parametrize("cell, layers", [("rnn", 1), ("rnn", 2), ("lstm", 1), ("gru", 2)])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_every_cell_diverges_by_one_rule(cell, layers, dtype):
+    """A learning rate that overflows: every cell, layers and dtype say
+    "diverged at iteration N" (training.Diverged: charrnn-train's exit 1),
+    never that the parameters are bad input; the suggestion is a round rate."""
+    settings = {"hidden_size": 8, "seq_length": 8, "iters": 50, "cell": cell, "dtype": dtype,
+                "num_layers": layers, "learning_rate": OVERFLOWING[dtype], "eval_every": 10**4,
+                "sample_every": 10**4}
+    with pytest.raises(training.Diverged) as caught:
+        training.run(sentence_text(20), settings)
+    message = str(caught.value)
+    assert re.match(r"training diverged at iteration [12]: ", message), message
+    assert "e.g. --learning-rate 0.1, the min-char-rnn recipe's" in message, message
+
+
+def test_the_suggested_rate_is_round_and_below(tmp_path):
+    from charrnn_ext.divergence import lower_rate, suggested_rate
+    cases = {1e6: 1e5, 0.1: 0.01, 0.003: 2e-4, 0.007: 5e-4, 50: 5, 1e308: 1e307, 0.3: 0.02,
+             1.0: 0.1, 2e-290: 2e-291}
+    for rate, lower in cases.items():
+        assert lower_rate(rate) == lower, rate
+    assert suggested_rate(1e6, 0.1) == 0.1 and suggested_rate(0.5, 0.1) == 0.05
+    # charrnn-train: exit 1, one short line, a round rate, no 130-digit ratio
+    (tmp_path / "t.txt").write_text(sentence_text(40), encoding="utf-8")
+    rc, _, err = run_cli("train", "t.txt", *TINY_FLAGS, "--iters", 300, "--learning-rate",
+                         1e300, "--checkpoint", "d.npz", cwd=tmp_path)
+    assert rc == 1 and err.count("\n") == 1 and len(err) < 400, err
+    assert "e.g. --learning-rate 0.1, the min-char-rnn recipe's" in err
+    rc, _, err = run_cli("train", "t.txt", *TINY_FLAGS, "--iters", 300, "--learning-rate", 1e38,
+                         "--cell", "gru", "--dtype", "float32", "--checkpoint", "d.npz",
+                         cwd=tmp_path)
+    assert rc == 1 and re.search(r"diverged at iteration \d+: ", err), err
+    assert not (tmp_path / "d.npz").exists()
 
 
 def test_the_best_model_of_an_adam_run_is_its_state_then(tmp_path):

@@ -160,9 +160,9 @@ def test_held_out_read_scores_what_evaluate_scores(trained):
     _, path, text = trained
     ckpt = load_checkpoint(path)
     ids, n_train = training_split(ckpt, text)
-    for length in (1, 100, 10_000):
+    for length in (2, 100, 10_000):   # length characters: the last training one, then P scored
         ins = trace(ckpt, training_text=text, length=length)
-        P = min(length, ids.size - n_train)
+        P = min(length - 1, ids.size - n_train)
         assert ins.ids[0] == ids[n_train - 1] and ins.ids.size == P + 1
         assert np.array_equal(ins.ids, ids[n_train - 1:n_train + P])
         scores = evaluate(ckpt.model, ids, n_train, ckpt.hidden, ckpt.position, val_chars=P)
@@ -177,7 +177,7 @@ def test_held_out_read_with_streams():
                                  "sample_every": 10_000})
     ckpt = result.run
     ids, n_train = training_split(ckpt, text)
-    ins = trace(ckpt, training_text=text, length=500)
+    ins = trace(ckpt, training_text=text, length=501)    # 500 held-out characters scored
     scores = evaluate(ckpt.model, ids, n_train, ckpt.hidden, ckpt.position, val_chars=500)
     assert abs(ins.mean_surprise - scores.val_bpc) <= 1e-12 * scores.val_bpc
     assert "the state training left" in ins.start
