@@ -36,36 +36,6 @@ cdef void tanh_backward(real *da, const real *dh, const real *h, int B, int H) n
         da[i] = (1.0 - h[i] * h[i]) * dh[i]
 
 
-# -- a product in pieces of panels ------------------------------------------------
-
-cdef struct Product:
-    # product's arguments, shared by its pieces
-    real *Y
-    const real *X
-    const real *P
-    int rows, K, cols, ldy, ldx, R
-
-
-cdef void product_task(void *ctx, int r) noexcept nogil:
-    """Piece r of product: its share of the panels (of 32 columns)."""
-    cdef Product *a = <Product *> ctx
-    cdef int panels = (a.cols + 31) // 32
-    matmul_panels(a.Y, a.ldy, a.X, a.ldx, a.P, a.rows, a.K, a.cols, stripe_lo(r, a.R, panels),
-                  stripe_lo(r + 1, a.R, panels))
-
-
-cdef inline void product(real *Y, int ldy, const real *X, int ldx, const real *P, int rows,
-                         int K, int cols, int threads) noexcept nogil:
-    """Y (rows, cols) = X (rows, K) @ W (K, cols), P = W in panel layout
-    (linalg.pxi), row strides ldy, ldx; in product_pieces(rows K cols, cols)
-    pieces of panels on up to `threads` threads (each column is the same sum
-    whatever the cut)."""
-    cdef Product a
-    a.Y, a.X, a.P, a.rows, a.K, a.cols, a.ldy, a.ldx = Y, X, P, rows, K, cols, ldy, ldx
-    a.R = product_pieces(<Py_ssize_t> rows * K * cols, cols)
-    run_pieces(product_task, &a, a.R, threads)
-
-
 # -- forward ------------------------------------------------------------------------
 
 cdef struct LayerRun:

@@ -45,6 +45,10 @@ cdef struct Model:
     int n_present
     # work buffers, sized by V and H
     real *WhhT               # (H, H): Whh transposed, copied at every entry
+    # With B >= GEMM_MIN_STREAMS streams the recurrence reads these instead
+    # (linalg.pxi's panel layout; packed at every entry of such a call):
+    real *WhhT_panels        # (H, H): Whh^T in panels (the forward's W)
+    real *Whh_panels         # (H, H): Whh in panels (the backward's W)
     real *WhyT               # (H, V): Why transposed, per pipelined step (pipelined sizes only)
     real *logits             # (V,): sample's output layer
     # sized by the capacity N (rows: steps x streams) and the stream capacity B
@@ -65,11 +69,15 @@ cdef inline bint finite(real x) noexcept nogil:
     return x - x == 0.0
 
 
-cdef void model_prepare(Model *m) noexcept nogil:
-    """What the recurrence reads, from the parameters as they are now (the
-    caller may have changed them in place): WhhT = Whh^T, and with an
+cdef void model_prepare(Model *m, int B) noexcept nogil:
+    """What the recurrence of B streams reads, from the parameters as they
+    are now (the caller may have changed them in place): WhhT = Whh^T (and
+    with B >= GEMM_MIN_STREAMS both Whh^T and Whh in panels), and with an
     embedding table (H, V) = Wxh (H, D) embed^T (D, V)."""
     transpose(m.WhhT, m.params.Whh, m.H, m.H)
+    if B >= GEMM_MIN_STREAMS:
+        pack_panels(m.WhhT_panels, m.params.Whh, m.H, m.H, m.H, True)
+        pack_panels(m.Whh_panels, m.params.Whh, m.H, m.H, m.H, False)
     if m.D:
         gemm_rowmajor(b'N', b'T', m.H, m.V, m.D, 1.0, m.params.Wxh, m.D, m.params.embed,
                       m.D, 0.0, m.table, m.V)
@@ -83,14 +91,24 @@ cdef void embedding_backward(real *dWxh, real *dembed, const real *dtable, const
     gemm_rowmajor(b'T', b'N', V, D, H, 1.0, dtable, V, Wxh, D, 0.0, dembed, D)
 
 
+cdef inline const real *recurrence_weights(Model *m, int B, bint forward) noexcept nogil:
+    """The W the recurrence of B streams reads (rnn.pxi's hidden_matmul):
+    Whh^T (forward) or Whh (backward), in panels from GEMM_MIN_STREAMS
+    streams on."""
+    if B >= GEMM_MIN_STREAMS:
+        return m.WhhT_panels if forward else m.Whh_panels
+    return m.WhhT if forward else m.params.Whh
+
+
 cdef real model_forward(Model *m, const i32 *x, const i32 *y, int T, int B,
                        int threads) noexcept nogil:
     """Forward over a chunk of B streams, inputs x and targets y (T, B), from
     the states in hs[0] (B, H): hs[1..T], then the output layer. Returns the
     loss summed over the T*B rows; leaves probs and scale for model_backward.
-    WhhT must hold Whh^T."""
+    model_prepare(m, B) must have made what the recurrence reads."""
     cdef int H = m.H
-    rnn_forward(m.hs, x, T, B, m.table, m.WhhT, m.params.bh, H, m.V, threads, NULL, 0)
+    rnn_forward(m.hs, x, T, B, m.table, recurrence_weights(m, B, True), m.params.bh, H, m.V,
+                threads, NULL, 0)
     return output_forward(m.probs, m.scale, m.stripe_max, m.stripe_sum, m.target_logit,
                           m.hs + B * H, y, m.params.Why, m.params.by, T * B, H, m.V, m.S,
                           threads)
@@ -106,7 +124,7 @@ cdef void model_rnn_backward(Model *m, const i32 *x, int T, int B, int pieces,
     zero_columns(m.dtable, m.present, m.n_present, H, V)
     m.n_present = distinct_ids(m.present, m.seen, x, N)
     rnn_backward(m.dtable, m.grads.Whh, m.grads.bh, m.dhs, m.dh_next, m.hs, x, T, B,
-                 m.params.Whh, H, V, pieces, threads)
+                 recurrence_weights(m, B, False), H, V, pieces, threads)
     if m.D:
         embedding_backward(m.grads.Wxh, m.grads.embed, m.dtable, m.params.Wxh,
                            m.params.embed, H, V, m.D)
@@ -180,7 +198,7 @@ cdef real model_step(Model *m, const i32 *x, const i32 *y, int T, int B, real *h
     over the T*B rows."""
     cdef Py_ssize_t block = <Py_ssize_t> B * m.H
     cdef real loss
-    model_prepare(m)
+    model_prepare(m, B)
     memcpy(m.hs, h, block * sizeof(real))
     loss = model_forward(m, x, y, T, B, threads)
     memcpy(h, m.hs + T * block, block * sizeof(real))

@@ -9,51 +9,26 @@
 # The input layer is a column lookup of Wxh, never a one-hot product; dWxh is
 # zero outside the columns of the ids of the last chunk (zero_columns and
 # distinct_ids keep it so: model_rnn_backward). The product of a step is
-# matvec_t for one stream, matmul_rows below GEMM_MIN_STREAMS streams,
-# matmul_blocked from there on (register blocks over Whh as it is: BLAS gemm
-# repacked the whole H x H matrix at every step, a quarter of a float32 step;
-# benchmarks/README.md), cut into product_pieces of columns by size.
-
-cdef struct HiddenMatmul:
-    # hidden_matmul's arguments, shared by its pieces
-    real *Y
-    const real *X
-    const real *W
-    int B, H, R
-
-
-cdef inline void hidden_matmul_piece(real *Y, const real *X, const real *W, int B, int H,
-                                     int c0, int c1) noexcept nogil:
-    """Columns c0:c1 of hidden_matmul: matvec_t for one stream, matmul_rows
-    below GEMM_MIN_STREAMS streams, matmul_blocked from there on."""
-    if B == 1:
-        matvec_t(W + c0, H, X, Y + c0, H, c1 - c0)
-    elif B < GEMM_MIN_STREAMS:
-        matmul_rows(Y + c0, X, W + c0, B, H, c1 - c0)
-    else:
-        matmul_blocked(Y + c0, H, X, H, W + c0, H, B, H, c1 - c0)
-
-
-cdef void hidden_matmul_task(void *ctx, int r) noexcept nogil:
-    """Piece r of hidden_matmul: columns column_lo(r) to column_lo(r + 1)."""
-    cdef HiddenMatmul *a = <HiddenMatmul *> ctx
-    hidden_matmul_piece(a.Y, a.X, a.W, a.B, a.H, column_lo(r, a.R, a.H),
-                        column_lo(r + 1, a.R, a.H))
-
+# matvec_t for one stream, matmul_rows below GEMM_MIN_STREAMS streams, and
+# from there on the register-blocked product over Whh^T / Whh packed in panels
+# once per call (model_prepare; BLAS gemm repacked the whole H x H matrix at
+# every step, a quarter of a float32 step, and Whh as it is put a block's
+# rows in the same L1 sets at a row stride of 1 or 4 KiB: benchmarks/README.md),
+# cut into product_pieces of panels by size.
 
 cdef inline void hidden_matmul(real *Y, const real *X, const real *W, int B, int H,
                                int threads) noexcept nogil:
-    """Y (B, H) = X (B, H) @ W (H, H). With matmul_blocked (B >= GEMM_MIN_STREAMS) in
-    product_pieces(B H H, H) pieces of columns, fixed by size (the result
-    does not depend on the thread count), on up to `threads` threads; with
-    the core's own kernels (fewer streams) in one piece, on this thread."""
-    cdef HiddenMatmul a
-    if B < GEMM_MIN_STREAMS:
-        hidden_matmul_piece(Y, X, W, B, H, 0, H)
-        return
-    a.Y, a.X, a.W, a.B, a.H = Y, X, W, B, H
-    a.R = product_pieces(<Py_ssize_t> B * H * H, H)
-    run_pieces(hidden_matmul_task, &a, a.R, threads)
+    """Y (B, H) = X (B, H) @ W (H, H): matvec_t for one stream, matmul_rows
+    below GEMM_MIN_STREAMS streams (W as it is, on this thread); from there on
+    W in panel layout (linalg.pxi: a block of 32 columns is one piece of
+    memory), in product()'s pieces of panels, fixed by size (the result does
+    not depend on the thread count), on up to `threads` threads."""
+    if B == 1:
+        matvec_t(W, H, X, Y, H, H)
+    elif B < GEMM_MIN_STREAMS:
+        matmul_rows(Y, X, W, B, H, H)
+    else:
+        product(Y, H, X, H, W, B, H, H, threads)
 
 
 # -- forward ------------------------------------------------------------------
@@ -105,7 +80,7 @@ cdef struct RnnGroups:
     real *dh_next
     const i32 *inputs
     const real *Wxh
-    const real *W          # WhhT (forward) or Whh (backward)
+    const real *W          # WhhT (forward) or Whh (backward), as hidden_matmul reads it
     const real *bh
     int T, B, H, V, G
 
@@ -121,7 +96,8 @@ cdef void rnn_forward(real *hs, const i32 *inputs, int T, int B, const real *Wxh
                       const real *WhhT, const real *bh, int H, int V, int threads,
                       counter *made, long long base) noexcept nogil:
     """hs (T+1, B, H): from hs[0] = h_prev, hs[t+1] = rnn_step(hs[t], inputs[t]).
-    inputs (T, B) ids, Wxh (H, V), WhhT (H, H) = Whh^T, bh (H,). In
+    inputs (T, B) ids, Wxh (H, V), WhhT (H, H) = Whh^T (in panels from
+    GEMM_MIN_STREAMS streams on: hidden_matmul), bh (H,). In
     stream_groups(B) groups of streams on up to `threads` threads; with one
     group, each step's product in pieces. If made is not NULL (one group),
     *made = base + t (release) once hs[t] is there (the pipeline's output
@@ -163,7 +139,8 @@ cdef void rnn_backward(real *dWxh, real *dWhh, real *dbh, real *dhs, real *dh_ne
     (rnn_backward_chain); then dWhh (H, H) = dh_raw^T hs[:T] (both as (T*B,
     H)), in `pieces` pieces of rows on up to `threads` threads; then dbh and
     dWxh (rnn_input_grads). hs (T+1, B, H) from rnn_forward, inputs (T, B),
-    Whh (H, H), dh_next (B, H) scratch. Gradients unclipped."""
+    Whh (H, H) (in panels from GEMM_MIN_STREAMS streams on: hidden_matmul),
+    dh_next (B, H) scratch. Gradients unclipped."""
     cdef WhhGrad a
     rnn_backward_chain(dhs, dh_next, hs, T, B, Whh, H, threads)
     a.dWhh, a.dh_raw, a.hs = dWhh, dhs, hs

@@ -84,6 +84,8 @@ cdef class Workspace:
         self.n_stripes = self.m.S = stripe_count(V, H)
         self.buffers = {}
         self.m.WhhT = self.buffer("WhhT", H * H)
+        self.m.WhhT_panels = self.buffer("WhhT_panels", H * H)
+        self.m.Whh_panels = self.buffer("Whh_panels", H * H)
         self.m.WhyT = self.buffer("WhyT", H * V if pipelined(V, H, 1) else 1)
         self.m.logits = self.buffer("logits", V)
         if D:
@@ -248,7 +250,7 @@ cdef class Workspace:
         self.reserve(T * B, B)
         with nogil:
             threads = core_threads()
-            model_prepare(m)
+            model_prepare(m, B)
             memcpy(m.hs, &h[0, 0], block * sizeof(real))
             loss = model_forward(m, &inputs[0, 0], &targets[0, 0], T, B, threads)
             memcpy(&h[0, 0], m.hs + T * block, block * sizeof(real))
@@ -271,7 +273,7 @@ cdef class Workspace:
         self.reserve(min(n, <Py_ssize_t> steps) * B, B)
         with nogil:
             threads = core_threads()
-            model_prepare(m)
+            model_prepare(m, B)
             memcpy(m.hs, &h[0, 0], block * sizeof(real))
             while start < n:
                 T = <int> min(n - start, <Py_ssize_t> steps)
@@ -291,7 +293,7 @@ cdef class Workspace:
         cdef int H = self.hidden_size, V = self.vocab_size
         cdef Py_ssize_t t, n = inputs.shape[0]
         with nogil:
-            model_prepare(m)
+            model_prepare(m, 1)
             for t in range(n):
                 rnn_step(m.h_next, &h[0], &inputs[t], 1, m.table, m.WhhT, m.params.bh, H, V, 1)
                 memcpy(&h[0], m.h_next, H * sizeof(real))
@@ -308,7 +310,7 @@ cdef class Workspace:
         cdef real[:, ::1] WhyT = np.ascontiguousarray(
             np.asarray(<real[:V, :H]> m.params.Why).T)   # (H, V), a copy per call
         with nogil:
-            model_prepare(m)
+            model_prepare(m, 1)
             for t in range(n):
                 rnn_step(m.h_next, &h[0], &x, 1, m.table, m.WhhT, m.params.bh, H, V, 1)
                 memcpy(&h[0], m.h_next, H * sizeof(real))
@@ -327,6 +329,6 @@ cdef class Workspace:
                 or probs.shape[1] != V or h.shape[0] != H:
             raise ValueError("trace: inconsistent shapes")
         with nogil:
-            model_prepare(m)     # WhhT, and the input table (H, V) of an embedding
+            model_prepare(m, 1)     # WhhT, and the input table (H, V) of an embedding
             trace_forward(&hs[0, 0], &probs[0, 0], &inputs[0], n, &h[0], m.table,
                           m.WhhT, m.params.bh, m.params.Why, m.params.by, H, V)
