@@ -154,9 +154,9 @@ def run(main, argv, prog: str) -> int:
         _flush_quietly()
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-    except MemoryError:
+    except MemoryError as exc:
         _flush_quietly()
-        print(f"{prog}: error: out of memory (try smaller sizes or lengths)", file=sys.stderr)
+        print(f"{prog}: error: {out_of_memory(exc)}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         # the reader went away: silence the final flush of stdout as well
@@ -342,10 +342,45 @@ def cgroup_room(proc_cgroup: str = "/proc/self/cgroup",
     return room
 
 
+def out_of_memory(exc: MemoryError) -> str:
+    """One line for a MemoryError: what could not be allocated (numpy's
+    message says how much, for what shape) and what this process may still
+    allocate (available_memory)."""
+    reason = str(exc).strip().splitlines()
+    available = available_memory()
+    room = f"; {available / 2**30:.1f} GiB is available to this process" if available else ""
+    return (f"out of memory: {reason[0] if reason else 'an allocation failed'}{room} "
+            f"(try smaller sizes or lengths)")
+
+
+def rlimit_room() -> int | None:
+    """Bytes this process may still map under its address-space limit
+    (RLIMIT_AS, ``ulimit -v``: the soft limit less the current virtual
+    size), None without a limit."""
+    try:
+        import resource
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, AttributeError, OSError, ValueError):   # not POSIX
+        return None
+    if soft == resource.RLIM_INFINITY or soft < 0:
+        return None
+    size = 0
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    size = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    return max(soft - size, 0)
+
+
 def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation: the smaller of the
-    host's MemAvailable (Linux; else the physical memory) and the room left
-    under the cgroup's limit (containers); None where neither is known."""
+    """Bytes of memory available to a new allocation: the smallest of the
+    host's MemAvailable (Linux; else the physical memory), the room left
+    under the cgroup's limit (containers) and under RLIMIT_AS (``ulimit
+    -v``); None where none is known."""
     host = None
     try:
         with open("/proc/meminfo") as f:
@@ -360,10 +395,8 @@ def available_memory() -> int | None:
             host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         except (AttributeError, ValueError, OSError):  # not POSIX
             host = None
-    limit = cgroup_room()
-    if host is None:
-        return limit
-    return host if limit is None else min(host, limit)
+    known = [n for n in (host, cgroup_room(), rlimit_room()) if n is not None]
+    return min(known) if known else None
 
 
 def progress_bar(total: int, initial: int = 0, unit: str = "it"):

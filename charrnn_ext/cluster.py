@@ -9,9 +9,10 @@ import threading
 import time
 
 from . import __version__, training
-from ._cli import CLIError, count, prog_name
+from ._cli import CLIError, count, out_of_memory, prog_name
 from ._dispatch import core_build, set_num_threads, usable_cpus
 from .checkpoint import checkpoint_bytes
+from .memory import TooLarge
 from .training import Printer, summary
 
 
@@ -54,8 +55,10 @@ def train_one(text: str, name: str, settings: dict) -> dict:
         out = training.run(text, settings, reporter=log, checkpoint_name=f"{name}.npz")
     except (training.Diverged, OSError) as exc:
         code, error = 1, str(exc)
-    except (ValueError, MemoryError) as exc:
-        code, error = 2, str(exc) or "out of memory"
+    except (ValueError, TooLarge) as exc:
+        code, error = 2, str(exc)
+    except MemoryError as exc:
+        code, error = 1, out_of_memory(exc)
     wall = time.perf_counter() - t0
     if code:
         log.lines.append(f"error: {error}")

@@ -20,13 +20,15 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
 
     from . import __version__, defaults
     from ._cli import (PIPE_CLOSED, ArgumentParser, CLIError,
-                       check_distinct_paths, count, nonneg_float, prog_name, progress_bar, run,
+                       check_distinct_paths, count, nonneg_float, out_of_memory, prog_name,
+                       progress_bar, run,
                        threads_int,
                        tolerant_stdout)
     from ._dispatch import set_num_threads
     from .checkpoint import Checkpoint, load_checkpoint
     from .evaluation import LN2
     from .inputs import read_text
+    from .memory import TooLarge
     from .outputs import best_path, check_output, take_checkpoint_path
     from .settings import (MODEL_SETTINGS, OUTPUT_SETTINGS, SETTINGS, SPENT_ON_RESUME,
                            add_setting_flags, complete, contradiction, fixed_by)
@@ -357,8 +359,10 @@ def _main(argv) -> int:
                 raise CLIError(str(exc), code=1) from None
             except OSError as exc:
                 raise CLIError(str(exc), code=1) from None
-            except (ValueError, MemoryError) as exc:   # bad settings, a model too large
+            except (ValueError, TooLarge) as exc:   # bad settings, a model too large
                 raise CLIError(str(exc)) from None
+            except MemoryError as exc:   # while training: a failure, and why
+                raise CLIError(out_of_memory(exc), code=1) from None
             finally:
                 out.close_bar()
     finally:

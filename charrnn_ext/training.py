@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._cli import available_memory, count
+from ._cli import count, out_of_memory
 from ._dispatch import core_build
 from ._threadchoice import steps_per_call
 from .checkpoint import Checkpoint, load_checkpoint
@@ -28,6 +28,7 @@ from .datapass import chunk_wraps, held_out, stream_part
 from .defaults import LR_WINDOW
 from .divergence import Divergence, suggested_rate
 from .evaluation import LN2, Scores, evaluate
+from .memory import TooLarge, check_memory, describe_model
 from .model import CharRNN, TrainingDiverged
 from .outputs import LIBRARY, Files, Memory, take_run_files
 from .schedule import continued_schedule, scheduled_rate
@@ -87,24 +88,6 @@ def split(N: int, settings: dict, name: str = "the text") -> int:
                         f"--seq-length + 1 = {T + 1} (use at most --batch-size "
                         f"{max(n_train // (T + 1), 1)})")
     return n_train
-
-
-def check_memory(V: int, H: int, T: int, B: int, D: int = 0) -> None:
-    """MemoryError for a model whose arrays cannot fit in the memory available
-    now (the operating system would kill the process rather than raise)."""
-    # params, the optimiser's state (Adam: two arrays each) and gradients, the
-    # core's transposed Whh (and an embedding's lookup table and its
-    # gradient), and the step's work buffers: T * B rows of probabilities (V)
-    # and hidden states (3 H)
-    need = 8 * (4 * (H * H + 2 * V * H + H + V + (V + H) * D) + H * H + 2 * V * H * (D > 0)
-                + T * B * (V + 3 * H))
-    available = available_memory()
-    if available and need > 0.8 * available:  # a margin for Python, numpy and the text
-        width = f" and --embedding-size {D}" if D else ""
-        raise MemoryError(f"--hidden-size {H}{width} with {count(V, 'character')} needs "
-                          f"{need / 2**30:.1f} GiB for the parameters, the optimizer's state and "
-                          f"gradients; {available / 2**30:.1f} GiB of memory is available to "
-                          f"this process")
 
 
 class Reporter:
@@ -184,8 +167,8 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | str | None =
     that many seconds (of training and evaluating), and the run is saved and
     scored as at the end of its iterations. Raises Diverged, TextError,
     ValueError (bad settings, an output refused: outputs.OutputError),
-    MemoryError (a model too large), OSError (a file not written). ``resume``
-    is continued in place."""
+    memory.TooLarge (a MemoryError: a model too large), OSError (a file not
+    written). ``resume`` is continued in place."""
     reporter = reporter or Reporter()
     if isinstance(resume, (str, os.PathLike)):
         resumed_from = os.fspath(resume) if resumed_from is None else resumed_from
@@ -234,16 +217,17 @@ def _run(text: Text, settings: dict, resume: Checkpoint | None, out, reporter: R
     # -- 3. the run state: resumed, or a fresh model -------------------------
     if resume is None:
         D = settings["embedding_size"]
-        check_memory(V, H, T, B, D)
+        kind = {k: settings[k] for k in ("cell", "num_layers", "dtype", "optimizer")}
+        check_memory(V, H, T, B, D, **kind)
         try:
-            model = CharRNN(V, H, seed=settings["seed"], optimizer=settings["optimizer"],
-                            embedding_size=D, init=settings["init"], dtype=settings["dtype"],
-                            cell=settings["cell"], num_layers=settings["num_layers"],
-                            dropout=settings["dropout"])
+            model = CharRNN(V, H, seed=settings["seed"], embedding_size=D, init=settings["init"],
+                            dropout=settings["dropout"], **kind)
         except (ValueError, MemoryError) as exc:
-            width = f" and --embedding-size {D}" if D else ""
-            raise MemoryError(f"--hidden-size {H}{width} with {count(V, 'character')}: "
-                              f"{exc or 'not enough memory'}") from None
+            what = (f"--hidden-size {H}{' and --embedding-size %d' % D if D else ''} with "
+                    f"{count(V, 'character')} ({describe_model(**kind)})")
+            if isinstance(exc, MemoryError):   # beyond the estimate: numpy says what failed
+                raise TooLarge(f"{what}: {out_of_memory(exc)}") from None
+            raise ValueError(f"{what}: {exc}") from None
         state = Checkpoint(model=model, vocab=vocab, rng=np.random.default_rng(settings["seed"]),
                            hyperparameters=dict(settings),
                            hidden=np.zeros((model.state_size, B)))
