@@ -102,6 +102,14 @@ def _owner(arr: np.ndarray):
     return base
 
 
+def readonly_view(arr: np.ndarray) -> np.ndarray:
+    """A 1-D view of the Storage under ``arr`` (from _storage) through a
+    read-only buffer: numpy refuses setflags(write=True) on it (a view
+    whose writeable flag was merely cleared can be made writable again, and
+    the core reads its gradients back: grads['Wxh']'s zero columns)."""
+    return np.frombuffer(memoryview(_owner(arr)).toreadonly(), dtype=arr.dtype)
+
+
 class _Handouts:
     """Which of a model's params and memory arrays may have been written from
     Python since they were last checked: those whose views were handed out
@@ -170,9 +178,8 @@ class _ArrayViews(Mapping):
 
     def __getitem__(self, name: str) -> np.ndarray:
         arr = self._arrays[name]
-        if self._handouts is None:   # read-only: the core's output, never read back by it
-            view = np.frombuffer(memoryview(_owner(arr)).toreadonly(), dtype=arr.dtype)
-            return view.reshape(arr.shape)
+        if self._handouts is None:   # grads: read-only for good
+            return readonly_view(arr).reshape(arr.shape)
         return self._handouts.view((self._kind, name), _owner(arr), arr.shape)
 
     def __iter__(self):

@@ -7,7 +7,7 @@ import numpy as np
 
 from .datapass import held_out, stream_part
 from .settings import SETTINGS, fixed_by
-from .spec import CELLS
+from .spec import CELLS, MAX_LAYERS
 
 # Each field is checked alone above; these are the checks of fields against
 # each other. What charrnn-train writes always passes them (its files of every
@@ -38,7 +38,7 @@ def setting(hyperparameters: dict, key: str, check, what: str | None = None):
 # What a stored setting must be, in the words of a refusal (else its check's own words,
 # or its choices: settings._choice names them).
 _WHAT = {"hidden_size": "a positive integer", "batch_size": "a positive integer",
-         "num_layers": "a positive integer", "seq_length": "a positive integer",
+         "num_layers": f"an integer in [1, {MAX_LAYERS}]", "seq_length": "a positive integer",
          "embedding_size": "a non-negative integer", "val_fraction": "a number in [0, 1)",
          "dropout": "a number in [0, 1)", "cell": "one of " + "|".join(CELLS)}
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import reference_gated
-from ._arrays import _MAX_ELEMENTS, _first_invalid, _owner, _real_array, _storage
+from ._arrays import _MAX_ELEMENTS, _first_invalid, _owner, _real_array, _storage, readonly_view
 from ._dispatch import core_for
 from ._ids import (_as_ids, _as_learning_rate, _dtype, _embedding_size, _id_vector, _init,
                    _optimizer, _optimizer_state, _positive_int, _seed)
@@ -55,11 +55,8 @@ class _Views(Mapping):
 
     def __getitem__(self, name):
         offset, shape = self._layout[name]
-        view = self._flat[offset:offset + math.prod(shape)].reshape(shape)
-        if not self._writeable:
-            view = view.view()
-            view.flags.writeable = False
-        return view
+        flat = self._flat if self._writeable else readonly_view(self._flat)
+        return flat[offset:offset + math.prod(shape)].reshape(shape)
 
     def __iter__(self):
         return iter(self._layout)

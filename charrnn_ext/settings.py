@@ -13,7 +13,7 @@ from typing import Any, Callable
 from . import defaults as d
 from ._cli import (fraction, nonneg_float, nonneg_int, positive_float, positive_int,
                    sample_length_int, seed_int, unit_fraction)
-from .spec import CELLS, DTYPES, INITS, OPTIMIZERS
+from .spec import CELLS, DTYPES, INITS, MAX_LAYERS, OPTIMIZERS
 
 
 def _choice(options):
@@ -51,6 +51,14 @@ def cell_name(text: str) -> str:
     return text
 
 
+def layers_int(text: str) -> int:
+    """Stacked layers: 1 to spec.MAX_LAYERS (a checkpoint names that many layers' members)."""
+    value = positive_int(text)
+    if value > MAX_LAYERS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_LAYERS}, got {text}")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     default: Any
@@ -83,7 +91,7 @@ SETTINGS = _table(
     cell=Setting("rnn", cell_name, "CELL",
                  "the recurrent cell: rnn (min-char-rnn's tanh RNN), lstm or gru (PyTorch's "
                  "equations)"),
-    num_layers=Setting(1, positive_int, "N", "stacked recurrent layers"),
+    num_layers=Setting(1, layers_int, "N", f"stacked recurrent layers, at most {MAX_LAYERS}"),
     dropout=Setting(0.0, fraction, "P",
                     "dropout between stacked layers while training (its draws follow --seed)"),
     seq_length=Setting(d.SEQ_LENGTH, positive_int, "T",
@@ -256,6 +264,9 @@ def notes(settings: dict, n_train: int | None = None) -> list[str]:
                    f"streams of hidden size {s['hidden_size']} slowly (measured: 3.40 bits/char "
                    f"after 2 minutes at lr 0.1, 2.6 at 0.02, against 2.3 with --recipe batched); "
                    f"leave --optimizer, --embedding-size and --init to the batched recipe")
+    if s["dropout"] > 0 and s["num_layers"] == 1:   # (PyTorch's RNNs warn so too)
+        out.append(f"--dropout {s['dropout']:g} has no effect with one layer: dropout acts "
+                   f"between stacked layers (--num-layers 2 or more)")
     if s["optimizer"] == "adam" and s["learning_rate"] > 0.02:
         out.append(f"--learning-rate {s['learning_rate']:g} is large for Adam (the batched "
                    f"recipe uses 0.002); a run this fast usually diverges")

@@ -274,6 +274,7 @@ BAD_TRAIN = [
     (["en.txt", "--hidden-size", -4], "--hidden-size: must be a positive integer"),
     (["en.txt", "--hidden-size", "ten"], "--hidden-size: expected an integer"),
     (["en.txt", "--hidden-size", 100_000], "--hidden-size 100000 with "),  # too big to fit
+    (["en.txt", "--num-layers", 17], "argument --num-layers: must be at most 16, got 17"),
     (["en.txt", "--seq-length", 0], "--seq-length: must be a positive integer"),
     (["en.txt", "--iters", -1], "--iters: must be a positive integer"),
     (["en.txt", "--sample-every", 0], "--sample-every: must be a positive integer"),

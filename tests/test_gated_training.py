@@ -120,6 +120,14 @@ def test_train_command_flags(tmp_path):
     assert code == 0 and len(out) >= 50, err
     code, _, err = run_cli("train", "in.txt", "--cell", "tcn", cwd=tmp_path, env=ENV_HERE)
     assert code == 2 and "rnn, lstm or gru" in err
+    code, out, _ = run_cli("train", "--help", cwd=tmp_path, env=ENV_HERE)
+    assert code == 0 and "stacked recurrent layers, at most 16" in " ".join(out.split())
+    # dropout with one layer does nothing, and says so (one line, as PyTorch warns)
+    code, _, err = run_cli("train", "in.txt", "--cell", "gru", "--dropout", "0.5",
+                           "--hidden-size", "8", "--iters", "5", "--checkpoint", "one.npz",
+                           cwd=tmp_path, env=ENV_HERE)
+    assert code == 0 and err.count("\n") == 1, err
+    assert "warning: --dropout 0.5 has no effect with one layer" in err
 
 
 def test_sweep_varies_the_cell():

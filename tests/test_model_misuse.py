@@ -267,6 +267,28 @@ def test_values_change_in_place_through_the_views():
     assert not np.shares_memory(model.copy().params["Whh"], view)
 
 
+@pytest.mark.parametrize("kw", [{}, {"embedding_size": 3}, {"cell": "lstm"},
+                                {"cell": "gru", "num_layers": 2, "dtype": "float32"},
+                                {"cell": "rnn", "num_layers": 2, "embedding_size": 3}])
+def test_grads_can_never_be_made_writable(kw):
+    """model.grads of every model are views through a read-only buffer: a view
+    whose writeable flag was merely cleared could be set writable again
+    (a gated model's could), and the core reads its gradients back."""
+    m = CharRNN(7, 5, 1, **kw)
+    ids = np.arange(13) % 7
+    m.train_step(ids[:-1], ids[1:], None)
+    before = {n: np.array(g) for n, g in m.grads.items()}
+    for name, g in m.grads.items():
+        for view in (g, g.view(), g.T, g.reshape(-1)):
+            with pytest.raises(ValueError):
+                view.setflags(write=True)
+            with pytest.raises(ValueError):
+                view[...] = 1.0
+    assert all(np.array_equal(before[n], m.grads[n]) for n in before)
+    loss, _ = m.train_step(ids[:-1], ids[1:], None)     # and training goes on
+    assert np.isfinite(loss)
+
+
 def test_releasing_the_buffers_under_the_arrays_frees_nothing(tmp_path):
     """The arrays handed out rest on memoryviews of the core's Storage;
     releasing every one of them from Python (then churning the allocator)

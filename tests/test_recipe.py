@@ -222,6 +222,24 @@ def test_a_large_adam_rate_gets_a_note():
     assert len(lines) == 1 and "Adam" in lines[0] and "0.1" in lines[0]
 
 
+def test_dropout_with_one_layer_gets_a_note():
+    """As PyTorch warns: dropout acts between layers, so with one it does nothing."""
+    for cell in ("rnn", "lstm", "gru"):
+        lines = notes(complete({"cell": cell, "dropout": 0.5}))
+        assert lines == ["--dropout 0.5 has no effect with one layer: dropout acts between "
+                         "stacked layers (--num-layers 2 or more)"], lines
+        assert notes(complete({"cell": cell, "dropout": 0.5, "num_layers": 2})) == []
+
+
+def test_the_number_of_layers_is_bounded_where_it_is_read():
+    """--num-layers above the limit is the flag's error, not the model's (issue 28)."""
+    from charrnn_ext.spec import MAX_LAYERS
+    assert complete({"num_layers": MAX_LAYERS})["num_layers"] == MAX_LAYERS
+    with pytest.raises(ValueError, match=f"setting num_layers must be at most {MAX_LAYERS}, "
+                                         f"got {MAX_LAYERS + 1}"):
+        complete({"num_layers": MAX_LAYERS + 1})
+
+
 def test_a_run_reading_a_short_text_many_times_is_noted():
     """notes(settings, n_train): a run planned to read its training text more
     than PASSES_NOTED times says so; the recipes on tinyshakespeare's size do
