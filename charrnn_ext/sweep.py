@@ -84,7 +84,8 @@ examples:
 exit status: 0 every run done, 1 some runs failed (each is named with its
 error on stderr; the others are kept), 2 bad input or options (before any
 work starts) or a scheduler that cannot be reached, 130 interrupted
-(Ctrl-C), 143 terminated (SIGTERM).
+(Ctrl-C), 141 the reader of the output went away (| head), 143 terminated
+(SIGTERM).
 """
 
 

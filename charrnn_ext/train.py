@@ -72,7 +72,8 @@ examples:
 
 exit status: 0 done, 1 training diverged or an output could not be written
 (the checkpoint is saved where possible), 2 bad input or options,
-130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+130 interrupted (Ctrl-C), 141 the reader of the output went away (| head;
+training stops and saves), 143 terminated (SIGTERM).
 """
 
 

@@ -149,6 +149,19 @@ def test_help(tmp_path):
         assert flag in out2
 
 
+@pytest.mark.parametrize("tool, statuses", [
+    ("train", (0, 1, 2, 130, 141, 143)), ("sample", (0, 1, 2, 130, 141)),
+    ("sweep", (0, 1, 2, 130, 141, 143)),
+])
+def test_help_lists_every_exit_status(tmp_path, tool, statuses):
+    """Each status a command exits with is in its --help: 141 too, the one
+    of a command whose reader went away (| head)."""
+    rc, out, err = run_cli(tool, "--help", cwd=tmp_path)
+    assert rc == 0, err
+    listed = " ".join(out.split("exit status:")[1].split())
+    assert tuple(int(n) for n in re.findall(r"(?:^|, )(\d+) ", listed)) == statuses, listed
+
+
 # ---------------------------------------------------------------------------
 # the input: files, standard input, encodings, the demo corpus
 # ---------------------------------------------------------------------------
