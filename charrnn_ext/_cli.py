@@ -30,6 +30,11 @@ class CLIError(Exception):
         self.code = code
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, stopping a command as Ctrl-C does (its handlers raise it): exit
+    status 143, 128 + SIGTERM, where Ctrl-C's is 130."""
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (exit status 2)."""
 
@@ -142,7 +147,8 @@ def fraction(text: str) -> float:
 
 def run(main, argv, prog: str) -> int:
     """Call ``main(argv)`` and turn the expected failures into exit statuses:
-    CLIError -> its one-line message and code; Ctrl-C -> 130; a closed pipe
+    CLIError -> its one-line message and code; Ctrl-C -> 130 (Terminated,
+    SIGTERM's: 143); a closed pipe
     on stdout (``| head``) -> quiet exit, status PIPE_CLOSED."""
     try:
         return main(argv)
@@ -150,10 +156,11 @@ def run(main, argv, prog: str) -> int:
         _flush_quietly()
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return exc.code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _flush_quietly()
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        terminated = isinstance(exc, Terminated)
+        print(f"{prog}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
     except MemoryError as exc:
         _flush_quietly()
         print(f"{prog}: error: {out_of_memory(exc)}", file=sys.stderr)

@@ -9,7 +9,7 @@ import contextlib
 import importlib
 import numbers
 import os
-import warnings
+import sys
 
 from .defaults import BLAS_THREADS, MAX_THREADS, NUM_THREADS
 
@@ -227,13 +227,18 @@ def get_num_threads() -> int:
 
 
 def _threads_from_env(name: str, default: int) -> int:
+    """The thread count the environment variable ``name`` sets, else
+    ``default``; a value that is not a positive integer is ignored in one
+    line on stderr (read at import, before any caller could catch a warning;
+    as OpenMP runtimes report theirs)."""
     value = os.environ.get(name, "").strip()
     if not value:
         return default
     first = value.split(",")[0].strip()    # OMP_NUM_THREADS may list one count per level
     if first.isascii() and first.isdigit() and int(first) > 0:
         return min(int(first), MAX_THREADS)
-    warnings.warn(f"ignoring {name}={value!r}: not a positive integer", RuntimeWarning, stacklevel=2)
+    print(f"charrnn_ext: warning: ignoring {name}={value!r}: not a positive integer "
+          f"(using {default})", file=sys.stderr)
     return default
 
 

@@ -101,7 +101,7 @@ def empty_history() -> dict:
     return {key: np.zeros(0, dtype=dtype) for key, dtype in _HISTORY_KEYS.items()}
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)
 class Checkpoint:
     """The state of a training run: what the training loop carries from step
     to step, and what a checkpoint file holds.
@@ -156,6 +156,19 @@ class Checkpoint:
         return (f"Checkpoint({self.model!r}, {len(self.vocab)} characters, iteration "
                 f"{self.iteration}, smoothed loss {self.smooth_loss:.6g}, best validation "
                 f"{best}, rng {self.rng.bit_generator.__class__.__name__})")
+
+    def __eq__(self, other) -> bool:
+        """Equal: the same file contents (every member, bit for bit) and version."""
+        if not isinstance(other, Checkpoint):
+            return NotImplemented
+        if other is self:
+            return True
+        a, b = _arrays(self), _arrays(other)
+        return self.version == other.version and a.keys() == b.keys() and all(
+            a[k].dtype == b[k].dtype
+            and np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f") for k in a)
+
+    __hash__ = None   # (mutable)
 
     def record_step(self, loss: float) -> None:
         """Count one training step: iteration, smoothed loss (min-char-rnn's

@@ -22,6 +22,7 @@ import numpy as np
 from . import reference_gated
 from ._arrays import _MAX_ELEMENTS, _first_invalid, _owner, _real_array, _storage, readonly_view
 from ._dispatch import core_for
+from ._pickling import reduce_model, same_model
 from ._ids import (_as_ids, _as_learning_rate, _dtype, _embedding_size, _id_vector, _init,
                    _optimizer, _optimizer_state, _positive_int, _seed)
 from .datapass import chunk_wraps
@@ -234,6 +235,8 @@ class GatedCharRNN:
 
     def __copy__(self) -> "GatedCharRNN":
         return self.copy()
+
+    __reduce__, __eq__ = reduce_model, same_model   # pickled as its arrays; equal as them
 
     def __deepcopy__(self, memo) -> "GatedCharRNN":
         return self.copy()

@@ -22,6 +22,7 @@ import numpy as np
 from ._arrays import (_MAX_ELEMENTS, _ArrayViews, _check_size, _first_invalid, _Handouts,  # noqa: F401
                       _owner, _real_array, _storage, check_real_dtype, hidden_shape_error)
 from ._dispatch import core as _core, core_for
+from ._pickling import reduce_model, same_model
 from ._ids import (_as_ids, _as_learning_rate, _dtype, _embedding_size, _id_vector, _init,
                    _optimizer, _optimizer_state, _positive_int, _seed)
 from ._threadchoice import _ThreadChoice, steps_per_call
@@ -277,6 +278,8 @@ class CharRNN:
 
     def __copy__(self) -> "CharRNN":
         return self.copy()
+
+    __reduce__, __eq__ = reduce_model, same_model   # pickled as its arrays; equal as them
 
     def __deepcopy__(self, memo) -> "CharRNN":
         return self.copy()

@@ -40,7 +40,8 @@ examples:
   python -m charrnn_ext.sample model.npz --temperature 0      # greedy: the most likely text
 
 exit status: 0 done, 1 the output could not be written, 2 bad checkpoint or
-options, 130 interrupted (Ctrl-C).
+options, 130 interrupted (Ctrl-C), 141 the reader of the output went away
+(| head).
 """
 
 # Characters are generated in blocks that take about this long, so that

@@ -32,9 +32,10 @@ def continued_schedule(state, before: dict, settings: dict, reporter) -> None:
     a straight run); else a line from the rate where it stopped (a new
     learning_rate: that rate) to the new floor at the new iters, said in a note."""
     keys = ("iters", "learning_rate", "lr_decay")
-    if settings["lr_decay"] == 1.0 or all(before[k] == settings[k] for k in keys):
-        return
     n = state.iteration
+    if settings["lr_decay"] == 1.0 or n >= settings["iters"] \
+            or all(before[k] == settings[k] for k in keys):
+        return   # (at or past iters: no step to take)
     rate = settings["learning_rate"] if settings["learning_rate"] != before["learning_rate"] \
         else scheduled_rate(n, before, state.lr_from)
     state.lr_from = (n, rate)

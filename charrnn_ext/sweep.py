@@ -25,8 +25,8 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
     import uuid
 
     from . import __version__, defaults, training
-    from ._cli import (ArgumentParser, CLIError, count, positive_float, positive_int, prog_name,
-                       progress_bar, run, tolerant_stdout)
+    from ._cli import (ArgumentParser, CLIError, Terminated, count, positive_float,
+                       positive_int, prog_name, progress_bar, run, tolerant_stdout)
     from ._dispatch import usable_cpus
     from .cluster import (LOOPBACK_ANY_PORT, check_address, check_workers,  # noqa: F401
                           first_line, import_distributed, start_cluster, train_one)
@@ -84,7 +84,8 @@ examples:
 exit status: 0 every run done, 1 some runs failed (each is named with its
 error on stderr; the others are kept), 2 bad input or options (before any
 work starts) or a scheduler that cannot be reached, 130 interrupted
-(Ctrl-C), 143 terminated (SIGTERM).
+(Ctrl-C), 141 the reader of the output went away (| head), 143 terminated
+(SIGTERM).
 """
 
 
@@ -162,12 +163,8 @@ def _check_runs_fit(runs, n_chars: int, input_name: str) -> None:
             raise CLIError(f"run {name}: {exc}") from None
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C."""
-
-
 def _on_sigterm(signum, frame):
-    raise _Terminated
+    raise Terminated   # handled like Ctrl-C; exit status 143
 
 
 def _main(argv) -> int:
@@ -277,7 +274,7 @@ def _sweep(args, distributed, settings, grid, runs, todo, results, text, digest,
                                f"{exc.strerror or exc}", code=1) from None
             _say(bar, f"done {name}: " + summarize(row))
     except KeyboardInterrupt as exc:
-        interrupted = 143 if isinstance(exc, _Terminated) else 130
+        interrupted = 143 if isinstance(exc, Terminated) else 130
         if client is not None and futures:
             with contextlib.suppress(Exception):
                 client.cancel(futures, force=True)

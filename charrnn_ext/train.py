@@ -19,7 +19,7 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
     import numpy as np
 
     from . import __version__, defaults
-    from ._cli import (PIPE_CLOSED, ArgumentParser, CLIError,
+    from ._cli import (PIPE_CLOSED, ArgumentParser, CLIError, Terminated,
                        check_distinct_paths, count, nonneg_float, out_of_memory, prog_name,
                        progress_bar, run,
                        threads_int,
@@ -74,7 +74,8 @@ examples:
 
 exit status: 0 done, 1 training diverged or an output could not be written
 (the checkpoint is saved where possible), 2 bad input or options,
-130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+130 interrupted (Ctrl-C), 141 the reader of the output went away (| head;
+training stops and saves), 143 terminated (SIGTERM).
 """
 
 
@@ -193,7 +194,8 @@ def _vocab_mismatch(text_vocab: Vocab, ckpt_vocab: Vocab, resume_path: str) -> s
 
 class _Signals:
     """Ctrl-C (and SIGTERM) set a flag that the loop checks between steps, so
-    a step is never cut in half; a second Ctrl-C stops at once."""
+    a step is never cut in half; a second one stops at once (exit status 130,
+    or 143 when it is a SIGTERM, even in the middle of a save)."""
 
     def __init__(self):
         self.signum = None
@@ -201,7 +203,7 @@ class _Signals:
 
     def _handle(self, signum, frame):
         if self.signum is not None:
-            raise KeyboardInterrupt
+            raise Terminated if signum == _signal.SIGTERM else KeyboardInterrupt
         self.signum = signum
 
     def __enter__(self):

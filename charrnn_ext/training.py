@@ -35,6 +35,14 @@ from .schedule import continued_schedule, scheduled_rate
 from .settings import SPENT_ON_RESUME, check, complete, fixed_by, notes, recipe_rate
 from .vocab import Vocab
 
+def no_better_than_uniform(bpc: float, V: int) -> bool:
+    """Whether a model scoring ``bpc`` bits per character on a text of V
+    characters does no better than a uniform guess (log2 V bits): never kept
+    as the best, warned about. With one character a guess is certain, and so
+    is every model (0 bits): nothing to beat."""
+    return V > 1 and bpc >= math.log2(V)
+
+
 class Diverged(RuntimeError):
     """The run diverged; the message says when, why and what to change."""
 
@@ -313,7 +321,6 @@ class _Loop:
         V, T = len(state.vocab), settings["seq_length"]
         self.part = stream_part(n_train, settings["batch_size"])
         self.watch = Divergence(T * math.log(V))   # the loss of a uniform guess over a chunk
-        self.uniform_bpc = math.log2(V)
         self.saved_at = None       # iteration of the last checkpoint this run wrote
         self.best = None           # a copy of the state at the best evaluation
         self.eval_seconds = 0.0
@@ -365,7 +372,7 @@ class _Loop:
         if not all(math.isfinite(x) for x in (scores.train_bpc, scores.val_bpc or 0.0)):
             raise self.diverged("the evaluated loss became infinite or NaN")
         keep = self.out.keep_best and state.iteration > 0 and scores.val_bpc is not None \
-            and scores.val_bpc < self.uniform_bpc
+            and not no_better_than_uniform(scores.val_bpc, len(state.vocab))
         best = state.record_evaluation(scores.val_bpc, scores.train_bpc, track_best=keep)
         if best:
             if self.saved_at is None:   # the checkpoint first: the best file belongs beside it
@@ -525,9 +532,9 @@ def summary(result: Result, settings: dict, out_name: str | None,
     if best_name is not None and state.best_val_bpc is not None:
         lines.append(f"best validation: {state.best_val_bpc:.4f} bits/char at iteration "
                      f"{state.best_iteration}, kept in {best_name}")
-    uniform = math.log2(len(state.vocab))
-    if final is not None and (final.val_bpc if final.val_bpc is not None
-                              else final.train_bpc) >= uniform:
+    uniform, V = math.log2(len(state.vocab)), len(state.vocab)
+    if final is not None and no_better_than_uniform(
+            final.val_bpc if final.val_bpc is not None else final.train_bpc, V):
         lines.append(f"warning: this model is no better than a uniform guess "
                      f"({uniform:.4f} bits/char): train longer, or try a lower --learning-rate")
     seconds = result.train_seconds

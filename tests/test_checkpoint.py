@@ -405,3 +405,68 @@ def test_every_member_written_is_in_the_format(tmp_path):
         names = {i.filename[:-4] for i in z.infolist()}
     assert names <= set(ckmod._member_limits())
     assert {"params.embed", "memory.embed", "moment.embed", "moment.Wxh"} <= names
+
+
+# -- pickling: models and checkpoints as data (joblib, multiprocessing) ------------
+
+PICKLE_TEXT = "the quick brown fox jumps over the lazy dog. " * 40
+
+
+def _trained_on_elsewhere(model):
+    """(In another process) ``model`` after 6 more steps on PICKLE_TEXT."""
+    ids = Vocab.from_text(PICKLE_TEXT).encode(PICKLE_TEXT)
+    model.train(ids, 6, 8, streams=2)
+    return model
+
+
+def _pickled_run(cell, L, dtype):
+    from charrnn_ext import training
+    return training.run(PICKLE_TEXT, dict(iters=12, hidden_size=8, seq_length=8, batch_size=2,
+                                          cell=cell, num_layers=L, dropout=0.25 * (L > 1),
+                                          dtype=dtype, embedding_size=4, eval_every=6)).run
+
+
+@pytest.mark.parametrize("cell, L", [("rnn", 1), ("rnn", 2), ("lstm", 1), ("lstm", 2),
+                                     ("gru", 2)])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_models_and_checkpoints_pickle_and_are_equal_after_the_round_trip(cell, L, dtype,
+                                                                          tmp_path):
+    """pickle (every protocol from 2) and a file give back an equal model and
+    checkpoint (every array bit for bit, Adam's steps, dropout's Generator),
+    which trains on as the original does; equality is of contents: a model
+    that trained more steps is no longer equal."""
+    import pickle
+    run = _pickled_run(cell, L, dtype)
+    assert run.model.adam_steps == 12 and run.history["val_iteration"].size == 3
+    assert type(run.model).__name__ == ("CharRNN" if (cell, L) == ("rnn", 1) else "GatedCharRNN")
+    for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
+        back = pickle.loads(pickle.dumps(run, protocol))
+        assert back == run and back.model == run.model and back.model is not run.model
+        assert back.rng.bit_generator.state == run.rng.bit_generator.state
+    run.save(tmp_path / "m.npz")
+    assert load_checkpoint(tmp_path / "m.npz") == run
+    copy = pickle.loads(pickle.dumps(run.model))
+    trained = _trained_on_elsewhere(pickle.loads(pickle.dumps(copy)))
+    assert _trained_on_elsewhere(run.model) == trained != copy
+    assert back != run and back.model != run.model
+    for change in ("memory", "moment", "rng"):   # every part of a model counts
+        other = pickle.loads(pickle.dumps(copy))
+        if change == "rng":
+            if L == 1:
+                continue
+            other._rng.random()
+        else:
+            next(iter(getattr(other, change).values()))[...] += 1
+        assert other != copy, change
+
+
+def test_a_model_trained_in_another_process_comes_back_as_it_trained_there():
+    """multiprocessing (and joblib) send models to workers pickled: one
+    trained in a spawned process equals the same training here."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    models = [_pickled_run("rnn", 1, "float64").model, _pickled_run("lstm", 2, "float32").model]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        there = list(pool.map(_trained_on_elsewhere, models))
+    assert [_trained_on_elsewhere(m) for m in models] == there

@@ -149,6 +149,19 @@ def test_help(tmp_path):
         assert flag in out2
 
 
+@pytest.mark.parametrize("tool, statuses", [
+    ("train", (0, 1, 2, 130, 141, 143)), ("sample", (0, 1, 2, 130, 141)),
+    ("sweep", (0, 1, 2, 130, 141, 143)),
+])
+def test_help_lists_every_exit_status(tmp_path, tool, statuses):
+    """Each status a command exits with is in its --help: 141 too, the one
+    of a command whose reader went away (| head)."""
+    rc, out, err = run_cli(tool, "--help", cwd=tmp_path)
+    assert rc == 0, err
+    listed = " ".join(out.split("exit status:")[1].split())
+    assert tuple(int(n) for n in re.findall(r"(?:^|, )(\d+) ", listed)) == statuses, listed
+
+
 # ---------------------------------------------------------------------------
 # the input: files, standard input, encodings, the demo corpus
 # ---------------------------------------------------------------------------
@@ -382,7 +395,8 @@ def test_plot_without_matplotlib(cli_texts, tmp_path):
     fake = tmp_path / "fake"
     (fake / "matplotlib").mkdir(parents=True)
     (fake / "matplotlib" / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
-    env = dict(ENV, PYTHONPATH=os.pathsep.join((str(fake), ENV["PYTHONPATH"])))
+    path = [str(fake)] + ([ENV["PYTHONPATH"]] if "PYTHONPATH" in ENV else [])
+    env = dict(ENV, PYTHONPATH=os.pathsep.join(path))
     rc, out, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 5, "--plot",
                            "loss.png",
                            cwd=tmp_path, env=env)
@@ -505,7 +519,8 @@ def test_source_tree_without_a_core_says_so_in_one_line(tmp_path):
         import charrnn_ext
         for f in Path(charrnn_ext.__file__).parent.glob("*.py"):
             (src / f.name).write_bytes(f.read_bytes())
+    alone = {k: v for k, v in ENV.items() if k != "PYTHONPATH"}   # (not the tests' package)
     proc = subprocess.run([sys.executable, "-S", "-m", "charrnn_ext.train", "x.txt"],
-                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=60)
+                          cwd=tmp_path, env=alone, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "pip install ." in proc.stderr, proc.stderr

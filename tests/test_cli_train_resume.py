@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 import numpy as np
@@ -409,3 +410,27 @@ def test_closed_stdout_descriptor_stops_and_saves(text_dir):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and b"Traceback" not in err and err.count(b"\n") == 1, err
     assert load_checkpoint(text_dir / "m.npz").iteration >= 1
+
+
+@pytest.mark.parametrize("second, status, word", [(signal.SIGTERM, 143, "terminated"),
+                                                   (signal.SIGINT, 130, "interrupted")])
+def test_a_second_signal_stops_at_once_with_its_own_status(tmp_path, second, status, word):
+    """charrnn-train's handlers: a first SIGTERM asks the loop to stop; a
+    second one (during the save that follows, say) stops at once, and the
+    exit status is still SIGTERM's, 143 (a second Ctrl-C's: 130)."""
+    code = textwrap.dedent(f"""
+        import os, signal, sys
+        from charrnn_ext._cli import run
+        from charrnn_ext.train import _Signals
+        def main(argv):
+            with _Signals() as signals:
+                os.kill(os.getpid(), signal.SIGTERM)      # asks the loop to stop
+                assert signals.signum == signal.SIGTERM
+                os.kill(os.getpid(), {int(second)})       # then stops at once
+                raise AssertionError("not stopped")
+        sys.exit(run(main, [], "charrnn-train"))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], env=ENV, cwd=tmp_path,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == status, proc.stderr
+    assert proc.stderr.decode() == f"charrnn-train: {word}\n"

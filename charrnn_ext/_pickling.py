@@ -1,0 +1,51 @@
+"""A model as plain data: pickling (rebuilt through from_params) and equality, for CharRNN and GatedCharRNN alike."""
+from __future__ import annotations
+
+import numpy as np
+
+from ._rngstate import restore_rng, rng_json
+
+
+def model_data(model) -> dict:
+    """What a model is (CharRNN or GatedCharRNN): its arrays (params, the
+    optimiser's memory and moment, copies), Adam's step count, its compute
+    type, and for a gated model its dropout and the state of dropout's
+    Generator (its draws go on from there). Its caches (thread choices,
+    blocks per call) and lock are not the model."""
+    data = {"class": type(model).__name__, "dtype": model.dtype.name,
+            "optimizer": model.optimizer, "adam_steps": int(model.adam_steps)}
+    for kind in ("params", "memory", "moment"):
+        data[kind] = {name: np.array(a) for name, a in getattr(model, kind).items()} or None
+    if data["class"] == "GatedCharRNN":
+        data["dropout"], data["rng"] = model.dropout, rng_json(model._rng)
+    return data
+
+
+def from_model_data(data: dict):
+    """The model model_data describes."""
+    kw = dict(optimizer=data["optimizer"], moment=data["moment"],
+              adam_steps=data["adam_steps"], dtype=data["dtype"])
+    if data["class"] == "GatedCharRNN":
+        from .gated import GatedCharRNN
+        model = GatedCharRNN.from_params(data["params"], data["memory"], data["dropout"], **kw)
+        model._rng = restore_rng(data["rng"])
+        return model
+    from .model import CharRNN
+    return CharRNN.from_params(data["params"], data["memory"], **kw)
+
+
+def reduce_model(model):
+    """``__reduce__`` of a model: pickled (joblib, multiprocessing) as model_data."""
+    return from_model_data, (model_data(model),)
+
+
+def same_model(model, other) -> bool:
+    """``__eq__`` of a model: the same model_data (arrays equal bit for bit)."""
+    if type(other) is not type(model):
+        return NotImplemented
+    a, b = model_data(model), model_data(other)
+    for kind in ("params", "memory", "moment"):
+        x, y = a.pop(kind) or {}, b.pop(kind) or {}
+        if x.keys() != y.keys() or not all(np.array_equal(x[n], y[n]) for n in x):
+            return False
+    return a == b
