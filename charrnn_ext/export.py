@@ -60,7 +60,7 @@ def state_dict(model) -> dict:
         out["embed.weight"] = np.array(model.params["embed"])
     out["out.weight"] = np.array(model.params["Why"])
     out["out.bias"] = np.array(model.params["by"]).reshape(-1)
-    return {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in out.items()}
+    return {k: np.ascontiguousarray(v, dtype=model.dtype) for k, v in out.items()}
 
 
 def layers_of(model) -> tuple[int, int]:
@@ -114,7 +114,7 @@ def safetensors_bytes(model, chars, state=None) -> bytes:
     """The safetensors file of ``model`` (vocabulary ``chars``, in id order)
     and one stream's ``state`` (see stream_state), as bytes."""
     from safetensors.numpy import save
-    return save(state_dict(model),
+    return save({**state_dict(model), **torch_state(model, state)},
                 metadata=metadata(model, chars))
 
 
