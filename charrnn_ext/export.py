@@ -196,6 +196,9 @@ def _main(argv) -> int:
         data = to_bytes(ckpt.model, ckpt.vocab.chars, args.out, ckpt.hidden[:, :1])
     except ValueError as exc:
         raise CLIError(f"{args.model}: {exc}") from None
+    except ImportError as exc:   # the onnx package (an extra)
+        raise CLIError(f"OUT {args.out} needs the {exc.name or 'onnx'} package, which is not "
+                       f"installed (pip install 'charrnn_ext[onnx]')") from None
     write_file(args.out, data, "OUT")
     print(f"wrote {args.out}")
     return 0

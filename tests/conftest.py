@@ -23,8 +23,7 @@ per name:
     runs (TINY_FLAGS, SMALL_FLAGS), assert_cli_refusal, and what runs leave: assert_same_state,
     progress_lines;
   * checkpoints: trained_checkpoint (ADAM_EMBED: with Adam and an input
-    embedding), kind_checkpoint (one of MODEL_KINDS: cell x layers x
-    embedding x dtype, the exports' table), new_checkpoint (and their files: saved_trained, saved_adam,
+    embedding), new_checkpoint (and their files: saved_trained, saved_adam,
     saved_new), rewrite_archive, assert_load_refused;
   * fixtures: restore_threads, cli_texts, tiny_run, long_run (session-wide
     runs of the train command, made once), text_dir, text_dir_20k.
@@ -561,32 +560,6 @@ def trained_checkpoint(steps=5, hidden=8, seed=3, **model):
                  "val_iteration": np.array([2]), "val_bpc": np.array([4.25])},
         data_size=len(CHECKPOINT_TEXT), data_crc32=123456789, core="baseline",
     )
-
-
-# Every kind of model an export must carry (export's tables): cell x layers x
-# input embedding (0: one-hot) x dtype; ("rnn", 1, ...) is min-char-rnn's CharRNN.
-MODEL_KINDS = [pytest.param(cell, L, D, dtype, id=f"{cell}-L{L}-D{D}-{dtype}")
-               for cell in ("rnn", "lstm", "gru") for L in (1, 2) for D in (0, 6)
-               for dtype in ("float64", "float32")]
-
-
-def kind_checkpoint(cell, num_layers, embedding_size, dtype, text, hidden=16, steps=60,
-                    streams=2, seed=5):
-    """A Checkpoint of a small model of this kind (the batched recipe's Adam and
-    PyTorch's init) after ``steps`` training steps of T 25 on ``text`` in
-    ``streams`` streams, its ``hidden`` the states training left (S, streams)."""
-    vocab = Vocab.from_text(text)
-    model = CharRNN(len(vocab), hidden, seed, cell=cell, num_layers=num_layers,
-                    dropout=0.1 if num_layers > 1 else 0.0, embedding_size=embedding_size,
-                    optimizer="adam", init="pytorch", dtype=dtype)
-    _, h, position = model.train(vocab.encode(text), steps, 25, learning_rate=0.01,
-                                 streams=streams)
-    hyper = {"hidden_size": hidden, "batch_size": streams, "seq_length": 25, "cell": cell,
-             "num_layers": num_layers, "embedding_size": embedding_size, "dtype": dtype,
-             "optimizer": "adam"}
-    return Checkpoint(model=model, vocab=vocab, iteration=steps, position=position,
-                      hidden=np.asarray(h).reshape(model.state_size, streams),
-                      hyperparameters=hyper)
 
 
 def new_checkpoint(rng=None, hidden_size=8, **fields):

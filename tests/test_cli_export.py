@@ -160,3 +160,17 @@ def test_a_failed_write_is_exit_1_and_replaces_nothing(saved_trained, tmp_path):
     assert proc.returncode == 1 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert "cannot write OUT m.safetensors" in err
     assert listing(tmp_path) == before
+
+
+def test_onnx_without_the_onnx_package(saved_trained, tmp_path):
+    """OUT.onnx needs the onnx package (the [onnx] extra): one line, exit 2,
+    nothing written."""
+    _, model = saved_trained
+    fake = tmp_path / "fake"
+    (fake / "onnx").mkdir(parents=True)
+    (fake / "onnx" / "__init__.py").write_text("raise ImportError('no onnx here', name='onnx')\n")
+    env = dict(ENV, PYTHONPATH=os.pathsep.join(filter(None, [str(fake),
+                                                             ENV.get("PYTHONPATH")])))
+    result = run_cli("export", model, "m.onnx", cwd=tmp_path, env=env)
+    assert_cli_refusal(result, "needs the onnx package", "charrnn_ext[onnx]")
+    assert not (tmp_path / "m.onnx").exists()

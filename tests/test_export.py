@@ -10,50 +10,24 @@ installs it. The command's output rules: test_cli_export.py.
 """
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from charrnn_ext import CharRNN
-from charrnn_ext.export import export, main, state_dict
+from charrnn_ext.export import export, state_dict
 from charrnn_ext.sample import generate
 
-from conftest import MODEL_KINDS, english_like_text, kind_checkpoint
+from conftest import english_like_text
+from exports import EXPORT_RTOL, MODEL_KINDS, README, export_kind, greedy_margins, readme_block
 
 safetensors = pytest.importorskip("safetensors")
 TEXT = english_like_text(3000, seed=3)
-README = Path(__file__).resolve().parent.parent / "README.md"
-# the loss of a text from PyTorch against ours, by dtype
-LOSS_RTOL = {"float64": 1e-10, "float32": 1e-5}
 
 
-def readme_block(marker: str) -> str:
-    """The ```py block of README.md that contains ``marker``."""
-    blocks = [b for b in re.findall(r"^```py\n(.*?)^```", README.read_text(encoding="utf-8"),
-                                    re.M | re.S) if marker in b]
-    assert len(blocks) == 1, f"{len(blocks)} blocks of README.md contain {marker!r}"
-    return blocks[0]
-
-
-def greedy_margins(ckpt, prime: str, text: str) -> np.ndarray:
-    """Our model's margin (log-probability of its first choice less its
-    second's) at each character it chose greedily in ``text`` after ``prime``
-    (from the state training left): a comparison of greedy texts across
-    implementations is decided by the model, not by rounding, where these
-    are well above the implementations' difference."""
-    ids = ckpt.vocab.encode(prime + text)
-    _, probs = ckpt.model.trace(ids[:-1], ckpt.hidden[:, :1])
-    top2 = np.sort(np.log(probs[len(prime) - 1:].astype(np.float64)), axis=1)[:, -2:]
-    return top2[:, 1] - top2[:, 0]
-
-
-def exported(tmp_path, kind, name="input"):
+def exported(tmp_path, kind):
     """(checkpoint of ``kind``, its safetensors file written by the command)."""
-    ckpt = kind_checkpoint(*kind, TEXT)
-    ckpt.save(tmp_path / f"{name}.npz")
-    assert main([str(tmp_path / f"{name}.npz"), str(tmp_path / f"{name}.safetensors")]) == 0
-    return ckpt, tmp_path / f"{name}.safetensors"
+    return export_kind(tmp_path, kind, TEXT, ".safetensors")
 
 
 @pytest.mark.parametrize("cell, L, D, dtype", MODEL_KINDS)
@@ -76,18 +50,18 @@ def test_torch_loss_equals_ours(cell, L, D, dtype, tmp_path):
             theirs = torch.nn.functional.cross_entropy(logits[0].double(), y,
                                                        reduction="none").numpy()
         ours, h = ckpt.model.loss(ids[:-1], ids[1:], h0, return_hidden=True)
-        assert abs(theirs.sum() - ours) <= LOSS_RTOL[dtype] * abs(ours), (theirs.sum(), ours)
+        assert abs(theirs.sum() - ours) <= EXPORT_RTOL[dtype] * abs(ours), (theirs.sum(), ours)
         first[h0 is None] = theirs[:30].sum()
         ours = ckpt.model.loss(ids[:30], ids[1:31], h0)
-        assert abs(first[h0 is None] - ours) <= LOSS_RTOL[dtype] * abs(ours)
+        assert abs(first[h0 is None] - ours) <= EXPORT_RTOL[dtype] * abs(ours)
         hc = after if isinstance(after, tuple) else (after,)
         K = len(hc)   # per layer: h, then an LSTM's c
         mine = np.asarray(h, dtype=np.float64).reshape(L, K, -1)
         for k in range(K):
             np.testing.assert_allclose(hc[k][:, 0].double().numpy(), mine[:, k],
-                                       rtol=0, atol=100 * LOSS_RTOL[dtype])
+                                       rtol=0, atol=100 * EXPORT_RTOL[dtype])
     # (the state training left matters: from it the first characters read otherwise)
-    assert abs(first[True] - first[False]) > 100 * LOSS_RTOL[dtype] * first[False]
+    assert abs(first[True] - first[False]) > 100 * EXPORT_RTOL[dtype] * first[False]
 
 
 @pytest.mark.parametrize("cell, L, D, dtype", MODEL_KINDS)
@@ -128,7 +102,7 @@ def test_readme_pytorch_code_runs_as_written(cell, L, D, dtype, tmp_path, monkey
     exec(compile(readme_block("charrnn_ext.torch.load"), str(README), "exec"), namespace)
     expected = generate(ckpt, 200, temperature=0, prime="The ")
     margins = greedy_margins(ckpt, "The ", expected[4:])
-    assert margins.min() > 100 * LOSS_RTOL[dtype], "a near tie: the test needs another model"
+    assert margins.min() > 100 * EXPORT_RTOL[dtype], "a near tie: the test needs another model"
     assert capsys.readouterr().out == expected + "\n"
     # and its state is ours after reading all of it from the state training left
     state = namespace["state"]
@@ -136,7 +110,7 @@ def test_readme_pytorch_code_runs_as_written(cell, L, D, dtype, tmp_path, monkey
                              (state if isinstance(state, tuple) else (state,))], axis=1)
     ours = ckpt.model.advance(ckpt.vocab.encode(expected), ckpt.hidden[:, :1])
     np.testing.assert_allclose(theirs.reshape(-1), np.asarray(ours, np.float64).reshape(-1),
-                               rtol=0, atol=100 * LOSS_RTOL[dtype])
+                               rtol=0, atol=100 * EXPORT_RTOL[dtype])
 
 
 def test_readme_pytorch_code_draws_when_told(tmp_path, monkeypatch, capsys):
