@@ -7,8 +7,8 @@ charrnn_ext. The module (the names the file's weights have; export.py)::
                                              else the input is one-hot, width V)
     model.rnn     nn.RNN (tanh) / nn.LSTM / nn.GRU, L layers, batch_first
     model.out     nn.Linear(H, V)
-    model(ids, state) -> (logits, state)    ids (batch, time) int64,
-                                            logits (batch, time, V)
+    model(ids, state) -> (logits, state)    ids (batch, time) integers (a tensor
+                                            or an array), logits (batch, time, V)
     model.vocab   the characters, in id order (a str)
 
 ``state`` is what ``model.rnn`` takes and returns: (L, batch, H) for the RNN
@@ -89,7 +89,8 @@ def _module_class():
             self.cell, self.vocab, self.vocab_size = cell, vocab, V
 
         def forward(self, ids, state=None):
-            """ids (batch, time) int64 -> (logits (batch, time, V), the state after them)."""
+            """ids (batch, time) integers -> (logits (batch, time, V), the state after them)."""
+            ids = torch.as_tensor(ids, dtype=torch.long, device=self.out.weight.device)
             if hasattr(self, "embed"):
                 x = self.embed(ids)
             else:

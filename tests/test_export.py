@@ -45,8 +45,8 @@ def test_torch_loss_equals_ours(cell, L, D, dtype, tmp_path):
     y = torch.tensor(ids[1:], dtype=torch.long)
     first = {}   # the loss of the first 30 characters, by start
     for start, h0 in ((None, None), (state, ckpt.hidden[:, :1])):
-        with torch.no_grad():
-            logits, after = model(x, start)
+        with torch.no_grad():   # (ids as a tensor of int64, or as vocab.encode's int32 array)
+            logits, after = model(x if h0 is None else ids[None, :-1], start)
             theirs = torch.nn.functional.cross_entropy(logits[0].double(), y,
                                                        reduction="none").numpy()
         ours, h = ckpt.model.loss(ids[:-1], ids[1:], h0, return_hidden=True)
