@@ -28,7 +28,8 @@ _DTYPES = ("float32", "float64")
 
 def _int_field(meta: dict, key: str, low: int, high: int) -> int:
     text = meta.get(key)
-    if text is None or not text.isdigit() or not low <= int(text) <= high:
+    if text is None or not (text.isascii() and text.isdigit()) or len(text) > 12 \
+            or not low <= int(text) <= high:
         raise ValueError(f"metadata {key} must be an integer in [{low}, {high}], got {text!r}")
     return int(text)
 

@@ -504,7 +504,8 @@ def test_source_tree_without_a_core_says_so_in_one_line(tmp_path):
         import charrnn_ext
         for f in Path(charrnn_ext.__file__).parent.glob("*.py"):
             (src / f.name).write_bytes(f.read_bytes())
+    alone = {k: v for k, v in ENV.items() if k != "PYTHONPATH"}   # no copy on the path either
     proc = subprocess.run([sys.executable, "-S", "-m", "charrnn_ext.train", "x.txt"],
-                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=60)
+                          cwd=tmp_path, env=alone, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "pip install ." in proc.stderr, proc.stderr

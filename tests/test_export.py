@@ -181,6 +181,8 @@ def test_loader_refuses_what_is_not_an_export(tmp_path):
         (_rewritten(path, tmp_path / "b.safetensors", {"cell": "bogus"}), "cell must be"),
         (_rewritten(path, tmp_path / "l.safetensors", {"num_layers": "3"}), "weight_ih_l2"),
         (_rewritten(path, tmp_path / "n.safetensors", {"num_layers": "1e12"}), "num_layers"),
+        (_rewritten(path, tmp_path / "u.safetensors", {"num_layers": "\u00b2"}), "num_layers"),
+        (_rewritten(path, tmp_path / "w.safetensors", {"hidden_size": "9" * 5000}), "hidden_size"),
         (_rewritten(path, tmp_path / "h.safetensors", {"hidden_size": "17"}), "expected"),
         (_rewritten(path, tmp_path / "v.safetensors", {"vocab": '["a"]'}), "vocab"),
         (_rewritten(path, tmp_path / "d.safetensors", {"dtype": "float64"}), "F32"),
