@@ -13,9 +13,10 @@ commands:
   python -m charrnn_ext.inspect MODEL.npz [TEXT] --out PAGE.html
                                             a web page of what the model computes over a text:
                                             its hidden units, guesses and surprise (charrnn-inspect)
-  python -m charrnn_ext.export MODEL.npz OUT.safetensors
-                                            the weights for PyTorch's nn.RNN/LSTM/GRU
-                                            (charrnn-export)
+  python -m charrnn_ext.export MODEL.npz OUT.safetensors|OUT.onnx
+                                            the model and the state training left, for
+                                            PyTorch (charrnn_ext.torch.load) or as an ONNX
+                                            graph (charrnn-export)
   python -m charrnn_ext.sweep input.txt --grid hidden_size=100,200 ...
                                             many training runs at once on Dask (charrnn-sweep;
                                             pip install 'charrnn_ext[sweep]')

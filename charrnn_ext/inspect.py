@@ -46,7 +46,7 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
     from .datapass import held_out, stream_part
     from .evaluation import CALL_WORK, _last_stream
     from .inputs import decode_input, read_input
-    from .outputs import check_output
+    from .outputs import check_output, write_file
     from .settings import SETTINGS
     from .vocab import Vocab
 
@@ -499,12 +499,7 @@ def _main(argv) -> int:
         raise CLIError(f"--length {args.length:,}: a page shows at most {limit:,} characters "
                        f"of this model (~{mb:.0f} MB), more would open slowly in a browser; "
                        f"use --length {limit:,} or less")
-    page = to_html(inspection).encode("utf-8")
-    from ._ckptfile import write_atomic
-    try:
-        write_atomic(os.path.realpath(args.out), lambda f: f.write(page))
-    except OSError as exc:
-        raise CLIError(f"cannot write {args.out}: {exc.strerror or exc}", code=1) from None
+    write_file(args.out, to_html(inspection).encode("utf-8"), "--out")
     mean = inspection.mean_surprise
     n = len(inspection.text)
     print(f"{args.out}: {n:,} character{'s' if n != 1 else ''}, " + (

@@ -1,11 +1,11 @@
-"""Where a run's files go: the checkpoint and best-model paths, their checks and locks, the writers."""
+"""Where commands' files go: the output rules every command follows, a run's checkpoint and best-model paths, their locks, the writers."""
 from __future__ import annotations
 
 import os
 from typing import NamedTuple
 
-from ._cli import CLIError, RunLock
-from ._ckptfile import probe
+from ._cli import CLIError, RunLock, check_distinct_paths
+from ._ckptfile import probe, write_atomic
 from .checkpoint import Checkpoint, load_checkpoint
 
 
@@ -62,6 +62,26 @@ def check_output(path: str, what: str, overwrite: bool = True) -> None:
     except OSError as exc:
         raise OutputError(f"{what} {path}: cannot write in {parent} "
                           f"({exc.strerror or exc})") from None
+
+
+def check_new_file(path: str, what: str, inputs: dict, overwrite: bool) -> None:
+    """The output rules of a command that writes one file (charrnn-export):
+    never one of its ``inputs`` (a description -> path dict; through symlinks
+    and hard links too: check_distinct_paths), and check_output's rules (no
+    directory, device or FIFO; a directory that takes the write; an existing
+    file only with ``overwrite``). OutputError (exit 2) otherwise."""
+    check_distinct_paths({what: path}, inputs)
+    check_output(path, what, overwrite)
+
+
+def write_file(path: str, data: bytes, what: str) -> None:
+    """``data`` at ``path`` (through a symlink, at its target) atomically, with
+    the mode every output gets (write_atomic: 0666 less the umask); a failed
+    write leaves what was there and is a CLIError with exit status 1."""
+    try:
+        write_atomic(os.path.realpath(path), lambda f: f.write(data))
+    except OSError as exc:
+        raise CLIError(f"cannot write {what} {path}: {exc.strerror or exc}", code=1) from None
 
 
 def check_existing(path: str, what: str, continued: str | None, overwrite: bool,
