@@ -26,6 +26,7 @@ from ._threadchoice import steps_per_call
 from .checkpoint import Checkpoint, load_checkpoint
 from .datapass import chunk_wraps, held_out, stream_part
 from .defaults import LR_WINDOW
+from . import finetune
 from .divergence import Divergence, suggested_rate
 from .evaluation import LN2, Scores, evaluate
 from .model import CharRNN, TrainingDiverged
@@ -168,7 +169,7 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | str | None =
         checkpoint: str | None = None, keep_best: bool = True, reporter: Reporter | None = None,
         stop: Callable[[], bool] | None = None, resumed_from: str | None = None,
         checkpoint_name: str | None = None, time_limit: float = 0.0,
-        overwrite: bool = False) -> Result:
+        overwrite: bool = False, init_from: Checkpoint | str | None = None) -> Result:
     """Train on ``text`` (a str, or a Text) with ``settings`` (names as in
     charrnn_ext.settings; missing ones from ``resume``'s, else defaults),
     continuing ``resume`` (a Checkpoint, or the path of its file) if given,
@@ -185,11 +186,14 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | str | None =
     scored as at the end of its iterations. Raises Diverged, TextError,
     ValueError (bad settings, an output refused: outputs.OutputError),
     MemoryError (a model too large), OSError (a file not written). ``resume``
-    is continued in place."""
+    is continued in place. ``init_from`` (a Checkpoint or the path of its file;
+    not with ``resume``): a fresh run that starts from its model's weights
+    (charrnn_ext.finetune; a Text given holds its grown vocabulary)."""
     reporter = reporter or Reporter()
     if isinstance(resume, (str, os.PathLike)):
         resumed_from = os.fspath(resume) if resumed_from is None else resumed_from
         resume = load_checkpoint(resume)
+    init = finetune.start(init_from, resume)   # (the checkpoint, its name) or None
     if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) \
             or not (math.isfinite(time_limit) and time_limit >= 0):
         raise ValueError(f"time_limit must be a finite number of seconds >= 0 (0: no limit), "
@@ -203,9 +207,10 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | str | None =
             if settings.get(name) is not None and check(name, settings[name]) != own[name]:
                 reporter.note(f"setting {name} is ignored when resuming ({why})")
         settings = {k: v for k, v in settings.items() if k not in SPENT_ON_RESUME}
-    settings = complete(settings, resume.hyperparameters if resume is not None else None, fixed)
+    settings = complete(settings, resume.hyperparameters if resume is not None else None, fixed) \
+        if init is None else complete(settings, init[0].hyperparameters, finetune.fixed(init[0].model))
     if not isinstance(text, Text):
-        text = Text.of(text, settings)
+        text = Text.of(text, settings, None if init is None else finetune.grown_vocab(init[0], text))
     if resume is not None and text.vocab != resume.vocab:
         raise TextError(f"the text's vocabulary ({count(len(text.vocab), 'character')}) differs "
                         f"from the checkpoint's ({count(len(resume.vocab), 'character')})")
@@ -213,18 +218,19 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | str | None =
     # -- 2. the files, checked and locked before any step (or memory) -------
     if checkpoint is None:
         return _run(text, settings, resume, Memory(keep_best, checkpoint_name), reporter, stop,
-                    resumed_from, time_limit)
+                    resumed_from, time_limit, init)
     locks = take_run_files(os.fspath(checkpoint), keep_best, resumed_from, overwrite, LIBRARY)
     try:
         return _run(text, settings, resume, Files(os.fspath(checkpoint), keep_best), reporter,
-                    stop, resumed_from, time_limit)
+                    stop, resumed_from, time_limit, init)
     finally:
         locks.release()
 
 
 def _run(text: Text, settings: dict, resume: Checkpoint | None, out, reporter: Reporter, stop,
-         resumed_from: str | None, time_limit: float) -> Result:
-    """run's run, its outputs checked: ``out``, outputs.Files or Memory."""
+         resumed_from: str | None, time_limit: float, init=None) -> Result:
+    """run's run, its outputs checked: ``out``, outputs.Files or Memory;
+    ``init``: (the checkpoint a fine-tuning run starts from, its name) or None."""
     vocab, ids, n_train = text.vocab, text.ids, text.n_train
     T, H, B = settings["seq_length"], settings["hidden_size"], settings["batch_size"]
     N, V = ids.size, len(vocab)
@@ -236,10 +242,11 @@ def _run(text: Text, settings: dict, resume: Checkpoint | None, out, reporter: R
         D = settings["embedding_size"]
         check_memory(V, H, T, B, D)
         try:
-            model = CharRNN(V, H, seed=settings["seed"], optimizer=settings["optimizer"],
-                            embedding_size=D, init=settings["init"], dtype=settings["dtype"],
-                            cell=settings["cell"], num_layers=settings["num_layers"],
-                            dropout=settings["dropout"])
+            model = finetune.start_model(init[0], vocab, settings) if init else \
+                CharRNN(V, H, seed=settings["seed"], optimizer=settings["optimizer"],
+                        embedding_size=D, init=settings["init"], dtype=settings["dtype"],
+                        cell=settings["cell"], num_layers=settings["num_layers"],
+                        dropout=settings["dropout"])
         except (ValueError, MemoryError) as exc:
             width = f" and --embedding-size {D}" if D else ""
             raise MemoryError(f"--hidden-size {H}{width} with {count(V, 'character')}: "
@@ -284,6 +291,8 @@ def _run(text: Text, settings: dict, resume: Checkpoint | None, out, reporter: R
     state.data_size, state.data_crc32, state.core = N, crc, build
     for line in _header(N, V, n_train, settings, part, resume, resumed_from, out):
         reporter.line(line)
+    if init is not None:
+        reporter.line(finetune.describe(init[0], vocab, init[1]))
     for line in notes(settings, n_train):
         reporter.note(line)
     return _Loop(state, ids, n_train, settings, out, reporter, stop or (lambda: False),
