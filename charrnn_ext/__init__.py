@@ -99,7 +99,7 @@ def _quiet_ctrl_c_while_loading() -> None:
     argv0 = sys.argv[0] if sys.argv else ""
     script = os.path.splitext(os.path.basename(argv0))[0]
     if argv0 == "-m" or script in ("charrnn-train", "charrnn-sample", "charrnn-sweep",
-                                   "charrnn-inspect", "charrnn-export"):
+                                   "charrnn-inspect", "charrnn-export", "charrnn-score"):
         try:
             signal.signal(signal.SIGINT, _exit_130)
         except ValueError:  # not the main thread

@@ -10,6 +10,9 @@ commands:
   python -m charrnn_ext.train [input.txt]   train a model (charrnn-train); without a file,
                                             on a built-in demo corpus
   python -m charrnn_ext.sample MODEL.npz    generate text from a trained model (charrnn-sample)
+  python -m charrnn_ext.score MODEL.npz FILE...
+                                            bits per character of texts under a model, also
+                                            with dynamic evaluation (charrnn-score)
   python -m charrnn_ext.inspect MODEL.npz [TEXT] --out PAGE.html
                                             a web page of what the model computes over a text:
                                             its hidden units, guesses and surprise (charrnn-inspect)

@@ -161,3 +161,13 @@ def _optimizer_state(optimizer, moment, adam_steps) -> tuple[str, int]:
             or not 0 <= adam_steps < 2**62:
         raise ValueError(f"adam_steps must be a non-negative integer, got {adam_steps!r}")
     return optimizer, int(adam_steps)
+
+
+def _top(top_k, top_p) -> tuple[int, float]:
+    """sample's filters checked: top_k an integer >= 0 (0: every id), top_p a
+    number in (0, 1] (1: every id)."""
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or not 0 <= top_k < 2**31:
+        raise ValueError(f"top_k must be a non-negative integer (0: off), got {top_k!r}")
+    if isinstance(top_p, bool) or not isinstance(top_p, numbers.Real) or not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be a number in (0, 1] (1: off), got {top_p!r}")
+    return int(top_k), float(top_p)

@@ -24,7 +24,7 @@ from ._arrays import _MAX_ELEMENTS, _first_invalid, _owner, _real_array, _storag
 from ._dispatch import core_for
 from ._pickling import reduce_model, same_model
 from ._ids import (_as_ids, _as_learning_rate, _dtype, _embedding_size, _id_vector, _init,
-                   _optimizer, _optimizer_state, _positive_int, _seed)
+                   _optimizer, _optimizer_state, _positive_int, _seed, _top)
 from .datapass import chunk_wraps
 from .defaults import (ADAGRAD_EPS, ADAM_BETAS, ADAM_EPS, CLIP, HIDDEN_SIZE, LEARNING_RATE,
                        SEQ_LENGTH)
@@ -416,17 +416,18 @@ class GatedCharRNN:
         return states, probs / probs.sum(axis=1, keepdims=True)
 
     def sample(self, h, seed_ix, n, temperature: float = 1.0, rng=None,
-               return_hidden: bool = False):
+               return_hidden: bool = False, top_k: int = 0, top_p: float = 1.0):
         """n ids from state h with seed_ix as the first input, drawn as
         CharRNN.sample draws them (rng.random(n) by inverse CDF; temperature 0:
-        argmax); h is not modified; with return_hidden, (ids, state)."""
+        argmax; top_k, top_p as there); h is not modified; with return_hidden,
+        (ids, state)."""
         V = self._V
         if isinstance(seed_ix, bool) or not isinstance(seed_ix, numbers.Integral) \
                 or not 0 <= seed_ix < V:
             raise ValueError(f"seed_ix must be an id in [0, {V}), got {seed_ix!r}")
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
-        temperature = float(temperature)
+        temperature, (top_k, top_p) = float(temperature), _top(top_k, top_p)
         if not math.isfinite(temperature) or temperature < 0:
             raise ValueError(f"temperature must be finite and non-negative, got {temperature}")
         st = self._state(h, 1, False)
@@ -442,5 +443,5 @@ class GatedCharRNN:
         with self._lock:
             self._check_state()
             if n:
-                self._ws.sample(st, int(seed_ix), uniforms, temperature, out)
+                self._ws.sample(st, int(seed_ix), uniforms, temperature, out, top_k, top_p)
         return (out, self._returned(st)) if return_hidden else out

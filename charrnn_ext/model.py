@@ -24,7 +24,7 @@ from ._arrays import (_MAX_ELEMENTS, _ArrayViews, _check_size, _first_invalid, _
 from ._dispatch import core as _core, core_for
 from ._pickling import reduce_model, same_model
 from ._ids import (_as_ids, _as_learning_rate, _dtype, _embedding_size, _id_vector, _init,
-                   _optimizer, _optimizer_state, _positive_int, _seed)
+                   _optimizer, _optimizer_state, _positive_int, _seed, _top)
 from ._threadchoice import _ThreadChoice, steps_per_call
 from .datapass import chunk_wraps, read_spans, train_window  # noqa: F401 (chunk_wraps: public here too)
 from .defaults import (ADAGRAD_EPS, ADAM_BETAS, ADAM_EPS, CALL_SECONDS, CLIP, EMBEDDING_SIZE,
@@ -554,11 +554,14 @@ class CharRNN:
             self._workspace.trace(x, h[0], hs, probs)
         return hs, probs
 
-    def sample(self, h, seed_ix, n, temperature: float = 1.0, rng=None, return_hidden: bool = False):
+    def sample(self, h, seed_ix, n, temperature: float = 1.0, rng=None, return_hidden: bool = False,
+               top_k: int = 0, top_p: float = 1.0):
         """The seed's sample(): n ids generated from hidden state h with
         seed_ix as the first input. Draws follow ``rng`` (a numpy Generator,
         an int seed or None) exactly as ``rng.choice(V, p=softmax(y / T))``
-        would; temperature 0 is greedy argmax. h is not modified; with
+        would; temperature 0 is greedy argmax. top_k > 0 / top_p < 1 draw from
+        the k likeliest ids / the top-p nucleus only (reference.top_filter), ties
+        by id: top_k 1 is greedy. h is not modified; with
         return_hidden=True returns (ids, h_after). Each call first makes a
         transposed copy of Why (a few ms at V=3000, H=200), so ask for many
         characters per call rather than one at a time."""
@@ -573,7 +576,7 @@ class CharRNN:
             raise ValueError(f"n must be non-negative, got {n}")
         if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
             raise TypeError(f"temperature must be a real number, got {temperature!r}")
-        temperature = float(temperature)
+        temperature, (top_k, top_p) = float(temperature), _top(top_k, top_p)
         if not math.isfinite(temperature) or temperature < 0:
             raise ValueError(f"temperature must be finite and non-negative, got {temperature}")
         hv = self._hidden(h)
@@ -599,5 +602,5 @@ class CharRNN:
         with self._lock:
             self._check_state()
             if n:
-                self._workspace.sample(hv[0], int(seed_ix), uniforms, temperature, out)
+                self._workspace.sample(hv[0], int(seed_ix), uniforms, temperature, out, top_k, top_p)
         return (out, hv.reshape(-1, 1)) if return_hidden else out

@@ -136,11 +136,40 @@ def train_step(inputs, targets, hprev, params, memory, learning_rate):
     return loss, h
 
 
-def sample(h, seed_ix, n, params, temperature=1.0, rng=None):
+def top_filter(y, p, top_k=0, top_p=1.0):
+    """The probabilities p (V,) of logits y (V,) with the ids outside the top
+    k (top_k > 0) and then outside the top-p nucleus (top_p < 1) set to 0:
+    ids ranked by logit, largest first, ties by id; the nucleus is the
+    fewest of the top k whose probabilities sum to at least top_p times
+    theirs. Not renormalised (the draw divides by the sum)."""
+    y, p = np.ravel(y), np.array(p, dtype=np.float64).ravel()
+    V = y.size
+    if not (0 < top_k < V or top_p < 1.0):
+        return p
+    order = np.lexsort((np.arange(V), -y))    # by logit descending, then by id
+    keep = top_k if 0 < top_k < V else V
+    if top_p < 1.0:
+        kept = p[order[:keep]]
+        cumulative, total = 0.0, 0.0
+        for q in kept:
+            total += q
+        i = 0
+        while i < keep:
+            cumulative += kept[i]
+            i += 1
+            if cumulative >= top_p * total:
+                break
+        keep = i
+    p[order[keep:]] = 0.0
+    return p
+
+
+def sample(h, seed_ix, n, params, temperature=1.0, rng=None, top_k=0, top_p=1.0):
     """
     sample a sequence of integers from the model
     h is memory state, seed_ix is seed letter for first time step
-    temperature 0 takes the most likely letter; rng is a numpy Generator
+    temperature 0 takes the most likely letter; rng is a numpy Generator;
+    top_k / top_p keep the likeliest ids only (top_filter)
     """
     Wxh, Whh, Why, bh, by = (params[n_] for n_ in PARAM_NAMES)
     embed = params.get(EMBED)
@@ -163,7 +192,7 @@ def sample(h, seed_ix, n, params, temperature=1.0, rng=None):
         if temperature == 0:
             ix = int(np.argmax(y))
         else:
-            p = np.exp((y - np.max(y)) / temperature)
+            p = top_filter(y, np.exp((y - np.max(y)) / temperature), top_k, top_p)
             p = p / np.sum(p)
             ix = int(rng.choice(vocab_size, p=p.ravel()))
         x = encode(ix)

@@ -32,7 +32,7 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
     from .outputs import best_path, check_output, take_checkpoint_path
     from .settings import (MODEL_SETTINGS, OUTPUT_SETTINGS, SETTINGS, SPENT_ON_RESUME,
                            add_setting_flags, complete, contradiction, fixed_by)
-    from . import training
+    from . import finetune, training
     from .training import Diverged, Reporter, Text, TextError, summary
     from .vocab import Vocab
 
@@ -69,6 +69,7 @@ examples:
   python -m charrnn_ext.train                      # built-in demo corpus -> demo.npz
   python -m charrnn_ext.train input.txt            # -> input.npz (input-2.npz if that exists)
   python -m charrnn_ext.train input.txt --resume input.npz --iters 20000
+  python -m charrnn_ext.train new.txt --init-from input.npz --time-limit 60   # fine-tune
   cat *.txt | python -m charrnn_ext.train - --hidden-size 256 --plot loss.png
   python -m charrnn_ext.sample input.npz --prime "The " --length 500
 
@@ -128,6 +129,15 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
                         "bit-identical to a straight run of that length only with a constant "
                         "learning rate (--lr-decay 1), a decaying one goes on from where it "
                         "stopped (the run says so)")
+    c.add_argument("--init-from", metavar="MODEL",
+                   help="fine-tune: a fresh run (optimizer state, data pass, iterations) that "
+                        "starts from MODEL's weights, keeping its cell, sizes, embedding and "
+                        "dtype; the other settings default to MODEL's run's. Characters of the "
+                        "text that MODEL lacks join its vocabulary (each known character keeps "
+                        "its weights, new ones are initialised as the model's init draws them)")
+    c.add_argument("--fixed-vocab", action="store_true",
+                   help="with --init-from: refuse a text holding characters MODEL lacks "
+                        "instead of adding them")
     return p
 
 
@@ -165,10 +175,45 @@ def _load_resume(path: str) -> Checkpoint:
         raise CLIError(f"--resume: {exc}") from None
 
 
-def _load_text(args, settings: dict, resumed: Checkpoint | None) -> tuple[Text, str | None]:
+def _load_init(args) -> Checkpoint | None:
+    """--init-from's checkpoint (not with --resume), or None."""
+    if args.init_from is None:
+        if args.fixed_vocab:
+            raise CLIError("--fixed-vocab goes with --init-from")
+        return None
+    if args.resume is not None:
+        raise CLIError("--init-from starts a fresh run from a model's weights, --resume "
+                       "continues a run: give one of them")
+    try:
+        return load_checkpoint(args.init_from)
+    except (ValueError, OSError) as exc:
+        raise CLIError(f"--init-from: {exc}") from None
+
+
+def _init_settings(args, init: Checkpoint) -> dict:
+    """A fine-tuning run's settings: the command line, else the model's run's;
+    what the model fixes (finetune.fixed) may not be given otherwise."""
+    given = {name: getattr(args, name) for name in SETTINGS}
+    conflict = contradiction(given, finetune.fixed(init.model))
+    if conflict is not None:
+        name, theirs = conflict
+        raise CLIError(f"{SETTINGS[name].flag} {given[name]} differs from the {theirs} of "
+                       f"--init-from {args.init_from}")
+    try:
+        return complete(given, init.hyperparameters, finetune.fixed(init.model))
+    except ValueError as exc:
+        raise CLIError(f"{args.init_from}: {exc}") from None
+
+
+def _load_text(args, settings: dict, resumed: Checkpoint | None,
+               init: Checkpoint | None = None) -> tuple[Text, str | None]:
     """(the text as a run reads it, the note that opens the output or None)."""
     text, name, note = read_text(args.input, args.encoding)
-    vocab = Vocab.from_text(text)
+    try:
+        vocab = Vocab.from_text(text) if init is None else \
+            finetune.grown_vocab(init, text, args.fixed_vocab)
+    except ValueError as exc:
+        raise CLIError(f"--fixed-vocab: {name}: {exc}") from None
     if resumed is not None and vocab != resumed.vocab:
         raise CLIError(_vocab_mismatch(vocab, resumed.vocab, args.resume))
     try:
@@ -329,12 +374,13 @@ def _main(argv) -> int:
     if args.threads is not None:
         set_num_threads(args.threads)
     resumed = _load_resume(args.resume) if args.resume is not None else None
-    settings = _settings(args, resumed)
+    init = _load_init(args)
+    settings = _settings(args, resumed) if init is None else _init_settings(args, init)
     if resumed is not None and resumed.iteration >= settings["iters"]:
         print(f"{args.resume} is at iteration {resumed.iteration}, already at or past "
               f"--iters {settings['iters']}: nothing to do")
         return 0
-    text, note = _load_text(args, settings, resumed)
+    text, note = _load_text(args, settings, resumed, init)
     ckpt_path, lock = take_checkpoint_path(args.checkpoint, args.resume, args.input,
                                            args.keep_best, args.overwrite)
     try:
@@ -342,7 +388,7 @@ def _main(argv) -> int:
             outputs={"--checkpoint": ckpt_path, "--plot": args.plot,
                      "the best-model file": best_path(ckpt_path) if args.keep_best else None},
             inputs={"the input text": args.input if args.input != "-" else None,
-                    "--resume": args.resume},
+                    "--resume": args.resume, "--init-from": args.init_from},
             allowed=(("--checkpoint", "--resume"),))
         Figure = _prepare_plot(args.plot) if args.plot is not None else None
         # -- 2. the run, its lines on stdout (a progress bar on a terminal) --------
@@ -355,6 +401,7 @@ def _main(argv) -> int:
                 result = training.run(
                     text, settings, resume=resumed, checkpoint=ckpt_path,
                     keep_best=args.keep_best, reporter=out, resumed_from=args.resume,
+                    init_from=args.init_from,
                     stop=lambda: signals.signum is not None or out.failure is not None,
                     time_limit=args.time_limit, overwrite=args.overwrite)
             except Diverged as exc:

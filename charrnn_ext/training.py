@@ -26,6 +26,7 @@ from ._threadchoice import steps_per_call
 from .checkpoint import Checkpoint, load_checkpoint
 from .datapass import chunk_wraps, held_out, stream_part
 from .defaults import LR_WINDOW
+from . import finetune
 from .divergence import Divergence, suggested_rate
 from .evaluation import LN2, Scores, evaluate
 from .memory import TooLarge, check_memory, describe_model
@@ -159,7 +160,7 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | str | None =
         checkpoint: str | None = None, keep_best: bool = True, reporter: Reporter | None = None,
         stop: Callable[[], bool] | None = None, resumed_from: str | None = None,
         checkpoint_name: str | None = None, time_limit: float = 0.0,
-        overwrite: bool = False) -> Result:
+        overwrite: bool = False, init_from: Checkpoint | str | None = None) -> Result:
     """Train on ``text`` (a str, or a Text) with ``settings`` (names as in
     charrnn_ext.settings; missing ones from ``resume``'s, else defaults),
     continuing ``resume`` (a Checkpoint, or the path of its file) if given,
@@ -176,11 +177,15 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | str | None =
     scored as at the end of its iterations. Raises Diverged, TextError,
     ValueError (bad settings, an output refused: outputs.OutputError),
     memory.TooLarge (a MemoryError: a model too large), OSError (a file not
-    written). ``resume`` is continued in place."""
+    written). ``resume`` is continued in place. ``init_from`` (a Checkpoint or
+    the path of its file; not with ``resume``): a fresh run that starts from its
+    model's weights (charrnn_ext.finetune; a Text given holds its grown
+    vocabulary)."""
     reporter = reporter or Reporter()
     if isinstance(resume, (str, os.PathLike)):
         resumed_from = os.fspath(resume) if resumed_from is None else resumed_from
         resume = load_checkpoint(resume)
+    init = finetune.start(init_from, resume)   # (the checkpoint, its name) or None
     if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) \
             or not (math.isfinite(time_limit) and time_limit >= 0):
         raise ValueError(f"time_limit must be a finite number of seconds >= 0 (0: no limit), "
@@ -194,9 +199,10 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | str | None =
             if settings.get(name) is not None and check(name, settings[name]) != own[name]:
                 reporter.note(f"setting {name} is ignored when resuming ({why})")
         settings = {k: v for k, v in settings.items() if k not in SPENT_ON_RESUME}
-    settings = complete(settings, resume.hyperparameters if resume is not None else None, fixed)
+    settings = complete(settings, resume.hyperparameters if resume is not None else None, fixed) \
+        if init is None else complete(settings, init[0].hyperparameters, finetune.fixed(init[0].model))
     if not isinstance(text, Text):
-        text = Text.of(text, settings)
+        text = Text.of(text, settings, None if init is None else finetune.grown_vocab(init[0], text))
     if resume is not None and text.vocab != resume.vocab:
         raise TextError(f"the text's vocabulary ({count(len(text.vocab), 'character')}) differs "
                         f"from the checkpoint's ({count(len(resume.vocab), 'character')})")
@@ -204,18 +210,19 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | str | None =
     # -- 2. the files, checked and locked before any step (or memory) -------
     if checkpoint is None:
         return _run(text, settings, resume, Memory(keep_best, checkpoint_name), reporter, stop,
-                    resumed_from, time_limit)
+                    resumed_from, time_limit, init)
     locks = take_run_files(os.fspath(checkpoint), keep_best, resumed_from, overwrite, LIBRARY)
     try:
         return _run(text, settings, resume, Files(os.fspath(checkpoint), keep_best), reporter,
-                    stop, resumed_from, time_limit)
+                    stop, resumed_from, time_limit, init)
     finally:
         locks.release()
 
 
 def _run(text: Text, settings: dict, resume: Checkpoint | None, out, reporter: Reporter, stop,
-         resumed_from: str | None, time_limit: float) -> Result:
-    """run's run, its outputs checked: ``out``, outputs.Files or Memory."""
+         resumed_from: str | None, time_limit: float, init=None) -> Result:
+    """run's run, its outputs checked: ``out``, outputs.Files or Memory;
+    ``init``: (the checkpoint a fine-tuning run starts from, its name) or None."""
     vocab, ids, n_train = text.vocab, text.ids, text.n_train
     T, H, B = settings["seq_length"], settings["hidden_size"], settings["batch_size"]
     N, V = ids.size, len(vocab)
@@ -228,8 +235,9 @@ def _run(text: Text, settings: dict, resume: Checkpoint | None, out, reporter: R
         kind = {k: settings[k] for k in ("cell", "num_layers", "dtype", "optimizer")}
         check_memory(V, H, T, B, D, **kind)
         try:
-            model = CharRNN(V, H, seed=settings["seed"], embedding_size=D, init=settings["init"],
-                            dropout=settings["dropout"], **kind)
+            model = finetune.start_model(init[0], vocab, settings) if init else \
+                CharRNN(V, H, seed=settings["seed"], embedding_size=D, init=settings["init"],
+                        dropout=settings["dropout"], **kind)
         except (ValueError, MemoryError) as exc:
             what = (f"--hidden-size {H}{' and --embedding-size %d' % D if D else ''} with "
                     f"{count(V, 'character')} ({describe_model(**kind)})")
@@ -276,6 +284,8 @@ def _run(text: Text, settings: dict, resume: Checkpoint | None, out, reporter: R
     state.data_size, state.data_crc32, state.core = N, crc, build
     for line in _header(N, V, n_train, settings, part, resume, resumed_from, out):
         reporter.line(line)
+    if init is not None:
+        reporter.line(finetune.describe(init[0], vocab, init[1]))
     for line in notes(settings, n_train):
         reporter.note(line)
     return _Loop(state, ids, n_train, settings, out, reporter, stop or (lambda: False),

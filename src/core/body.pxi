@@ -4,6 +4,7 @@
 import numpy as np
 
 from libc.math cimport INFINITY, log, pow, sqrt
+from libc.stdlib cimport qsort
 from libc.string cimport memcpy, memset
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cython.parallel cimport parallel, prange, threadid

@@ -246,23 +246,32 @@ cdef class GatedWorkspace:
                 memcpy(&states[t, 0], &state[0, 0, 0], S * sizeof(real))
 
     def sample(self, real[:, :, ::1] state, int seed_ix, const f64[::1] uniforms,
-               f64 temperature, i32[::1] out):
+               f64 temperature, i32[::1] out, int top_k=0, f64 top_p=1.0):
         """len(out) ids of one stream from input seed_ix and state (L*K, 1, H),
-        advanced in place: id t = draw_id(logits, temperature, uniforms[t])."""
+        advanced in place: id t = draw_id(logits, temperature, uniforms[t],
+        top_k, top_p)."""
         cdef Stack *s = &self.s
         cdef int H = s.H, V = s.V, x = seed_ix, threads
         cdef Py_ssize_t t, n = out.shape[0]
         cdef real[:, ::1] WhyT = np.ascontiguousarray(
             np.asarray(<real[:V, :H]> layer_param(s.params, s, s.L, 0)).T)
+        cdef Ranked *ranked = NULL
+        if filtering(V, top_k, top_p):
+            ranked = <Ranked *> PyMem_Calloc(V, sizeof(Ranked))
+            if ranked == NULL:
+                raise MemoryError()
         s.dropping = False
-        with nogil:
-            threads = core_threads()
-            stack_transposes(s)
-            for t in range(n):
-                stack_states(s, &state[0, 0, 0], 1, 1, True)
-                stack_layers(s, &x, NULL, 1, 1, threads)
-                stack_states(s, &state[0, 0, 0], 1, 1, False)
-                output_step(s.logits, s.hs + (s.L - 1) * s.hs_stride + H, &WhyT[0, 0],
-                            layer_param(s.params, s, s.L, 1), H, V)
-                x = draw_id(s.logits, V, temperature, uniforms[t])
-                out[t] = x
+        try:
+            with nogil:
+                threads = core_threads()
+                stack_transposes(s)
+                for t in range(n):
+                    stack_states(s, &state[0, 0, 0], 1, 1, True)
+                    stack_layers(s, &x, NULL, 1, 1, threads)
+                    stack_states(s, &state[0, 0, 0], 1, 1, False)
+                    output_step(s.logits, s.hs + (s.L - 1) * s.hs_stride + H, &WhyT[0, 0],
+                                layer_param(s.params, s, s.L, 1), H, V)
+                    x = draw_id(s.logits, V, temperature, uniforms[t], top_k, top_p, ranked)
+                    out[t] = x
+        finally:
+            PyMem_Free(ranked)

@@ -299,24 +299,32 @@ cdef class Workspace:
                 memcpy(&h[0], m.h_next, H * sizeof(real))
 
     def sample(self, real[::1] h, int seed_ix, const f64[::1] uniforms,
-               real temperature, i32[::1] out):
+               real temperature, i32[::1] out, int top_k=0, f64 top_p=1.0):
         """Generate len(out) ids of one stream starting from input seed_ix and
         hidden state h (H,), which is advanced in place: id t is
-        draw_id(logits, temperature, uniforms[t]). out (n,) is overwritten.
-        One thread."""
+        draw_id(logits, temperature, uniforms[t], top_k, top_p). out (n,) is
+        overwritten. One thread."""
         cdef Model *m = &self.m
         cdef int H = self.hidden_size, V = self.vocab_size, x = seed_ix
         cdef Py_ssize_t t, n = out.shape[0]
         cdef real[:, ::1] WhyT = np.ascontiguousarray(
             np.asarray(<real[:V, :H]> m.params.Why).T)   # (H, V), a copy per call
-        with nogil:
-            model_prepare(m, 1)
-            for t in range(n):
-                rnn_step(m.h_next, &h[0], &x, 1, m.table, m.WhhT, m.params.bh, H, V, 1)
-                memcpy(&h[0], m.h_next, H * sizeof(real))
-                output_step(m.logits, &h[0], &WhyT[0, 0], m.params.by, H, V)
-                x = draw_id(m.logits, V, temperature, uniforms[t])
-                out[t] = x
+        cdef Ranked *ranked = NULL
+        if filtering(V, top_k, top_p):
+            ranked = <Ranked *> PyMem_Calloc(V, sizeof(Ranked))
+            if ranked == NULL:
+                raise MemoryError()
+        try:
+            with nogil:
+                model_prepare(m, 1)
+                for t in range(n):
+                    rnn_step(m.h_next, &h[0], &x, 1, m.table, m.WhhT, m.params.bh, H, V, 1)
+                    memcpy(&h[0], m.h_next, H * sizeof(real))
+                    output_step(m.logits, &h[0], &WhyT[0, 0], m.params.by, H, V)
+                    x = draw_id(m.logits, V, temperature, uniforms[t], top_k, top_p, ranked)
+                    out[t] = x
+        finally:
+            PyMem_Free(ranked)
 
     def trace(self, const i32[::1] inputs, const real[::1] h, real[:, ::1] hs,
               real[:, ::1] probs):

@@ -1,0 +1,405 @@
+"""Scoring a text with a trained model (bits per character, per file or per line), static or with dynamic evaluation.
+
+Where the read starts is the rule the sampler and charrnn-inspect use: from
+the state training left in stream 0 (as charrnn-sample reads a --prime), or
+with ``from_zero`` from a zero state. Either way the first character is the
+first input and each later one is predicted from the characters before it:
+N characters give N - 1 predictions, and the figure is their mean surprise,
+-log2 p(character t | characters 0..t-1), in bits. From a zero state it is
+``model.loss(ids[:-1], ids[1:], None) / (N - 1) / ln 2``.
+
+Dynamic evaluation (Krause et al. 2018, "Dynamic Evaluation of Neural
+Sequence Models"): the predictions are cut into chunks of ``chunk``
+characters; each chunk is scored (teacher-forced, from the state the chunk
+before left) and only then does a copy of the model take one training step
+on it (min-char-rnn's clip, then the model's own optimizer, its state as
+training left it, at ``learning_rate``), so that every character is
+predicted by weights that have learned from the characters before it only.
+The checkpoint's model is never changed; dropout is off (scoring is
+deterministic). The first chunk is scored by the trained weights, exactly
+as the static score scores it.
+"""
+from __future__ import annotations
+
+from . import _loading
+
+with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
+    import argparse
+    import json
+    import math
+    import sys
+    from dataclasses import dataclass, field
+
+    import numpy as np
+
+    from . import __version__
+    from ._cli import (ArgumentParser, CLIError, count, positive_float, positive_int, prog_name,
+                       run, tolerant_stdout)
+    from .checkpoint import Checkpoint, load_checkpoint
+    from .divergence import TrainingDiverged
+    from .evaluation import CALL_WORK, LN2
+    from .inputs import decode_input, read_input
+    from .vocab import Vocab
+
+# Dynamic evaluation's defaults (benchmarks/README.md, "Dynamic evaluation":
+# chosen on tinyshakespeare's held-out text with a GRU trained for two minutes).
+DYNAMIC_CHUNK = 50
+DYNAMIC_LR = 3e-4
+
+
+@dataclass(frozen=True)
+class Dynamic:
+    """Dynamic evaluation's settings: ``learning_rate`` of the steps taken on
+    the text as it is read, ``chunk`` characters scored before each step."""
+
+    learning_rate: float = DYNAMIC_LR
+    chunk: int = DYNAMIC_CHUNK
+
+    def __post_init__(self):
+        lr, chunk = self.learning_rate, self.chunk
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (
+                math.isfinite(lr) and lr > 0):
+            raise ValueError(f"the dynamic learning rate must be a positive number, got {lr!r}")
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise ValueError(f"the dynamic chunk must be a positive integer, got {chunk!r}")
+
+
+@dataclass(frozen=True)
+class LineScore:
+    """One line of a text (its characters and its newline): ``line`` (1-based),
+    ``predictions`` (its characters that were predicted), ``bits`` (their summed surprise)."""
+
+    line: int
+    predictions: int
+    bits: float
+
+    @property
+    def bits_per_char(self) -> float | None:
+        return self.bits / self.predictions if self.predictions else None
+
+
+@dataclass(frozen=True)
+class TextScore:
+    """A text's score: ``characters`` read (after skipped ones),
+    ``predictions`` (characters - 1), ``bits`` (their summed surprise),
+    ``skipped`` (characters outside the vocabulary left out, with
+    skip_unknown), ``from_zero``, ``dynamic`` (its settings, or None) and,
+    when asked for, ``lines``."""
+
+    characters: int
+    predictions: int
+    bits: float
+    skipped: int = 0
+    from_zero: bool = False
+    dynamic: Dynamic | None = None
+    lines: list = field(default=None)
+
+    @property
+    def bits_per_char(self) -> float | None:
+        """The mean surprise in bits per predicted character (None: none predicted)."""
+        return self.bits / self.predictions if self.predictions else None
+
+
+def known_ids(vocab: Vocab, text: str, skip_unknown: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, kept): the vocabulary ids of the characters of ``text`` that are
+    in it, and a boolean mask (len(text),) of those characters. Without
+    skip_unknown a character outside the vocabulary is a ValueError naming
+    (up to five of) them and how many there are."""
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    table = np.frombuffer(vocab.chars.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    at = np.searchsorted(table, codes)   # the vocabulary is sorted by code point
+    at_ok = np.minimum(at, table.size - 1)
+    kept = table[at_ok] == codes
+    if not kept.all() and not skip_unknown:
+        unknown = np.unique(codes[~kept])
+        shown = ", ".join(f"{chr(c)!r} (U+{c:04X})" for c in unknown[:5].tolist())
+        more = f" and {unknown.size - 5} more" if unknown.size > 5 else ""
+        first = int(np.argmin(kept))
+        raise ValueError(f"{unknown.size} character{'s' if unknown.size != 1 else ''} "
+                         f"{'are' if unknown.size != 1 else 'is'} not in the model's vocabulary "
+                         f"({int((~kept).sum()):,} in all, the first at position {first:,}): "
+                         f"{shown}{more}")
+    return at_ok[kept].astype(np.int32), kept
+
+
+def start_state(ckpt, from_zero: bool = False):
+    """The state a read starts from: stream 0's of training (S, 1), or None (zeros)."""
+    return None if from_zero else np.array(ckpt.hidden[:, :1])
+
+
+def static_bits(model, ids: np.ndarray, h0, bounds=None) -> np.ndarray:
+    """Summed surprise in bits of the predictions of ids[1:] from h0, teacher
+    forced, weights frozen: one sum per segment of predictions [a, b) (ids a
+    .. b-1 predicted) given by ``bounds`` (ascending cut points from 1 to
+    ids.size; default: one segment). Calls into the core are kept short
+    (CALL_WORK multiply-adds), so Ctrl-C is seen between them."""
+    n = ids.size
+    bounds = [1, n] if bounds is None else list(bounds)
+    block = max(256, CALL_WORK // (model.hidden_size * (model.hidden_size + model.vocab_size)))
+    out = np.zeros(max(len(bounds) - 1, 0))
+    h = h0
+    for k in range(len(bounds) - 1):
+        a, b = bounds[k], bounds[k + 1]
+        for lo in range(a, b, block):
+            hi = min(lo + block, b)
+            nats, h = model.loss(ids[lo - 1:hi - 1], ids[lo:hi], h, return_hidden=True)
+            out[k] += nats / LN2
+    return out
+
+
+def adaptable(model):
+    """A copy of ``model`` that dynamic evaluation may train: the same
+    weights and optimizer state, dropout off."""
+    if getattr(model, "dropout", 0.0):
+        from .gated import GatedCharRNN
+        return GatedCharRNN.from_params(model.params, model.memory, 0.0,
+                                        optimizer=model.optimizer, moment=model.moment or None,
+                                        adam_steps=model.adam_steps, dtype=model.dtype)
+    return model.copy()
+
+
+def dynamic_bits(model, ids: np.ndarray, h0, dynamic: Dynamic) -> np.ndarray:
+    """The summed surprise in bits of each chunk of predictions of ids[1:]
+    (chunk k predicts ids[1 + k c : 1 + (k + 1) c], c = dynamic.chunk), each
+    scored by a copy of ``model`` that has taken one training step on every
+    chunk before it (see the module docstring). ``model`` is not changed.
+    TrainingDiverged (charrnn_ext.divergence) if a step diverges."""
+    adapted = adaptable(model)
+    c, lr = dynamic.chunk, dynamic.learning_rate
+    n = ids.size
+    out = np.zeros(max(-(-(n - 1) // c), 0))
+    h = h0
+    for k, a in enumerate(range(1, n, c)):
+        b = min(a + c, n)
+        try:
+            nats, h = adapted.train_step(ids[a - 1:b - 1], ids[a:b], h, learning_rate=lr)
+        except ValueError:   # the step before made the weights infinite (float32 overflows)
+            if all(np.isfinite(v).all() for v in adapted.params.values()):
+                raise
+            nats = math.inf
+        if not math.isfinite(nats):
+            raise TrainingDiverged(f"dynamic evaluation diverged at character {a:,}",
+                                   out[:k], h)
+        out[k] = nats / LN2
+    return out
+
+
+def line_bounds(kept_line: np.ndarray) -> tuple[list, list]:
+    """(cut points, line numbers) of the predictions 1..n-1 of the kept
+    characters whose 0-based line numbers are ``kept_line`` (n,): one
+    segment per line that has predictions."""
+    n = kept_line.size
+    if n < 2:
+        return [1, max(n, 1)], []
+    pred_line = kept_line[1:]
+    change = np.flatnonzero(np.diff(pred_line)) + 1    # first prediction of a new line
+    cuts = [1] + (change + 1).tolist() + [n]
+    return cuts, pred_line[np.concatenate(([0], change))].tolist()
+
+
+def score_text(ckpt, text: str, *, from_zero: bool = False, skip_unknown: bool = False,
+               per_line: bool = False, dynamic: Dynamic | None = None) -> TextScore:
+    """The score of ``text`` (a str) under ``ckpt`` (a Checkpoint): see the
+    module docstring. ``skip_unknown``: characters outside the vocabulary
+    are left out (counted in ``skipped``) instead of a ValueError naming
+    them. ``per_line``: also one LineScore per line of the text (not with
+    ``dynamic``, whose chunks cross lines)."""
+    if per_line and dynamic is not None:
+        raise ValueError("per-line figures are not available with dynamic evaluation")
+    ids, kept = known_ids(ckpt.vocab, text, skip_unknown)
+    h0 = start_state(ckpt, from_zero)
+    n = ids.size
+    lines = None
+    if dynamic is not None:
+        bits = float(dynamic_bits(ckpt.model, ids, h0, dynamic).sum()) if n > 1 else 0.0
+    elif per_line:
+        codes_nl = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), "<u4") == 10
+        line_of = np.concatenate(([0], np.cumsum(codes_nl)[:-1]))   # a newline ends its line
+        cuts, numbers = line_bounds(line_of[kept])
+        sums = static_bits(ckpt.model, ids, h0, cuts) if n > 1 else []
+        counts = np.diff(cuts)
+        by_line = {num: (int(cnt), float(s)) for num, cnt, s in zip(numbers, counts, sums)}
+        total_lines = int(line_of[-1]) + 1 if line_of.size else 0
+        lines = [LineScore(k + 1, *by_line.get(k, (0, 0.0))) for k in range(total_lines)]
+        bits = float(np.sum(sums))
+    else:
+        bits = float(static_bits(ckpt.model, ids, h0)[0]) if n > 1 else 0.0
+    return TextScore(n, max(n - 1, 0), bits, int(kept.size - n), from_zero, dynamic, lines)
+
+
+def score(ckpt, texts, **options) -> list[TextScore]:
+    """``score_text`` of each of ``texts`` (a str, or a list of them), each
+    read from the same start; ``ckpt`` a Checkpoint or the path of one."""
+    if not isinstance(ckpt, Checkpoint):
+        ckpt = load_checkpoint(ckpt)
+    if isinstance(texts, str):
+        texts = [texts]
+    return [score_text(ckpt, t, **options) for t in texts]
+
+
+def total(scores: list) -> tuple[int, float]:
+    """(predictions, bits) of several texts together."""
+    return sum(s.predictions for s in scores), float(sum(s.bits for s in scores))
+
+
+# -- the command ---------------------------------------------------------------
+
+DESCRIPTION = """\
+Print how well a model saved by charrnn-train predicts each FILE: its bits
+per character, the mean surprise -log2 p(character | the characters before
+it) over every character but the first (N characters give N - 1
+predictions), and of all the files together.
+
+Each file is read from the state training left (stream 0), as charrnn-sample
+reads a --prime; --from-zero reads from a zero state instead (then the figure
+is the model's own loss over the file's characters, in bits per character).
+
+--dynamic scores with dynamic evaluation (Krause et al. 2018): the text is
+read in chunks of --dynamic-chunk characters, each scored first, then learnt
+from (one training step of a copy of the model at --dynamic-lr, with the
+optimizer state training left), so that later characters are predicted by
+weights adapted to the text read so far. The checkpoint is never changed.
+
+A character outside the model's vocabulary is an error that names it;
+--skip-unknown leaves such characters out (the text is read as if they were
+not there) and reports how many were skipped.
+"""
+
+EPILOG = f"""\
+examples:
+  charrnn-score input.npz held-out.txt
+  charrnn-score input.npz a.txt b.txt --json
+  charrnn-score input.npz chapter.txt --per-line
+  charrnn-score input.npz chapter.txt --dynamic          # lr {DYNAMIC_LR:g}, chunks of {DYNAMIC_CHUNK}
+
+--json prints one JSON object per file, a line each: file, characters (read),
+predictions, bits (summed surprise), bits_per_char (null without
+predictions), start ("training state" or "zero"), skipped, dynamic (null, or
+its learning_rate and chunk), and with --per-line lines (line, predictions,
+bits_per_char); for several files, then one object for all of them together
+(file null, files: their number).
+
+exit status: 0 done, 1 dynamic evaluation diverged or the output could not be
+written, 2 bad checkpoint, file or options, 130 interrupted (Ctrl-C).
+"""
+
+
+def build_parser(prog: str | None = None) -> ArgumentParser:
+    p = ArgumentParser(prog=prog or prog_name("charrnn_ext.score"), description=DESCRIPTION,
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"%(prog)s (charrnn_ext) {__version__}")
+    p.add_argument("checkpoint", metavar="MODEL",
+                   help="a checkpoint written by charrnn-train (or its .best.npz)")
+    p.add_argument("files", nargs="+", metavar="FILE", help="texts to score ('-': standard input)")
+    p.add_argument("--from-zero", action="store_true",
+                   help="read each file from a zero state, not from the state training left")
+    p.add_argument("--json", action="store_true", help="one JSON object per file (see below)")
+    p.add_argument("--per-line", action="store_true",
+                   help="also the figure of each line (its characters and its newline)")
+    p.add_argument("--skip-unknown", action="store_true",
+                   help="leave out characters outside the model's vocabulary instead of refusing")
+    p.add_argument("--encoding", default="utf-8", metavar="NAME",
+                   help="text encoding of the files (default: utf-8)")
+    d = p.add_argument_group("dynamic evaluation")
+    d.add_argument("--dynamic", action="store_true",
+                   help="learn from the text as it is read (see above)")
+    d.add_argument("--dynamic-lr", type=positive_float, default=DYNAMIC_LR, metavar="LR",
+                   help=f"learning rate of dynamic evaluation's steps (default: {DYNAMIC_LR:g})")
+    d.add_argument("--dynamic-chunk", type=positive_int, default=DYNAMIC_CHUNK, metavar="N",
+                   help=f"characters scored before each step (default: {DYNAMIC_CHUNK})")
+    return p
+
+
+def _fmt(bpc) -> str:
+    return "-" if bpc is None else f"{bpc:.4f}"
+
+
+def _record(name, s: TextScore) -> dict:
+    out = {"file": name, "characters": s.characters, "predictions": s.predictions,
+           "bits": s.bits, "bits_per_char": s.bits_per_char,
+           "start": "zero" if s.from_zero else "training state", "skipped": s.skipped,
+           "dynamic": None if s.dynamic is None else {"learning_rate": s.dynamic.learning_rate,
+                                                     "chunk": s.dynamic.chunk}}
+    if s.lines is not None:
+        out["lines"] = [{"line": ln.line, "predictions": ln.predictions,
+                         "bits_per_char": ln.bits_per_char} for ln in s.lines]
+    return out
+
+
+def _lines_of(name, s: TextScore) -> list[str]:
+    skipped = f", {count(s.skipped, 'unknown character')} skipped" if s.skipped else ""
+    out = [f"{name}: {_fmt(s.bits_per_char)} bits/char ({count(s.characters, 'character')}, "
+           f"{s.predictions:,} predicted{skipped})"]
+    for ln in s.lines or ():
+        out.append(f"{name}:{ln.line}: {_fmt(ln.bits_per_char)} bits/char "
+                   f"({count(ln.predictions, 'prediction')})")
+    return out
+
+
+def _main(argv) -> int:
+    args = build_parser().parse_args(argv)
+    tolerant_stdout()
+    if args.per_line and args.dynamic:
+        raise CLIError("--per-line cannot be combined with --dynamic (its chunks cross lines)")
+    if args.files.count("-") > 1:
+        raise CLIError("standard input ('-') can be read once")
+    try:
+        ckpt = load_checkpoint(args.checkpoint)
+    except (ValueError, OSError) as exc:
+        raise CLIError(str(exc)) from None
+    texts = []
+    for path in args.files:   # every file read and checked before any is scored
+        data, name = read_input(path, args.encoding)
+        text = decode_input(data, name, args.encoding)
+        try:
+            known_ids(ckpt.vocab, text, args.skip_unknown)
+        except ValueError as exc:
+            raise CLIError(f"{name}: {exc} of {args.checkpoint} (--skip-unknown leaves them "
+                           f"out)") from None
+        texts.append((name, text))
+    dynamic = Dynamic(args.dynamic_lr, args.dynamic_chunk) if args.dynamic else None
+    if sys.stdout is None:
+        raise CLIError("standard output is closed", code=1)
+    from threadpoolctl import threadpool_limits
+    scores = []
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):   # the same figures on every run
+            for name, text in texts:
+                try:
+                    s = score_text(ckpt, text, from_zero=args.from_zero,
+                                   skip_unknown=args.skip_unknown, per_line=args.per_line,
+                                   dynamic=dynamic)
+                except TrainingDiverged:
+                    raise CLIError(f"{name}: dynamic evaluation diverged; try a lower "
+                                   f"--dynamic-lr (e.g. {args.dynamic_lr / 10:g})",
+                                   code=1) from None
+                scores.append(s)
+                if dynamic is not None and (s.bits_per_char or 0.0) > math.log2(len(ckpt.vocab)):
+                    print(f"{build_parser().prog}: warning: {name}: dynamic evaluation scores "
+                          f"worse than a uniform guess ({math.log2(len(ckpt.vocab)):.4f} "
+                          f"bits/char): --dynamic-lr {args.dynamic_lr:g} is probably too large",
+                          file=sys.stderr)
+                rows = [json.dumps(_record(name, s))] if args.json else _lines_of(name, s)
+                print("\n".join(rows), flush=True)
+            if len(texts) > 1:
+                n, bits = total(scores)
+                bpc = bits / n if n else None
+                if args.json:
+                    print(json.dumps({"file": None, "files": len(texts), "predictions": n,
+                                      "bits": bits, "bits_per_char": bpc}), flush=True)
+                else:
+                    print(f"all {len(texts)} files: {_fmt(bpc)} bits/char ({n:,} predicted)",
+                          flush=True)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise CLIError(f"cannot write the output: {exc.strerror or exc}", code=1) from None
+    return 0
+
+
+def main(argv=None) -> int:
+    return run(_main, argv, build_parser().prog)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
