@@ -377,7 +377,7 @@ CHARS = "hello world, the quick brown fox"
     ({"cell": "gru"}, ("cell gru", "have")), ({"cell": "lstm"}, ("cell lstm", "have")),
     ({"cell": "bogus"}, ("'hyperparameters' cell", "rnn|lstm|gru", "'bogus'")),
     ({"num_layers": 3}, ("num_layers 3", "have")),
-    ({"num_layers": 1e12}, ("num_layers must be a positive integer",)),
+    ({"num_layers": 1e12}, ("num_layers must be an integer in [1, 16]",)),
     ({"num_layers": 10**12}, ("num_layers", "1000000000000")),
     ({"dtype": "float64"}, ("dtype float64",)), ({"dtype": "float32"}, ("dtype float32",)),
     ({"hidden_size": 7}, ("hidden_size 7", "have 6")),
