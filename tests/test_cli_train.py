@@ -395,8 +395,7 @@ def test_plot_without_matplotlib(cli_texts, tmp_path):
     fake = tmp_path / "fake"
     (fake / "matplotlib").mkdir(parents=True)
     (fake / "matplotlib" / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
-    path = [str(fake)] + ([ENV["PYTHONPATH"]] if "PYTHONPATH" in ENV else [])
-    env = dict(ENV, PYTHONPATH=os.pathsep.join(path))
+    env = dict(ENV, PYTHONPATH=os.pathsep.join(filter(None, (str(fake), ENV.get("PYTHONPATH")))))
     rc, out, err = run_cli("train", cli_texts / "en.txt", *TINY_FLAGS, "--iters", 5, "--plot",
                            "loss.png",
                            cwd=tmp_path, env=env)
