@@ -398,3 +398,23 @@ def test_an_embedded_adam_model_reads_as_its_one_hot_twin():
     ids = ckpt.vocab.encode(text)
     h = ckpt.model.advance(ids, ckpt.hidden)
     assert rel_err(got.hidden[-1], h.ravel()) < 1e-12
+
+
+@pytest.mark.parametrize("cell, layers, width, dtype", [
+    ("rnn", 1, 0, "float64"), ("rnn", 2, 0, "float32"), ("lstm", 1, 0, "float64"),
+    ("lstm", 2, 4, "float32"), ("gru", 1, 4, "float64"), ("gru", 3, 0, "float32")])
+def test_the_page_names_the_cell_it_shows(cell, layers, width, dtype):
+    """The summary's cell: min-char-rnn's equation for its tanh RNN only; an
+    LSTM, a GRU or stacked tanh layers by name and layers; the input; the dtype."""
+    from charrnn_ext._page import page_data
+    text = "the quick brown fox. " * 20
+    vocab = charrnn_ext.Vocab.from_text(text)
+    model = CharRNN(len(vocab), 6, 0, cell=cell, num_layers=layers, embedding_size=width,
+                    dtype=dtype)
+    summary = dict(page_data(trace(Checkpoint(model=model, vocab=vocab), text))["summary"])
+    name = "vanilla RNN, h = tanh(Wxh x + Whh h + bh)" if (cell, layers) == ("rnn", 1) else (
+        f"{ {'rnn': 'tanh RNN', 'lstm': 'LSTM', 'gru': 'GRU'}[cell]}, {layers} "
+        f"layer{'s' if layers > 1 else ''} (PyTorch's equations)")
+    width_says = f"x the input's embedding (width {width})" if width else "x one-hot"
+    assert summary["cell"] == f"{name}, {width_says}" + ("" if dtype == "float64" else
+                                                          ", float32")
