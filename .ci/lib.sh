@@ -57,3 +57,16 @@ lists = {"build": meta["build-system"]["requires"], "runtime": project["dependen
 print("\n".join(lists[kind]))
 EOF
 }
+
+# PyTorch's CPU build into the venv of PYTHON, for the tests that check the model against
+# PyTorch: ci_install_torch PYTHON. Pinned by the CPU build's own version label (+cpu),
+# so pip takes it only where it is offered (a wheel of CPU builds that pip's
+# configuration points to) and never PyPI's CUDA build of several GB; where it is not
+# offered, the tests against PyTorch skip with their reason and CI goes on.
+ci_install_torch() {
+    if "$1" -m pip install --quiet 'torch==2.13.0+cpu'; then
+        echo "installed: torch $("$1" -c 'import torch; print(torch.__version__)')"
+    else
+        echo "no CPU build of torch 2.13.0 offered to pip here: the tests against PyTorch will skip"
+    fi
+}
