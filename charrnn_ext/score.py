@@ -17,11 +17,13 @@ training left it, at ``learning_rate``), so that every character is
 predicted by weights that have learned from the characters before it only.
 The checkpoint's model is never changed; dropout is off (scoring is
 deterministic). The first chunk is scored by the trained weights, exactly
-as the static score scores it. The default learning rate is the one
-training ended at (its --learning-rate times --lr-decay), and the default
-chunk 25 characters: measured best on tinyshakespeare's held-out text for
-the GRU command (Adam 0.003 falling to 0.0003) and a min-char-rnn model
-(Adagrad 0.1), benchmarks/README.md, "Dynamic evaluation".
+as the static score scores it. The default learning rate is a third of the
+one training ended at (its --learning-rate times --lr-decay), the default
+chunk 25 characters: measured on tinyshakespeare's held-out text for the
+GRU command trained 3,268 steps (Adam 0.003 falling to 0.0003: 1e-4 is the
+best rate, 3e-4 gains 0.05 bits/char less, 3e-5 0.02 less) and a
+min-char-rnn model (Adagrad 0.1: 0.033 within 0.04 of the best, 0.1),
+benchmarks/README.md, "Dynamic evaluation".
 """
 from __future__ import annotations
 
@@ -46,16 +48,18 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
     from .inputs import decode_input, read_input
     from .vocab import Vocab
 
-# Dynamic evaluation's default chunk (benchmarks/README.md, "Dynamic evaluation":
-# chosen on tinyshakespeare's held-out text; its default rate: ended_rate).
+# Dynamic evaluation's defaults (benchmarks/README.md, "Dynamic evaluation": chosen on
+# tinyshakespeare's held-out text): chunks of 25, at RATE_FRACTION of the rate
+# training ended at (default_rate).
 DYNAMIC_CHUNK = 25
+RATE_FRACTION = 1 / 3
 
 
 @dataclass(frozen=True)
 class Dynamic:
     """Dynamic evaluation's settings: ``learning_rate`` of the steps taken on
-    the text as it is read (None: the rate the model's training ended at,
-    ended_rate), ``chunk`` characters scored before each step."""
+    the text as it is read (None: the model's default_rate), ``chunk``
+    characters scored before each step."""
 
     learning_rate: float | None = None
     chunk: int = DYNAMIC_CHUNK
@@ -163,19 +167,19 @@ def adaptable(model):
     return model.copy()
 
 
-def ended_rate(ckpt) -> float:
-    """The learning rate ``ckpt``'s training ended at: its settings'
-    learning_rate times lr_decay (the floor its schedule falls to; a run
-    stopped early stood above it)."""
+def default_rate(ckpt) -> float:
+    """Dynamic evaluation's default learning rate for ``ckpt``: RATE_FRACTION
+    of the rate its training ended at, its settings' learning_rate times
+    lr_decay (the floor its schedule falls to)."""
     settings = complete({}, ckpt.hyperparameters)
-    return settings["learning_rate"] * settings["lr_decay"]
+    return RATE_FRACTION * settings["learning_rate"] * settings["lr_decay"]
 
 
 def resolved(dynamic: Dynamic | None, ckpt) -> Dynamic | None:
-    """``dynamic`` with its learning rate given (ended_rate when None)."""
+    """``dynamic`` with its learning rate given (default_rate when None)."""
     if dynamic is None or dynamic.learning_rate is not None:
         return dynamic
-    return Dynamic(ended_rate(ckpt), dynamic.chunk)
+    return Dynamic(default_rate(ckpt), dynamic.chunk)
 
 
 def dynamic_bits(model, ids: np.ndarray, h0, dynamic: Dynamic) -> np.ndarray:
@@ -327,8 +331,9 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
     d.add_argument("--dynamic", action="store_true",
                    help="learn from the text as it is read (see above)")
     d.add_argument("--dynamic-lr", type=positive_float, metavar="LR",
-                   help="learning rate of dynamic evaluation's steps (default: the rate the "
-                        "model's training ended at, its --learning-rate times --lr-decay)")
+                   help="learning rate of dynamic evaluation's steps (default: a third of the "
+                        "rate the model's training ended at, its --learning-rate times "
+                        "--lr-decay: 1e-4 for README's GRU command)")
     d.add_argument("--dynamic-chunk", type=positive_int, default=DYNAMIC_CHUNK, metavar="N",
                    help=f"characters scored before each step (default: {DYNAMIC_CHUNK})")
     return p

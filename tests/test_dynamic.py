@@ -125,11 +125,11 @@ def test_cli_dynamic_leaves_the_file_as_it_was(tmp_path):
     assert sha(path) == digest
 
 
-def test_the_default_rate_is_the_one_training_ended_at(tmp_path):
-    """Without a learning rate: the model's --learning-rate times --lr-decay
-    (the floor its schedule fell to), as the command's JSON reports it."""
+def test_the_default_rate_is_a_third_of_the_one_training_ended_at(tmp_path):
+    """Without a learning rate: a third of the model's --learning-rate times
+    --lr-decay (the floor its schedule fell to), as the command's JSON reports it."""
     ckpt = small_checkpoint(("gru", "float64", "1x-onehot"), optimizer="adam")
-    ckpt.hyperparameters.update(learning_rate=0.004, lr_decay=0.25)
+    ckpt.hyperparameters.update(learning_rate=0.012, lr_decay=0.25)
     s = score_text(ckpt, TEXT, dynamic=Dynamic())
     assert s.dynamic == Dynamic(0.001, 25)
     assert s.bits == score_text(ckpt, TEXT, dynamic=Dynamic(0.001, 25)).bits
