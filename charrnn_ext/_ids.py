@@ -171,3 +171,22 @@ def _top(top_k, top_p) -> tuple[int, float]:
     if isinstance(top_p, bool) or not isinstance(top_p, numbers.Real) or not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p must be a number in (0, 1] (1: off), got {top_p!r}")
     return int(top_k), float(top_p)
+
+
+def _draws(rng, n: int) -> np.ndarray:
+    """sample's draws: a private float64 copy of exactly n uniforms in [0, 1)
+    from ``rng`` (a numpy Generator, an int seed or None): the core reads n of
+    them without bounds checks, and rng may be any Generator subclass."""
+    if not isinstance(rng, np.random.Generator):
+        try:
+            rng = np.random.default_rng(rng)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"rng must be a numpy Generator, an int seed or None, "
+                            f"got {rng!r}") from exc
+    drawn = rng.random(n)
+    uniforms = np.array(drawn, dtype=np.float64, order="C", copy=True) \
+        if type(drawn) is np.ndarray else None
+    if uniforms is None or uniforms.shape != (n,) or not (
+            n == 0 or (uniforms.min() >= 0.0 and uniforms.max() < 1.0)):
+        raise ValueError(f"rng.random({n}) must give {n} floats in [0, 1)")
+    return uniforms

@@ -24,7 +24,7 @@ from ._arrays import _MAX_ELEMENTS, _first_invalid, _owner, _real_array, _storag
 from ._dispatch import core_for
 from ._pickling import reduce_model, same_model
 from ._ids import (_as_ids, _as_learning_rate, _dtype, _embedding_size, _id_vector, _init,
-                   _optimizer, _optimizer_state, _positive_int, _seed, _top)
+                   _optimizer, _optimizer_state, _positive_int, _seed, _top, _draws)
 from .datapass import chunk_wraps
 from .defaults import (ADAGRAD_EPS, ADAM_BETAS, ADAM_EPS, CLIP, HIDDEN_SIZE, LEARNING_RATE,
                        SEQ_LENGTH)
@@ -431,14 +431,7 @@ class GatedCharRNN:
         if not math.isfinite(temperature) or temperature < 0:
             raise ValueError(f"temperature must be finite and non-negative, got {temperature}")
         st = self._state(h, 1, False)
-        if temperature > 0:
-            rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-            uniforms = np.array(rng.random(int(n)), dtype=np.float64, order="C")
-            if uniforms.shape != (int(n),) or (
-                    n and not (0 <= uniforms.min() and uniforms.max() < 1)):
-                raise ValueError(f"rng.random({int(n)}) must give {int(n)} floats in [0, 1)")
-        else:
-            uniforms = np.zeros(int(n))
+        uniforms = _draws(rng, int(n)) if temperature > 0 else np.zeros(int(n))
         out = np.zeros(int(n), dtype=np.int32)
         with self._lock:
             self._check_state()

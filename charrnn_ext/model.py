@@ -24,7 +24,7 @@ from ._arrays import (_MAX_ELEMENTS, _ArrayViews, _check_size, _first_invalid, _
 from ._dispatch import core as _core, core_for
 from ._pickling import reduce_model, same_model
 from ._ids import (_as_ids, _as_learning_rate, _dtype, _embedding_size, _id_vector, _init,
-                   _optimizer, _optimizer_state, _positive_int, _seed, _top)
+                   _optimizer, _optimizer_state, _positive_int, _seed, _top, _draws)
 from ._threadchoice import _ThreadChoice, steps_per_call
 from .datapass import chunk_wraps, read_spans, train_window  # noqa: F401 (chunk_wraps: public here too)
 from .defaults import (ADAGRAD_EPS, ADAM_BETAS, ADAM_EPS, CALL_SECONDS, CLIP, EMBEDDING_SIZE,
@@ -581,24 +581,7 @@ class CharRNN:
             raise ValueError(f"temperature must be finite and non-negative, got {temperature}")
         hv = self._hidden(h)
         out = np.zeros(int(n), dtype=np.int32)
-        if temperature > 0:
-            if not isinstance(rng, np.random.Generator):
-                try:
-                    rng = np.random.default_rng(rng)
-                except (TypeError, ValueError) as exc:
-                    raise TypeError(
-                        f"rng must be a numpy Generator, an int seed or None, got {rng!r}"
-                    ) from exc
-            # a private float64 copy of exactly n uniforms in [0, 1): the core reads
-            # n of them without bounds checks, and rng may be any Generator subclass
-            drawn = rng.random(int(n))
-            uniforms = np.array(drawn, dtype=np.float64, order="C", copy=True) \
-                if type(drawn) is np.ndarray else None
-            if uniforms is None or uniforms.shape != (int(n),) or not (
-                    n == 0 or (uniforms.min() >= 0.0 and uniforms.max() < 1.0)):
-                raise ValueError(f"rng.random({int(n)}) must give {int(n)} floats in [0, 1)")
-        else:
-            uniforms = np.zeros(int(n))
+        uniforms = _draws(rng, int(n)) if temperature > 0 else np.zeros(int(n))
         with self._lock:
             self._check_state()
             if n:

@@ -224,3 +224,18 @@ def test_cli_decoding_refusals(saved):
     for (job, words), result in zip(cases, results):
         assert result[1] == "", job
         assert_cli_refusal(result, *words)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_every_cell_checks_its_draws_alike(cell):
+    """A stacked or gated model's sample checks rng as min-char-rnn's does (one helper)."""
+    model = CharRNN(6, 4, 0, cell=cell, num_layers=2)
+
+    class Short(np.random.Generator):
+        def random(self, n):
+            return np.zeros(max(n - 1, 0))
+
+    with pytest.raises(TypeError, match="rng must be a numpy Generator"):
+        model.sample(None, 0, 3, rng="abc")
+    with pytest.raises(ValueError, match="must give 3 floats"):
+        model.sample(None, 0, 3, rng=Short(np.random.PCG64(0)))

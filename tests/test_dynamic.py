@@ -3,6 +3,7 @@ each chunk scored before the model learns from it (the first chunk as the
 static score scores it, no chunk depending on the text after it), the
 steps those of a copy (the model and its file never changed), and a
 repeated passage predicted far better the second time."""
+import json
 import math
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from charrnn_ext.score import Dynamic, dynamic_bits, score_text, static_bits
 
-from conftest import run_many, same_model, sha
+from conftest import run_cli, run_many, same_model, sha
 from model_kinds import kinds, rtol_of, small_checkpoint
 
 LN2 = math.log(2.0)
@@ -122,3 +123,20 @@ def test_cli_dynamic_leaves_the_file_as_it_was(tmp_path):
     assert rc3 == 0 and out3.startswith("t.txt: ") and err3.count("\n") == 1, (out3, err3)
     assert "worse than a uniform guess" in err3 and "--dynamic-lr 1e+06" in err3
     assert sha(path) == digest
+
+
+def test_the_default_rate_is_a_third_of_the_one_training_ended_at(tmp_path):
+    """Without a learning rate: a third of the model's --learning-rate times
+    --lr-decay (the floor its schedule fell to), as the command's JSON reports it."""
+    ckpt = small_checkpoint(("gru", "float64", "1x-onehot"), optimizer="adam")
+    ckpt.hyperparameters.update(learning_rate=0.012, lr_decay=0.25)
+    s = score_text(ckpt, TEXT, dynamic=Dynamic())
+    assert s.dynamic == Dynamic(0.001, 25)
+    assert s.bits == score_text(ckpt, TEXT, dynamic=Dynamic(0.001, 25)).bits
+    ckpt.save(tmp_path / "m.npz")
+    (tmp_path / "t.txt").write_text(TEXT, encoding="utf-8")
+    rc, out, err = run_cli("score", "m.npz", "t.txt", "--dynamic", "--json", cwd=tmp_path)
+    assert rc == 0, err
+    record = json.loads(out)
+    assert record["dynamic"] == {"learning_rate": 0.001, "chunk": 25}
+    assert record["bits"] == pytest.approx(s.bits, rel=1e-12)
