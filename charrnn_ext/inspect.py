@@ -41,12 +41,12 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
 
     from . import __version__
     from ._dispatch import core_for
-    from ._cli import ArgumentParser, CLIError, check_distinct_paths, positive_int, prog_name, run
+    from ._cli import ArgumentParser, CLIError, positive_int, prog_name, run
     from .checkpoint import Checkpoint, load_checkpoint
     from .datapass import held_out, stream_part
     from .evaluation import CALL_WORK, _last_stream
     from .inputs import decode_input, read_input
-    from .outputs import check_output, write_file
+    from .outputs import check_new_file, write_file
     from .settings import SETTINGS
     from .vocab import Vocab
 
@@ -441,6 +441,8 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
     p.add_argument("text", metavar="TEXT", nargs="?",
                    help="a text file to read (default: the held-out part of the training text)")
     p.add_argument("--out", required=True, metavar="PAGE.html", help="the page to write")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace PAGE.html if it exists (a web page only, never another file)")
     p.add_argument("--length", type=positive_int, default=DEFAULT_LENGTH, metavar="N",
                    help=f"characters to show, at most (default: {DEFAULT_LENGTH:,}); a page "
                         f"holds at most {PAGE_CHARACTERS:,}, fewer for a large model (about "
@@ -467,9 +469,8 @@ def _check_replaceable(path: str) -> None:
 
 def _main(argv) -> int:
     args = build_parser().parse_args(argv)
-    check_distinct_paths({"--out": args.out},
-                         {"the checkpoint": args.checkpoint, "TEXT": args.text})
-    check_output(args.out, "--out")
+    check_new_file(args.out, "--out", {"the checkpoint": args.checkpoint, "TEXT": args.text},
+                   args.overwrite)
     _check_replaceable(args.out)
     try:
         ckpt = load_checkpoint(args.checkpoint)

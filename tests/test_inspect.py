@@ -343,9 +343,14 @@ def test_the_command_writes_the_page(trained, tmp_path):
     data = embedded(out.read_text(encoding="utf-8"))
     assert data["n"] == 300 and "mean surprise" in stdout
     assert dict(data["summary"])["text"] == "t.txt: its first 300 characters"
-    code, _, err = run_cli("inspect", path, "t.txt", "--out", out, cwd=tmp_path,
-                           env=env_for_cli())            # a page it wrote may be replaced
+    before = sha(out)
+    result = run_cli("inspect", path, "t.txt", "--out", out, cwd=tmp_path, env=env_for_cli())
+    assert_cli_refusal(result, "already exists", "--overwrite")   # never without asking
+    assert sha(out) == before
+    code, _, err = run_cli("inspect", path, "t.txt", "--out", out, "--overwrite", cwd=tmp_path,
+                           env=env_for_cli())            # a page may be replaced when asked
     assert code == 0, err
+    assert sha(out) != before
     code, stdout, err = run_cli("inspect", path, "--out", "held.html", cwd=d, env=env_for_cli())
     assert code == 0, err
     assert "held-out" in dict(embedded((d / "held.html").read_text())["summary"])["text"]
@@ -369,7 +374,8 @@ def test_the_command_refuses_bad_input(trained, tmp_path):
         (("m.npz", "--out", "x.html"), ("no TEXT given",)),                   # no words.txt here
         (("m.npz", "t.txt", "--out", "nowhere/x.html"), ("does not exist",)),
         (("m.npz", "t.txt"), ("--out",)),
-        (("m.npz", "t.txt", "--out", "odd.txt"), ("not a web page",)),
+        (("m.npz", "t.txt", "--out", "odd.txt"), ("already exists", "--overwrite")),
+        (("m.npz", "t.txt", "--out", "odd.txt", "--overwrite"), ("not a web page",)),
     ]
     with ThreadPoolExecutor(max_workers=4) as pool:   # each run is mostly start-up
         results = list(pool.map(lambda case: run_cli("inspect", *case[0], cwd=tmp_path,
