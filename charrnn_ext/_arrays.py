@@ -134,8 +134,11 @@ class _Handouts:
         self.everything = False   # check every array at the next call (training diverged)
         self._serial = itertools.count(1)
 
-    def view(self, key, storage, shape) -> np.ndarray:
-        arr = np.frombuffer(memoryview(storage), dtype=_dtype_of(storage)).reshape(shape)
+    def view(self, key, storage, shape, offset: int = 0) -> np.ndarray:
+        """A fresh writable view of ``shape`` at element ``offset`` of storage."""
+        dtype = _dtype_of(storage)
+        arr = np.frombuffer(memoryview(storage), dtype=dtype, count=math.prod(shape),
+                            offset=offset * dtype.itemsize).reshape(shape)
         root = arr
         while isinstance(root, np.ndarray):
             root = root.base
@@ -177,10 +180,13 @@ class _ArrayViews(Mapping):
         self._arrays, self._kind, self._handouts = arrays, kind, handouts
 
     def __getitem__(self, name: str) -> np.ndarray:
-        arr = self._arrays[name]
+        arr = self._arrays[name]     # a view of part of one Storage (the model's flat array)
+        whole = readonly_view(arr)
+        at = (arr.__array_interface__["data"][0]
+              - whole.__array_interface__["data"][0]) // arr.itemsize
         if self._handouts is None:   # grads: read-only for good
-            return readonly_view(arr).reshape(arr.shape)
-        return self._handouts.view((self._kind, name), _owner(arr), arr.shape)
+            return whole[at:at + arr.size].reshape(arr.shape)
+        return self._handouts.view((self._kind, name), _owner(arr), arr.shape, at)
 
     def __iter__(self):
         return iter(self._arrays)

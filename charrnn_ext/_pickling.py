@@ -1,4 +1,4 @@
-"""A model as plain data: pickling (rebuilt through from_params) and equality, for CharRNN and GatedCharRNN alike."""
+"""A model as plain data: pickling (rebuilt through from_params) and equality, every cell alike."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,31 +7,29 @@ from ._rngstate import restore_rng, rng_json
 
 
 def model_data(model) -> dict:
-    """What a model is (CharRNN or GatedCharRNN): its arrays (params, the
-    optimiser's memory and moment, copies), Adam's step count, its compute
-    type, and for a gated model its dropout and the state of dropout's
-    Generator (its draws go on from there). Its caches (thread choices,
-    blocks per call) and lock are not the model."""
-    data = {"class": type(model).__name__, "dtype": model.dtype.name,
-            "optimizer": model.optimizer, "adam_steps": int(model.adam_steps)}
+    """What a model is: its arrays (params, the optimiser's memory and moment,
+    copies), cell, Adam's step count, its compute type, its dropout and the
+    state of dropout's Generator (its draws go on from there). Its caches
+    (thread choices, blocks per call) and lock are not the model."""
+    data = {"class": "CharRNN", "cell": model.cell, "dtype": model.dtype.name,
+            "optimizer": model.optimizer, "adam_steps": int(model.adam_steps),
+            "dropout": model.dropout, "rng": rng_json(model._rng)}
     for kind in ("params", "memory", "moment"):
         data[kind] = {name: np.array(a) for name, a in getattr(model, kind).items()} or None
-    if data["class"] == "GatedCharRNN":
-        data["dropout"], data["rng"] = model.dropout, rng_json(model._rng)
     return data
 
 
 def from_model_data(data: dict):
-    """The model model_data describes."""
-    kw = dict(optimizer=data["optimizer"], moment=data["moment"],
-              adam_steps=data["adam_steps"], dtype=data["dtype"])
-    if data["class"] == "GatedCharRNN":
-        from .gated import GatedCharRNN
-        model = GatedCharRNN.from_params(data["params"], data["memory"], data["dropout"], **kw)
-        model._rng = restore_rng(data["rng"])
-        return model
+    """The model model_data describes (also as written before one class held
+    every cell: "class" GatedCharRNN, no "cell")."""
     from .model import CharRNN
-    return CharRNN.from_params(data["params"], data["memory"], **kw)
+    model = CharRNN.from_params(data["params"], data["memory"], data.get("dropout", 0.0),
+                                cell=data.get("cell"), optimizer=data["optimizer"],
+                                moment=data["moment"], adam_steps=data["adam_steps"],
+                                dtype=data["dtype"])
+    if "rng" in data:
+        model._rng = restore_rng(data["rng"])
+    return model
 
 
 def reduce_model(model):

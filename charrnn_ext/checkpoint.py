@@ -13,7 +13,7 @@ pickle), so loading a file from a stranger cannot run code. Members:
                                    Wxh (H,D) and embed (V,D)
     memory.<name>     float64      the Adagrad memory (Adam's second moment), same shapes
     moment.<name>     float64      Adam's first moment, same shapes (Adam only; version 3)
-                                   a gated model (charrnn_ext.gated): PyTorch's names, whence
+                                   a gated or stacked model: PyTorch's names, whence
                                    its cell and layers (weight_ih_l0, ..., Why, by[, embed])
     hidden            float64 (H, B) hidden states carried into the next step (gated: (S, B)),
                                    one column per stream (version 1: (H,))
@@ -68,15 +68,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import cells
 from ._ckptagree import check_agreement, setting
 from ._cli import fraction
 from ._ckptfile import check_member, describe, max_file_size, read_arrays, write_atomic
 from ._rngstate import restore_rng, rng_json
 from .defaults import SEQ_LENGTH
-from .gated import MAX_LAYERS, GatedCharRNN
 from .model import _MAX_ELEMENTS, CharRNN
-from .spec import EMBED, param_names
 from .reference_gated import param_names as gated_param_names
+from .spec import EMBED, MAX_LAYERS, param_names
 from .vocab import _MAX_CODE_POINT, Vocab
 
 FORMAT_NAME = "charrnn_ext checkpoint"
@@ -234,9 +234,10 @@ def _arrays(ckpt: Checkpoint) -> dict:
             "interval_loss": float(ckpt.interval_loss),
             "interval_steps": int(ckpt.interval_steps),
             "adam_steps": int(model.adam_steps),
+            "cell": model.cell,
             **({"lr_from": [int(ckpt.lr_from[0]), float(ckpt.lr_from[1])]}
                if ckpt.lr_from is not None else {}),
-            **({"dropout_rng": rng_json(model._rng)} if isinstance(model, GatedCharRNN) else {}),
+            **({"dropout_rng": rng_json(model._rng)} if not model.minchar else {}),
         }),
         "rng_state": _json_array(rng_json(ckpt.rng)),
         "hyperparameters": _json_array(ckpt.hyperparameters),
@@ -435,12 +436,15 @@ def _parse(arrays: dict) -> Checkpoint:
     kw = dict(optimizer="adam" if adam else "adagrad", moment=moment, adam_steps=adam_steps)
     dtype = "float32" if params["weight_hh_l0" if gated else "Whh"].dtype == np.float32 \
         else "float64"   # as saved
-    if gated:
-        dropout = setting(_json(arrays, "hyperparameters"), "dropout", fraction, "in [0, 1)")
-        model = GatedCharRNN.from_params(params, memory, dropout or 0.0, dtype=dtype, **kw)
-        model._rng = restore_rng(state["dropout_rng"]) if "dropout_rng" in state else model._rng
-    else:
-        model = CharRNN.from_params(params, memory, dtype=dtype, **kw)
+    dropout = setting(_json(arrays, "hyperparameters"), "dropout", fraction, "in [0, 1)") \
+        if gated else 0.0
+    cell = state.get("cell")   # by name (files written before: the gate count tells it)
+    if cell is not None and (not isinstance(cell, str) or cell not in cells.CELLS):
+        raise ValueError(f"'state' cell must be one of {', '.join(cells.NAMES)}, "
+                         f"got {str(cell)[:40]!r}")
+    model = CharRNN.from_params(params, memory, dropout or 0.0, cell=cell, dtype=dtype, **kw)
+    if "dropout_rng" in state and not model.minchar:
+        model._rng = restore_rng(state["dropout_rng"])
     if model.vocab_size != len(vocab):
         raise ValueError(f"the parameters are for {model.vocab_size} characters, "
                          f"the vocabulary has {len(vocab)}")

@@ -25,7 +25,7 @@ vocab_size, dtype, vocab (a JSON list of the characters in id order).
 """
 from __future__ import annotations
 
-from . import _loading
+from . import _loading, cells
 
 with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
     import argparse
@@ -37,7 +37,6 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
 
     from . import __version__
     from ._cli import ArgumentParser, CLIError, prog_name, run
-    from .gated import GatedCharRNN
     from .model import CharRNN
 
 # The formats, by the output's extension (lower case): what writes each.
@@ -45,17 +44,17 @@ FORMATS = {".safetensors": "safetensors", ".onnx": "onnx"}
 
 
 def state_dict(model) -> dict:
-    """{torch name: array in the model's dtype} of a CharRNN or GatedCharRNN."""
-    if isinstance(model, GatedCharRNN):
+    """{torch name: array in the model's dtype} of a CharRNN."""
+    if not isinstance(model, CharRNN):
+        raise TypeError(f"expected a CharRNN, got {type(model).__name__}")
+    if not model.minchar:
         out = {f"rnn.{name}": np.array(a) for name, a in model.params.items()
                if name not in ("Why", "by", "embed")}
-    elif isinstance(model, CharRNN):
+    else:
         p = model.params
         out = {"rnn.weight_ih_l0": np.array(p["Wxh"]), "rnn.weight_hh_l0": np.array(p["Whh"]),
                "rnn.bias_ih_l0": np.array(p["bh"]).reshape(-1),
                "rnn.bias_hh_l0": np.zeros(model.hidden_size)}
-    else:
-        raise TypeError(f"expected a CharRNN, got {type(model).__name__}")
     if "embed" in model.params:
         out["embed.weight"] = np.array(model.params["embed"])
     out["out.weight"] = np.array(model.params["Why"])
@@ -66,7 +65,7 @@ def state_dict(model) -> dict:
 def layers_of(model) -> tuple[int, int]:
     """(L, K): the model's layers and the vectors per layer in its state
     (2 for an LSTM: h then c; else 1). A stream's state is (L*K*H,)."""
-    return getattr(model, "num_layers", 1), 2 if getattr(model, "cell", "rnn") == "lstm" else 1
+    return model.num_layers, cells.CELLS[model.cell].state_rows
 
 
 def stream_state(model, state=None) -> np.ndarray:

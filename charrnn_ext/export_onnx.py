@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .cells import CELLS
 from .export import layers_of, metadata, state_dict, stream_state
 
 OPSET = 17          # Scan-16, Shape-15 (start/end), Split-13 (sizes as an input)
 IR_VERSION = 8      # the IR of opset 17: runtimes from onnxruntime 1.13 on read it
 MAX_BYTES = 2**31 - 2**24   # one protobuf message (the weights inline) stays under 2 GiB
 RECURRENCES = ("operators", "scan")
-_ONNX_ORDER = {"rnn": [0], "lstm": [0, 3, 1, 2], "gru": [1, 0, 2]}   # PyTorch's gate blocks
 
 
 class _Graph:
@@ -74,7 +74,7 @@ def _layer_weights(params: dict, k: int, D: int):
 
 def _onnx_gates(a: np.ndarray, cell: str, H: int) -> np.ndarray:
     """PyTorch's gate blocks (rows of H) of ``a`` in ONNX's order."""
-    return np.concatenate([a[g * H:(g + 1) * H] for g in _ONNX_ORDER[cell]], axis=0)
+    return np.concatenate([a[g * H:(g + 1) * H] for g in CELLS[cell].onnx_order], axis=0)
 
 
 def _first_input(g: _Graph, params: dict, ids_t: str, V: int, D: int, projected: bool) -> str:
@@ -106,7 +106,7 @@ def _operator_layers(g: _Graph, cell: str, params: dict, x: str, starts: list, L
                   g.const(f"B_l{k}", np.concatenate([_onnx_gates(bi, cell, H),
                                                      _onnx_gates(bh, cell, H)])[None]),
                   "", starts[k * K]] + ([starts[k * K + 1]] if K == 2 else [])
-        op_type = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[cell]
+        op_type = CELLS[cell].torch_module   # ONNX's RNN, LSTM, GRU: the same names
         attrs = {"linear_before_reset": 1} if cell == "gru" else {}
         outs = g.op(op_type, inputs, n_out=1 + K, hidden_size=H, **attrs)
         x = g.op("Squeeze", [outs[0], g.const("axis1", [1], np.int64)])   # [T, B, H]
@@ -124,7 +124,7 @@ def _scan_body(g: _Graph, cell: str, params: dict, L: int, K: int, H: int, D: in
     p = "step_p"
     # the weights are the outer graph's initializers (a body sees the outer scope)
     if cell != "rnn":
-        split = g.const("split", [H] * (4 if cell == "lstm" else 3), np.int64)
+        split = g.const("split", [H] * CELLS[cell].gates, np.int64)
     if cell == "gru":
         one = g.const("one", 1.0)
     new, x = [], None

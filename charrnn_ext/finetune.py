@@ -85,10 +85,10 @@ def describe(ckpt: Checkpoint, vocab: Vocab, name: str | None = None) -> str:
 def _fresh_params(model, V: int, seed, init: str) -> dict:
     """Parameters of ``model``'s shape for a vocabulary of V, as its initialisation draws them."""
     D = model.embedding_size
-    if isinstance(model, CharRNN):
+    if model.minchar:
         return init_params(V, model.hidden_size, seed, D, init)
     return reference_gated.init_params(model.cell, V, model.hidden_size, model.num_layers,
-                                       seed, D)
+                                       seed, D, init)
 
 
 def grown_params(model, old: Vocab, new: Vocab, seed=None, init: str = "min-char-rnn") -> dict:
@@ -127,8 +127,6 @@ def start_model(ckpt: Checkpoint, vocab: Vocab, settings: dict):
                          f"({_shown(lost)}): a grown vocabulary holds all of them (grown_vocab)")
     params = model.params if vocab == ckpt.vocab else \
         grown_params(model, ckpt.vocab, vocab, settings["seed"], settings["init"])
-    if isinstance(model, CharRNN):
-        return CharRNN.from_params(params, optimizer=settings["optimizer"], dtype=model.dtype)
-    from .gated import GatedCharRNN
-    return GatedCharRNN.from_params(params, dropout=settings["dropout"], seed=settings["seed"],
-                                    optimizer=settings["optimizer"], dtype=model.dtype)
+    return CharRNN.from_params(params, dropout=0.0 if model.minchar else settings["dropout"],
+                               seed=settings["seed"], cell=model.cell,
+                               optimizer=settings["optimizer"], dtype=model.dtype)

@@ -21,9 +21,10 @@ h_k * (u >= p) / (1 - p), u = uniforms[k, t, b] (H,) drawn by the caller.
 """
 import numpy as np
 
-from .defaults import CLIP
+from .cells import CELLS as _CELLS
+from .defaults import CLIP, INIT_SCALE
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+GATES = {name: cell.gates for name, cell in _CELLS.items()}
 
 
 def param_names(num_layers: int, embedding_size: int = 0) -> list:
@@ -51,20 +52,26 @@ def param_shapes(cell: str, vocab_size: int, hidden_size: int, num_layers: int,
 
 
 def init_params(cell: str, vocab_size: int, hidden_size: int, num_layers: int,
-                seed=None, embedding_size: int = 0) -> dict:
-    """PyTorch's initialisation: every array uniform in [-1/sqrt(H), 1/sqrt(H)]
-    (nn.LSTM's, and nn.Linear(H, V)'s), the embedding standard normal
-    (nn.Embedding's), drawn in storage order from np.random.default_rng(seed)."""
+                seed=None, embedding_size: int = 0, init: str = "pytorch") -> dict:
+    """PyTorch's initialisation ("pytorch"): every array uniform in [-1/sqrt(H),
+    1/sqrt(H)] (nn.LSTM's, and nn.Linear(H, V)'s), the embedding standard normal
+    (nn.Embedding's), drawn in storage order from np.random.default_rng(seed).
+    "min-char-rnn": the weights standard normal * INIT_SCALE, the biases zero,
+    the embedding standard normal, drawn in storage order from the same."""
     rng = np.random.default_rng(seed)
     bound = 1.0 / np.sqrt(hidden_size)
     shapes = param_shapes(cell, vocab_size, hidden_size, num_layers, embedding_size)
+    if init == "min-char-rnn":
+        return {name: (rng.standard_normal(shape) * (1.0 if name == "embed" else INIT_SCALE)
+                       if len(shape) == 2 else np.zeros(shape))
+                for name, shape in shapes.items()}
     return {name: (rng.standard_normal(shape) if name == "embed"
                    else rng.uniform(-bound, bound, shape)) for name, shape in shapes.items()}
 
 
 def state_size(cell: str, hidden_size: int, num_layers: int) -> int:
     """S, the rows of a state: L*H, or L*2*H for the LSTM (h and c per layer)."""
-    return num_layers * hidden_size * (2 if cell == "lstm" else 1)
+    return num_layers * hidden_size * _CELLS[cell].state_rows
 
 
 def sigmoid(x):
@@ -119,7 +126,7 @@ def stream_lossFun(cell, L, inputs, targets, state, params, p=0.0, uniforms=None
     inputs, targets (T,) ids; state (S, 1); uniforms (L-1, T, H) or None."""
     V, H = params["Why"].shape
     T = len(inputs)
-    K = 2 if cell == "lstm" else 1
+    K = _CELLS[cell].state_rows
     st = np.asarray(state, dtype=np.float64).reshape(L, K, H, 1)
     hs = {(k, -1): st[k, 0].copy() for k in range(L)}
     cs = {(k, -1): (st[k, 1].copy() if K == 2 else np.zeros((H, 1))) for k in range(L)}

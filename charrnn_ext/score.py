@@ -159,12 +159,7 @@ def static_bits(model, ids: np.ndarray, h0, bounds=None) -> np.ndarray:
 def adaptable(model):
     """A copy of ``model`` that dynamic evaluation may train: the same
     weights and optimizer state, dropout off."""
-    if getattr(model, "dropout", 0.0):
-        from .gated import GatedCharRNN
-        return GatedCharRNN.from_params(model.params, model.memory, 0.0,
-                                        optimizer=model.optimizer, moment=model.moment or None,
-                                        adam_steps=model.adam_steps, dtype=model.dtype)
-    return model.copy()
+    return model.copy(dropout=0.0)
 
 
 def default_rate(ckpt) -> float:

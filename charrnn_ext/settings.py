@@ -118,7 +118,8 @@ SETTINGS = _table(
                   "float32's precision)"),
     init=Setting(d.INIT, _choice(INITS), "NAME",
                  "initial weights: min-char-rnn (randn * 0.01, zero biases) or pytorch (as "
-                 "nn.Embedding, nn.RNN and nn.Linear initialise)"),
+                 "nn.Embedding, nn.RNN/LSTM/GRU and nn.Linear initialise); an LSTM, a GRU or "
+                 "stacked layers start from pytorch's unless this is given"),
     iters=Setting(d.ITERS, positive_int, "N",
                   "total iterations to reach, counted from the start of training, so a resumed "
                   "run stops where a straight one would"),
@@ -216,6 +217,8 @@ def complete(given: dict | None = None, stored: dict | None = None,
     defaults = dict(RECIPES[recipe])
     out.setdefault("optimizer", defaults["optimizer"])
     defaults["learning_rate"] = recipe_rate(recipe, out["optimizer"])
+    if (out.get("cell", "rnn"), out.get("num_layers", 1)) != ("rnn", 1):
+        defaults["init"] = "pytorch"   # min-char-rnn's init is for its own model only
     for name, setting in SETTINGS.items():
         out.setdefault(name, defaults.get(name, setting.default))
     return {name: out[name] for name in SETTINGS}

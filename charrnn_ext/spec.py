@@ -2,6 +2,7 @@
 parameter names, their shapes and initialisations (one place each)."""
 import numpy as np
 
+from .cells import NAMES as CELLS  # noqa: F401 (the recurrent cells: charrnn_ext.cells)
 from .defaults import INIT_SCALE
 
 # The parameter names, in the seed's order; a model with an input embedding
@@ -12,7 +13,6 @@ EMBED = "embed"
 INITS = ("min-char-rnn", "pytorch")   # init_params' schemes
 OPTIMIZERS = ("adagrad", "adam")
 DTYPES = ("float64", "float32")      # what a model computes in (float64: the reference)
-CELLS = ("rnn", "lstm", "gru")       # the recurrent cells (charrnn_ext.gated: "rnn" is tanh)
 MAX_LAYERS = 16     # stacked layers at most (a checkpoint lists the members of this many)
 
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import warnings
 
-from .gated import CELLS, MAX_LAYERS
+from .cells import CELLS
+from .spec import MAX_LAYERS
 
 _DTYPES = ("float32", "float64")
 
@@ -65,7 +66,7 @@ def expected_shapes(arch: dict) -> dict:
                "embed.weight" if n == "embed" else f"rnn.{n}"): s
               for n, s in param_shapes(cell, V, H, L, D).items()}
     shapes["state.h"] = (L, 1, H)
-    if cell == "lstm":
+    if "c" in CELLS[cell].state_parts:
         shapes["state.c"] = (L, 1, H)
     return shapes
 
@@ -82,7 +83,7 @@ def _module_class():
 
         def __init__(self, cell: str, V: int, H: int, L: int, D: int, vocab: str):
             super().__init__()
-            kind = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+            kind = getattr(torch.nn, CELLS[cell].torch_module)
             if D:
                 self.embed = torch.nn.Embedding(V, D)
             self.rnn = kind(D or V, H, num_layers=L, batch_first=True)
@@ -158,7 +159,7 @@ def load(path, device=None):
         tensors["state.h"] = zeros
         tensors["state.c"] = zeros.clone()
     state = tensors["state.h"]
-    if arch["cell"] == "lstm":
+    if "c" in CELLS[arch["cell"]].state_parts:
         state = (state, tensors["state.c"])
     if device is not None:
         model = model.to(device)

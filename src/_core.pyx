@@ -31,13 +31,13 @@ composition; then the checked Python face.
     core/datapass.pxi   min-char-rnn's data pass (next_chunk)
     core/model.pxi      model_forward / model_backward / model_update, model_train
     core/pipeline.pxi   the pipelined steps over two threads (Sync)
-    core/workspace.pxi  Workspace: buffers and entry points
+    core/workspace.pxi  TanhWorkspace: min-char-rnn's layer: buffers and entry points
     core/storage.pxi    Storage and the id helpers
     core/lstm.pxi       lstm_forward / lstm_backward (one step, elementwise)
     core/gru.pxi        gru_forward / gru_backward (one step, elementwise)
     core/stack.pxi      the Stack (gated and stacked models): layout, stack_*
     core/layer.pxi      layer_forward / layer_backward (groups of streams, pieces)
-    core/gated_workspace.pxi  GatedWorkspace: the Stack's buffers and entry points
+    core/gated_workspace.pxi  StackWorkspace: the Stack's buffers and entry points
 
 Invariants the kernels rely on:
   * ids are in [0, V): the Python layer (charrnn_ext.model) validates every

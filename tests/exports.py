@@ -11,12 +11,12 @@ import os
 import numpy as np
 import pytest
 
-from charrnn_ext import CharRNN, Checkpoint, Vocab
+from charrnn_ext import CharRNN, Checkpoint, Vocab, cells
 
 # Every kind of model an export must carry (export's tables): cell x layers x
 # input embedding (0: one-hot) x dtype; ("rnn", 1, ...) is min-char-rnn's CharRNN.
 MODEL_KINDS = [pytest.param(cell, L, D, dtype, id=f"{cell}-L{L}-D{D}-{dtype}")
-               for cell in ("rnn", "lstm", "gru") for L in (1, 2) for D in (0, 6)
+               for cell in cells.NAMES for L in (1, 2) for D in (0, 6)
                for dtype in ("float64", "float32")]
 
 

@@ -13,11 +13,11 @@ import functools
 import numpy as np
 import pytest
 
-from charrnn_ext import CharRNN, Checkpoint, Vocab
+from charrnn_ext import CharRNN, Checkpoint, Vocab, cells
 
 from conftest import sentence_text
 
-CELLS = ("rnn", "lstm", "gru")
+CELLS = cells.NAMES
 DTYPES = ("float64", "float32")
 SHAPES = {"1x-onehot": (1, 0), "2x-embed5": (2, 5)}   # (layers, embedding width)
 # (cell, dtype, shape); ("rnn", "float64", "1x-onehot") is min-char-rnn's own model

@@ -188,14 +188,16 @@ def test_a_bad_id_where_the_steps_read_is_refused_and_elsewhere_ignored():
     assert same_model(m, after)
 
 
-def test_the_core_checks_each_chunk_it_copies():
+@pytest.mark.parametrize("cell, L", [("rnn", 1), ("lstm", 1), ("gru", 2)])
+def test_the_core_checks_each_chunk_it_copies(cell, L):
     """The core's own checks of what it reads (the Python layer hands it a
     checked private window, so they are a second line): an id outside
-    [0, V) stops it before that chunk; so does a chunk outside the window."""
-    m = CharRNN(10, 8, seed=0)
+    [0, V) stops it before that chunk; so does a chunk outside the window.
+    The same data pass for min-char-rnn's kernels and the stack's."""
+    m = CharRNN(10, 8, seed=0, cell=cell, num_layers=L)
     ids = (np.arange(100) % 10).astype(np.int32)
     ids[33] = 99
-    h = np.zeros((1, 8))
+    h = np.zeros((m.state_size // 8, 1, 8))
     losses = np.empty(20)
     done, position, bad = m._workspace.train(ids.reshape(1, -1), 0, 100, 0, h, 5, 0.1, losses)
     assert (done, bad) == (6, 33)      # chunks 0..5 end at 30; chunk 6 reads 30..35

@@ -1,5 +1,5 @@
 """Decoding beyond temperature: top-k and top-p (nucleus) draws in the core
-(CharRNN.sample / GatedCharRNN.sample against reference.sample, the drawn
+(CharRNN.sample / CharRNN.sample against reference.sample, the drawn
 ids always in the kept set, top-k 1 and a tiny top-p exactly greedy), and
 charrnn-sample's --top-k, --top-p, --stop, --num-samples and --prime-file
 (with charrnn_ext.sample.generate and generate_samples)."""
@@ -88,11 +88,7 @@ def test_tied_logits_rank_by_id_in_the_core(cell, dtype):
     params["Why"][7] = params["Why"][3]
     params["by"][...] = 0.0
     params["by"][3] = params["by"][7] = 3.0
-    if cell == "rnn":
-        model = CharRNN.from_params(params, dtype=dtype)
-    else:
-        from charrnn_ext.gated import GatedCharRNN
-        model = GatedCharRNN.from_params(params, dtype=dtype)
+    model = CharRNN.from_params(params, dtype=dtype)
     h = rng.uniform(-0.5, 0.5, (model.state_size, 1))
     assert set(model.sample(h, 0, 50, temperature=0).tolist()) == {3}
     assert set(model.sample(h, 0, 50, 1.0, 1, top_k=1).tolist()) == {3}

@@ -81,12 +81,12 @@ def test_dropout_is_off_while_scoring():
     """A model trained with dropout scores deterministically (the adapted copy has none)."""
     ckpt = small_checkpoint(("lstm", "float64", "2x-embed5"))
     params = {k: np.array(v) for k, v in ckpt.model.params.items()}
-    from charrnn_ext.gated import GatedCharRNN
-    ckpt.model = GatedCharRNN.from_params(params, dropout=0.5, seed=1)
+    from charrnn_ext.model import CharRNN
+    ckpt.model = CharRNN.from_params(params, dropout=0.5, seed=1)
     dyn = Dynamic(0.01, 20)
     a, b = (score_text(ckpt, TEXT, dynamic=dyn).bits for _ in range(2))
     assert a == b
-    plain = GatedCharRNN.from_params(params)
+    plain = CharRNN.from_params(params)
     ids, h0 = ckpt.vocab.encode(TEXT), ckpt.hidden[:, :1]
     assert np.array_equal(dynamic_bits(plain, ids, h0, dyn), dynamic_bits(ckpt.model, ids, h0, dyn))
 

@@ -9,14 +9,14 @@ import charrnn_ext
 from charrnn_ext import CharRNN, load_checkpoint, reference_gated as R
 from charrnn_ext.checkpoint import Checkpoint, save_checkpoint
 from charrnn_ext._dispatch import core32
-from charrnn_ext.gated import GatedCharRNN
+from charrnn_ext.model import CharRNN
 from charrnn_ext.vocab import Vocab
 
 from conftest import assert_close, assert_reads_alike, worst_difference_error
 
 pytestmark = pytest.mark.skipif(core32 is None, reason="the float32 core is not built")
 F32 = 1e-4        # float32 rounding (eps 1.2e-7) accumulated over a chunk and the gates
-CELLS = ("rnn", "lstm", "gru")
+from charrnn_ext.cells import NAMES as CELLS  # noqa: E402
 
 
 def problem(cell, V, H, T, B, L, D=0, seed=0, scale=1.5):
@@ -35,8 +35,8 @@ def test_float32_agrees_with_float64(cell, V, H, T, B, L, D):
     the recurrence in groups of streams (B 40) and in pieces (B 15, H 384)."""
     params, x, y, state, rng = problem(cell, V, H, T, B, L, D)
     u = rng.random((L - 1, T, B, H)) if L > 1 else None
-    f64 = GatedCharRNN.from_params(params, dropout=0.3)
-    f32 = GatedCharRNN.from_params(params, dropout=0.3, dtype="float32")
+    f64 = CharRNN.from_params(params, dropout=0.3)
+    f32 = CharRNN.from_params(params, dropout=0.3, dtype="float32")
     assert f32.dtype == np.float32 and f32.params["weight_hh_l0"].dtype == np.float32
     assert "float32" in repr(f32)
     loss64, g64, s64 = f64.loss_and_grads(x, y, state, uniforms=u)
@@ -57,9 +57,9 @@ def test_float32_agrees_with_float64(cell, V, H, T, B, L, D):
 def test_float32_gradients_match_finite_differences(cell):
     """The float32 core's own gradients against central differences of its own loss."""
     params, x, y, state, rng = problem(cell, 7, 5, 4, 2, 2, D=3, scale=1.0)
-    _, grads, _ = GatedCharRNN.from_params(params, dtype="float32").loss_and_grads(x, y, state)
+    _, grads, _ = CharRNN.from_params(params, dtype="float32").loss_and_grads(x, y, state)
     def loss_at():
-        return GatedCharRNN.from_params(params, dtype="float32").loss(x, y, state)
+        return CharRNN.from_params(params, dtype="float32").loss(x, y, state)
 
     worst = worst_difference_error(params, grads, loss_at, 1e-2, 4, rng)
     assert worst < 3e-3, worst
@@ -99,8 +99,8 @@ def test_float32_training_follows_float64(cell):
 @pytest.mark.parametrize("cell", CELLS)
 def test_float32_sample_advance_trace_agree_with_float64(cell):
     params, _, _, _, _ = problem(cell, 30, 16, 1, 1, 2, D=6, scale=1.0)
-    a = GatedCharRNN.from_params(params)
-    b = GatedCharRNN.from_params(params, dtype="float32")
+    a = CharRNN.from_params(params)
+    b = CharRNN.from_params(params, dtype="float32")
     assert_reads_alike(a, b, np.arange(60) % 30, F32)
 
 
@@ -127,7 +127,7 @@ def test_float32_gated_refusals():
     params = R.init_params("lstm", 5, 4, 1, 0)
     params["weight_hh_l0"][0, 0] = 1e39          # beyond float32: inf after the cast
     with pytest.raises(ValueError, match="finite"):
-        GatedCharRNN.from_params(params, dtype="float32")
+        CharRNN.from_params(params, dtype="float32")
     model = CharRNN(5, 4, cell="gru", dtype="float32")
     with pytest.raises(ValueError, match="NaN or infinite"):
         model.advance([1, 2], np.full(4, 1e39))

@@ -10,11 +10,11 @@ import pytest
 
 import charrnn_ext
 from charrnn_ext import CharRNN, reference_gated as R
-from charrnn_ext.gated import GatedCharRNN
+from charrnn_ext.model import CharRNN
 
 from conftest import worst_difference_error
 
-CELLS = ("rnn", "lstm", "gru")
+from charrnn_ext.cells import NAMES as CELLS  # noqa: E402
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -25,7 +25,7 @@ def test_gradients_match_finite_differences(cell, L, B, dropout, D):
     rng = np.random.default_rng(5)
     params = {n: a * (1.5 if n != "embed" else 0.5)
               for n, a in R.init_params(cell, V, H, L, 5, D).items()}
-    model = GatedCharRNN.from_params(params, dropout=dropout)
+    model = CharRNN.from_params(params, dropout=dropout)
     x, y = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
     state = rng.normal(size=(model.state_size, B)) * 0.5
     u = rng.random((L - 1, T, B, H)) if dropout and L > 1 else None

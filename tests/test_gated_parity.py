@@ -9,11 +9,11 @@ import pytest
 
 from charrnn_ext import CharRNN, reference_gated as R
 from charrnn_ext.defaults import ADAGRAD_EPS
-from charrnn_ext.gated import GatedCharRNN
+from charrnn_ext.model import CharRNN
 
 from conftest import RTOL, TRAIN_RTOL, assert_close, same_loss
 
-CELLS = ("rnn", "lstm", "gru")
+from charrnn_ext.cells import NAMES as CELLS  # noqa: E402
 # (V, H, T, B, L): the shapes, incl. T = 1, H = 1, one and many streams, 3 layers,
 # and B >= 2 (blocked recurrence) next to B = 1 (matvec); B 40 and 48: the
 # recurrence in groups of streams (2 and 3), the weight gradients and the
@@ -29,7 +29,7 @@ def problem(cell, V, H, T, B, L, seed=0, scale=2.0, dropout=0.0, D=0):
     chunk (B, T), a random state (S, B)."""
     rng = np.random.default_rng(seed)
     params = {n: a * scale for n, a in R.init_params(cell, V, H, L, seed, D).items()}
-    model = GatedCharRNN.from_params(params, dropout=dropout)
+    model = CharRNN.from_params(params, dropout=dropout)
     x, y = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
     state = rng.normal(size=(R.state_size(cell, H, L), B)) * 0.5
     return model, params, x, y, state, rng
@@ -108,7 +108,7 @@ def test_adam_steps(cell):
     V, H, T, B, L, lr = 8, 6, 7, 3, 2, 0.01
     rng = np.random.default_rng(3)
     params = R.init_params(cell, V, H, L, 3)
-    model = GatedCharRNN.from_params(params, optimizer="adam")
+    model = CharRNN.from_params(params, optimizer="adam")
     moment = {n: np.zeros_like(a) for n, a in params.items()}
     memory = {n: np.zeros_like(a) for n, a in params.items()}
     state = ref_state = None
@@ -179,7 +179,7 @@ def test_default_is_min_char_rnn():
     assert type(CharRNN(5, 4, 0)) is CharRNN
     assert type(CharRNN(5, 4, 0, cell="rnn", num_layers=1)) is CharRNN
     model = CharRNN(5, 4, 0, cell="gru", num_layers=1)
-    assert isinstance(model, GatedCharRNN) and model.cell == "gru"
+    assert isinstance(model, CharRNN) and model.cell == "gru"
     with pytest.raises(ValueError):
         CharRNN(5, 4, 0, cell="transformer")
     with pytest.raises(ValueError):

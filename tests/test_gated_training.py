@@ -12,7 +12,7 @@ import charrnn_ext
 
 from charrnn_ext import CharRNN, Vocab, training
 from charrnn_ext.checkpoint import load_checkpoint, save_checkpoint
-from charrnn_ext.gated import GatedCharRNN
+from charrnn_ext.model import CharRNN
 from charrnn_ext.grid import expand, parse_grid, run_name, sweepable_settings
 from charrnn_ext.sample import generate_blocks
 
@@ -45,7 +45,7 @@ def test_a_run_is_model_train(cell, L, dropout):
                     optimizer="adam", embedding_size=64)
     _, hidden, position = model.train(ids[:ids.size - int(ids.size * 0.05)], 60, 12,
                                       learning_rate=s["learning_rate"], streams=2)
-    assert isinstance(run.model, GatedCharRNN) and run.model.cell == cell
+    assert isinstance(run.model, CharRNN) and run.model.cell == cell
     assert same_params(run.model, model)
     assert np.array_equal(run.hidden, hidden) and run.position == position
     assert run.hidden.shape == (model.state_size, 2)

@@ -1,6 +1,6 @@
-# GatedWorkspace: a stacked or gated model's flat buffers, its work buffers, and its checked entry points.
+# StackWorkspace: a stacked or gated model's flat buffers, its work buffers, and its checked entry points.
 #
-# Like Workspace (workspace.pxi) for the Stack (stack.pxi): every array it is
+# Like TanhWorkspace (workspace.pxi) for the Stack (stack.pxi): every array it is
 # handed has been validated by charrnn_ext.gated (ids in [0, V), shapes,
 # C-contiguous in the build's real type, finite); it fills the plain-C Stack
 # and runs the kernels with the GIL released. Layouts: ids (T, B) time-major; states
@@ -11,7 +11,7 @@
 CELLS = {"rnn": CELL_TANH, "lstm": CELL_LSTM, "gru": CELL_GRU}
 
 
-cdef class GatedWorkspace:
+cdef class StackWorkspace:
     """Parameters, memory and gradients of an L-layer model with cell "rnn"
     (tanh), "lstm" or "gru", each one flat array of reals (float64; float32
     in _core32) in the layout of layout() (the parameters of PyTorch's
@@ -151,7 +151,56 @@ cdef class GatedWorkspace:
             raise ValueError("dropout uniforms must have shape (L-1, T, B, H)")
         return &flat[0]
 
+    cdef Update update(self, f64 learning_rate) noexcept:
+        """The update's hyperparameters for a call at this learning rate."""
+        cdef Update u
+        u.optimizer = ADAM if self.optimizer == "adam" else ADAGRAD
+        u.learning_rate, u.clip_bound, u.eps = learning_rate, self.clip_bound, self.eps
+        u.beta1, u.beta2 = self.beta1, self.beta2
+        u.step_size, u.root_correction = learning_rate, 1.0
+        return u
+
     # -- training: forward, backward, clip (and update) ------------------------------
+
+    def train(self, const i32[:, ::1] data, Py_ssize_t offset, Py_ssize_t part,
+              Py_ssize_t position, real[:, :, ::1] state, int T, f64 learning_rate,
+              real[::1] losses, int max_threads=0, uniforms=None):
+        """min-char-rnn's training loop for len(losses) steps in one call with
+        the GIL released (as TanhWorkspace.train, whose data pass it shares), over
+        B = state.shape[1] streams from and into state (L*K, B, H). uniforms:
+        dropout's draws (len(losses), L-1, T, B, H), or None. Returns (steps
+        done, position, the flat index into data of a bad id, -2 for a chunk
+        outside the window, or -1)."""
+        cdef int B = state.shape[1]
+        cdef Py_ssize_t k, n = losses.shape[0]
+        cdef Stack *s = &self.s
+        cdef DataPass d
+        cdef Update u = self.update(learning_rate)
+        cdef const f64[::1] flat
+        cdef const f64 *um = NULL
+        cdef i32[::1] chunk = np.empty(<Py_ssize_t> (T + 1) * B, np.int32)
+        if data.shape[0] != B or data.shape[1] < 1 or state.shape[0] != s.L * (2 if s.cell == CELL_LSTM else 1) \
+                or state.shape[2] != s.H:
+            raise ValueError("data must hold one row per stream, state (L*K, B, H)")
+        s.dropping = uniforms is not None and s.dropout > 0.0 and s.L > 1
+        if s.dropping:
+            flat = uniforms.reshape(-1)
+            if flat.shape[0] != n * (s.L - 1) * T * B * s.H:
+                raise ValueError("dropout uniforms must have shape (steps, L-1, T, B, H)")
+            um = &flat[0]
+        d.data, d.stride, d.offset = &data[0, 0], data.shape[1], offset
+        d.part, d.position, d.bad = part, position, -1
+        d.chunk = &chunk[0]
+        self.reserve(<Py_ssize_t> T * B, B)
+        if n == 0:
+            s.dropping = False
+            return 0, position, -1
+        with nogil:
+            k = stack_train(s, &d, T, B, &state[0, 0, 0], &u, um, &losses[0], n,
+                            capped_threads(max_threads))
+        s.dropping = False
+        return k, d.position, d.bad
+
 
     def loss_and_grads(self, const i32[:, ::1] inputs, const i32[:, ::1] targets,
                        real[:, :, ::1] state, uniforms=None, f64 learning_rate=0.0,
@@ -165,11 +214,7 @@ cdef class GatedWorkspace:
         cdef Stack *s = &self.s
         cdef f64 loss
         cdef real bound = <real> self.clip_bound
-        cdef Update u
-        u.optimizer = ADAM if self.optimizer == "adam" else ADAGRAD
-        u.learning_rate, u.clip_bound, u.eps = learning_rate, self.clip_bound, self.eps
-        u.beta1, u.beta2 = self.beta1, self.beta2
-        u.step_size, u.root_correction = learning_rate, 1.0
+        cdef Update u = self.update(learning_rate)
         self.reserve(<Py_ssize_t> T * B, B)
         cdef const f64 *um = self.masks(uniforms, T, B)
         with nogil:

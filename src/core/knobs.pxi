@@ -83,5 +83,5 @@ def _set_gemm_min_streams(int n):
 
 
 def loss_block_steps(int streams):
-    """Steps per block of Workspace.loss for this many streams (>= 1)."""
+    """Steps per block of TanhWorkspace.loss for this many streams (>= 1)."""
     return max(1, LOSS_BLOCK // streams)

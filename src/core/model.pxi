@@ -2,7 +2,7 @@
 #
 # A Model is plain C: sizes, pointers into the parameters, their optimiser
 # state and gradients, and into the work buffers (activations), all owned by
-# the Workspace (workspace.pxi), which fills it. Shapes (H hidden, V
+# the TanhWorkspace (workspace.pxi), which fills it. Shapes (H hidden, V
 # vocabulary, D the input embedding's width or 0 for min-char-rnn's one-hot
 # input, I = D or V the input width, N rows = T steps x B streams, time-major):
 #     Wxh (H, I)   Whh (H, H)   Why (V, H)   bh (H,)   by (V,)   embed (V, D) if D

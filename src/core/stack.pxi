@@ -2,7 +2,7 @@
 #
 # A Stack is plain C like the Model (model.pxi): sizes, the flat parameter,
 # memory and gradient buffers (their layout: layer_offset and layer_param, one definition),
-# and pointers into the work buffers the GatedWorkspace owns. Per layer k
+# and pointers into the work buffers the StackWorkspace owns. Per layer k
 # (G gates: tanh 1, lstm 4, gru 3; I_k = H for k >= 1; I_0 = V for one-hot
 # input, or D with an input embedding):
 #     W_ih (G*H, I_k)  W_hh (G*H, H)  b_ih, b_hh (G*H,)   then Why (V, H), by (V,)
@@ -35,7 +35,7 @@ cdef struct Stack:
     long long adam_steps        # Adam's updates so far
     f64 dropout                  # p; the mask of a step: (u >= p) / (1 - p)
     bint dropping               # masks in use (training with p > 0 and L > 1)
-    # work buffers (GatedWorkspace.reserve), strides per layer
+    # work buffers (StackWorkspace.reserve), strides per layer
     Py_ssize_t hs_stride, gates_stride, rows_stride
     real *WihT0                  # (V, GH): W_ih of layer 0 transposed (embed W_ih^T), per call
     real *dtable                 # (GH, V): the gradient of WihT0^T (with an embedding)
@@ -199,3 +199,41 @@ cdef void stack_update(Stack *s, const Update *u) noexcept nogil:
         clip_adam(s.params, s.moment, s.memory, s.grads, s.n_params, &a)
     else:
         clip_adagrad(s.params, s.memory, s.grads, s.n_params, u)
+
+
+cdef real stack_step(Stack *s, const i32 *x, const i32 *y, const f64 *uniforms, int T, int B,
+                     real *state, const Update *u, int threads) noexcept nogil:
+    """One training step of B streams, x and y (T, B), from and into state
+    (L*K, B, H): forward, backward, clip and update. Returns the summed loss
+    over streams (not yet their mean)."""
+    cdef real loss
+    stack_transposes(s)
+    stack_states(s, state, T, B, True)
+    loss = stack_forward(s, x, y, uniforms, T, B, threads)
+    stack_states(s, state, T, B, False)
+    stack_backward(s, x, y, T, B, threads)
+    stack_update(s, u)
+    return loss
+
+
+cdef Py_ssize_t stack_train(Stack *s, DataPass *d, int T, int B, real *state, const Update *u,
+                            const f64 *uniforms, real *losses, Py_ssize_t n,
+                            int threads) noexcept nogil:
+    """Up to n training steps over d's chunks (min-char-rnn's data pass, as
+    model_train), from and into state (L*K, B, H), zeroed where the pass
+    wraps. uniforms: dropout's draws, (n, L-1, T, B, H), or NULL. losses[k]
+    = the mean over streams of step k's summed loss. Stops after a step whose
+    loss is not finite, or before a chunk with a bad id (d.bad). Returns the
+    number of steps done."""
+    cdef Py_ssize_t k = 0, per_step = <Py_ssize_t> (s.L - 1) * T * B * s.H
+    cdef int K = 2 if s.cell == CELL_LSTM else 1
+    while k < n:
+        if not next_chunk(d, T, B, s.V, state, s.L * K * s.H):   # state: B rows of L*K*H
+            break
+        losses[k] = stack_step(s, d.x, d.y, uniforms + k * per_step if uniforms != NULL
+                               else NULL, T, B, state, u, threads) / B
+        d.position += T
+        k += 1
+        if not finite(losses[k - 1]):
+            break
+    return k

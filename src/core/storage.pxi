@@ -58,7 +58,7 @@ def first_invalid_id(const i32[::1] ids, int vocab_size):
     return bad
 
 
-# -- the ids Workspace.train reads ----------------------------------------------
+# -- the ids TanhWorkspace.train reads ----------------------------------------------
 
 ctypedef fused id_t:
     signed char
@@ -93,7 +93,7 @@ def copy_window(const id_t[:] ids, Py_ssize_t streams, Py_ssize_t part, Py_ssize
                 Py_ssize_t width, long long vocab_size):
     """A new C-contiguous int32 (streams, width) array: row b = ids[b * part +
     offset : b * part + offset + width], an id outside [0, vocab_size) stored
-    as -1 (Workspace.train stops at it if it reads it). Raises ValueError if
+    as -1 (TanhWorkspace.train stops at it if it reads it). Raises ValueError if
     ids holds fewer than streams * part."""
     cdef Py_ssize_t b, j
     cdef long long v

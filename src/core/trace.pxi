@@ -3,7 +3,7 @@
 # What charrnn-inspect shows: for every character read, the state after it and
 # the model's prediction of the character that follows. The recurrence is
 # rnn_step, the one definition of it (rnn.pxi), one step at a time exactly as
-# Workspace.advance runs it, so hs[n-1] is bit for bit advance's state; the
+# TanhWorkspace.advance runs it, so hs[n-1] is bit for bit advance's state; the
 # output layer is one dgemm over all n states, then a softmax per row.
 
 

@@ -1,11 +1,11 @@
-# The Workspace: a model's arrays and work buffers, and the checked Python entry points.
+# The TanhWorkspace (min-char-rnn's layer on its own kernels): a model's arrays and work buffers, and the checked Python entry points.
 #
 # Above the nogil kernels, as scikit-learn's _cython_blas / _loss lay out:
 # each entry point takes arrays already validated by charrnn_ext.model (ids
 # in [0, V), shapes, C-contiguous REAL arrays), fills in the plain-C Model
 # (model.pxi) and runs with the GIL released. Layouts: inputs and targets
 # (T, B) time-major, h (B, H) one row per stream. One call at a time per
-# Workspace (the model's lock); work buffers grow to the largest T * B seen
+# TanhWorkspace (the model's lock); work buffers grow to the largest T * B seen
 # (reserve), never per step, and nothing is allocated within a step.
 
 cdef Tensors tensors_of(list arrays, int H, int V, int D, str what) except *:
@@ -33,7 +33,7 @@ cdef Tensors tensors_of(list arrays, int H, int V, int D, str what) except *:
     return out
 
 
-cdef class Workspace:
+cdef class TanhWorkspace:
     """A model's parameters, optimiser state and gradients (held, updated in
     place) and the work buffers of its steps; one call at a time.
 
