@@ -69,7 +69,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._ckptagree import check_agreement, setting
-from ._cli import fraction
+from ._parse import fraction
 from ._ckptfile import check_member, describe, max_file_size, read_arrays, write_atomic
 from ._rngstate import restore_rng, rng_json
 from .defaults import SEQ_LENGTH

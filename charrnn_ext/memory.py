@@ -20,7 +20,8 @@ import math
 import numpy as np
 
 from . import reference_gated
-from ._cli import available_memory, count
+from ._machine import available_memory
+from ._words import count
 from ._dispatch import core_for
 from .spec import param_shapes
 
