@@ -58,10 +58,14 @@ def _validation(ckpt) -> str:
     return f"{v:.4f} bits/char at iteration {i:,}{best}"
 
 
+# How the page names a model's cell (the cells: charrnn_ext.spec.CELLS).
+CELL = "vanilla RNN, h = tanh(Wxh x + Whh h + bh)"
+GATED_CELLS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}
+
+
 def _cell(ckpt) -> str:
     """The model's cell, layers, input and dtype, e.g. "LSTM, 2 layers (PyTorch's
     equations), x the input's embedding (width 64), float32"."""
-    from .inspect import CELL, GATED_CELLS
     model = ckpt.model
     D, L = model.embedding_size, model.num_layers
     cell = CELL if model.cell == "rnn" and L == 1 else (
