@@ -1,4 +1,4 @@
-"""The library's errors a command reports as one line: bad input (exit 2) and failures (exit 1); the commands translate them in one place (_cli.run), the library never prints or exits."""
+"""The library's errors a command reports as one line: bad input (exit 2) and failures (exit 1); the commands translate them in one place (the command layer's run), the library never prints or exits."""
 from __future__ import annotations
 
 
