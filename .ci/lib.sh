@@ -34,7 +34,7 @@ ci_stage_source() {
     local repo="$1" dest="$2"
     rm -rf "$dest" && mkdir -p "$dest/charrnn_ext"
     cp -r "$repo/setup.py" "$repo/pyproject.toml" "$repo/README.md" "$repo/src" "$repo/tests" "$dest/"
-    cp "$repo"/charrnn_ext/*.py "$dest/charrnn_ext/"
+    (cd "$repo" && find charrnn_ext -name '*.py' -exec cp --parents {} "$dest/" +)   # subpackages too
     rm -f "$dest"/src/*.c
 }
 

@@ -125,19 +125,31 @@ _EXPORTS = {
 __all__ = [*_EXPORTS, "__version__"]
 
 
+def _submodule_getattr(package: str):
+    """A package's ``__getattr__`` (this one's, and each subpackage's): a
+    submodule on first use, as if the package had imported it."""
+    def __getattr__(name):
+        import importlib
+        if not name.startswith("__"):
+            try:
+                return importlib.import_module(f"{package}.{name}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{package}.{name}":
+                    raise
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    return __getattr__
+
+
+_submodule = _submodule_getattr(__name__)
+
+
 def __getattr__(name):
     import importlib
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
         globals()[name] = value
         return value
-    if not name.startswith("__"):  # a submodule, as if the package imported it
-        try:
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _submodule(name)
 
 
 def __dir__():

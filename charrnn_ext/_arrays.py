@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ._dispatch import core_for, cores
+from .spec import check_real_dtype
 
 
 _MAX_ELEMENTS = 2**31 - 1  # the core indexes matrices with C ints
@@ -45,19 +46,6 @@ def _check_size(vocab_size: int, hidden_size: int, embedding_size: int = 0) -> N
                 f"{what} = {size:,} is too large "
                 f"(the core handles matrices of up to {_MAX_ELEMENTS:,} elements)"
             )
-
-
-def check_real_dtype(dtype: np.dtype, what: str) -> None:
-    """TypeError unless ``dtype`` holds real numbers that float64 represents
-    without overflow: integers and float16/32/64. Refused: bool, complex,
-    strings, objects, records, and floats wider than float64 (a float128
-    holding 1e400 would become inf in the cast, after any finiteness check
-    made before it). The one rule for every array that becomes float64 model
-    state: from_params (params, memory), hprev, and every numeric member of a
-    checkpoint (charrnn_ext.checkpoint)."""
-    if not (dtype.kind in "iu" or (dtype.kind == "f" and dtype.itemsize <= 8)):
-        raise TypeError(f"{what} must be a real array (integers or float16/32/64), "
-                        f"got dtype {dtype}")
 
 
 def _real_array(values, what: str) -> np.ndarray:

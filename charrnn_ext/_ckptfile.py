@@ -11,8 +11,8 @@ import zipfile
 
 import numpy as np
 
-from ._cli import available_memory
-from .model import check_real_dtype
+from ._machine import available_memory
+from .spec import check_real_dtype
 
 # -- reading: what a file may hold ---------------------------------------------
 # Loading reads a file from a stranger. Its invariants, each checked before the
@@ -20,7 +20,7 @@ from .model import check_real_dtype
 # device never ends) of at most max_file_size(limits) bytes; every member is
 # one the format defines (``limits``: name -> the most bytes its data may
 # take), stored uncompressed, with a .npy header whose dtype is real
-# (model.check_real_dtype) or a string and whose shape needs exactly the
+# (spec.check_real_dtype) or a string and whose shape needs exactly the
 # member's declared size, within the member's limit; and the declared sizes
 # add up to at most the file's size (no two members share bytes). So nothing
 # is decompressed, and loading allocates about the file's size, in time

@@ -32,6 +32,8 @@ import math
 
 import numpy as np
 
+from .cells import CELLS, MINCHAR_EQUATIONS
+
 FORMAT = 1
 
 
@@ -61,11 +63,10 @@ def _validation(ckpt) -> str:
 def _cell(ckpt) -> str:
     """The model's cell, layers, input and dtype, e.g. "LSTM, 2 layers (PyTorch's
     equations), x the input's embedding (width 64), float32"."""
-    from .inspect import CELL, GATED_CELLS
     model = ckpt.model
     D, L = model.embedding_size, model.num_layers
-    cell = CELL if model.cell == "rnn" and L == 1 else (
-        f"{GATED_CELLS[model.cell]}, {L} layer{'s' if L > 1 else ''} (PyTorch's equations)")
+    cell = f"vanilla RNN, {MINCHAR_EQUATIONS}" if model.minchar else (
+        f"{CELLS[model.cell].label}, {L} layer{'s' if L > 1 else ''} (PyTorch's equations)")
     return (cell + (f", x the input's embedding (width {D})" if D else ", x one-hot")
             + ("" if model.dtype == np.float64 else f", {model.dtype.name}"))
 

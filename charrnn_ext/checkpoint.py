@@ -70,7 +70,7 @@ import numpy as np
 
 from . import cells
 from ._ckptagree import check_agreement, setting
-from ._cli import fraction
+from ._parse import fraction
 from ._ckptfile import check_member, describe, max_file_size, read_arrays, write_atomic
 from ._rngstate import restore_rng, rng_json
 from .defaults import SEQ_LENGTH

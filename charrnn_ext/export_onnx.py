@@ -11,7 +11,7 @@ rows of a stream's state, K = 2 for an LSTM (h then c per layer), else 1)::
     logits      float [B, T, V]     the next character's logits after each id
     next_state  float [S, B]        the state after the last id (feed it back as state)
 
-in the model's float type. Metadata (metadata_props): export.metadata's
+in the model's float type. Metadata (metadata_props): export_safetensors.metadata's
 (cell, num_layers, embedding_size, hidden_size, vocab_size, dtype, vocab),
 state_size and recurrence.
 
@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from .cells import CELLS
-from .export import layers_of, metadata, state_dict, stream_state
+from .export_safetensors import layers_of, metadata, state_dict, stream_state
 
 OPSET = 17          # Scan-16, Shape-15 (start/end), Split-13 (sizes as an input)
 IR_VERSION = 8      # the IR of opset 17: runtimes from onnxruntime 1.13 on read it

@@ -22,7 +22,7 @@ import os
 import numpy as np
 
 from . import reference_gated
-from ._cli import count
+from ._words import count
 from .checkpoint import Checkpoint, load_checkpoint
 from .model import CharRNN
 from .spec import init_params

@@ -6,7 +6,7 @@ import itertools
 import math
 import re
 
-from ._cli import CLIError
+from .errors import InputError
 from .settings import SETTINGS, complete
 
 
@@ -50,12 +50,12 @@ def _parse_value(name: str, setting, text: str):
     try:
         return setting.parse(text)
     except argparse.ArgumentTypeError as exc:
-        raise CLIError(f"--grid {name}: {exc}") from None
+        raise InputError(f"--grid {name}: {exc}") from None
 
 
 def parse_grid(items: list[str], fixed: dict, settings: dict) -> dict:
     """``["hidden_size=100,200", ...]`` -> {name: [values]} in SWEEPABLE
-    order, each value parsed with the trainer's type for it. CLIError for
+    order, each value parsed with the trainer's type for it. InputError for
     anything that is not a grid of known settings, distinct valid values, at
     most MAX_RUNS runs."""
     grid = {}
@@ -63,33 +63,33 @@ def parse_grid(items: list[str], fixed: dict, settings: dict) -> dict:
         name, sep, values = item.partition("=")
         name = name.strip().replace("-", "_")
         if not sep or not name:
-            raise CLIError(f"--grid {item!r}: expected NAME=V1,V2,... "
-                           f"(e.g. hidden_size=100,200)")
+            raise InputError(f"--grid {item!r}: expected NAME=V1,V2,... "
+                             f"(e.g. hidden_size=100,200)")
         if name not in settings:
-            raise CLIError(f"--grid: unknown setting {name!r} (settings: "
-                           f"{', '.join(settings)})")
+            raise InputError(f"--grid: unknown setting {name!r} (settings: "
+                             f"{', '.join(settings)})")
         if name in grid:
-            raise CLIError(f"--grid names {name} twice; list its values once: {name}=V1,V2")
+            raise InputError(f"--grid names {name} twice; list its values once: {name}=V1,V2")
         if fixed.get(name) is not None:
-            raise CLIError(f"{settings[name].flag} and --grid {name}=... both set {name}; "
-                           f"use one")
+            raise InputError(f"{settings[name].flag} and --grid {name}=... both set {name}; "
+                             f"use one")
         texts = [v.strip() for v in values.split(",")]
         if any(not t for t in texts):
-            raise CLIError(f"--grid {item!r}: an empty value (expected {name}=V1,V2,...)")
+            raise InputError(f"--grid {item!r}: an empty value (expected {name}=V1,V2,...)")
         parsed = []
         for t in texts:
             v = _parse_value(name, settings[name], t)
             if v in parsed:
-                raise CLIError(f"--grid {name}: the value {_format(v)} is listed twice")
+                raise InputError(f"--grid {name}: the value {_format(v)} is listed twice")
             parsed.append(v)
         grid[name] = parsed
     if not grid:
-        raise CLIError("--grid is empty: name at least one setting to vary, e.g. "
-                       "--grid hidden_size=100,200")
+        raise InputError("--grid is empty: name at least one setting to vary, e.g. "
+                         "--grid hidden_size=100,200")
     n = math.prod(len(v) for v in grid.values())
     if n > MAX_RUNS:
-        raise CLIError(f"--grid makes {n:,} runs, more than {MAX_RUNS:,}; split it into "
-                       f"smaller sweeps")
+        raise InputError(f"--grid makes {n:,} runs, more than {MAX_RUNS:,}; split it into "
+                         f"smaller sweeps")
     return {name: grid[name] for name in SWEEPABLE if name in grid}
 
 
@@ -100,7 +100,7 @@ def run_name(varied: dict) -> str:
     the characters are letters, digits and '.', '-', '+' only."""
     name = "-".join(f"{SWEEPABLE[k]}{_format(v)}" for k, v in varied.items())
     if not re.fullmatch(r"[A-Za-z0-9.+-]+", name):  # every sweepable type gives such values
-        raise CLIError(f"cannot make a file name from the settings {varied}")
+        raise InputError(f"cannot make a file name from the settings {varied}")
     return name
 
 

@@ -6,7 +6,7 @@ import os
 import stat
 import sys
 
-from ._cli import CLIError
+from .errors import InputError
 
 
 def read_text(path: str | None, encoding: str) -> tuple[str, str, str | None]:
@@ -16,7 +16,7 @@ def read_text(path: str | None, encoding: str) -> tuple[str, str, str | None]:
         try:
             text, modules = demo_corpus()
         except RuntimeError as exc:
-            raise CLIError(str(exc)) from None
+            raise InputError(str(exc)) from None
         note = (f"no input file given: training on the built-in demo corpus, the source of "
                 f"{len(modules)} Python standard library modules ({', '.join(modules)})")
         return text, "the demo corpus", note
@@ -27,55 +27,55 @@ def read_text(path: str | None, encoding: str) -> tuple[str, str, str | None]:
 def read_input(path: str, encoding: str) -> tuple[bytes, str]:
     """(the bytes of the text at ``path`` ('-': standard input), its name for
     messages): a readable, non-empty file that is not a device, and an
-    ``encoding`` that names a text codec; else CLIError. The one reader of
+    ``encoding`` that names a text codec; else InputError. The one reader of
     input texts (charrnn-train, charrnn-sweep)."""
     try:
         info = codecs.lookup(encoding)
     except LookupError:
-        raise CLIError(f"unknown --encoding {encoding!r}") from None
+        raise InputError(f"unknown --encoding {encoding!r}") from None
     if not getattr(info, "_is_text_encoding", True):
-        raise CLIError(f"--encoding {encoding!r} is not a text encoding")
+        raise InputError(f"--encoding {encoding!r} is not a text encoding")
     if path == "-":
         name = "standard input"
         if sys.stdin is None:
-            raise CLIError("standard input is closed")
+            raise InputError("standard input is closed")
         data = sys.stdin.buffer.read()
     else:
         name = path
         if os.path.isdir(path):
-            raise CLIError(f"{path} is a directory, not a text file")
+            raise InputError(f"{path} is a directory, not a text file")
         try:
             mode = os.stat(path).st_mode
         except OSError:
             mode = 0  # reported by open() below
         if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
-            raise CLIError(f"{path} is a device or socket, not a text file")
+            raise InputError(f"{path} is a device or socket, not a text file")
         try:
             with open(path, "rb") as f:
                 data = f.read()
         except FileNotFoundError:
-            raise CLIError(f"{path}: no such file") from None
+            raise InputError(f"{path}: no such file") from None
         except PermissionError:
-            raise CLIError(f"{path}: permission denied") from None
+            raise InputError(f"{path}: permission denied") from None
         except OSError as exc:
-            raise CLIError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+            raise InputError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     if not data:
-        raise CLIError(f"{name} is empty")
+        raise InputError(f"{name} is empty")
     return data, name
 
 
 def decode_input(data: bytes, name: str, encoding: str) -> str:
     """The text of read_input's bytes (a UTF-8 byte-order mark is not part of
-    it), or CLIError naming the first undecodable bytes."""
+    it), or InputError naming the first undecodable bytes."""
     info = codecs.lookup(encoding)
     try:
         text = data.decode("utf-8-sig" if info.name == "utf-8" else encoding)
     except UnicodeDecodeError as exc:
         bad = exc.object[exc.start:exc.end][:4].hex(" ")
-        raise CLIError(f"{name} is not valid {info.name} text: cannot decode byte(s) {bad} at "
-                       f"offset {exc.start} (use --encoding to name its encoding)") from None
+        raise InputError(f"{name} is not valid {info.name} text: cannot decode byte(s) {bad} at "
+                         f"offset {exc.start} (use --encoding to name its encoding)") from None
     except UnicodeError as exc:
-        raise CLIError(f"{name} cannot be decoded as {info.name}: {exc}") from None
+        raise InputError(f"{name} cannot be decoded as {info.name}: {exc}") from None
     if not text:
-        raise CLIError(f"{name} has no text")
+        raise InputError(f"{name} has no text")
     return text

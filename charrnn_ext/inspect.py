@@ -61,8 +61,6 @@ KEEP_PROBS_ELEMENTS = 1 << 24
 # quiet one (benchmarks/README.md; a million characters took 31 s).
 PAGE_CHARACTERS = 100_000
 PAGE_BYTES = 24 << 20
-CELL = "vanilla RNN, h = tanh(Wxh x + Whh h + bh)"
-GATED_CELLS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}   # charrnn_ext.spec.CELLS
 
 
 @dataclass(frozen=True)

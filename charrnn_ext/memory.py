@@ -2,7 +2,7 @@
 
 ``model_bytes`` counts the arrays a training run holds: the parameters and,
 beside each, the optimiser's memory, the gradients and Adam's first moment
-(charrnn_ext.model, charrnn_ext.gated); the core's own copies of some
+(charrnn_ext.model); the core's own copies of some
 weights (the transposed or packed recurrent and input weights, an
 embedding's lookup table and its gradient); and the work buffers of a step
 of T * B rows (its states, gates and probabilities: src/core/workspace.pxi,
@@ -20,7 +20,8 @@ import math
 import numpy as np
 
 from . import reference_gated
-from ._cli import available_memory, count
+from ._machine import available_memory
+from ._words import count
 from ._dispatch import core_for
 from .spec import param_shapes
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from ._cli import CLIError, RunLock, check_distinct_paths
 from ._ckptfile import probe, write_atomic
+from ._runlock import RunLock
 from .checkpoint import Checkpoint, load_checkpoint
+from .errors import OutputError  # noqa: F401 (its home for the output rules' callers)
 
 
 def best_path(checkpoint: str) -> str:
@@ -18,11 +19,29 @@ def best_path(checkpoint: str) -> str:
     return f"{root}.best{ext or '.npz'}"
 
 
+def check_distinct_paths(outputs: dict, inputs: dict, allowed=()) -> None:
+    """Refuse a run whose outputs name the same file as another output or an
+    input (e.g. --plot naming the checkpoint). ``outputs``/``inputs`` map a
+    description to a path or None; ``allowed`` lists (output, input) pairs
+    that may be one file (--checkpoint continuing --resume)."""
+    def key(path):
+        return os.path.normcase(os.path.realpath(path))
 
-class OutputError(CLIError, ValueError):
-    """An output the rules refuse (every command that writes, and training.run
-    with a checkpoint file): one line; a command exits 2 with it, the library
-    raises it as a ValueError."""
+    named = [(what, p, True) for what, p in outputs.items() if p] + \
+            [(what, p, False) for what, p in inputs.items() if p]
+    for i, (what_a, a, out_a) in enumerate(named):
+        for what_b, b, out_b in named[i + 1:]:
+            if not (out_a or out_b) or (what_a, what_b) in allowed or (what_b, what_a) in allowed:
+                continue
+            same = key(a) == key(b)
+            if not same and os.path.exists(a) and os.path.exists(b):
+                try:
+                    same = os.path.samefile(a, b)
+                except OSError:
+                    same = False
+            if same:
+                raise OutputError(f"{what_a} {a} is the same file as {what_b} {b}; "
+                                  f"name different files")
 
 
 class Words(NamedTuple):
@@ -77,11 +96,11 @@ def check_new_file(path: str, what: str, inputs: dict, overwrite: bool) -> None:
 def write_file(path: str, data: bytes, what: str) -> None:
     """``data`` at ``path`` (through a symlink, at its target) atomically, with
     the mode every output gets (write_atomic: 0666 less the umask); a failed
-    write leaves what was there and is a CLIError with exit status 1."""
+    write leaves what was there and is an OutputError with exit status 1."""
     try:
         write_atomic(os.path.realpath(path), lambda f: f.write(data))
     except OSError as exc:
-        raise CLIError(f"cannot write {what} {path}: {exc.strerror or exc}", code=1) from None
+        raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}", code=1) from None
 
 
 def check_existing(path: str, what: str, continued: str | None, overwrite: bool,
@@ -166,9 +185,9 @@ def take_checkpoint_path(checkpoint: str | None, resume: str | None, input_path:
     after the input (input.npz, then input-2.npz, ...): an existing file is
     never chosen."""
     if checkpoint is None and resume is not None and resume.endswith(".best.npz"):
-        raise CLIError(f"--resume {resume} is the best model kept by a run: continuing it "
-                       f"in place would replace it; name the continued run's file with "
-                       f"--checkpoint PATH")
+        raise OutputError(f"--resume {resume} is the best model kept by a run: continuing it "
+                          f"in place would replace it; name the continued run's file with "
+                          f"--checkpoint PATH")
     path = checkpoint if checkpoint is not None else resume
     if path is not None:
         return path, take_run_files(path, keep_best, resume, overwrite)
@@ -186,8 +205,8 @@ def take_checkpoint_path(checkpoint: str | None, resume: str | None, input_path:
             check_output(path, "the checkpoint")
             if keep_best:
                 check_output(best_path(path), "the best-model file")
-        except CLIError as exc:
-            raise CLIError(f"{exc} (name another place with --checkpoint PATH)") from None
+        except OutputError as exc:
+            raise OutputError(f"{exc} (name another place with --checkpoint PATH)") from None
         locks = lock_outputs(path, keep_best)
         if locks is None:
             continue
@@ -195,8 +214,8 @@ def take_checkpoint_path(checkpoint: str | None, resume: str | None, input_path:
             locks.release()
             continue
         return path, locks
-    raise CLIError(f"no free checkpoint name {stem}-N.npz in the current directory; "
-                   f"name one with --checkpoint PATH")
+    raise OutputError(f"no free checkpoint name {stem}-N.npz in the current directory; "
+                      f"name one with --checkpoint PATH")
 
 
 

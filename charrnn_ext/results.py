@@ -9,7 +9,8 @@ import os
 import tempfile
 import time
 
-from ._cli import CLIError, RunLock
+from ._runlock import RunLock
+from .errors import InputError, OutputError
 from ._ckptfile import write_atomic
 from .settings import RECIPES, SETTINGS
 
@@ -57,8 +58,8 @@ class Results:
                 reader = csv.DictReader(f)
                 header = reader.fieldnames or []
                 if "run" not in header or "input_sha256" not in header:
-                    raise CLIError(f"{self.path} is not a results file of charrnn-sweep (no "
-                                   f"'run' and 'input_sha256' columns); use another --out")
+                    raise InputError(f"{self.path} is not a results file of charrnn-sweep (no "
+                                     f"'run' and 'input_sha256' columns); use another --out")
                 self.extra = [c for c in header if c not in self.columns]
                 for line, rec in enumerate(reader, start=2):
                     row = {"run": rec["run"], "input_sha256": rec["input_sha256"]}
@@ -72,13 +73,13 @@ class Results:
                             else:
                                 row[key] = _number(text)
                         except (argparse.ArgumentTypeError, ValueError) as exc:
-                            raise CLIError(f"{self.path}, line {line}: {key} {text!r}: {exc}; "
-                                           f"use another --out") from None
+                            raise InputError(f"{self.path}, line {line}: {key} {text!r}: {exc}; "
+                                             f"use another --out") from None
                     for key in self.extra:
                         row[key] = rec.get(key) or ""
                     self.rows[row["run"]] = row
         except (OSError, csv.Error, UnicodeDecodeError) as exc:
-            raise CLIError(f"cannot read {self.path}: {exc}") from None
+            raise InputError(f"cannot read {self.path}: {exc}") from None
 
     def add(self, row: dict) -> None:
         """Record a finished run; the file is rewritten at most every
@@ -144,23 +145,23 @@ def prepare_out(directory: str) -> RunLock:
     """Create the output directory if needed, check it can be written, and
     lock it for this sweep (a second sweep into it is refused)."""
     if os.path.lexists(directory) and not os.path.isdir(directory):
-        raise CLIError(f"--out {directory} exists and is not a directory")
+        raise OutputError(f"--out {directory} exists and is not a directory")
     try:
         os.makedirs(directory, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".probe.", dir=directory)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise CLIError(f"--out {directory}: cannot write there "
-                       f"({exc.strerror or exc})") from None
+        raise OutputError(f"--out {directory}: cannot write there "
+                          f"({exc.strerror or exc})") from None
     lock = RunLock(os.path.join(directory, RESULTS))
     if not lock.acquire():
-        raise CLIError(f"another sweep is writing into --out {directory} ({lock.owner()})")
+        raise OutputError(f"another sweep is writing into --out {directory} ({lock.owner()})")
     return lock
 
 
 def runs_to_do(runs, results: Results, digest: str, out: str) -> list:
-    """The runs without a result in DIR; CLIError if DIR holds a run of the
+    """The runs without a result in DIR; InputError if DIR holds a run of the
     same name with other settings or another text."""
     todo = []
     for name, settings_ in runs:
@@ -169,16 +170,16 @@ def runs_to_do(runs, results: Results, digest: str, out: str) -> list:
             todo.append((name, settings_))
             continue
         if row["input_sha256"] != digest:
-            raise CLIError(f"{results.path} holds run {name} trained on another text; use "
-                           f"another --out")
+            raise InputError(f"{results.path} holds run {name} trained on another text; use "
+                             f"another --out")
         for key, value in settings_.items():
             stored = row.get(key)
             if stored is None:  # a column an older results file did not have: its runs
                 # were trained before the recipes, with min-char-rnn's
                 stored = _BEFORE_RECIPES.get(key, SETTINGS[key].default)
             if stored != value:
-                raise CLIError(f"{results.path} holds run {name} with {key}={_cell(stored)}, "
-                               f"this sweep asks for {key}={_cell(value)}; use another --out")
+                raise InputError(f"{results.path} holds run {name} with {key}={_cell(stored)}, "
+                                 f"this sweep asks for {key}={_cell(value)}; use another --out")
     return todo
 
 

@@ -1,7 +1,7 @@
 """The decaying learning rate: its schedule, and a resumed run's continuation of it."""
 from __future__ import annotations
 
-from ._cli import count
+from ._words import count
 from .defaults import LR_WINDOW
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import defaults as d
-from ._cli import (fraction, nonneg_float, nonneg_int, positive_float, positive_int,
-                   sample_length_int, seed_int, unit_fraction)
+from ._parse import (fraction, nonneg_float, nonneg_int, positive_float, positive_int,
+                     sample_length_int, seed_int, unit_fraction)
 from .spec import CELLS, DTYPES, INITS, MAX_LAYERS, OPTIMIZERS
 
 

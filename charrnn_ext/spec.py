@@ -1,5 +1,5 @@
 """The model's definition shared by the core wrapper and the numpy reference:
-parameter names, their shapes and initialisations (one place each)."""
+parameter names, their shapes and initialisations, the real dtypes it takes (one place each)."""
 import numpy as np
 
 from .cells import NAMES as CELLS  # noqa: F401 (the recurrent cells: charrnn_ext.cells)
@@ -58,3 +58,16 @@ def init_params(vocab_size: int, hidden_size: int, seed=None, embedding_size: in
             out[name] = (rng.randn(*shapes[name]) if name == EMBED
                          else rng.uniform(-bound, bound, shapes[name]))
     return {name: out[name] for name in names}
+
+
+def check_real_dtype(dtype: np.dtype, what: str) -> None:
+    """TypeError unless ``dtype`` holds real numbers that float64 represents
+    without overflow: integers and float16/32/64. Refused: bool, complex,
+    strings, objects, records, and floats wider than float64 (a float128
+    holding 1e400 would become inf in the cast, after any finiteness check
+    made before it). The one rule for every array that becomes float64 model
+    state: from_params (params, memory), hprev, and every numeric member of a
+    checkpoint (charrnn_ext.checkpoint)."""
+    if not (dtype.kind in "iu" or (dtype.kind == "f" and dtype.itemsize <= 8)):
+        raise TypeError(f"{what} must be a real array (integers or float16/32/64), "
+                        f"got dtype {dtype}")

@@ -20,7 +20,7 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
 
     from . import __version__, defaults
     from ._cli import (PIPE_CLOSED, ArgumentParser, CLIError, Terminated,
-                       check_distinct_paths, count, nonneg_float, out_of_memory, prog_name,
+                       count, nonneg_float, out_of_memory, prog_name,
                        progress_bar, run,
                        threads_int,
                        tolerant_stdout)
@@ -29,11 +29,11 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
     from .evaluation import LN2
     from .inputs import read_text
     from .memory import TooLarge
-    from .outputs import best_path, check_output, take_checkpoint_path
+    from .outputs import best_path, check_distinct_paths, check_output, take_checkpoint_path
     from .settings import (MODEL_SETTINGS, OUTPUT_SETTINGS, SETTINGS, SPENT_ON_RESUME,
                            add_setting_flags, complete, contradiction, fixed_by)
     from . import finetune, training
-    from .training import Diverged, Reporter, Text, TextError, summary
+    from .training import Diverged, Reporter, Text, summary
     from .vocab import Vocab
 
 DESCRIPTION = f"""\
@@ -216,10 +216,7 @@ def _load_text(args, settings: dict, resumed: Checkpoint | None,
         raise CLIError(f"--fixed-vocab: {name}: {exc}") from None
     if resumed is not None and vocab != resumed.vocab:
         raise CLIError(_vocab_mismatch(vocab, resumed.vocab, args.resume))
-    try:
-        return Text.of(text, settings, vocab, name), note
-    except TextError as exc:
-        raise CLIError(str(exc)) from None
+    return Text.of(text, settings, vocab, name), note   # TextError: an InputError, run() reports it
 
 
 def _vocab_mismatch(text_vocab: Vocab, ckpt_vocab: Vocab, resume_path: str) -> str:

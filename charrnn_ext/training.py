@@ -20,7 +20,8 @@ from typing import Callable
 
 import numpy as np
 
-from ._cli import count, out_of_memory
+from ._machine import out_of_memory
+from ._words import count
 from ._dispatch import core_build
 from ._threadchoice import steps_per_call
 from .checkpoint import Checkpoint, load_checkpoint
@@ -28,6 +29,7 @@ from .datapass import chunk_wraps, held_out, stream_part
 from .defaults import LR_WINDOW
 from . import finetune
 from .divergence import Divergence, suggested_rate
+from .errors import InputError
 from .evaluation import LN2, Scores, evaluate
 from .memory import TooLarge, check_memory, describe_model
 from .model import CharRNN, TrainingDiverged
@@ -48,7 +50,7 @@ class Diverged(RuntimeError):
     """The run diverged; the message says when, why and what to change."""
 
 
-class TextError(ValueError):
+class TextError(InputError):
     """The text cannot be trained on with these settings (the message says why)."""
 
 

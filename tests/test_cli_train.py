@@ -367,7 +367,7 @@ def test_bad_train_input(bad_inputs, case):
 
 
 def test_memory_guard_honours_cgroup_limits(tmp_path):
-    from charrnn_ext._cli import cgroup_room
+    from charrnn_ext._machine import cgroup_room
 
     v2 = tmp_path / "v2"
     (v2 / "sys" / "job").mkdir(parents=True)

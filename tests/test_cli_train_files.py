@@ -147,9 +147,11 @@ def test_a_dangling_symlink_checkpoint_is_created_through(text_dir):
 
 def test_the_output_rules_refuse_in_one_line_for_commands_and_the_library(tmp_path):
     """check_output, the rules every command that writes (and training.run)
-    follows: an OutputError is both a one-line CLIError (exit 2) and a
-    ValueError; without overwrite an existing file is refused too."""
+    follows: an OutputError is both a one-line library error (errors.CharRNNError,
+    which the commands report with exit 2) and a ValueError, never the commands'
+    CLIError; without overwrite an existing file is refused too."""
     from charrnn_ext._cli import CLIError
+    from charrnn_ext.errors import CharRNNError
     from charrnn_ext.outputs import OutputError, check_output
     (tmp_path / "sub").mkdir()
     (tmp_path / "old.bin").write_bytes(b"kept")
@@ -159,7 +161,8 @@ def test_the_output_rules_refuse_in_one_line_for_commands_and_the_library(tmp_pa
                         (tmp_path / "no" / "x", "does not exist"), ("", "needs a file name")):
         with pytest.raises(OutputError, match=words) as caught:
             check_output(str(path), "--out")
-        assert isinstance(caught.value, ValueError) and isinstance(caught.value, CLIError)
+        assert isinstance(caught.value, ValueError) and isinstance(caught.value, CharRNNError)
+        assert not isinstance(caught.value, CLIError)   # the library never raises the commands' error
         assert caught.value.code == 2 and "\n" not in str(caught.value)
     check_output(str(tmp_path / "old.bin"), "--out")                  # may be replaced
     with pytest.raises(OutputError, match="old.bin already exists; pass --overwrite"):
@@ -171,13 +174,13 @@ def test_the_output_rules_refuse_in_one_line_for_commands_and_the_library(tmp_pa
 def test_a_lock_is_taken_again_within_its_process_and_kept_until_the_last_release(tmp_path):
     """charrnn-train holds its files' locks and training.run takes them too:
     counted within a process; the lock file goes with the last holder."""
-    from charrnn_ext._cli import RunLock
+    from charrnn_ext._runlock import RunLock
     path = str(tmp_path / "m.npz")
     first, second = RunLock(path), RunLock(path)
     assert first.acquire() and second.acquire()
     second.release()
     assert (tmp_path / "m.npz.lock").exists()
-    code = ("import sys; from charrnn_ext._cli import RunLock; "
+    code = ("import sys; from charrnn_ext._runlock import RunLock; "
             "sys.exit(0 if RunLock(sys.argv[1]).acquire() else 3)")
     assert subprocess.run([sys.executable, "-c", code, path], env=ENV).returncode == 3
     first.release()

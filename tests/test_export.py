@@ -1,4 +1,4 @@
-"""charrnn_ext.export's safetensors file (names, dtype, metadata, the state
+"""charrnn_ext.export_safetensors's file (names, dtype, metadata, the state
 training left) and charrnn_ext.torch.load, on every kind of model.
 
 PyTorch's nn.RNN / nn.LSTM / nn.GRU loaded from the file must compute our
@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from charrnn_ext import CharRNN
-from charrnn_ext.export import export, state_dict
+from charrnn_ext.export_safetensors import state_dict
+from charrnn_ext.exporting import export
 from charrnn_ext.sample import generate
 
 from conftest import english_like_text

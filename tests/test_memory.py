@@ -11,8 +11,9 @@ import sys
 import pytest
 from conftest import ENV, english_like_text
 
-from charrnn_ext import _cli, training
-from charrnn_ext._cli import out_of_memory, rlimit_room, run
+from charrnn_ext import _machine, training
+from charrnn_ext._cli import run
+from charrnn_ext._machine import out_of_memory, rlimit_room
 from charrnn_ext.memory import TooLarge, check_memory, model_bytes
 
 # A model built and trained two steps in a fresh process: its peak RSS less that after
@@ -86,7 +87,7 @@ def _limited(limit: int):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/status")
 def test_available_memory_honours_rlimit_as():
-    code = ("from charrnn_ext._cli import available_memory, rlimit_room;"
+    code = ("from charrnn_ext._machine import available_memory, rlimit_room;"
             "print(available_memory(), rlimit_room())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV,
                          preexec_fn=_limited(3 * 2**30), timeout=60)
@@ -130,7 +131,7 @@ def test_a_memory_error_while_building_says_why(monkeypatch):
 
 def test_a_memory_error_anywhere_is_one_line_with_the_reason(capsys, monkeypatch):
     """A command's MemoryError (numpy's, or a bare one) becomes one line and exit 1."""
-    monkeypatch.setattr(_cli, "available_memory", lambda: 3 * 2**30)
+    monkeypatch.setattr(_machine, "available_memory", lambda: 3 * 2**30)
     for exc, reason in ((MemoryError("Unable to allocate 8.00 GiB for an array\nmore"),
                          "Unable to allocate 8.00 GiB for an array"),
                         (MemoryError(), "an allocation failed")):

@@ -7,6 +7,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 from charrnn_ext import sweep, train  # noqa: E402
+from charrnn_ext.errors import InputError  # noqa: E402
 from charrnn_ext.settings import SETTINGS  # noqa: E402
 
 
@@ -120,8 +121,8 @@ def test_a_sweep_directory_from_before_the_recipes_is_still_its_own(tmp_path):
     assert results.runs_to_do(runs, again, "digest", str(tmp_path)) == []
     batched = sweep.expand(sweep.parse_grid(["hidden_size=8,16"], {}, settings),
                            {"iters": 300, "recipe": "batched", "batch_size": 1}, settings)
-    with pytest.raises(sweep.CLIError, match="recipe=min-char-rnn, this sweep asks for "
-                                             "recipe=batched"):
+    with pytest.raises(InputError, match="recipe=min-char-rnn, this sweep asks for "
+                                         "recipe=batched"):
         results.runs_to_do(batched, again, "digest", str(tmp_path))
 
 

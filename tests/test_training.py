@@ -252,7 +252,7 @@ def test_a_run_is_refused_a_file_another_process_is_writing(tmp_path):
     import sys
     from conftest import ENV
     path = tmp_path / "m.npz"
-    code = ("import sys, time; from charrnn_ext._cli import RunLock; "
+    code = ("import sys, time; from charrnn_ext._runlock import RunLock; "
             "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)")
     holder = subprocess.Popen([sys.executable, "-c", code, str(path)], env=ENV,
                               stdout=subprocess.PIPE)
