@@ -25,7 +25,7 @@ composition; then the checked Python face.
     core/partition.pxi  stripes and pieces (by size), run_pieces
     core/rnn.pxi        rnn_step, rnn_forward / rnn_backward
     core/output.pxi     output_forward / output_backward, output_group
-    core/update.pxi     clip, adagrad
+    core/update.pxi     clip, the optimizers (Adagrad, Adam, RMSprop): clip_update
     core/sampling.pxi   output_step, draw_id
     core/trace.pxi      trace_forward (states and predictions over a text)
     core/datapass.pxi   min-char-rnn's data pass (next_chunk)

@@ -41,7 +41,8 @@ cdef class Workspace:
     def __init__(self, str cell, int num_layers, int vocab_size, int hidden_size,
                  real[::1] params, real[::1] memory, real[::1] grads, moment=None, *,
                  bint minchar=False, str optimizer="adagrad", f64 clip_bound, f64 eps,
-                 f64 beta1=0.9, f64 beta2=0.999, f64 dropout=0.0, int embedding_size=0):
+                 f64 beta1=0.9, f64 beta2=0.999, f64 alpha=0.99, f64 dropout=0.0,
+                 int embedding_size=0):
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}")
         self.cell, self.num_layers, self.minchar = cell, num_layers, minchar
@@ -53,7 +54,7 @@ cdef class Workspace:
             self.kernels = StackWorkspace(
                 cell, num_layers, vocab_size, hidden_size, params, memory, grads, moment,
                 optimizer=optimizer, clip_bound=clip_bound, eps=eps, beta1=beta1, beta2=beta2,
-                dropout=dropout, embedding_size=embedding_size)
+                alpha=alpha, dropout=dropout, embedding_size=embedding_size)
             self._layout = self.kernels.layout()
             return
         if cell != "rnn" or num_layers != 1 or dropout != 0.0:
@@ -69,7 +70,8 @@ cdef class Workspace:
                   for _, at, shape in self._layout] for f in flats]
         self.kernels = TanhWorkspace(
             views[0], views[1], views[2], views[3] if moment is not None else None,
-            optimizer=optimizer, clip_bound=clip_bound, eps=eps, beta1=beta1, beta2=beta2)
+            optimizer=optimizer, clip_bound=clip_bound, eps=eps, beta1=beta1, beta2=beta2,
+            alpha=alpha)
 
     def layout(self):
         """[(name, offset, shape)] of the flat parameters, in storage order."""

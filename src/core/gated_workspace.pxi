@@ -21,8 +21,9 @@ cdef class StackWorkspace:
     cdef readonly int hidden_size, vocab_size, num_layers, gates, capacity, stream_capacity
     cdef readonly int embedding_size
     cdef readonly str cell
-    cdef readonly f64 clip_bound, eps, beta1, beta2, dropout
+    cdef readonly f64 clip_bound, eps, beta1, beta2, alpha, dropout
     cdef readonly str optimizer
+    cdef int code               # optimizer's enum (update.pxi)
     cdef Stack s
     cdef object arrays
     cdef dict buffers
@@ -30,7 +31,8 @@ cdef class StackWorkspace:
     def __init__(self, str cell, int num_layers, int vocab_size, int hidden_size,
                  real[::1] params, real[::1] memory, real[::1] grads, moment=None, *,
                  str optimizer="adagrad", f64 clip_bound, f64 eps, f64 beta1=0.9,
-                 f64 beta2=0.999, f64 dropout=0.0, int embedding_size=0, int capacity=32):
+                 f64 beta2=0.999, f64 alpha=0.99, f64 dropout=0.0, int embedding_size=0,
+                 int capacity=32):
         cdef real[::1] mom
         if cell not in CELLS or num_layers < 1 or vocab_size < 1 or hidden_size < 1 \
                 or embedding_size < 0:
@@ -47,8 +49,7 @@ cdef class StackWorkspace:
         self.s.n_params = stack_size(&self.s)
         if not params.shape[0] == memory.shape[0] == grads.shape[0] == self.s.n_params:
             raise ValueError(f"params, memory and grads must hold {self.s.n_params} values")
-        if optimizer not in ("adagrad", "adam") or (moment is None) != (optimizer == "adagrad"):
-            raise ValueError("optimizer must be 'adagrad' (no moment) or 'adam' (with moment)")
+        self.code = optimizer_code(optimizer, moment)
         self.s.params, self.s.memory, self.s.grads = &params[0], &memory[0], &grads[0]
         self.s.moment = NULL
         if moment is not None:
@@ -60,7 +61,7 @@ cdef class StackWorkspace:
         self.arrays = (params, memory, grads, moment)
         self.optimizer = optimizer
         self.clip_bound, self.eps, self.dropout = clip_bound, eps, dropout
-        self.beta1, self.beta2 = beta1, beta2
+        self.beta1, self.beta2, self.alpha = beta1, beta2, alpha
         self.s.dropout, self.s.dropping = dropout, False
         self.buffers = {}
         GH = self.s.G * hidden_size
@@ -153,12 +154,8 @@ cdef class StackWorkspace:
 
     cdef Update update(self, f64 learning_rate) noexcept:
         """The update's hyperparameters for a call at this learning rate."""
-        cdef Update u
-        u.optimizer = ADAM if self.optimizer == "adam" else ADAGRAD
-        u.learning_rate, u.clip_bound, u.eps = learning_rate, self.clip_bound, self.eps
-        u.beta1, u.beta2 = self.beta1, self.beta2
-        u.step_size, u.root_correction = learning_rate, 1.0
-        return u
+        return update_of(self.code, learning_rate, self.clip_bound, self.eps, self.beta1,
+                         self.beta2, self.alpha)
 
     # -- training: forward, backward, clip (and update) ------------------------------
 

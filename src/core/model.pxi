@@ -12,7 +12,7 @@
 # gradient dtable (H, V) is dWxh itself, else becomes dWxh and dembed
 # (embedding_backward). A training step is
 #     model_prepare -> model_forward -> model_backward -> model_update
-# with, for Adagrad, the output layer's clip and update fused into its
+# with, for Adagrad (sparse_update), the output layer's clip and update fused into its
 # backward, block by block (each block of Why comes from memory once);
 # loss_and_grads is model_forward -> model_backward -> model_clip, loss is
 # model_forward in blocks. The pipelined steps (pipeline.pxi; min-char-rnn's
@@ -20,7 +20,7 @@
 # in another order over two threads.
 
 cdef struct Tensors:
-    # one pointer per parameter: into the parameters, the Adagrad memory or the gradients
+    # one pointer per parameter: into the parameters, the optimizer's memory or the gradients
     real *Wxh    # (H, V)
     real *Whh    # (H, H)
     real *Why    # (V, H)
@@ -35,7 +35,7 @@ cdef struct Model:
     int D                   # the input embedding's width; 0: one-hot input (min-char-rnn)
     int S                   # output-layer stripes: stripe_count(V, H)
     Tensors params, memory, grads
-    Tensors moment          # Adam's first moment (NULL pointers with Adagrad)
+    Tensors moment          # Adam's first moment (NULL pointers with Adagrad, RMSprop)
     long long adam_steps    # Adam's updates so far (its bias corrections' t - 1)
     real *table              # (H, V): the input lookup, params.Wxh if D == 0
     real *dtable             # (H, V): its gradient, grads.Wxh if D == 0
@@ -133,12 +133,12 @@ cdef void model_rnn_backward(Model *m, const i32 *x, int T, int B, int pieces,
 cdef void model_backward(Model *m, const i32 *x, const i32 *y, int T, int B, int threads,
                          const Update *u) noexcept nogil:
     """Backward of model_forward: the gradients of the mean over B streams of
-    its loss, into grads (unclipped). With u (not NULL) and Adagrad, the
-    output layer's update is fused in: dWhy and dby are clipped and Adagrad
-    is applied to Why and by as their blocks are made (dh reads Why first);
-    Adam updates them in model_update."""
+    its loss, into grads (unclipped). With u (not NULL) and a sparse update
+    (Adagrad), the output layer's update is fused in: dWhy and dby are
+    clipped and Adagrad is applied to Why and by as their blocks are made (dh
+    reads Why first); Adam and RMSprop update them in model_update."""
     cdef int H = m.H, V = m.V, N = T * B
-    cdef const Update *fused = u if u != NULL and u.optimizer == ADAGRAD else NULL
+    cdef const Update *fused = u if u != NULL and sparse_update(u.optimizer) else NULL
     output_backward(m.dhs, m.dh_parts, m.grads.Why, m.grads.by, m.probs, m.scale,
                     m.hs + B * H, y, m.params.Why, m.memory.Why, m.params.by, m.memory.by,
                     N, H, V, m.S, threads, 1.0 / B, fused)
@@ -162,23 +162,22 @@ cdef void model_clip(Model *m, real bound) noexcept nogil:
 
 
 cdef void model_update(Model *m, const Update *u) noexcept nogil:
-    """The update, its gradients clipped first. Adagrad: of the RNN layer,
-    Wxh (one-hot: the chunk's columns), Whh, bh (and embed); the output
-    layer's is fused into model_backward. Adam: of every parameter, at step
-    adam_steps + 1."""
+    """The update, its gradients clipped first. A sparse update (Adagrad):
+    of the RNN layer, Wxh (one-hot: the chunk's columns), Whh, bh (and
+    embed); the output layer's is fused into model_backward. Adam, RMSprop:
+    of every parameter (clip_update; Adam at step adam_steps + 1)."""
     cdef int H = m.H, V = m.V, D = m.D
     cdef Tensors p = m.params, mem = m.memory, g = m.grads, mom = m.moment
     cdef Update a
-    if u.optimizer == ADAM:
-        m.adam_steps += 1
-        a = adam_at(u[0], m.adam_steps)
-        clip_adam(p.Wxh, mom.Wxh, mem.Wxh, g.Wxh, <Py_ssize_t> H * (D if D else V), &a)
-        clip_adam(p.Whh, mom.Whh, mem.Whh, g.Whh, <Py_ssize_t> H * H, &a)
-        clip_adam(p.bh, mom.bh, mem.bh, g.bh, H, &a)
-        clip_adam(p.Why, mom.Why, mem.Why, g.Why, <Py_ssize_t> V * H, &a)
-        clip_adam(p.by, mom.by, mem.by, g.by, V, &a)
+    if not sparse_update(u.optimizer):
+        a = next_update(u, &m.adam_steps)
+        clip_update(p.Wxh, mom.Wxh, mem.Wxh, g.Wxh, <Py_ssize_t> H * (D if D else V), &a)
+        clip_update(p.Whh, mom.Whh, mem.Whh, g.Whh, <Py_ssize_t> H * H, &a)
+        clip_update(p.bh, mom.bh, mem.bh, g.bh, H, &a)
+        clip_update(p.Why, mom.Why, mem.Why, g.Why, <Py_ssize_t> V * H, &a)
+        clip_update(p.by, mom.by, mem.by, g.by, V, &a)
         if D:
-            clip_adam(p.embed, mom.embed, mem.embed, g.embed, <Py_ssize_t> V * D, &a)
+            clip_update(p.embed, mom.embed, mem.embed, g.embed, <Py_ssize_t> V * D, &a)
         return
     if D:
         clip_adagrad(p.Wxh, mem.Wxh, g.Wxh, <Py_ssize_t> H * D, u)
@@ -194,7 +193,7 @@ cdef void model_update(Model *m, const Update *u) noexcept nogil:
 cdef real model_step(Model *m, const i32 *x, const i32 *y, int T, int B, real *h,
                     const Update *u, int threads) noexcept nogil:
     """One training step over a chunk of B streams, x and y (T, B), from and
-    into h (B, H): forward, backward, clip, Adagrad. Returns the loss summed
+    into h (B, H): forward, backward, clip, update. Returns the loss summed
     over the T*B rows."""
     cdef Py_ssize_t block = <Py_ssize_t> B * m.H
     cdef real loss
@@ -218,7 +217,7 @@ cdef Py_ssize_t model_train(Model *m, DataPass *d, int T, int B, real *h, const 
     depends on the sizes only, and neither cuts its work by the thread
     count. The work buffers must hold T * B rows."""
     cdef Py_ssize_t k = 0
-    if pipelined(m.V, m.H, B) and m.D == 0 and u.optimizer == ADAGRAD:
+    if pipelined(m.V, m.H, B) and m.D == 0 and sparse_update(u.optimizer):
         return pipeline_train(m, d, T, B, h, u[0], losses, n, threads)
     while k < n:
         if not next_chunk(d, T, B, m.V, h, m.H):

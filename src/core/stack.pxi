@@ -28,8 +28,8 @@ cdef struct Stack:
     int cell, L, G, H, V, S     # cell kind, layers, gates, sizes, output stripes
     int D                       # the input embedding's width; 0: one-hot input
     real *params                 # flat (n_params,): layer_param's layout
-    real *memory                 # Adagrad's memory, or Adam's second moment
-    real *moment                 # Adam's first moment (NULL with Adagrad)
+    real *memory                 # Adagrad's memory, Adam's second moment, RMSprop's mean square
+    real *moment                 # Adam's first moment (NULL with Adagrad, RMSprop)
     real *grads
     Py_ssize_t n_params
     long long adam_steps        # Adam's updates so far
@@ -189,16 +189,11 @@ cdef void stack_states(Stack *s, real *state, int T, int B, bint load) noexcept 
 
 
 cdef void stack_update(Stack *s, const Update *u) noexcept nogil:
-    """Every gradient clipped, then the update (update.pxi: Adagrad, or Adam at
-    step adam_steps + 1) on every parameter: the flat buffers are one array
-    of n_params."""
-    cdef Update a
-    if u.optimizer == ADAM:
-        s.adam_steps += 1
-        a = adam_at(u[0], s.adam_steps)
-        clip_adam(s.params, s.moment, s.memory, s.grads, s.n_params, &a)
-    else:
-        clip_adagrad(s.params, s.memory, s.grads, s.n_params, u)
+    """Every gradient clipped, then the update (update.pxi's clip_update:
+    Adagrad, RMSprop, or Adam at step adam_steps + 1) on every parameter: the
+    flat buffers are one array of n_params."""
+    cdef Update a = next_update(u, &s.adam_steps)
+    clip_update(s.params, s.moment, s.memory, s.grads, s.n_params, &a)
 
 
 cdef real stack_step(Stack *s, const i32 *x, const i32 *y, const f64 *uniforms, int T, int B,

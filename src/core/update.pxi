@@ -1,30 +1,67 @@
-# The update: each gradient clipped to [-bound, bound], then Adagrad or Adam, in place.
+# The update: each gradient clipped to [-bound, bound], then Adagrad, Adam or RMSprop, in place.
 #
 #     g = min(max(g, -bound), bound)
 #     Adagrad (min-char-rnn):  mem += g * g;  param -= learning_rate * g / sqrt(mem + eps)
 #     Adam (PyTorch's torch.optim.Adam, at step t = 1, 2, ...):
 #         mom = beta1 * mom + (1 - beta1) * g;  mem = beta2 * mem + (1 - beta2) * g * g
 #         param -= (learning_rate / (1 - beta1^t)) * mom / (sqrt(mem) / sqrt(1 - beta2^t) + eps)
+#     RMSprop (PyTorch's torch.optim.RMSprop: no momentum, not centered):
+#         mem = alpha * mem + (1 - alpha) * g * g;  param -= learning_rate * g / (sqrt(mem) + eps)
 #
 # Elementwise, so the order in which parameters (or blocks of one) are
 # updated never changes a result. The *_columns forms touch only the columns
 # of Wxh whose ids were in the chunk: exact for Adagrad, since a zero
 # gradient changes neither a parameter nor its memory (not for Adam, whose
-# momentum moves a parameter on: Adam updates every column).
+# momentum moves a parameter on, nor RMSprop, whose memory decays: they
+# update every column; sparse_update says which).
+#
+# The optimizers' names, slots and constants are charrnn_ext.optimizers'
+# table; here each is an enum, dispatched on once (clip_update), and named
+# in OPTIMIZER_CODES (the workspaces validate a name there, optimizer_code).
 
 cdef enum:
     ADAGRAD = 0
     ADAM = 1
+    RMSPROP = 2
+
+# the enum by name; the optimizers with a first moment (the workspaces' moment arrays)
+OPTIMIZER_CODES = {"adagrad": ADAGRAD, "adam": ADAM, "rmsprop": RMSPROP}
+WITH_MOMENT = ("adam",)
+
+
+cdef int optimizer_code(str optimizer, object moment) except -1:
+    """optimizer's enum, checked against moment (an array for Adam, else None)."""
+    if optimizer not in OPTIMIZER_CODES or (moment is None) == (optimizer in WITH_MOMENT):
+        raise ValueError(f"optimizer must be one of {', '.join(map(repr, OPTIMIZER_CODES))}, "
+                         f"with a moment for {' and '.join(map(repr, WITH_MOMENT))} only")
+    return OPTIMIZER_CODES[optimizer]
+
+
+cdef inline bint sparse_update(int optimizer) noexcept nogil:
+    """A zero gradient changes neither a parameter nor its state (Adagrad):
+    the update may skip it (model.pxi's columns, fused and pipelined paths)."""
+    return optimizer == ADAGRAD
 
 
 cdef struct Update:
-    int optimizer          # ADAGRAD or ADAM
+    int optimizer          # ADAGRAD, ADAM or RMSPROP
     real learning_rate
     real clip_bound
-    real eps                # Adagrad's or Adam's epsilon
+    real eps                # the optimizer's epsilon
     real beta1, beta2       # Adam's decay rates
+    real alpha              # RMSprop's decay rate
     real step_size          # Adam at step t: learning_rate / (1 - beta1^t) (adam_at)
     real root_correction    # Adam at step t: sqrt(1 - beta2^t)
+
+
+cdef inline Update update_of(int optimizer, real learning_rate, real clip_bound, real eps,
+                             real beta1, real beta2, real alpha) noexcept nogil:
+    """An Update of these hyperparameters (Adam's corrections: next_update's)."""
+    cdef Update u
+    u.optimizer, u.learning_rate, u.clip_bound, u.eps = optimizer, learning_rate, clip_bound, eps
+    u.beta1, u.beta2, u.alpha = beta1, beta2, alpha
+    u.step_size, u.root_correction = learning_rate, 1.0
+    return u
 
 
 cdef inline Update adam_at(Update u, long long t) noexcept nogil:
@@ -32,6 +69,15 @@ cdef inline Update adam_at(Update u, long long t) noexcept nogil:
     u.step_size = u.learning_rate / (1.0 - pow(u.beta1, <real> t))
     u.root_correction = sqrt(1.0 - pow(u.beta2, <real> t))
     return u
+
+
+cdef inline Update next_update(const Update *u, long long *steps) noexcept nogil:
+    """The update of the next step: Adam counts it in steps (its bias
+    corrections are for the new count); the others take u as it is."""
+    if u.optimizer == ADAM:
+        steps[0] += 1
+        return adam_at(u[0], steps[0])
+    return u[0]
 
 
 cdef inline real clipped(real g, real bound) noexcept nogil:
@@ -107,8 +153,26 @@ cdef void adam(real *param, real *mom, real *mem, const real *grad, Py_ssize_t n
         param[i] -= step * mom[i] / (sqrt(mem[i]) / root + eps)
 
 
-cdef inline void clip_adam(real *param, real *mom, real *mem, real *grad, Py_ssize_t n,
-                           const Update *u) noexcept nogil:
-    """grad (n,) clipped in place, then Adam on param, mom, mem (n,) with it."""
+cdef void rmsprop(real *param, real *mem, const real *grad, Py_ssize_t n,
+                  const Update *u) noexcept nogil:
+    """RMSprop on param, mem (the mean square) (n,) in place with the gradient grad (n,)."""
+    cdef Py_ssize_t i
+    cdef real g, alpha = u.alpha, lr = u.learning_rate, eps = u.eps
+    for i in range(n):
+        g = grad[i]
+        mem[i] = alpha * mem[i] + (1.0 - alpha) * (g * g)
+        param[i] -= lr * g / (sqrt(mem[i]) + eps)
+
+
+cdef void clip_update(real *param, real *mom, real *mem, real *grad, Py_ssize_t n,
+                      const Update *u) noexcept nogil:
+    """grad (n,) clipped in place, then u's optimizer on param, its state mem
+    (and mom, Adam's; NULL for the others) (n,) with it; Adam's corrections
+    from next_update. The one dispatch on the optimizer."""
     clip(grad, n, u.clip_bound)
-    adam(param, mom, mem, grad, n, u)
+    if u.optimizer == ADAM:
+        adam(param, mom, mem, grad, n, u)
+    elif u.optimizer == RMSPROP:
+        rmsprop(param, mem, grad, n, u)
+    else:
+        adagrad(param, mem, grad, n, u.learning_rate, u.eps)

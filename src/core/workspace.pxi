@@ -39,13 +39,14 @@ cdef class TanhWorkspace:
 
         params  = [Wxh (H,I), Whh (H,H), Why (V,H), bh (H,), by (V,)]
                   + [embed (V,D)] with an input embedding (I = D; else I = V)
-        memory  = the same shapes (Adagrad's sums of squares; Adam's second moment)
-        moment  = the same shapes (Adam's first moment), or None with Adagrad
+        memory  = the same shapes (Adagrad's sums of squares; Adam's second moment;
+                  RMSprop's mean square)
+        moment  = the same shapes (Adam's first moment), or None (Adagrad, RMSprop)
         grads   = the same shapes (the gradients of the last step, clipped)
 
     All REAL (the module's dtype), C-contiguous; biases may be (H, 1) / (V, 1). optimizer
-    ("adagrad" or "adam"), clip_bound, eps, beta1, beta2 are the update's
-    hyperparameters (charrnn_ext.defaults); adam_steps counts Adam's updates.
+    (OPTIMIZER_CODES: "adagrad", "adam" or "rmsprop"), clip_bound, eps, beta1, beta2, alpha
+    are the update's hyperparameters (charrnn_ext.optimizers); adam_steps counts Adam's updates.
 
     train_step, loss_and_grads and loss run B streams at once: inputs and
     targets (T, B) time-major, h (B, H) one row per stream. Their loss is the
@@ -55,8 +56,9 @@ cdef class TanhWorkspace:
     """
     cdef readonly int hidden_size, vocab_size, embedding_size, capacity, stream_capacity
     cdef readonly int n_stripes
-    cdef readonly real clip_bound, eps, beta1, beta2
+    cdef readonly real clip_bound, eps, beta1, beta2, alpha
     cdef readonly str optimizer
+    cdef int code               # optimizer's enum (update.pxi)
     cdef Model m                # what the kernels see: sizes and pointers
     cdef object arrays          # the arrays behind params, memory, moment and grads (kept alive)
     cdef dict buffers           # the work buffers' arrays (kept alive); pointers in m
@@ -64,12 +66,12 @@ cdef class TanhWorkspace:
     cdef Py_ssize_t chunk_capacity
 
     def __init__(self, params, memory, grads, moment=None, *, str optimizer="adagrad",
-                 real clip_bound, real eps, real beta1=0.9, real beta2=0.999, int capacity=32):
+                 real clip_bound, real eps, real beta1=0.9, real beta2=0.999, real alpha=0.99,
+                 int capacity=32):
         params = list(params)
         H, V = params[1].shape[0], params[2].shape[0]
         D = params[5].shape[1] if len(params) == 6 else 0
-        if optimizer not in ("adagrad", "adam") or (moment is None) != (optimizer == "adagrad"):
-            raise ValueError("optimizer must be 'adagrad' (no moment) or 'adam' (with moment)")
+        self.code = optimizer_code(optimizer, moment)
         self.hidden_size, self.vocab_size, self.embedding_size = H, V, D
         self.m.H, self.m.V, self.m.D = H, V, D
         self.m.params = tensors_of(params, H, V, D, "params")
@@ -80,6 +82,7 @@ cdef class TanhWorkspace:
         self.arrays = (tuple(params), tuple(memory), tuple(grads), moment)
         self.optimizer = optimizer
         self.clip_bound, self.eps, self.beta1, self.beta2 = clip_bound, eps, beta1, beta2
+        self.alpha = alpha
         self.m.adam_steps = 0
         self.n_stripes = self.m.S = stripe_count(V, H)
         self.buffers = {}
@@ -159,12 +162,8 @@ cdef class TanhWorkspace:
 
     cdef Update update(self, real learning_rate) noexcept:
         """The update's hyperparameters for a call at this learning rate."""
-        cdef Update u
-        u.optimizer = ADAM if self.optimizer == "adam" else ADAGRAD
-        u.learning_rate, u.clip_bound, u.eps = learning_rate, self.clip_bound, self.eps
-        u.beta1, u.beta2 = self.beta1, self.beta2
-        u.step_size, u.root_correction = learning_rate, 1.0
-        return u
+        return update_of(self.code, learning_rate, self.clip_bound, self.eps, self.beta1,
+                         self.beta2, self.alpha)
 
     def threads(self, int streams=1, int steps=1):
         """The threads a training call from this Python thread would use now,
@@ -174,7 +173,7 @@ cdef class TanhWorkspace:
         cdef int H = self.hidden_size, pieces = self.n_stripes
         cdef int limit = core_threads()
         if pipelined(self.vocab_size, H, streams) and self.embedding_size == 0 \
-                and self.optimizer == "adagrad":
+                and sparse_update(self.code):
             return min(limit, 2)
         if streams >= GEMM_MIN_STREAMS:
             pieces = max(pieces, product_pieces(<Py_ssize_t> streams * H * H, H))
@@ -186,7 +185,7 @@ cdef class TanhWorkspace:
     def train_step(self, const i32[:, ::1] inputs, const i32[:, ::1] targets,
                    real[:, ::1] h, real learning_rate, int max_threads=0):
         """One step over a chunk of B streams, inputs and targets (T, B):
-        forward, backward, clip, Adagrad. Updates params, memory and grads in
+        forward, backward, clip, update. Updates params, memory and grads in
         place; h (B, H) is replaced by the last hidden states. Returns the mean
         over streams of the summed loss. max_threads > 0 caps the threads."""
         cdef int T = inputs.shape[0], B = inputs.shape[1]
