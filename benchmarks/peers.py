@@ -5,7 +5,8 @@ import numpy as np
 
 from bench_data import DataPass
 from charrnn_ext import CharRNN, reference
-from charrnn_ext.defaults import ADAGRAD_EPS, CLIP, LEARNING_RATE
+from charrnn_ext.defaults import CLIP, LEARNING_RATE
+from charrnn_ext.reference import ADAGRAD_EPS
 from charrnn_ext.spec import PARAM_NAMES
 
 # Every side: reset() zeroes its hidden state(s); step(chunk) trains one step on a

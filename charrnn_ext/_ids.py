@@ -7,7 +7,8 @@ import numbers
 import numpy as np
 
 from ._dispatch import core as _core
-from .spec import DTYPES, INITS, OPTIMIZERS
+from . import optimizers
+from .spec import DTYPES, INITS
 
 _INT32 = np.dtype(np.int32)
 
@@ -117,11 +118,8 @@ def _embedding_size(value) -> int:
 
 
 def _optimizer(value) -> str:
-    """An optimiser's name (charrnn_ext.spec.OPTIMIZERS)."""
-    if value not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {', '.join(map(repr, OPTIMIZERS))}, "
-                         f"got {value!r}")
-    return value
+    """An optimiser's name (charrnn_ext.optimizers)."""
+    return optimizers.get(value).name
 
 
 def _dtype(value) -> np.dtype:
@@ -153,10 +151,12 @@ def _init(value) -> str:
 
 
 def _optimizer_state(optimizer, moment, adam_steps) -> tuple[str, int]:
-    """(optimizer, adam_steps) checked together: moment and adam_steps are Adam's."""
-    optimizer = _optimizer(optimizer)
-    if optimizer == "adagrad" and (moment is not None or adam_steps):
-        raise ValueError("moment and adam_steps belong to optimizer='adam'")
+    """(optimizer, adam_steps) checked together: moment and adam_steps are Adam's
+    (an optimizer with the slot "moment" and counts_steps)."""
+    opt = optimizers.get(optimizer)
+    if (moment is not None and "moment" not in opt.slots) or (adam_steps and not opt.counts_steps):
+        raise ValueError(f"moment and adam_steps belong to optimizer='adam', not {opt.name!r}")
+    optimizer = opt.name
     if isinstance(adam_steps, bool) or not isinstance(adam_steps, numbers.Integral) \
             or not 0 <= adam_steps < 2**62:
         raise ValueError(f"adam_steps must be a non-negative integer, got {adam_steps!r}")

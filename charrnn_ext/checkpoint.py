@@ -11,8 +11,10 @@ pickle), so loading a file from a stranger cannot run code. Members:
                                    (float32: a --dtype float32 model's, version 3);
                                    with an input embedding of width D (version 3):
                                    Wxh (H,D) and embed (V,D)
-    memory.<name>     float64      the Adagrad memory (Adam's second moment), same shapes
+    memory.<name>     float64      the optimizer's memory (Adagrad's sums of squares, Adam's
+                                   second moment, RMSprop's mean square), same shapes
     moment.<name>     float64      Adam's first moment, same shapes (Adam only; version 3)
+                                   (the slots of each optimizer: charrnn_ext.optimizers)
                                    a gated or stacked model: PyTorch's names, whence
                                    its cell and layers (weight_ih_l0, ..., Why, by[, embed])
     hidden            float64 (H, B) hidden states carried into the next step (gated: (S, B)),
@@ -28,6 +30,9 @@ pickle), so loading a file from a stranger cannot run code. Members:
                                    interval_loss / interval_steps (summed loss
                                    and steps since the last history point),
                                    adam_steps (Adam's updates so far; version 3),
+                                   optimizer (its name; absent in files written
+                                   before RMSprop: Adam if moment.* exists, else
+                                   Adagrad),
                                    lr_from ([iteration, rate]: where the decaying
                                    learning rate's line starts, when not at 0
                                    with the learning rate; absent: there)
@@ -73,6 +78,7 @@ from ._ckptagree import check_agreement, setting
 from ._parse import fraction
 from ._ckptfile import check_member, describe, max_file_size, read_arrays, write_atomic
 from ._rngstate import restore_rng, rng_json
+from . import optimizers
 from .defaults import SEQ_LENGTH
 from .model import _MAX_ELEMENTS, CharRNN
 from .reference_gated import param_names as gated_param_names
@@ -235,6 +241,7 @@ def _arrays(ckpt: Checkpoint) -> dict:
             "interval_steps": int(ckpt.interval_steps),
             "adam_steps": int(model.adam_steps),
             "cell": model.cell,
+            "optimizer": model.optimizer,
             **({"lr_from": [int(ckpt.lr_from[0]), float(ckpt.lr_from[1])]}
                if ckpt.lr_from is not None else {}),
             **({"dropout_rng": rng_json(model._rng)} if not model.minchar else {}),
@@ -310,7 +317,7 @@ def _member_limits() -> dict:
     }
     # each within the core's limit on a matrix; a gated model's up to MAX_LAYERS layers
     for name in param_names(1) + tuple(gated_param_names(MAX_LAYERS)):
-        for kind in ("params", "memory", "moment"):
+        for kind in ("params",) + optimizers.SLOTS:
             limits[f"{kind}.{name}"] = 8 * _MAX_ELEMENTS
     for key in _HISTORY_KEYS:  # at most one point per iteration (a C int)
         limits[f"history.{key}"] = 8 * _MAX_ELEMENTS
@@ -397,6 +404,24 @@ def _nonneg_number(value, what: str) -> float:
     return number
 
 
+def stored_optimizer(state: dict, kinds: set) -> str:
+    """The optimizer a file holds: its state's "optimizer" (a name in
+    charrnn_ext.optimizers, whose slots must be the file's: a one-slot
+    RMSprop is told from Adagrad by name), or for files written before the
+    name was stored, inferred from the slots (optimizers.inferred)."""
+    slots = kinds & set(optimizers.SLOTS)
+    if "optimizer" not in state:
+        return optimizers.inferred(slots)
+    name = state["optimizer"]
+    if not isinstance(name, str) or name not in optimizers.TABLE:
+        raise ValueError(f"state's optimizer is {name!r}, not one of "
+                         f"{', '.join(optimizers.OPTIMIZERS)}")
+    if slots != set(optimizers.get(name).slots):
+        raise ValueError(f"state's optimizer {name!r} keeps {', '.join(optimizers.get(name).slots)}"
+                         f", the file holds {', '.join(sorted(slots)) or 'no optimizer state'}")
+    return name
+
+
 def _parse(arrays: dict) -> Checkpoint:
     version = _get(arrays, "version", "iu", 0)
     version = int(version)
@@ -414,16 +439,18 @@ def _parse(arrays: dict) -> Checkpoint:
         raise ValueError(f"'vocab' holds U+{ord(surrogate):04X}, a lone surrogate: not a "
                          f"character of any text")
     state = _json(arrays, "state")
-    adam, embed = any(key.startswith("moment.") for key in arrays), f"params.{EMBED}" in arrays
+    embed = f"params.{EMBED}" in arrays
+    optimizer = stored_optimizer(state, {key.split(".")[0] for key in arrays})
+    adam = optimizers.has(optimizer, "moment")
     gated = "params.weight_hh_l0" in arrays   # a gated or stacked model: layers from members
     names = gated_param_names(sum(k.startswith("params.weight_hh_l") for k in arrays), embed) \
         if gated else param_names(1 if embed else 0)
     params = {name: _get(arrays, f"params.{name}", "f") for name in names}
     memory = {name: _get(arrays, f"memory.{name}", "f") for name in names}
     moment = {name: _get(arrays, f"moment.{name}", "f") for name in names} if adam else None
-    used = {f"{kind}.{name}" for kind in ("params", "memory") + (("moment",) if adam else ())
+    used = {f"{kind}.{name}" for kind in ("params",) + optimizers.get(optimizer).slots
             for name in names}
-    stray = sorted(key for key in arrays if key.split(".")[0] in ("params", "memory", "moment")
+    stray = sorted(key for key in arrays if key.split(".")[0] in ("params",) + optimizers.SLOTS
                    and key not in used)
     if stray:   # e.g. an embedding's memory beside a one-hot model: not silently dropped
         raise ValueError(f"'{stray[0]}' is not a parameter of the model the file holds "
@@ -433,7 +460,7 @@ def _parse(arrays: dict) -> Checkpoint:
         # Adam's moments are zero before its first step; its bias correction
         # would make the next step up to ten times too large
         raise ValueError("Adam's moments are not zero but adam_steps is 0")
-    kw = dict(optimizer="adam" if adam else "adagrad", moment=moment, adam_steps=adam_steps)
+    kw = dict(optimizer=optimizer, moment=moment, adam_steps=adam_steps)
     dtype = "float32" if params["weight_hh_l0" if gated else "Whh"].dtype == np.float32 \
         else "float64"   # as saved
     dropout = setting(_json(arrays, "hyperparameters"), "dropout", fraction, "in [0, 1)") \

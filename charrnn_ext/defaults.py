@@ -14,10 +14,7 @@ VAL_FRACTION = 0.05     # fraction of the text held out (its end) for validation
 SEED = 0                # random seed of initialisation and sampling
 INIT_SCALE = 0.01       # weights are randn * INIT_SCALE, biases zero
 CLIP = 5.0              # gradients are clipped elementwise to [-CLIP, CLIP]
-ADAGRAD_EPS = 1e-8      # p -= lr * g / sqrt(mem + ADAGRAD_EPS)
-OPTIMIZER = "adagrad"   # the update: "adagrad" (the seed's) or "adam" (torch.optim.Adam's)
-ADAM_EPS = 1e-8         # Adam: p -= step * m / (sqrt(v_hat) + ADAM_EPS)
-ADAM_BETAS = (0.9, 0.999)  # Adam's decay rates of its first and second moments
+OPTIMIZER = "adagrad"   # the update (the seed's); each optimizer's constants: charrnn_ext.optimizers
 EMBEDDING_SIZE = 0      # width of a learned input embedding; 0: the seed's one-hot input
 DTYPE = "float64"       # what a model computes in: float64 (the reference) or float32
 INIT = "min-char-rnn"   # initial weights: the seed's ("min-char-rnn") or "pytorch" (charrnn_ext.spec)

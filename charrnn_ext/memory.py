@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from . import reference_gated
+from . import optimizers, reference_gated
 from ._machine import available_memory
 from ._words import count
 from ._dispatch import core_for
@@ -39,7 +39,7 @@ def model_bytes(V: int, H: int, T: int, B: int, D: int = 0, *, cell: str = "rnn"
     V characters, hidden size H, chunks of T steps of B streams, an input
     embedding of width D (0: one-hot)."""
     itemsize = np.dtype(dtype).itemsize
-    copies = 4 if optimizer == "adam" else 3   # params, memory, grads (and Adam's moment)
+    copies = 2 + len(optimizers.get(optimizer).slots)   # params, grads, the optimizer's slots
     N, L = T * B, num_layers
     stripes = core_for(dtype).stripe_count(V, H)
     # the output layer's work: probabilities, the stripes' partial dh and their sums

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from . import cells, reference_gated
+from . import cells, optimizers, reference_gated
 from ._arrays import (_MAX_ELEMENTS, _ArrayViews, _first_invalid, _Handouts, _owner,  # noqa: F401
                       _real_array, _storage, check_real_dtype, hidden_shape_error)
 from ._dispatch import core as _core, core_for
@@ -37,8 +37,8 @@ from ._modelcheck import Architecture, architecture_of, check_architecture, fill
 from ._pickling import reduce_model, same_model
 from ._threadchoice import _ThreadChoice, steps_per_call
 from .datapass import chunk_wraps, read_spans, train_window  # noqa: F401 (chunk_wraps: public here too)
-from .defaults import (ADAGRAD_EPS, ADAM_BETAS, ADAM_EPS, CALL_SECONDS, CLIP, EMBEDDING_SIZE,
-                       HIDDEN_SIZE, INIT, LEARNING_RATE, OPTIMIZER, SEQ_LENGTH)
+from .defaults import (CALL_SECONDS, CLIP, EMBEDDING_SIZE, HIDDEN_SIZE, INIT, LEARNING_RATE,
+                       OPTIMIZER, SEQ_LENGTH)
 from .divergence import TrainingDiverged
 from .spec import init_params
 
@@ -119,7 +119,7 @@ class CharRNN:
         """Build the core over private flat storage holding checked copies of
         ``params`` and the optimiser's state (None: zeros)."""
         layout, n = arch.layout()
-        kinds = ("params", "memory", "grads") + (("moment",) if optimizer == "adam" else ())
+        kinds = ("params", "grads") + optimizers.get(optimizer).slots   # (memory, Adam's moment)
         flat = {kind: _storage((n,), dtype) for kind in kinds}
         self._arrays = {kind: {name: flat[kind][at:at + math.prod(shape)].reshape(shape)
                                for name, (at, shape) in layout.items()} for kind in kinds}
@@ -132,10 +132,9 @@ class CharRNN:
             raise ValueError(f"memory['{negative[0]}'] has negative entries (it sums squares)")
         self._workspace = core_for(dtype).Workspace(
             arch.cell, arch.num_layers, arch.V, arch.H, flat["params"], flat["memory"],
-            flat["grads"], flat.get("moment"), minchar=arch.minchar, optimizer=optimizer,
-            clip_bound=CLIP, eps=ADAM_EPS if optimizer == "adam" else ADAGRAD_EPS,
-            beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1], dropout=0.0 if arch.minchar else dropout,
-            embedding_size=arch.D)
+            flat["grads"], flat.get("moment"), minchar=arch.minchar, clip_bound=CLIP,
+            dropout=0.0 if arch.minchar else dropout, embedding_size=arch.D,
+            **optimizers.get(optimizer).core_options())
         if [(name, at, tuple(shape)) for name, (at, shape) in layout.items()] != \
                 [(name, at, tuple(shape)) for name, at, shape in self._workspace.layout()]:
             raise RuntimeError("charrnn_ext internal error: the core's layout differs")
@@ -194,7 +193,8 @@ class CharRNN:
 
     @property
     def optimizer(self) -> str:
-        """The update the training calls apply: "adagrad" or "adam"."""
+        """The update the training calls apply: a name in charrnn_ext.optimizers
+        ("adagrad", "adam" or "rmsprop")."""
         return self._workspace.optimizer
 
     @property

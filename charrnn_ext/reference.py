@@ -6,7 +6,9 @@ not a path to train with: it is slow on purpose, like the original.
 
 Beyond min-char-rnn, the same loops with two options of the batched recipe:
 an input embedding (``params["embed"]`` (V, D): x_t = embed[inputs[t]] and
-Wxh (H, D)) and Adam (``adam_update``, torch.optim.Adam's formula).
+Wxh (H, D)), Adam (``adam_update``, torch.optim.Adam's formula) and RMSprop
+(``rmsprop_update``, torch.optim.RMSprop's); their constants are
+charrnn_ext.optimizers' table.
 
 Differences from the seed listing, all deliberate:
   * BPTT carries ``dhnext = Whh.T @ dhraw`` (the seed's "完整代码" listing
@@ -18,7 +20,10 @@ Differences from the seed listing, all deliberate:
 """
 import numpy as np
 
-from .defaults import ADAGRAD_EPS, ADAM_BETAS, ADAM_EPS, CLIP
+from .defaults import CLIP
+from .optimizers import TABLE
+
+ADAGRAD_EPS = TABLE["adagrad"].eps
 from .spec import EMBED, PARAM_NAMES, init_params, param_names  # noqa: F401  (init_params re-exported)
 
 
@@ -120,13 +125,24 @@ def adagrad_update(params, grads, memory, learning_rate):
 def adam_update(params, grads, memory, moment, t, learning_rate):
     """torch.optim.Adam's update at step t (1, 2, ...), in place on params,
     moment (first moment) and memory (second moment)."""
-    beta1, beta2 = ADAM_BETAS
+    beta1, beta2 = TABLE["adam"].betas
     for name in params:
         param, g, m, v = params[name], grads[name], moment[name], memory[name]
         m[...] = beta1 * m + (1 - beta1) * g
         v[...] = beta2 * v + (1 - beta2) * (g * g)
         step_size = learning_rate / (1 - beta1 ** t)
-        param -= step_size * m / (np.sqrt(v) / np.sqrt(1 - beta2 ** t) + ADAM_EPS)
+        param -= step_size * m / (np.sqrt(v) / np.sqrt(1 - beta2 ** t) + TABLE["adam"].eps)
+
+
+def rmsprop_update(params, grads, memory, learning_rate):
+    """torch.optim.RMSprop's update (no momentum, not centered), in place on
+    params and memory (the mean square): memory = alpha * memory + (1 - alpha)
+    * g^2; param -= learning_rate * g / (sqrt(memory) + eps)."""
+    alpha, eps = TABLE["rmsprop"].alpha, TABLE["rmsprop"].eps
+    for name in params:
+        param, g, v = params[name], grads[name], memory[name]
+        v[...] = alpha * v + (1 - alpha) * (g * g)
+        param -= learning_rate * g / (np.sqrt(v) + eps)
 
 
 def train_step(inputs, targets, hprev, params, memory, learning_rate):

@@ -23,6 +23,7 @@ import numpy as np
 
 from .cells import CELLS as _CELLS
 from .defaults import CLIP, INIT_SCALE
+from .optimizers import TABLE
 
 GATES = {name: cell.gates for name, cell in _CELLS.items()}
 
@@ -203,7 +204,8 @@ def batch_lossFun(cell, L, inputs, targets, state, params, p=0.0, uniforms=None,
     return total / B, grads, np.hstack(last)
 
 
-def adam_step(params, moment, memory, grads, learning_rate, t, eps=1e-8, betas=(0.9, 0.999)):
+def adam_step(params, moment, memory, grads, learning_rate, t, eps=TABLE["adam"].eps,
+              betas=TABLE["adam"].betas):
     """torch.optim.Adam's update at step t on every parameter (grads already clipped)."""
     b1, b2 = betas
     for n in params:
@@ -213,7 +215,16 @@ def adam_step(params, moment, memory, grads, learning_rate, t, eps=1e-8, betas=(
         params[n] -= learning_rate / (1 - b1 ** t) * moment[n] / denom
 
 
-def adagrad_step(params, memory, grads, learning_rate, eps):
+def rmsprop_step(params, memory, grads, learning_rate, alpha=TABLE["rmsprop"].alpha,
+                 eps=TABLE["rmsprop"].eps):
+    """torch.optim.RMSprop's update (no momentum, not centered) on every
+    parameter (grads already clipped); memory is the mean square."""
+    for n in params:
+        memory[n] = alpha * memory[n] + (1 - alpha) * grads[n] * grads[n]
+        params[n] -= learning_rate * grads[n] / (np.sqrt(memory[n]) + eps)
+
+
+def adagrad_step(params, memory, grads, learning_rate, eps=TABLE["adagrad"].eps):
     """min-char-rnn's update on every parameter (grads already clipped)."""
     for n in params:
         memory[n] += grads[n] * grads[n]

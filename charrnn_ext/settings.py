@@ -13,7 +13,9 @@ from typing import Any, Callable
 from . import defaults as d
 from ._parse import (fraction, nonneg_float, nonneg_int, positive_float, positive_int,
                      sample_length_int, seed_int, unit_fraction)
-from .spec import CELLS, DTYPES, INITS, MAX_LAYERS, OPTIMIZERS
+from . import optimizers
+from .optimizers import OPTIMIZERS
+from .spec import CELLS, DTYPES, INITS, MAX_LAYERS
 
 
 def _choice(options):
@@ -39,8 +41,10 @@ RECIPES = {
     "batched": dict(hidden_size=256, seq_length=50, batch_size=32, learning_rate=0.002,
                     optimizer="adam", embedding_size=64, init="pytorch", lr_decay=0.1),
 }
-# A recipe's learning rate is for its optimizer; with the other one given, its rate:
-OTHER_RATES = {("min-char-rnn", "adam"): 0.002, ("batched", "adagrad"): 0.02}
+# A recipe's learning rate is for its optimizer; with another one given, that
+# optimizer's rate for the recipe (charrnn_ext.optimizers: rates):
+OTHER_RATES = {(recipe, o.name): rate for o in optimizers.TABLE.values()
+               for recipe, rate in o.rates.items()}
 
 
 def cell_name(text: str) -> str:
@@ -106,9 +110,7 @@ SETTINGS = _table(
                      "the learning rate falls linearly to F times --learning-rate by the end of "
                      "the run (--iters, or --time-limit if that comes first), in steps every "
                      f"{d.LR_WINDOW} iterations; 1 keeps it constant (min-char-rnn)"),
-    optimizer=Setting(d.OPTIMIZER, _choice(OPTIMIZERS), "NAME",
-                      "adagrad (min-char-rnn's) or adam (torch.optim.Adam's); gradients are "
-                      "clipped to [-5, 5] first with either"),
+    optimizer=Setting(d.OPTIMIZER, _choice(OPTIMIZERS), "NAME", optimizers.help_text()),
     embedding_size=Setting(d.EMBEDDING_SIZE, nonneg_int, "D",
                            "width of a learned input embedding (nn.Embedding before the RNN); "
                            "0 is min-char-rnn's one-hot input"),
@@ -270,9 +272,11 @@ def notes(settings: dict, n_train: int | None = None) -> list[str]:
     if s["dropout"] > 0 and s["num_layers"] == 1:   # (PyTorch's RNNs warn so too)
         out.append(f"--dropout {s['dropout']:g} has no effect with one layer: dropout acts "
                    f"between stacked layers (--num-layers 2 or more)")
-    if s["optimizer"] == "adam" and s["learning_rate"] > 0.02:
-        out.append(f"--learning-rate {s['learning_rate']:g} is large for Adam (the batched "
-                   f"recipe uses 0.002); a run this fast usually diverges")
+    opt = optimizers.get(s["optimizer"])
+    if opt.max_rate and s["learning_rate"] > opt.max_rate:
+        out.append(f"--learning-rate {s['learning_rate']:g} is large for {opt.label} (the "
+                   f"batched recipe uses {recipe_rate('batched', opt.name):g}); a run this "
+                   f"fast usually diverges")
     return out
 
 

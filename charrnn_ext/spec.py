@@ -11,7 +11,6 @@ from .defaults import INIT_SCALE
 PARAM_NAMES = ("Wxh", "Whh", "Why", "bh", "by")
 EMBED = "embed"
 INITS = ("min-char-rnn", "pytorch")   # init_params' schemes
-OPTIMIZERS = ("adagrad", "adam")
 DTYPES = ("float64", "float32")      # what a model computes in (float64: the reference)
 MAX_LAYERS = 16     # stacked layers at most (a checkpoint lists the members of this many)
 

@@ -27,7 +27,7 @@ from ._threadchoice import steps_per_call
 from .checkpoint import Checkpoint, load_checkpoint
 from .datapass import chunk_wraps, held_out, stream_part
 from .defaults import LR_WINDOW
-from . import finetune
+from . import finetune, optimizers
 from .divergence import Divergence, suggested_rate
 from .errors import InputError
 from .evaluation import LN2, Scores, evaluate
@@ -310,7 +310,7 @@ def _header(N, V, n_train, settings, part, resume, resumed_from, out) -> list[st
         if settings["embedding_size"] else ""
     decay = f" falling to {settings['lr_decay']:g}x" if settings["lr_decay"] != 1.0 else ""
     lines.append(f"{cell}hidden size {settings['hidden_size']}, seq length {settings['seq_length']}"
-                 f"{streams}{embedding}, {settings['optimizer'].capitalize()} learning rate "
+                 f"{streams}{embedding}, {optimizers.label(settings['optimizer'])} learning rate "
                  f"{settings['learning_rate']:g}{decay}, {settings['dtype']}, seed {settings['seed']}, "
                  f"{count(settings['iters'], 'iteration')} ({settings['recipe']} recipe)")
     if resume is not None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from charrnn_ext import CharRNN, reference_gated as R
-from charrnn_ext.defaults import ADAGRAD_EPS
+from charrnn_ext.reference import ADAGRAD_EPS
 from charrnn_ext.model import CharRNN
 
 from conftest import RTOL, TRAIN_RTOL, assert_close, same_loss

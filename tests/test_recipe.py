@@ -33,7 +33,8 @@ def test_the_recipes_are_the_documented_ones():
     assert RECIPES["batched"] == BATCHED
     assert (d.HIDDEN_SIZE, d.SEQ_LENGTH, d.BATCH_SIZE, d.LEARNING_RATE, d.OPTIMIZER,
             d.EMBEDDING_SIZE, d.INIT, d.LR_DECAY) == tuple(MIN_CHAR_RNN.values())
-    assert OTHER_RATES == {("min-char-rnn", "adam"): 0.002, ("batched", "adagrad"): 0.02}
+    assert OTHER_RATES == {("min-char-rnn", "adam"): 0.002, ("batched", "adagrad"): 0.02,
+                           ("min-char-rnn", "rmsprop"): 0.002, ("batched", "rmsprop"): 0.002}
     for name in MODEL:   # a setting's own default is min-char-rnn's
         assert SETTINGS[name].default == MIN_CHAR_RNN[name], name
 
