@@ -87,6 +87,22 @@ def test_adam_with_an_embedding_resumes_bit_identically(cli_texts, tmp_path, ext
     assert b.hyperparameters["learning_rate"] == 0.002
 
 
+@pytest.mark.parametrize("extra", [
+    (),                                                         # the tanh model, one stream
+    ("--cell", "lstm", "--num-layers", 2, "--batch-size", 2, "--embedding-size", 4),
+])
+def test_rmsprop_resumes_bit_identically(cli_texts, tmp_path, extra):
+    """--optimizer rmsprop: N steps, a resume and N more == 2N straight (its
+    mean square included, same_model); the checkpoint names it, so the
+    resumed run keeps RMSprop and its rate (the recipe's for it) untold."""
+    args = ["en.txt", *TINY_FLAGS, "--optimizer", "rmsprop", *extra, "--sample-every", 20,
+            "--eval-every", 30, "--lr-decay", 1]   # (no evaluation at the half: 40)
+    b = assert_resuming_is_bit_identical(cli_texts, tmp_path, args, 80)
+    assert b.model.optimizer == "rmsprop" and not b.model.moment
+    assert b.hyperparameters["optimizer"] == "rmsprop"
+    assert b.hyperparameters["learning_rate"] == 0.002
+
+
 @pytest.fixture(scope="module")
 def adam_run(tmp_path_factory, cli_texts):
     """A directory holding en.txt and adam.npz: 20 iterations of the batched
