@@ -304,7 +304,7 @@ BAD_TRAIN = [
     (["en.txt", "--seed", -1], "--seed: must be an integer in [0, 2**32)"),
     (["en.txt", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     (["en.txt", "--recipe", "foo"], "--recipe: must be one of auto, min-char-rnn, batched, got foo"),
-    (["en.txt", "--optimizer", "sgd"], "--optimizer: must be one of adagrad, adam, got sgd"),
+    (["en.txt", "--optimizer", "sgd"], "--optimizer: must be one of adagrad, adam, rmsprop, got sgd"),
     (["en.txt", "--init", "xavier"], "--init: must be one of min-char-rnn, pytorch, got xavier"),
     (["en.txt", "--embedding-size", -1], "--embedding-size: must be an integer in [0, "),
     (["en.txt", "--embedding-size", "wide"], "--embedding-size: expected an integer"),
