@@ -16,7 +16,6 @@ import pytest
 from charrnn_ext import CharRNN, optimizers, reference, reference_gated as R
 from charrnn_ext._dispatch import core_for
 from charrnn_ext.checkpoint import load_checkpoint
-from charrnn_ext.gated import GatedCharRNN
 from charrnn_ext.memory import model_bytes
 from charrnn_ext.settings import OTHER_RATES, check
 from charrnn_ext.spec import init_params
@@ -121,7 +120,7 @@ def test_rmsprop_gated_steps_match_reference(cell, L, B, D):
     V, H, T, lr = 8, 6, 7, 0.01
     rng = np.random.default_rng(L * 10 + B + D)
     params = R.init_params(cell, V, H, L, 3, D)
-    model = GatedCharRNN.from_params(params, optimizer="rmsprop")
+    model = CharRNN.from_params(params, optimizer="rmsprop")
     memory = {n: np.zeros_like(a) for n, a in params.items()}
     state = ref_state = None
     for _ in range(30):
@@ -179,10 +178,10 @@ def test_rmsprop_equals_torch_optim_rmsprop(cell, L, D):
     parameters after each of five steps."""
     torch = pytest.importorskip("torch")
     import charrnn_ext.torch as ct
-    from charrnn_ext.export import state_dict
+    from charrnn_ext.export_safetensors import state_dict
     V, H, T, B, lr = 9, 6, 5, 3, 0.01
     rng = np.random.default_rng(11)
-    model = GatedCharRNN.from_params(R.init_params(cell, V, H, L, 5, D), optimizer="rmsprop")
+    model = CharRNN.from_params(R.init_params(cell, V, H, L, 5, D), optimizer="rmsprop")
     module = ct._module_class()(cell, V, H, L, D, "abcdefghi").double()
     module.load_state_dict({k: torch.tensor(v) for k, v in state_dict(model).items()})
     opt = torch.optim.RMSprop(module.parameters(), lr=lr, alpha=RMS.alpha, eps=RMS.eps)
