@@ -6,7 +6,8 @@ numbers (code points) and ASCII-only JSON whose ``<``, ``>`` and ``&`` are
 escaped, so no character sequence can end the block or open a tag; the
 script builds the page from it with ``textContent`` only. The page's
 Content-Security-Policy allows no network at all and runs only this
-module's own script and style (by their hashes).
+module's own script and style (by their hashes); a live page adds the
+model block and script of charrnn_ext._page_live.
 
 The embedded data (``page_data``; JSON, format 1), for n characters:
 
@@ -118,18 +119,24 @@ def _hash(source: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode()).digest()).decode() + "'"
 
 
-def render(ins) -> str:
-    """The page of an Inspection, as a string."""
+def render(ins, live: dict | None = None) -> str:
+    """The page of an Inspection, as a string; with ``live`` (the model block
+    of charrnn_ext._page_live.live_data) the live page, which runs the model."""
     from ._page_assets import SCRIPT, STYLE
-    csp = (f"default-src 'none'; script-src {_hash(SCRIPT)}; style-src {_hash(STYLE)}; "
-           f"img-src data:; base-uri 'none'; form-action 'none'")
+    from ._page_live_assets import LIVE_SCRIPT, LIVE_STYLE
+    scripts = [SCRIPT] + ([LIVE_SCRIPT] if live is not None else [])
+    style = STYLE + (LIVE_STYLE if live is not None else "")
+    csp = (f"default-src 'none'; script-src {' '.join(map(_hash, scripts))}; "
+           f"style-src {_hash(style)}; img-src data:; base-uri 'none'; form-action 'none'")
+    model = ("" if live is None else
+             f"<script type=\"application/json\" id=\"model\">{embed_json(live)}</script>\n")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         f"<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         "<title>charrnn-inspect</title>\n"
-        f"<style>{STYLE}</style>\n</head>\n<body>\n"
+        f"<style>{style}</style>\n</head>\n<body>\n"
         "<noscript>This page needs JavaScript to show the model's data.</noscript>\n"
         f"<script type=\"application/json\" id=\"data\">{embed_json(page_data(ins))}</script>\n"
-        f"<script>{SCRIPT}</script>\n</body>\n</html>\n"
+        + model + "".join(f"<script>{s}</script>\n" for s in scripts) + "</body>\n</html>\n"
     )

@@ -194,6 +194,12 @@ SCRIPT = r"""
     "linear-gradient(to right, " + palette[0] + ", #fff, " + palette[254] + ")";
 
   let cur = { set: 0, unit: 0 }, pinned = -1, shownAt = -1;
+  const shown = [];   // called with (set, unit) whenever another unit is shown
+  // what a live page's script (a second one) shares with this one: helpers, colours, the unit
+  Object.defineProperty(window, "inspectView", { value: Object.freeze({
+    el: el, bytes: bytes, alone: alone, inText: inText, pct: pct, fix: fix, palette: palette,
+    vocab: vocab, k: k, current: () => [sets[cur.set], cur.unit],
+    onShow: (f) => { shown.push(f); } }) });
   const value = (s, u, i) => sets[s].q[u * n + i] / 127 * sets[s].scale[u];
 
   function show(setIndex, unit) {
@@ -220,6 +226,7 @@ SCRIPT = r"""
     ranking.querySelectorAll("button").forEach((b) =>
       b.classList.toggle("on", b.unit === unit && b.set === setIndex));
     if (shownAt >= 0) detail(shownAt);
+    shown.forEach((f) => f(sets[setIndex], unit));
   }
 
   function detail(i) {
@@ -296,7 +303,7 @@ SCRIPT = r"""
   prev.addEventListener("click", () => show(cur.set, cur.unit - 1));
   next.addEventListener("click", () => show(cur.set, cur.unit + 1));
   document.addEventListener("keydown", (e) => {
-    if (e.target === unitIn || e.target === setSel || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.target.closest("input, select, textarea") || e.ctrlKey || e.metaKey || e.altKey) return;
     const step = e.shiftKey ? 10 : 1;
     if (e.key === "ArrowRight" || e.key === "j" || e.key === "J") show(cur.set, cur.unit + step);
     else if (e.key === "ArrowLeft" || e.key === "k" || e.key === "K")

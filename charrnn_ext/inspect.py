@@ -46,6 +46,7 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
     from .datapass import held_out, stream_part
     from .evaluation import CALL_WORK, _last_stream
     from .inputs import decode_input, read_input
+    from ._page_live import LIVE_BYTES, weight_bytes
     from .outputs import check_new_file, write_file
     from .settings import SETTINGS
     from .vocab import Vocab
@@ -393,12 +394,16 @@ def page_limit(model) -> int:
     return max(1, min(PAGE_CHARACTERS, PAGE_BYTES // page_bytes_per_character(model)))
 
 
-def to_html(ckpt, text: str | None = None, **options) -> str:
+def to_html(ckpt, text: str | None = None, *, live: bool = True, **options) -> str:
     """The page of ``trace(ckpt, text, **options)`` (or of an Inspection
-    passed as ``ckpt``) as a string: one self-contained HTML file."""
+    passed as ``ckpt``) as a string: one self-contained HTML file. ``live``:
+    the page carries the model and runs it (a text box read from the state
+    the text starts from, sampling; charrnn_ext._page_live), else the static
+    page."""
     from ._page import render
+    from ._page_live import live_data
     inspection = ckpt if isinstance(ckpt, Inspection) else trace(ckpt, text, **options)
-    return render(inspection)
+    return render(inspection, live_data(inspection.ckpt.model, inspection.h0) if live else None)
 
 
 # -- the command -----------------------------------------------------------------
@@ -411,6 +416,13 @@ guesses for the next character and the character's surprise in bits, the
 units that follow quotes, brackets, the position in the line or whitespace
 most closely, and the model's summary. The page is one file with everything
 in it (no network): open it in any browser.
+
+The page also carries the model and runs it: type into its text box and
+watch the model's guesses for the next character, the surprise of each
+typed character and the chosen unit, live; "Continue" samples characters
+after the typed text (temperature, seed, top-k). A model whose weights
+pass 16 MB would make the page slow to open: the page is then static
+(the text above only), as with --static.
 
 The model reads TEXT from the hidden state training left (as charrnn-sample
 reads a --prime). Without TEXT it reads the held-out part of its training
@@ -445,6 +457,9 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
                    help=f"characters to show, at most (default: {DEFAULT_LENGTH:,}); a page "
                         f"holds at most {PAGE_CHARACTERS:,}, fewer for a large model (about "
                         f"{PAGE_BYTES >> 20} MB), so that it opens quickly")
+    p.add_argument("--static", action="store_true",
+                   help="leave the model out: the text above only, no text box nor sampling "
+                        f"(always so when the weights pass {LIVE_BYTES >> 20} MB)")
     p.add_argument("--from-zero", action="store_true",
                    help="start from a zero hidden state, not from the state training left")
     p.add_argument("--encoding", default="utf-8", help="of TEXT (default: utf-8)")
@@ -498,7 +513,13 @@ def _main(argv) -> int:
         raise CLIError(f"--length {args.length:,}: a page shows at most {limit:,} characters "
                        f"of this model (~{mb:.0f} MB), more would open slowly in a browser; "
                        f"use --length {limit:,} or less")
-    write_file(args.out, to_html(inspection).encode("utf-8"), "--out")
+    live = not args.static
+    if live and weight_bytes(ckpt.model) > LIVE_BYTES:
+        live = False
+        print(f"{args.checkpoint}: its weights ({weight_bytes(ckpt.model) / 1e6:.0f} MB) would "
+              f"make the page slow to open (over {LIVE_BYTES >> 20} MB): writing the static page "
+              f"(no text box)")
+    write_file(args.out, to_html(inspection, live=live).encode("utf-8"), "--out")
     mean = inspection.mean_surprise
     n = len(inspection.text)
     print(f"{args.out}: {n:,} character{'s' if n != 1 else ''}, " + (
