@@ -302,12 +302,17 @@ def test_more_activation_sets_travel_with_their_scales(trained):
     assert np.all(np.abs(values - cell.T) <= 0.5 / 127 * np.array(c["scale"])[:, None] + 1e-12)
 
 
-def test_the_page_is_self_contained(trained):
-    page = to_html(load_checkpoint(trained[1]), trained[2][:200])
+@pytest.mark.parametrize("live", [True, False], ids=["live", "static"])
+def test_the_page_is_self_contained(trained, live):
+    page = to_html(load_checkpoint(trained[1]), trained[2][:200], live=live)
     assert not re.search(r"(src|href)\s*=|https?:|@import|url\(", page.split('id="data">')[0])
     csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page).group(1)
     assert "default-src 'none'" in csp and "unsafe" not in csp
-    assert page.count("<script") == 2 and page.count("</script>") == 2
+    # the data (and a live page's model) blocks, then the script (and the live page's)
+    scripts = 4 if live else 2
+    assert page.count("<script") == scripts and page.count("</script>") == scripts
+    assert csp.count("'sha256-") == scripts // 2 + 1    # each script and the style, by hash
+    assert ('id="model"' in page) == live
 
 
 def test_hostile_text_and_vocabulary_stay_data(tmp_path):

@@ -213,7 +213,8 @@ def test_hostile_text_is_shown_as_text(driver, tmp_path):
     assert driver.execute_script("return window.pwned") is None
     for tag in ("img", "svg", "b"):
         assert driver.find_elements("tag name", tag) == []
-    assert len(driver.find_elements("tag name", "script")) == 2
+    # the data and the model (JSON), the page's script and the live part's
+    assert len(driver.find_elements("tag name", "script")) == 4
     shown = driver.execute_script("return document.getElementById('text').textContent")
     assert shown == text.replace("\n", "\u21b5\n")
     assert driver.title == "charrnn-inspect: " + name

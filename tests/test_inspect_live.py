@@ -110,10 +110,13 @@ def test_typing_shows_the_guesses_and_surprise(driver, gru_page):  # noqa: F811
         titles = [s.get_attribute("title") for s in spans]
         assert titles == [f"surprise {b:.2f} bits" for b in bits]
 
-    typed(driver, "the small")
-    check("the small")
+    unit = driver.find_element("id", "unit").get_attribute("value")
+    typed(driver, "jumps the small")
+    check("jumps the small")
+    # j and k step the units, but not while typing
+    assert driver.find_element("id", "unit").get_attribute("value") == unit
     typed(driver, Keys.BACKSPACE * 3)
-    check("the sm")
+    check("jumps the sm")
     # a paste: the box's whole value changes at once
     driver.execute_script("const b = document.getElementById('live-text');"
                           "b.value = arguments[0]; b.dispatchEvent(new Event('input'))",
