@@ -291,3 +291,38 @@ def test_a_page_at_the_weights_limit_opens_quickly(driver, tmp_path):  # noqa: F
           f"{page.stat().st_size / 1e6:.1f} MB, painted {painted:.2f} s after navigation, "
           f"{wall:.2f} s to open")
     assert painted < 5.0 and wall < 10.0
+
+
+def make_screenshot(png: str) -> None:
+    """The README's screenshot of the live page: the demo model of
+    test_inspect_browser.make_screenshot, a line typed into the box, its
+    guesses, and a continuation."""
+    import os
+    import tempfile
+
+    from charrnn_ext import training
+    from charrnn_ext.corpus import demo_corpus
+    from test_inspect_browser import open_browser
+    text, _ = demo_corpus()
+    with tempfile.TemporaryDirectory() as d:
+        result = training.run(text, {"iters": 20_000, "eval_every": 20_000,
+                                     "sample_every": 100_000})
+        ins = trace(result.run, training_text=text, length=3000, name="demo.npz")
+        page = os.path.join(d, "demo.html")
+        with open(page, "w", encoding="utf-8") as f:
+            f.write(to_html(ins))
+        drv = open_browser()
+        try:
+            open_page(drv, page)
+            typed(drv, "    def read(self, path):\n        return self.")
+            generate(drv, 160, 1, temperature="0.7")
+            drv.execute_script("window.scrollTo(0, 0)")
+            drv.save_screenshot(png)
+        finally:
+            drv.quit()
+    print(f"{png}: written")
+
+
+if __name__ == "__main__":
+    import sys
+    make_screenshot(sys.argv[1] if len(sys.argv) > 1 else "inspect-live.png")
