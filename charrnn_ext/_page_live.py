@@ -26,9 +26,10 @@ import numpy as np
 from .export import layers_of, state_dict
 
 FORMAT = 1
-# The most bytes of weights a live page carries (as raw floats; base64 adds a third): a page
-# with 16 MB of weights opens in about 1.5 s in headless Chromium on a busy 2-core AMD EPYC
-# (tests/test_inspect_live.py prints it). Above it charrnn-inspect writes the static page.
+# The most bytes of weights a live page carries (as raw floats; base64 adds a third): a page of
+# 3,000 characters with 15.6 MB of weights paints in 1.1 s in headless Chromium on a busy 2-core
+# AMD EPYC, with 31 MB in 2.1 s, 61 MB in 3.6 s (benchmarks/bench_inspect_live.py); a page's
+# characters may add up to inspect.PAGE_BYTES. Above it charrnn-inspect writes the static page.
 LIVE_BYTES = 16 << 20
 
 
