@@ -221,6 +221,23 @@ def test_a_keystroke_at_h512_costs_one_step(driver, tmp_path, cell):  # noqa: F8
     assert np.median(ms) < 16   # the aim: one step, within a frame
 
 
+def test_a_long_paste_is_read_in_pieces(driver, tmp_path):  # noqa: F811
+    """At H 512 a paste of 600 characters is read in tasks of about 12 ms, the page
+    answering between them, until all are read."""
+    open_page(driver, h512_page(tmp_path, "gru"))
+    text = (TEXT * 3)[:600]
+    driver.execute_script("const b = document.getElementById('live-text');"
+                          "b.value = arguments[0]; b.dispatchEvent(new Event('input'))", text)
+    for _ in range(600):
+        if len(driver.find_elements("css selector", "#typed span")) == 600:
+            break
+        time.sleep(0.05)
+    shown = driver.execute_script("return document.getElementById('typed').textContent")
+    assert shown == text.replace("\n", "\u21b5\n")
+    assert len(driver.execute_script("return window.charrnn.keystrokeMs()")) > 3
+    assert "reading" not in driver.find_element("id", "live-stat").text
+
+
 def test_the_page_size_of_the_readmes_models(tmp_path, capsys):
     """GRU and LSTM 384 with an embedding of 128 over 65 characters (the README's
     recommended commands, float32): their pages carry the model."""
