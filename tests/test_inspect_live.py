@@ -76,6 +76,20 @@ def test_next_equals_the_cores_trace(driver, tmp_path, kind):  # noqa: F811
     assert bad and "U+00E9" in bad
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_next_of_min_char_rnns_model_with_an_embedding(driver, tmp_path, dtype):  # noqa: F811
+    """min-char-rnn's model (CharRNN, no bias_hh) reading an embedding, from a state
+    of its own (not zero)."""
+    vocab = Vocab.from_text(TEXT)
+    model = CharRNN(len(vocab), 16, seed=4, embedding_size=6, dtype=dtype)
+    h0 = np.tanh(np.random.default_rng(0).standard_normal((16, 1)))
+    ckpt = Checkpoint(model=model, vocab=vocab, hidden=h0)
+    open_page(driver, write_page(tmp_path, ckpt, TEXT[:50]))
+    text = TEXT[100:140]
+    _, probs = model.trace(vocab.encode(text), h0[:, 0].copy())
+    np.testing.assert_allclose(js_next(driver, text), probs[-1], rtol=0, atol=1e-6)
+
+
 def test_the_page_reads_from_the_state_its_text_starts_from(driver, tmp_path):  # noqa: F811
     """With --from-zero the text, and so the box, start from a zero state."""
     ckpt = small_checkpoint(("gru", "float64", "1x-onehot"))
