@@ -133,15 +133,17 @@ LIVE_SCRIPT = r"""
   box.spellcheck = false;
   box.placeholder = "Type here: the model reads it from the state the text below starts from.";
   left.appendChild(box);
-  const row = (label, node) => {
-    const r = el("div", "row");
-    r.appendChild(el("span", "hint", label));
+  const row = (label, node, title) => {
+    const r = el("div", "row"), l = el("span", "hint", label);
+    if (title) l.title = title;
+    r.appendChild(l);
     r.appendChild(node);
     left.appendChild(r);
-    return node;
+    return [node, l];
   };
-  const typedPre = row("unit", el("pre")), surprisePre = row("surprise", el("pre"));
-  typedPre.id = "typed"; surprisePre.id = "typed-surprise";
+  const [typedPre, unitLabel] = row("unit", el("pre"), "the chosen unit after each character");
+  const [surprisePre] = row("surprise", el("pre"), "white 0 bits, red 12 bits or more");
+  typedPre.id = "typed"; surprisePre.id = "typed-surprise"; unitLabel.id = "typed-unit";
   const stat = el("div");
   stat.id = "live-stat";
   left.appendChild(stat);
@@ -165,7 +167,7 @@ LIVE_SCRIPT = r"""
   left.appendChild(gen);
   const generated = el("pre");
   generated.id = "generated";
-  row("continued", generated);
+  row("continued", generated, "characters drawn after the typed text");
   section.appendChild(left);
   const aside = el("aside");
   aside.appendChild(el("h2", null, "next character"));
@@ -252,6 +254,7 @@ LIVE_SCRIPT = r"""
 
   function recolour(set, unit) {
     shownUnit = unit; offset = setOffset(set.name); scale = set.scale[unit] || 1;
+    unitLabel.textContent = set.name + "[" + unit + "]";
     for (let i = 0; i < spans.length; i++)
       if (ids[i] >= 0) spans[i].style.backgroundColor = colour(states[i + 1]);
   }

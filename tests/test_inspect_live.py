@@ -145,8 +145,10 @@ def test_typing_shows_the_guesses_and_surprise(driver, gru_page):  # noqa: F811
     for t in range(len(top)):   # the static view's colours: positive orange, negative blue
         if abs(top[t]) > 0.05:
             assert ("226, 107, 36" in before[t]) == (top[t] > 0), (t, top[t], before[t])
+    assert driver.find_element("id", "typed-unit").text == f"h[{unit}]"
     driver.find_element("id", "next").click()
     assert colours() != before and console_errors(driver) == []
+    assert driver.find_element("id", "typed-unit").text == f"h[{(unit + 1) % 10}]"
     typed(driver, "\u00e9x")   # not in the vocabulary: struck out, skipped
     assert driver.find_elements("css selector", "#typed span.unknown")
     assert "not in the model's vocabulary" in driver.find_element("id", "live-stat").text
