@@ -7,13 +7,13 @@ sampling in the browser. Everything travels in one more
 _page.embed_json, so no character sequence can close it), format 1:
 
     cell        "rnn", "lstm" or "gru" (min-char-rnn's model is "rnn", one
-                layer, bias_hh zero: charrnn_ext.export.state_dict's mapping)
+                layer, bias_hh zero: charrnn_ext.export_safetensors.state_dict's mapping)
     layers, hidden, vocab_size, embedding (0: one-hot input)
     dtype       "float32" or "float64": the model's, the arrays' element type
     h0          base64 little-endian (S,): the state the page's text starts
                 from (Inspection.h0, in the model's dtype); per layer, bottom
                 first, its h (H) then an LSTM's c (H)
-    weights     {PyTorch name: base64 little-endian, row-major}: export.state_dict's
+    weights     {PyTorch name: base64 little-endian, row-major}: export_safetensors.state_dict's
                 rnn.weight_ih_l{k} (G*H, I), rnn.weight_hh_l{k} (G*H, H),
                 rnn.bias_ih_l{k}, rnn.bias_hh_l{k} (G*H,), out.weight (V, H),
                 out.bias (V,), embed.weight (V, D); gate order lstm (i, f, g,
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .export import layers_of, state_dict
+from .export_safetensors import layers_of, state_dict
 
 FORMAT = 1
 # The most bytes of weights a live page carries (as raw floats; base64 adds a third): a page of

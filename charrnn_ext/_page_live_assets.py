@@ -56,7 +56,8 @@ LIVE_SCRIPT = r"""
       if (l === 0 && !D) {           // one-hot input: column id of weight_ih (GH, V)
         for (let r = 0; r < GH; r++) gx[r] = ly.bih[r] + ih[r * V + id];
       } else {                       // x: the embedding's row id, or the layer below's h
-        const x = l === 0 ? embed.subarray(id * D, id * D + D) : st.subarray(at - K * H, at - K * H + H);
+        const x = l === 0 ? embed.subarray(id * D, id * D + D)
+          : st.subarray(at - K * H, at - K * H + H);
         for (let r = 0; r < GH; r++) {
           let s = 0;
           for (let j = 0, o = r * I; j < I; j++) s += ih[o + j] * x[j];
@@ -73,7 +74,8 @@ LIVE_SCRIPT = r"""
       } else if (cell === "lstm") {  // gates i, f, g, o
         for (let j = 0; j < H; j++) {
           const i = sig(gx[j] + gh[j]), f = sig(gx[H + j] + gh[H + j]);
-          const g = Math.tanh(gx[2 * H + j] + gh[2 * H + j]), o = sig(gx[3 * H + j] + gh[3 * H + j]);
+          const g = Math.tanh(gx[2 * H + j] + gh[2 * H + j]);
+          const o = sig(gx[3 * H + j] + gh[3 * H + j]);
           const c = f * prev[at + H + j] + i * g;
           st[at + H + j] = c;
           st[at + j] = o * Math.tanh(c);
@@ -191,7 +193,8 @@ LIVE_SCRIPT = r"""
     const v = st[offset + shownUnit] / scale;
     return view.palette[Math.round(Math.max(-1, Math.min(1, v)) * 127) + 127];
   };
-  const heat = (b) => "rgba(200,40,40," + (0.75 * Math.pow(Math.min(b, 12) / 12, 0.8)).toFixed(3) + ")";
+  const heat = (b) =>          // surprise b bits: white (0) to red (12 or more)
+    "rgba(200,40,40," + (0.75 * Math.pow(Math.min(b, 12) / 12, 0.8)).toFixed(3) + ")";
 
   function showGuesses(p) {
     guesses.textContent = "";

@@ -17,7 +17,7 @@ import pytest
 
 from charrnn_ext import CharRNN, Checkpoint, Vocab
 from charrnn_ext._page_live import LIVE_BYTES, live_data, weight_bytes
-from charrnn_ext.export import state_dict
+from charrnn_ext.export_safetensors import state_dict
 from charrnn_ext.inspect import main, to_html, trace
 
 from model_kinds import KIND_IDS, KINDS, TEXT, small_checkpoint
