@@ -115,10 +115,8 @@ def known_ids(vocab: Vocab, text: str, skip_unknown: bool = False) -> tuple[np.n
     skip_unknown a character outside the vocabulary is a ValueError naming
     (up to five of) them and how many there are."""
     codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
-    table = np.frombuffer(vocab.chars.encode("utf-32-le", "surrogatepass"), dtype="<u4")
-    at = np.searchsorted(table, codes)   # the vocabulary is sorted by code point
-    at_ok = np.minimum(at, table.size - 1)
-    kept = table[at_ok] == codes
+    at = vocab.ids_of_codes(codes)   # -1: not in the vocabulary (in any id order)
+    kept = at >= 0
     if not kept.all() and not skip_unknown:
         unknown = np.unique(codes[~kept])
         shown = ", ".join(f"{chr(c)!r} (U+{c:04X})" for c in unknown[:5].tolist())
@@ -128,7 +126,7 @@ def known_ids(vocab: Vocab, text: str, skip_unknown: bool = False) -> tuple[np.n
                          f"{'are' if unknown.size != 1 else 'is'} not in the model's vocabulary "
                          f"({int((~kept).sum()):,} in all, the first at position {first:,}): "
                          f"{shown}{more}")
-    return at_ok[kept].astype(np.int32), kept
+    return at[kept], kept
 
 
 def start_state(ckpt, from_zero: bool = False):

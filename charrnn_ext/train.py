@@ -210,7 +210,7 @@ def _load_text(args, settings: dict, resumed: Checkpoint | None,
     """(the text as a run reads it, the note that opens the output or None)."""
     text, name, note = read_text(args.input, args.encoding)
     try:
-        vocab = Vocab.from_text(text) if init is None else \
+        vocab = Vocab.of_text(text, resumed.vocab if resumed else None) if init is None else \
             finetune.grown_vocab(init, text, args.fixed_vocab)
     except ValueError as exc:
         raise CLIError(f"--fixed-vocab: {name}: {exc}") from None
