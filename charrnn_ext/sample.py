@@ -14,6 +14,7 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
     from . import __version__, defaults
     from ._cli import (ArgumentParser, CLIError, nonneg_float, nonneg_int, positive_int,
                        prog_name, run, seed_int, tolerant_stdout, unit_fraction)
+    from .beam import MAX_WIDTH, check_width, logits, search
     from .checkpoint import load_checkpoint
     from .inputs import decode_input, read_input
     from .reference import top_filter
@@ -37,7 +38,10 @@ if given) sum to at least P; both after --temperature. --top-k 1 (or a tiny
 --top-p) is greedy decoding, as --temperature 0. --stop TEXT ends the sample
 right after TEXT first appears in the generated text (--length is then at
 most). --num-samples N prints N samples from the same start, each after a
-line "--- sample K of N ---".
+line "--- sample K of N ---". --beam N prints beam search's text instead of
+a draw: the likeliest continuation it finds keeping N candidate texts per
+character (deterministic; --beam 1 is greedy decoding; printed when the
+search ends).
 
 Text is printed as it is generated; Ctrl-C stops at once (exit status 130),
 after what was generated so far. The same --seed gives the same text.
@@ -50,6 +54,7 @@ examples:
   python -m charrnn_ext.sample model.npz --temperature 0      # greedy: the most likely text
   python -m charrnn_ext.sample model.npz --top-p 0.9 --stop "\n\n" --num-samples 3
   python -m charrnn_ext.sample model.npz --prime-file opening.txt --top-k 5
+  python -m charrnn_ext.sample model.npz --beam 5 --length 200 --prime "The "
 
 exit status: 0 done, 1 the output could not be written, 2 bad checkpoint or
 options, 130 interrupted (Ctrl-C), 141 the reader of the output went away
@@ -90,6 +95,10 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
     p.add_argument("--stop", metavar="TEXT",
                    help="end a sample right after TEXT first appears in the generated text "
                         "(backslash escapes such as \\n are read)")
+    p.add_argument("--beam", type=positive_int, metavar="N",
+                   help="beam search of width N: the likeliest text the search finds, keeping N "
+                        "texts per character (no draws; 1 is greedy decoding; at most "
+                        f"{MAX_WIDTH})")
     p.add_argument("--num-samples", type=positive_int, default=1, metavar="N",
                    help="print N samples, each from the same start (default: 1)")
     p.add_argument("--seed", type=seed_int, default=d.SEED, metavar="S",
@@ -106,8 +115,7 @@ def _first_draw(model, h: np.ndarray, temperature: float, rng: np.random.Generat
     (top_k, top_p), argmax at temperature 0; one uniform from rng, as
     model.sample uses per character."""
     with np.errstate(all="ignore"):  # huge weights or a tiny temperature: see below
-        top = model.top_hidden(h)                  # the output layer's input (H, 1)
-        y = (model.params["Why"] @ top + model.params["by"].reshape(-1, 1)).ravel()
+        y = logits(model, h)
         u = rng.random() if temperature > 0 else 0.0
         if temperature == 0 or not np.all(np.isfinite(y)):
             return int(np.argmax(np.nan_to_num(y, nan=-np.inf)))
@@ -119,17 +127,23 @@ def _first_draw(model, h: np.ndarray, temperature: float, rng: np.random.Generat
 def generate_blocks(ckpt, length: int, temperature: float = defaults.TEMPERATURE,
                     prime: str = "", seed=defaults.SEED, from_zero: bool = False,
                     block_seconds: float = BLOCK_SECONDS, top_k: int = 0, top_p: float = 1.0,
-                    stop: str | None = None) -> Iterator[str]:
+                    stop: str | None = None, beam: int = 0) -> Iterator[str]:
     """The prime, then ``length`` characters generated from ``ckpt`` (a
     Checkpoint), as successive pieces of text; see the module's --help for
     where generation starts and for top_k, top_p and stop (generation ends
     right after the first ``stop`` in the generated text). Blocks are sized
     to take about block_seconds; the text does not depend on the block sizes
     (the draws are one stream). ``seed``: an int, None or a numpy Generator
-    (drawn from and left advanced). ValueError names a prime character
-    outside the vocabulary."""
+    (drawn from and left advanced). ``beam`` N > 0: the ``length``
+    characters are beam search's of width N (charrnn_ext.beam; one piece,
+    no draws, temperature unused; not with top_k or top_p). ValueError names
+    a prime character outside the vocabulary."""
+    if beam:
+        check_width(beam)
+        if top_k or top_p < 1.0:
+            raise ValueError("beam search keeps the likeliest texts: it takes no top_k or top_p")
     pieces = _generated(ckpt, length, temperature, prime, seed, from_zero, block_seconds,
-                        top_k, top_p)
+                        top_k, top_p, beam)
     if prime:
         yield next(pieces)
     if not stop:
@@ -147,11 +161,12 @@ def generate_blocks(ckpt, length: int, temperature: float = defaults.TEMPERATURE
 
 
 def _generated(ckpt, length, temperature, prime, seed, from_zero, block_seconds, top_k,
-               top_p) -> Iterator[str]:
+               top_p, beam=0) -> Iterator[str]:
     """generate_blocks without its stop: the prime (if any) as the first piece."""
     model, vocab = ckpt.model, ckpt.vocab
     rng = np.random.default_rng(seed)
     h = None if from_zero else ckpt.hidden[:, :1]  # stream 0's state (H, 1)
+    x = None   # the id read next, if any (the last of the prime), from h
     if prime:
         ids = vocab.encode(prime)
         h = model.advance(ids[:-1], h)
@@ -162,7 +177,13 @@ def _generated(ckpt, length, temperature, prime, seed, from_zero, block_seconds,
         x = chars.find("\n")
         if x < 0:
             x = max(chars.find(" "), 0)
-    else:
+    if beam:
+        if x is not None:
+            h = model.advance(np.array([x], dtype=np.int32), h)
+        if length:
+            yield vocab.decode(search(model, h, length, beam)[0])
+        return
+    if x is None:
         if length == 0:
             return
         x = _first_draw(model, np.asarray(h, dtype=np.float64).reshape(-1, 1), temperature, rng,
@@ -186,10 +207,10 @@ def _generated(ckpt, length, temperature, prime, seed, from_zero, block_seconds,
 
 def generate(ckpt, length: int, temperature: float = defaults.TEMPERATURE, prime: str = "",
              seed=defaults.SEED, from_zero: bool = False, *, top_k: int = 0,
-             top_p: float = 1.0, stop: str | None = None) -> str:
+             top_p: float = 1.0, stop: str | None = None, beam: int = 0) -> str:
     """The whole text of :func:`generate_blocks` as one string."""
     return "".join(generate_blocks(ckpt, length, temperature, prime, seed, from_zero,
-                                   top_k=top_k, top_p=top_p, stop=stop))
+                                   top_k=top_k, top_p=top_p, stop=stop, beam=beam))
 
 
 def generate_samples(ckpt, num_samples: int, length: int, temperature=defaults.TEMPERATURE,
@@ -197,7 +218,7 @@ def generate_samples(ckpt, num_samples: int, length: int, temperature=defaults.T
                      **decoding) -> list[str]:
     """``num_samples`` texts of :func:`generate`, each from the same start,
     the draws one stream from ``seed`` (so they differ, and the same seed
-    gives the same list). ``decoding``: top_k, top_p, stop."""
+    gives the same list). ``decoding``: top_k, top_p, stop, beam."""
     rng = np.random.default_rng(seed)
     return [generate(ckpt, length, temperature, prime, rng, from_zero, **decoding)
             for _ in range(num_samples)]
@@ -226,6 +247,15 @@ def _main(argv) -> int:
             raise CLIError(f"--stop: {args.stop!r} has a bad backslash escape") from None
         if not stop:
             raise CLIError("--stop: the text is empty")
+    if args.beam is not None:
+        given = [flag for flag, on in (("--top-k", args.top_k), ("--top-p", args.top_p < 1),
+                                       ("--temperature", args.temperature != defaults.TEMPERATURE),
+                                       ("--num-samples", args.num_samples > 1)) if on]
+        if args.beam > MAX_WIDTH:
+            raise CLIError(f"--beam {args.beam}: at most {MAX_WIDTH}")
+        if given:
+            raise CLIError(f"--beam searches for the likeliest text, with no draws: it takes no "
+                           f"{' or '.join(given)}")
     if sys.stdout is None:
         raise CLIError("standard output is closed", code=1)
     rng = np.random.default_rng(args.seed)   # one stream of draws for every sample
@@ -235,7 +265,7 @@ def _main(argv) -> int:
                 sys.stdout.write(f"--- sample {k + 1} of {args.num_samples} ---\n")
             pieces = generate_blocks(ckpt, args.length, args.temperature, prime, rng,
                                      args.from_zero, top_k=args.top_k, top_p=args.top_p,
-                                     stop=stop)
+                                     stop=stop, beam=args.beam or 0)
             try:
                 for piece in pieces:
                     sys.stdout.write(piece)
