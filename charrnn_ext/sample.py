@@ -12,10 +12,12 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
     import numpy as np
 
     from . import __version__, defaults
-    from ._cli import (ArgumentParser, CLIError, nonneg_float, nonneg_int, positive_int,
-                       prog_name, run, seed_int, tolerant_stdout, unit_fraction)
+    from ._cli import (ArgumentParser, CLIError, nonneg_float, nonneg_int, positive_float,
+                       positive_int, prog_name, run, seed_int, tolerant_stdout, unit_fraction)
     from .beam import MAX_WIDTH, check_width, logits, search
     from .checkpoint import load_checkpoint
+    from .divergence import TrainingDiverged
+    from .score import DYNAMIC_CHUNK, Dynamic, adapt
     from .inputs import decode_input, read_input
     from .reference import top_filter
 
@@ -31,6 +33,11 @@ fall into a saturated mode and print garbage. The --prime text is read first
 characters. Without a prime, the first character is drawn from the model's
 prediction at that state. --from-zero starts from a zero state instead
 (min-char-rnn's sample() as written), after a newline if there is no prime.
+--adapt FILE first reads FILE with dynamic evaluation (charrnn-score
+--dynamic's steps, rate and chunks), from the state training left (or with
+--from-zero a zero state), and generation continues from where FILE ends
+(after the --prime, if any), with the weights FILE taught; the model file is
+never changed.
 
 Decoding: --top-k K draws from the K likeliest characters only, --top-p P
 from the nucleus, the likeliest characters whose probabilities (of the top K,
@@ -55,10 +62,11 @@ examples:
   python -m charrnn_ext.sample model.npz --top-p 0.9 --stop "\n\n" --num-samples 3
   python -m charrnn_ext.sample model.npz --prime-file opening.txt --top-k 5
   python -m charrnn_ext.sample model.npz --beam 5 --length 200 --prime "The "
+  python -m charrnn_ext.sample model.npz --adapt chapter.txt --length 300
 
-exit status: 0 done, 1 the output could not be written, 2 bad checkpoint or
-options, 130 interrupted (Ctrl-C), 141 the reader of the output went away
-(| head).
+exit status: 0 done, 1 the output could not be written or --adapt diverged,
+2 bad checkpoint, file or options, 130 interrupted (Ctrl-C), 141 the reader of
+the output went away (| head).
 """
 
 # Characters are generated in blocks that take about this long, so that
@@ -86,7 +94,7 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
     primes.add_argument("--prime-file", metavar="FILE",
                         help="the prime read from a file, as it is (newlines too)")
     p.add_argument("--encoding", default=d.ENCODING, metavar="NAME",
-                   help=f"text encoding of --prime-file (default: {d.ENCODING})")
+                   help=f"text encoding of --prime-file and --adapt (default: {d.ENCODING})")
     p.add_argument("--top-k", type=nonneg_int, default=0, metavar="K",
                    help="draw from the K likeliest characters only (default: 0, all)")
     p.add_argument("--top-p", type=unit_fraction, default=1.0, metavar="P",
@@ -101,6 +109,16 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
                         f"{MAX_WIDTH})")
     p.add_argument("--num-samples", type=positive_int, default=1, metavar="N",
                    help="print N samples, each from the same start (default: 1)")
+    a = p.add_argument_group("adapting to a text first (dynamic evaluation, as charrnn-score "
+                             "--dynamic reads)")
+    a.add_argument("--adapt", metavar="FILE",
+                   help="read FILE while learning from it, then generate from where it ends, "
+                        "with the weights it taught (the model file is not changed)")
+    a.add_argument("--adapt-lr", type=positive_float, metavar="LR",
+                   help="learning rate of the steps on FILE (default: charrnn-score "
+                        "--dynamic's, a third of the rate the model's training ended at)")
+    a.add_argument("--adapt-chunk", type=positive_int, default=DYNAMIC_CHUNK, metavar="N",
+                   help=f"characters read before each step (default: {DYNAMIC_CHUNK})")
     p.add_argument("--seed", type=seed_int, default=d.SEED, metavar="S",
                    help=f"seed of the random draws (default: {d.SEED})")
     p.add_argument("--from-zero", action="store_true",
@@ -258,13 +276,16 @@ def _main(argv) -> int:
                            f"{' or '.join(given)}")
     if sys.stdout is None:
         raise CLIError("standard output is closed", code=1)
+    from_zero = args.from_zero
+    if args.adapt is not None:
+        ckpt, from_zero = _adapted(ckpt, args), False   # generation continues from FILE's end
     rng = np.random.default_rng(args.seed)   # one stream of draws for every sample
     try:
         for k in range(args.num_samples):
             if args.num_samples > 1:
                 sys.stdout.write(f"--- sample {k + 1} of {args.num_samples} ---\n")
             pieces = generate_blocks(ckpt, args.length, args.temperature, prime, rng,
-                                     args.from_zero, top_k=args.top_k, top_p=args.top_p,
+                                     from_zero, top_k=args.top_k, top_p=args.top_p,
                                      stop=stop, beam=args.beam or 0)
             try:
                 for piece in pieces:
@@ -279,6 +300,22 @@ def _main(argv) -> int:
         raise CLIError(f"cannot write the output: {getattr(exc, 'strerror', None) or exc}",
                        code=1) from None
     return 0
+
+
+def _adapted(ckpt, args):
+    """--adapt FILE: score.adapt's copy of ``ckpt`` (CLIError for a file that
+    cannot be read, is empty or holds characters outside the vocabulary, or
+    a diverging read)."""
+    data, name = read_input(args.adapt, args.encoding)
+    text = decode_input(data, name, args.encoding)
+    from threadpoolctl import threadpool_limits
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):   # the same text on every run
+            return adapt(ckpt, text, Dynamic(args.adapt_lr, args.adapt_chunk), args.from_zero)
+    except TrainingDiverged as exc:
+        raise CLIError(f"--adapt {name}: {exc}; try a lower --adapt-lr", code=1) from None
+    except ValueError as exc:
+        raise CLIError(f"--adapt {name}: {exc} of {args.checkpoint}") from None
 
 
 def main(argv=None) -> int:
