@@ -82,7 +82,10 @@ class Vocab:
 
     def missing(self, text: str) -> list[str]:
         """The characters of ``text`` this vocabulary lacks, sorted."""
-        return [c for c in Vocab.from_text(text).chars if self.id_of(c) < 0] if text else []
+        if not text:
+            return []
+        own = Vocab.from_text(text)
+        return [c for c, i in zip(own.chars, self.ids_of_codes(own._codes).tolist()) if i < 0]
 
     def id_of(self, ch: str) -> int:
         """The id of character ``ch``, or -1 outside the vocabulary."""
