@@ -198,3 +198,19 @@ def test_cli_refusals(saved):
     rc, out, err = run_cli("train", "same.txt", "--init-from", "base.npz", "--fixed-vocab",
                            "--iters", 5, "--checkpoint", "same.npz", cwd=d)
     assert rc == 0 and "no new characters" in out, err
+
+
+def test_resume_reads_a_text_in_the_checkpoints_vocabulary(saved):
+    """--resume: a text whose characters the checkpoint knows (all or some of
+    them) is read in its ids; a new character is refused by name."""
+    d, ckpt = saved
+    part = "".join(c for c in TEXT if c not in "qQ")          # lacks two known characters
+    (d / "part.txt").write_text(part, encoding="utf-8")
+    rc, out, err = run_cli("train", "part.txt", "--resume", "base.npz", "--iters", 45,
+                           "--checkpoint", "part.npz", cwd=d)
+    assert rc == 0, err
+    assert load_checkpoint(d / "part.npz").vocab == ckpt.vocab
+    assert_cli_refusal(run_cli("train", "new.txt", "--resume", "base.npz", "--checkpoint",
+                               "x.npz", cwd=d),
+                       "5 characters not in the vocabulary of base.npz",
+                       "'!' ':' ';' 'X' 'Z'", "--init-from")
