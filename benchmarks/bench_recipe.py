@@ -12,6 +12,8 @@
 #   ours-lstm   README's LSTM command (LSTM 384, embedding 128, Adam 0.004 decaying to a
 #               tenth, B 32, T 50, float32); ours-gru: its GRU command (Adam 0.003);
 #               ours-lstm2, ours-gru2: the same with two layers and dropout 0.25
+#   ours-gru-recipe  `--recipe gru`: the GRU command's settings as a recipe (README's first
+#               command under "Best model in two minutes")
 #   ours-lstm256  `--cell lstm --batch-size 32`: the batched recipe's LSTM (256, Adam 0.002)
 #   ours-lstm256-f32  the same with `--dtype float32`
 #   torch-rnn   a 40-line PyTorch script: nn.Embedding(V, 256) -> nn.RNN(tanh) 256 ->
@@ -41,7 +43,7 @@ FULL = dict(seconds=[120.0, 300.0])
 QUICK = dict(seconds=[5.0])
 SIZES = dict(seconds="wall-time budgets, each a separate run of every side")
 SIDES = ("ours", "ours-f32", "ours-f32-h512", "ours-trap", "min-char-rnn", "ours-lstm",
-         "ours-gru", "ours-lstm2", "ours-gru2", "ours-lstm256", "ours-lstm256-f32", "torch-rnn",
+         "ours-gru", "ours-gru-recipe", "ours-lstm2", "ours-gru2", "ours-lstm256", "ours-lstm256-f32", "torch-rnn",
          "torch-lstm")
 COMMANDS = {   # charrnn-train's flags of our sides (after the text)
     "ours": ["--recipe", "batched"],
@@ -59,6 +61,7 @@ COMMANDS = {   # charrnn-train's flags of our sides (after the text)
                   "--num-layers", "2", "--dropout", "0.25"],
     "ours-gru": ["--cell", "gru", "--batch-size", "32", "--hidden-size", "384",
                  "--embedding-size", "128", "--learning-rate", "0.003", "--dtype", "float32"],
+    "ours-gru-recipe": ["--recipe", "gru"],
     "ours-lstm256": ["--cell", "lstm", "--batch-size", "32"],   # the batched recipe's LSTM
     "ours-lstm256-f32": ["--cell", "lstm", "--batch-size", "32", "--dtype", "float32"],
 }

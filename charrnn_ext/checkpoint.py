@@ -6,7 +6,9 @@ pickle), so loading a file from a stranger cannot run code. Members:
 
     format            str    FORMAT_NAME (identifies the file)
     version           int64  FORMAT_VERSION
-    vocab             uint32 (V,)  code points of the vocabulary, sorted
+    vocab             uint32 (V,)  code points of the vocabulary in id order: sorted, but
+                                   a fine-tuned model's new characters follow the ones
+                                   it started from (charrnn_ext.finetune)
     params.<name>     float64      Wxh (H,V), Whh (H,H), Why (V,H), bh (H,1), by (V,1)
                                    (float32: a --dtype float32 model's, version 3);
                                    with an input embedding of width D (version 3):

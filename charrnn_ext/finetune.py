@@ -4,16 +4,18 @@
 settings, init_from=ckpt)``) starts from MODEL's weights: its cell, layers,
 sizes, embedding and dtype are kept; the optimizer's state, the data pass,
 the iteration count and the random state start afresh (``--resume`` keeps
-them instead, on a text of the same vocabulary). The other settings default
+them instead, on a text whose characters the model knows). The other settings default
 to MODEL's run's (its learning rate, streams, chunk length, ...).
 
-Characters of the new text that MODEL lacks join the vocabulary: the
-vocabulary stays sorted (the checkpoint format's rule), every character
-MODEL knew keeps its own weights (its input column or embedding row, its
-output row and bias, moved to its place in the grown vocabulary), and the
-new characters' weights are drawn as the model's initialisation draws them
-(spec.init_params / reference_gated.init_params, with the run's seed). With
-``fixed_vocab`` a text holding new characters is refused instead.
+Characters of the new text that MODEL lacks join the vocabulary after the
+ones it knew (Vocab.grown): every character MODEL knew keeps its id and its
+own weights (its input column or embedding row, its output row and bias, at
+the same index), and the new characters (ids V, V+1, ..., sorted among
+themselves) get weights drawn as the model's initialisation draws them
+(spec.init_params / reference_gated.init_params for the grown vocabulary,
+with the run's seed: the new characters' rows of that draw). The grown
+vocabulary is then no longer sorted; the checkpoint stores it in id order.
+With ``fixed_vocab`` a text holding new characters is refused instead.
 """
 from __future__ import annotations
 
@@ -54,17 +56,18 @@ def start(init_from, resume=None) -> tuple[Checkpoint, str | None] | None:
 
 def new_characters(ckpt: Checkpoint, text: str) -> list[str]:
     """The characters of ``text`` that ``ckpt``'s vocabulary lacks, sorted."""
-    return sorted(set(Vocab.from_text(text).chars) - set(ckpt.vocab.chars))
+    return ckpt.vocab.missing(text)
 
 
 def grown_vocab(ckpt: Checkpoint, text: str, fixed_vocab: bool = False) -> Vocab:
-    """``ckpt``'s vocabulary with the characters of ``text`` it lacks added;
-    with ``fixed_vocab``, ValueError naming them instead (if there are any)."""
+    """``ckpt``'s vocabulary with the characters of ``text`` it lacks appended
+    (old ids kept); with ``fixed_vocab``, ValueError naming them instead (if
+    there are any)."""
     new = new_characters(ckpt, text)
     if new and fixed_vocab:
         raise ValueError(f"the text has {count(len(new), 'character')} the model's vocabulary "
                          f"lacks: {_shown(new)} (without a fixed vocabulary they join it)")
-    return Vocab(sorted(set(ckpt.vocab.chars) | set(new))) if new else ckpt.vocab
+    return ckpt.vocab.grown(text)
 
 
 def _shown(chars, at_most: int = 10) -> str:
@@ -74,7 +77,7 @@ def _shown(chars, at_most: int = 10) -> str:
 
 def describe(ckpt: Checkpoint, vocab: Vocab, name: str | None = None) -> str:
     """The line a fine-tuning run opens with: where it starts, and the new characters."""
-    new = sorted(set(vocab.chars) - set(ckpt.vocab.chars))
+    new = [c for c in vocab.chars if ckpt.vocab.id_of(c) < 0]   # in id order: sorted
     head = (f"fine-tuning {name or 'a model'} (iteration {ckpt.iteration:,}, "
             f"{count(len(ckpt.vocab), 'character')})")
     if not new:
@@ -93,14 +96,14 @@ def _fresh_params(model, V: int, seed, init: str) -> dict:
 
 def grown_params(model, old: Vocab, new: Vocab, seed=None, init: str = "min-char-rnn") -> dict:
     """``model``'s parameters for the vocabulary ``new`` (which holds ``old``):
-    the entries of each character of ``old`` moved to its id in ``new``, the
-    new characters' drawn by the model's initialisation (``init``: a tanh
+    the entries of each character of ``old`` at its id in ``new`` (the same
+    id when ``new`` is old.grown(...)), the new characters' drawn by the
+    model's initialisation (``init``: a tanh
     model's, spec.INITS; a gated model's is PyTorch's). Along the axis whose
     length is the vocabulary size (Wxh / weight_ih_l0 columns of a one-hot
     input, embed rows, Why rows, by)."""
     fresh = _fresh_params(model, len(new), seed, init)
-    where = np.searchsorted(np.array([ord(c) for c in new.chars]),
-                            np.array([ord(c) for c in old.chars]))   # old id -> new id
+    where = new.encode(old.chars)   # old id -> new id
     out = {}
     for name, arr in model.params.items():
         arr, grown = np.asarray(arr), np.array(fresh[name], dtype=np.float64)
@@ -121,7 +124,7 @@ def start_model(ckpt: Checkpoint, vocab: Vocab, settings: dict):
     init says for a tanh model), a fresh optimizer state of ``settings``'
     optimizer, and its dropout."""
     model = ckpt.model
-    lost = sorted(set(ckpt.vocab.chars) - set(vocab.chars))
+    lost = vocab.missing(ckpt.vocab.chars)
     if lost:
         raise ValueError(f"the vocabulary lacks {count(len(lost), 'character')} of the model's "
                          f"({_shown(lost)}): a grown vocabulary holds all of them (grown_vocab)")

@@ -12,9 +12,12 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
     import numpy as np
 
     from . import __version__, defaults
-    from ._cli import (ArgumentParser, CLIError, nonneg_float, nonneg_int, positive_int,
-                       prog_name, run, seed_int, tolerant_stdout, unit_fraction)
+    from ._cli import (ArgumentParser, CLIError, nonneg_float, nonneg_int, positive_float,
+                       positive_int, prog_name, run, seed_int, tolerant_stdout, unit_fraction)
+    from .beam import MAX_WIDTH, check_width, logits, search
     from .checkpoint import load_checkpoint
+    from .divergence import TrainingDiverged
+    from .score import DYNAMIC_CHUNK, Dynamic, adapt
     from .inputs import decode_input, read_input
     from .reference import top_filter
 
@@ -30,6 +33,11 @@ fall into a saturated mode and print garbage. The --prime text is read first
 characters. Without a prime, the first character is drawn from the model's
 prediction at that state. --from-zero starts from a zero state instead
 (min-char-rnn's sample() as written), after a newline if there is no prime.
+--adapt FILE first reads FILE with dynamic evaluation (charrnn-score
+--dynamic's steps, rate and chunks), from the state training left (or with
+--from-zero a zero state), and generation continues from where FILE ends
+(after the --prime, if any), with the weights FILE taught; the model file is
+never changed.
 
 Decoding: --top-k K draws from the K likeliest characters only, --top-p P
 from the nucleus, the likeliest characters whose probabilities (of the top K,
@@ -37,7 +45,10 @@ if given) sum to at least P; both after --temperature. --top-k 1 (or a tiny
 --top-p) is greedy decoding, as --temperature 0. --stop TEXT ends the sample
 right after TEXT first appears in the generated text (--length is then at
 most). --num-samples N prints N samples from the same start, each after a
-line "--- sample K of N ---".
+line "--- sample K of N ---". --beam N prints beam search's text instead of
+a draw: the likeliest continuation it finds keeping N candidate texts per
+character (deterministic; --beam 1 is greedy decoding; printed when the
+search ends).
 
 Text is printed as it is generated; Ctrl-C stops at once (exit status 130),
 after what was generated so far. The same --seed gives the same text.
@@ -50,10 +61,12 @@ examples:
   python -m charrnn_ext.sample model.npz --temperature 0      # greedy: the most likely text
   python -m charrnn_ext.sample model.npz --top-p 0.9 --stop "\n\n" --num-samples 3
   python -m charrnn_ext.sample model.npz --prime-file opening.txt --top-k 5
+  python -m charrnn_ext.sample model.npz --beam 5 --length 200 --prime "The "
+  python -m charrnn_ext.sample model.npz --adapt chapter.txt --length 300
 
-exit status: 0 done, 1 the output could not be written, 2 bad checkpoint or
-options, 130 interrupted (Ctrl-C), 141 the reader of the output went away
-(| head).
+exit status: 0 done, 1 the output could not be written or --adapt diverged,
+2 bad checkpoint, file or options, 130 interrupted (Ctrl-C), 141 the reader of
+the output went away (| head).
 """
 
 # Characters are generated in blocks that take about this long, so that
@@ -81,7 +94,7 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
     primes.add_argument("--prime-file", metavar="FILE",
                         help="the prime read from a file, as it is (newlines too)")
     p.add_argument("--encoding", default=d.ENCODING, metavar="NAME",
-                   help=f"text encoding of --prime-file (default: {d.ENCODING})")
+                   help=f"text encoding of --prime-file and --adapt (default: {d.ENCODING})")
     p.add_argument("--top-k", type=nonneg_int, default=0, metavar="K",
                    help="draw from the K likeliest characters only (default: 0, all)")
     p.add_argument("--top-p", type=unit_fraction, default=1.0, metavar="P",
@@ -90,8 +103,22 @@ def build_parser(prog: str | None = None) -> ArgumentParser:
     p.add_argument("--stop", metavar="TEXT",
                    help="end a sample right after TEXT first appears in the generated text "
                         "(backslash escapes such as \\n are read)")
+    p.add_argument("--beam", type=positive_int, metavar="N",
+                   help="beam search of width N: the likeliest text the search finds, keeping N "
+                        "texts per character (no draws; 1 is greedy decoding; at most "
+                        f"{MAX_WIDTH})")
     p.add_argument("--num-samples", type=positive_int, default=1, metavar="N",
                    help="print N samples, each from the same start (default: 1)")
+    a = p.add_argument_group("adapting to a text first (dynamic evaluation, as charrnn-score "
+                             "--dynamic reads)")
+    a.add_argument("--adapt", metavar="FILE",
+                   help="read FILE while learning from it, then generate from where it ends, "
+                        "with the weights it taught (the model file is not changed)")
+    a.add_argument("--adapt-lr", type=positive_float, metavar="LR",
+                   help="learning rate of the steps on FILE (default: charrnn-score "
+                        "--dynamic's, a third of the rate the model's training ended at)")
+    a.add_argument("--adapt-chunk", type=positive_int, default=DYNAMIC_CHUNK, metavar="N",
+                   help=f"characters read before each step (default: {DYNAMIC_CHUNK})")
     p.add_argument("--seed", type=seed_int, default=d.SEED, metavar="S",
                    help=f"seed of the random draws (default: {d.SEED})")
     p.add_argument("--from-zero", action="store_true",
@@ -106,8 +133,7 @@ def _first_draw(model, h: np.ndarray, temperature: float, rng: np.random.Generat
     (top_k, top_p), argmax at temperature 0; one uniform from rng, as
     model.sample uses per character."""
     with np.errstate(all="ignore"):  # huge weights or a tiny temperature: see below
-        top = model.top_hidden(h)                  # the output layer's input (H, 1)
-        y = (model.params["Why"] @ top + model.params["by"].reshape(-1, 1)).ravel()
+        y = logits(model, h)
         u = rng.random() if temperature > 0 else 0.0
         if temperature == 0 or not np.all(np.isfinite(y)):
             return int(np.argmax(np.nan_to_num(y, nan=-np.inf)))
@@ -119,17 +145,23 @@ def _first_draw(model, h: np.ndarray, temperature: float, rng: np.random.Generat
 def generate_blocks(ckpt, length: int, temperature: float = defaults.TEMPERATURE,
                     prime: str = "", seed=defaults.SEED, from_zero: bool = False,
                     block_seconds: float = BLOCK_SECONDS, top_k: int = 0, top_p: float = 1.0,
-                    stop: str | None = None) -> Iterator[str]:
+                    stop: str | None = None, beam: int = 0) -> Iterator[str]:
     """The prime, then ``length`` characters generated from ``ckpt`` (a
     Checkpoint), as successive pieces of text; see the module's --help for
     where generation starts and for top_k, top_p and stop (generation ends
     right after the first ``stop`` in the generated text). Blocks are sized
     to take about block_seconds; the text does not depend on the block sizes
     (the draws are one stream). ``seed``: an int, None or a numpy Generator
-    (drawn from and left advanced). ValueError names a prime character
-    outside the vocabulary."""
+    (drawn from and left advanced). ``beam`` N > 0: the ``length``
+    characters are beam search's of width N (charrnn_ext.beam; one piece,
+    no draws, temperature unused; not with top_k or top_p). ValueError names
+    a prime character outside the vocabulary."""
+    if beam:
+        check_width(beam)
+        if top_k or top_p < 1.0:
+            raise ValueError("beam search keeps the likeliest texts: it takes no top_k or top_p")
     pieces = _generated(ckpt, length, temperature, prime, seed, from_zero, block_seconds,
-                        top_k, top_p)
+                        top_k, top_p, beam)
     if prime:
         yield next(pieces)
     if not stop:
@@ -147,11 +179,12 @@ def generate_blocks(ckpt, length: int, temperature: float = defaults.TEMPERATURE
 
 
 def _generated(ckpt, length, temperature, prime, seed, from_zero, block_seconds, top_k,
-               top_p) -> Iterator[str]:
+               top_p, beam=0) -> Iterator[str]:
     """generate_blocks without its stop: the prime (if any) as the first piece."""
     model, vocab = ckpt.model, ckpt.vocab
     rng = np.random.default_rng(seed)
     h = None if from_zero else ckpt.hidden[:, :1]  # stream 0's state (H, 1)
+    x = None   # the id read next, if any (the last of the prime), from h
     if prime:
         ids = vocab.encode(prime)
         h = model.advance(ids[:-1], h)
@@ -162,7 +195,13 @@ def _generated(ckpt, length, temperature, prime, seed, from_zero, block_seconds,
         x = chars.find("\n")
         if x < 0:
             x = max(chars.find(" "), 0)
-    else:
+    if beam:
+        if x is not None:
+            h = model.advance(np.array([x], dtype=np.int32), h)
+        if length:
+            yield vocab.decode(search(model, h, length, beam)[0])
+        return
+    if x is None:
         if length == 0:
             return
         x = _first_draw(model, np.asarray(h, dtype=np.float64).reshape(-1, 1), temperature, rng,
@@ -186,10 +225,10 @@ def _generated(ckpt, length, temperature, prime, seed, from_zero, block_seconds,
 
 def generate(ckpt, length: int, temperature: float = defaults.TEMPERATURE, prime: str = "",
              seed=defaults.SEED, from_zero: bool = False, *, top_k: int = 0,
-             top_p: float = 1.0, stop: str | None = None) -> str:
+             top_p: float = 1.0, stop: str | None = None, beam: int = 0) -> str:
     """The whole text of :func:`generate_blocks` as one string."""
     return "".join(generate_blocks(ckpt, length, temperature, prime, seed, from_zero,
-                                   top_k=top_k, top_p=top_p, stop=stop))
+                                   top_k=top_k, top_p=top_p, stop=stop, beam=beam))
 
 
 def generate_samples(ckpt, num_samples: int, length: int, temperature=defaults.TEMPERATURE,
@@ -197,7 +236,7 @@ def generate_samples(ckpt, num_samples: int, length: int, temperature=defaults.T
                      **decoding) -> list[str]:
     """``num_samples`` texts of :func:`generate`, each from the same start,
     the draws one stream from ``seed`` (so they differ, and the same seed
-    gives the same list). ``decoding``: top_k, top_p, stop."""
+    gives the same list). ``decoding``: top_k, top_p, stop, beam."""
     rng = np.random.default_rng(seed)
     return [generate(ckpt, length, temperature, prime, rng, from_zero, **decoding)
             for _ in range(num_samples)]
@@ -226,16 +265,28 @@ def _main(argv) -> int:
             raise CLIError(f"--stop: {args.stop!r} has a bad backslash escape") from None
         if not stop:
             raise CLIError("--stop: the text is empty")
+    if args.beam is not None:
+        given = [flag for flag, on in (("--top-k", args.top_k), ("--top-p", args.top_p < 1),
+                                       ("--temperature", args.temperature != defaults.TEMPERATURE),
+                                       ("--num-samples", args.num_samples > 1)) if on]
+        if args.beam > MAX_WIDTH:
+            raise CLIError(f"--beam {args.beam}: at most {MAX_WIDTH}")
+        if given:
+            raise CLIError(f"--beam searches for the likeliest text, with no draws: it takes no "
+                           f"{' or '.join(given)}")
     if sys.stdout is None:
         raise CLIError("standard output is closed", code=1)
+    from_zero = args.from_zero
+    if args.adapt is not None:
+        ckpt, from_zero = _adapted(ckpt, args), False   # generation continues from FILE's end
     rng = np.random.default_rng(args.seed)   # one stream of draws for every sample
     try:
         for k in range(args.num_samples):
             if args.num_samples > 1:
                 sys.stdout.write(f"--- sample {k + 1} of {args.num_samples} ---\n")
             pieces = generate_blocks(ckpt, args.length, args.temperature, prime, rng,
-                                     args.from_zero, top_k=args.top_k, top_p=args.top_p,
-                                     stop=stop)
+                                     from_zero, top_k=args.top_k, top_p=args.top_p,
+                                     stop=stop, beam=args.beam or 0)
             try:
                 for piece in pieces:
                     sys.stdout.write(piece)
@@ -249,6 +300,22 @@ def _main(argv) -> int:
         raise CLIError(f"cannot write the output: {getattr(exc, 'strerror', None) or exc}",
                        code=1) from None
     return 0
+
+
+def _adapted(ckpt, args):
+    """--adapt FILE: score.adapt's copy of ``ckpt`` (CLIError for a file that
+    cannot be read, is empty or holds characters outside the vocabulary, or
+    a diverging read)."""
+    data, name = read_input(args.adapt, args.encoding)
+    text = decode_input(data, name, args.encoding)
+    from threadpoolctl import threadpool_limits
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):   # the same text on every run
+            return adapt(ckpt, text, Dynamic(args.adapt_lr, args.adapt_chunk), args.from_zero)
+    except TrainingDiverged as exc:
+        raise CLIError(f"--adapt {name}: {exc}; try a lower --adapt-lr", code=1) from None
+    except ValueError as exc:
+        raise CLIError(f"--adapt {name}: {exc} of {args.checkpoint}") from None
 
 
 def main(argv=None) -> int:

@@ -34,7 +34,7 @@ with _loading():  # Ctrl-C while the heavy modules load: exit quietly with 130
     import json
     import math
     import sys
-    from dataclasses import dataclass, field
+    from dataclasses import dataclass, field, replace
 
     import numpy as np
 
@@ -115,10 +115,8 @@ def known_ids(vocab: Vocab, text: str, skip_unknown: bool = False) -> tuple[np.n
     skip_unknown a character outside the vocabulary is a ValueError naming
     (up to five of) them and how many there are."""
     codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
-    table = np.frombuffer(vocab.chars.encode("utf-32-le", "surrogatepass"), dtype="<u4")
-    at = np.searchsorted(table, codes)   # the vocabulary is sorted by code point
-    at_ok = np.minimum(at, table.size - 1)
-    kept = table[at_ok] == codes
+    at = vocab.ids_of_codes(codes)   # -1: not in the vocabulary (in any id order)
+    kept = at >= 0
     if not kept.all() and not skip_unknown:
         unknown = np.unique(codes[~kept])
         shown = ", ".join(f"{chr(c)!r} (U+{c:04X})" for c in unknown[:5].tolist())
@@ -128,7 +126,7 @@ def known_ids(vocab: Vocab, text: str, skip_unknown: bool = False) -> tuple[np.n
                          f"{'are' if unknown.size != 1 else 'is'} not in the model's vocabulary "
                          f"({int((~kept).sum()):,} in all, the first at position {first:,}): "
                          f"{shown}{more}")
-    return at_ok[kept].astype(np.int32), kept
+    return at[kept], kept
 
 
 def start_state(ckpt, from_zero: bool = False):
@@ -183,6 +181,13 @@ def dynamic_bits(model, ids: np.ndarray, h0, dynamic: Dynamic) -> np.ndarray:
     scored by a copy of ``model`` that has taken one training step on every
     chunk before it (see the module docstring). ``model`` is not changed.
     TrainingDiverged (charrnn_ext.divergence) if a step diverges."""
+    return dynamic_read(model, ids, h0, dynamic)[0]
+
+
+def dynamic_read(model, ids: np.ndarray, h0, dynamic: Dynamic) -> tuple:
+    """dynamic_bits' read: (its bits per chunk, the copy of ``model`` that
+    learnt from every chunk, its state (S, 1) after the last step: ids[:-1]
+    read; h0 when ids has fewer than 2)."""
     adapted = adaptable(model)
     c, lr = dynamic.chunk, dynamic.learning_rate
     if lr is None:
@@ -202,7 +207,23 @@ def dynamic_bits(model, ids: np.ndarray, h0, dynamic: Dynamic) -> np.ndarray:
             raise TrainingDiverged(f"dynamic evaluation diverged at character {a:,}",
                                    out[:k], h)
         out[k] = nats / LN2
-    return out
+    return out, adapted, h
+
+
+def adapt(ckpt, text: str, dynamic: Dynamic | None = None, from_zero: bool = False):
+    """A copy of ``ckpt`` (a Checkpoint) that has read ``text`` (a str, its
+    characters in the vocabulary, else ValueError naming them) with dynamic
+    evaluation (``dynamic``: Dynamic(), the defaults, when None; from the
+    state training left, or with ``from_zero`` a zero state): its model the
+    copy that learnt from every chunk, its state (S, 1) the one after the
+    text's last character. charrnn-sample --adapt generates from it; ``ckpt``
+    is not changed. TrainingDiverged if a step diverges."""
+    if not text:
+        raise ValueError("the text to adapt to is empty")
+    dynamic = resolved(dynamic if dynamic is not None else Dynamic(), ckpt)
+    ids, _ = known_ids(ckpt.vocab, text)
+    _, model, h = dynamic_read(ckpt.model, ids, start_state(ckpt, from_zero), dynamic)
+    return replace(ckpt, model=model, hidden=np.array(model.advance(ids[-1:], h)))
 
 
 def line_bounds(kept_line: np.ndarray) -> tuple[list, list]:

@@ -30,9 +30,11 @@ def _choice(options):
 # The recipes: the defaults of the model and training settings. min-char-rnn's
 # is the original script's (one stream); the batched recipe is the best
 # measured in two minutes on two cores (benchmarks/README.md, "Best model in
-# two minutes"). Without --recipe, a run of one stream follows min-char-rnn's
-# and a run of B > 1 streams the batched one; a flag given overrides its
-# recipe's value.
+# two minutes") of the tanh RNN; the gru recipe is README's GRU command (the
+# best model in two minutes: GRU 384, embedding 128, Adam 0.003 falling to a
+# tenth, 32 streams of 50, float32; benchmarks/bench_recipe.py, ours-gru).
+# Without --recipe, a run of one stream follows min-char-rnn's and a run of
+# B > 1 streams the batched one; a flag given overrides its recipe's value.
 RECIPES = {
     "min-char-rnn": dict(hidden_size=d.HIDDEN_SIZE, seq_length=d.SEQ_LENGTH,
                          batch_size=d.BATCH_SIZE, learning_rate=d.LEARNING_RATE,
@@ -40,6 +42,9 @@ RECIPES = {
                          lr_decay=d.LR_DECAY),
     "batched": dict(hidden_size=256, seq_length=50, batch_size=32, learning_rate=0.002,
                     optimizer="adam", embedding_size=64, init="pytorch", lr_decay=0.1),
+    "gru": dict(cell="gru", hidden_size=384, seq_length=50, batch_size=32, learning_rate=0.003,
+                optimizer="adam", embedding_size=128, init="pytorch", lr_decay=0.1,
+                dtype="float32"),
 }
 # A recipe's learning rate is for its optimizer; with another one given, that
 # optimizer's rate for the recipe (charrnn_ext.optimizers: rates):
@@ -88,8 +93,9 @@ SETTINGS = _table(
                    "the defaults of the settings below: min-char-rnn (the original script: "
                    "hidden 100, seq 25, one stream, Adagrad 0.1, one-hot input) or batched "
                    "(hidden 256, seq 50, 32 streams, Adam 0.002 decaying to a tenth, a 64-wide "
-                   "input embedding, PyTorch's initialisation: the best model in a few "
-                   "minutes); auto: "
+                   "input embedding, PyTorch's initialisation: the best tanh RNN in a few "
+                   "minutes) or gru (a GRU of 384, 32 streams of 50, Adam 0.003 falling to a "
+                   "tenth, a 128-wide embedding, float32: the best model in two minutes); auto: "
                    "batched when --batch-size is above 1, else min-char-rnn"),
     hidden_size=Setting(d.HIDDEN_SIZE, positive_int, "H", "size of the hidden layer"),
     cell=Setting("rnn", cell_name, "CELL",
@@ -150,7 +156,7 @@ OUTPUT_SETTINGS = ("sample_every", "sample_length", "temperature", "eval_every")
 
 
 def recipe_rate(recipe: str, optimizer: str) -> float:
-    """The learning rate of ``recipe`` (min-char-rnn or batched) for ``optimizer``."""
+    """The learning rate of ``recipe`` (RECIPES) for ``optimizer``."""
     return OTHER_RATES.get((recipe, optimizer), RECIPES[recipe]["learning_rate"])
 
 
@@ -285,7 +291,8 @@ def add_setting_flags(group, names) -> None:
     value not given comes from the checkpoint when resuming, else the default."""
     for name in names:
         s = SETTINGS[name]
-        default = s.default if name not in RECIPES["batched"] else \
-            f"{RECIPES['min-char-rnn'][name]}; batched recipe: {RECIPES['batched'][name]}"
+        others = [f"{r} recipe: {values[name]}" for r, values in RECIPES.items()
+                  if r != "min-char-rnn" and name in values]
+        default = "; ".join([str(RECIPES["min-char-rnn"].get(name, s.default))] + others)
         group.add_argument(s.flag, dest=name, type=s.parse, metavar=s.metavar,
                            help=f"{s.help} (default: {default})")

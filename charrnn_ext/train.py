@@ -210,7 +210,7 @@ def _load_text(args, settings: dict, resumed: Checkpoint | None,
     """(the text as a run reads it, the note that opens the output or None)."""
     text, name, note = read_text(args.input, args.encoding)
     try:
-        vocab = Vocab.from_text(text) if init is None else \
+        vocab = Vocab.of_text(text, resumed.vocab if resumed else None) if init is None else \
             finetune.grown_vocab(init, text, args.fixed_vocab)
     except ValueError as exc:
         raise CLIError(f"--fixed-vocab: {name}: {exc}") from None
@@ -220,18 +220,12 @@ def _load_text(args, settings: dict, resumed: Checkpoint | None,
 
 
 def _vocab_mismatch(text_vocab: Vocab, ckpt_vocab: Vocab, resume_path: str) -> str:
-    new = sorted(set(text_vocab.chars) - set(ckpt_vocab.chars))
-    gone = sorted(set(ckpt_vocab.chars) - set(text_vocab.chars))
-    parts = []
-    if new:
-        parts.append(f"{count(len(new), 'character')} not in the checkpoint, e.g. "
-                     + " ".join(repr(c) for c in new[:5]))
-    if gone:
-        parts.append(f"{len(gone)} of the checkpoint's characters missing, e.g. "
-                     + " ".join(repr(c) for c in gone[:5]))
-    return (f"the text's vocabulary ({count(len(text_vocab), 'character')}) differs from that of "
-            f"{resume_path} ({len(ckpt_vocab)}): {'; '.join(parts)}; resume on the text the "
-            f"checkpoint was trained on")
+    # (a text may lack some of the checkpoint's characters: Vocab.of_text reads it then)
+    new = ckpt_vocab.missing(text_vocab.chars)
+    return (f"the text has {count(len(new), 'character')} not in the vocabulary of "
+            f"{resume_path} ({len(ckpt_vocab)}), e.g. {' '.join(repr(c) for c in new[:5])}; "
+            f"resume on the text the checkpoint was trained on (--init-from fine-tunes on a "
+            f"new one)")
 
 
 class _Signals:

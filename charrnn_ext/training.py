@@ -204,7 +204,9 @@ def run(text, settings: dict | None = None, *, resume: Checkpoint | str | None =
     settings = complete(settings, resume.hyperparameters if resume is not None else None, fixed) \
         if init is None else complete(settings, init[0].hyperparameters, finetune.fixed(init[0].model))
     if not isinstance(text, Text):
-        text = Text.of(text, settings, None if init is None else finetune.grown_vocab(init[0], text))
+        vocab = finetune.grown_vocab(init[0], text) if init is not None else \
+            Vocab.of_text(text, resume.vocab if resume is not None else None)
+        text = Text.of(text, settings, vocab)
     if resume is not None and text.vocab != resume.vocab:
         raise TextError(f"the text's vocabulary ({count(len(text.vocab), 'character')}) differs "
                         f"from the checkpoint's ({count(len(resume.vocab), 'character')})")
@@ -268,7 +270,7 @@ def _run(text: Text, settings: dict, resume: Checkpoint | None, out, reporter: R
     if resume is not None:
         if not same_text:
             reporter.note(f"this text differs from the one {resumed_from or 'the checkpoint'} "
-                          f"was trained on (same vocabulary); continuing on it")
+                          f"was trained on (its characters known); continuing on it")
         if resume.core and resume.core != build:
             reporter.note(f"{resumed_from or 'the checkpoint'} was trained with the "
                           f"{resume.core} build of the core, this run uses {build}: the result "

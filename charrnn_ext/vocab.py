@@ -1,4 +1,9 @@
-"""The character vocabulary: sorted distinct characters <-> integer ids.
+"""The character vocabulary: distinct characters <-> integer ids (a text's own: sorted).
+
+A text's vocabulary (Vocab.from_text) is its distinct characters sorted by
+code point. A fine-tuned model's is the vocabulary it started from with the
+new text's other characters appended (Vocab.grown): every known character
+keeps its id, so ids are in id order, not always sorted.
 
 Building and encoding run in Cython (charrnn_ext._text), one pass over the
 string's own buffer (no Python loop per character, no UTF-32 copy).
@@ -25,7 +30,9 @@ def _from_code_points(codes: np.ndarray) -> str:
 
 
 class Vocab:
-    """Sorted distinct characters of a text; ``len(vocab)`` is the vocabulary size."""
+    """Distinct characters in id order; ``len(vocab)`` is the vocabulary size.
+    A text's own (from_text) is sorted; a grown one (grown) is its start's
+    characters, then the new ones."""
 
     __slots__ = ("_chars", "_codes", "_lookup")
 
@@ -39,12 +46,12 @@ class Vocab:
             if len(ch) != 1:
                 raise ValueError(f"vocabulary entries must be single characters, got {ch!r}")
         codes = np.array([ord(ch) for ch in chars], dtype=np.uint32)
-        if np.any(np.diff(codes.astype(np.int64)) <= 0):
-            raise ValueError("vocabulary characters must be distinct and sorted")
+        if np.unique(codes).size != codes.size:
+            raise ValueError("vocabulary characters must be distinct")
         self._chars = "".join(chars)
         self._codes = codes
         # code point -> id, -1 where the character is not in the vocabulary
-        self._lookup = np.full(int(codes[-1]) + 1, -1, dtype=np.int32)
+        self._lookup = np.full(int(codes.max()) + 1, -1, dtype=np.int32)
         self._lookup[codes] = np.arange(len(codes), dtype=np.int32)
 
     @classmethod
@@ -58,9 +65,41 @@ class Vocab:
         present = np.flatnonzero(marks)
         return cls(_from_code_points(present))
 
+    @classmethod
+    def of_text(cls, text: str, like: "Vocab | None" = None) -> "Vocab":
+        """The vocabulary ``text`` is read in: ``like`` (a checkpoint's, in its
+        id order) when it holds every character of the text, else the text's
+        own (from_text). Resuming reads its text this way: a fine-tuned run's
+        text need not hold every character its model knows."""
+        own = cls.from_text(text)
+        return like if like is not None and not like.missing(own.chars) else own
+
+    def grown(self, text: str) -> "Vocab":
+        """This vocabulary with the characters of ``text`` it lacks appended
+        (sorted among themselves): every character here keeps its id."""
+        new = self.missing(text)
+        return Vocab(self._chars + "".join(new)) if new else self
+
+    def missing(self, text: str) -> list[str]:
+        """The characters of ``text`` this vocabulary lacks, sorted."""
+        if not text:
+            return []
+        own = Vocab.from_text(text)
+        return [c for c, i in zip(own.chars, self.ids_of_codes(own._codes).tolist()) if i < 0]
+
+    def id_of(self, ch: str) -> int:
+        """The id of character ``ch``, or -1 outside the vocabulary."""
+        return int(self.ids_of_codes(np.array([ord(ch)]))[0])
+
+    def ids_of_codes(self, codes) -> np.ndarray:
+        """Ids (int32) of an array of code points, -1 where one is not in the vocabulary."""
+        codes = np.asarray(codes, dtype=np.int64)
+        inside = (codes >= 0) & (codes < self._lookup.size)
+        return np.where(inside, self._lookup[np.where(inside, codes, 0)], -1).astype(np.int32)
+
     @property
     def chars(self) -> str:
-        """The vocabulary's characters in id order (sorted by code point)."""
+        """The vocabulary's characters in id order (a text's own: sorted by code point)."""
         return self._chars
 
     def lone_surrogate(self) -> str | None:

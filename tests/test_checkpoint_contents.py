@@ -51,7 +51,7 @@ def copy_of_base(run_dir, name, **members):
     ({"params.Wxh": np.full((8, V), np.nan)}, "NaN"),
     ({"memory.by": -np.ones((V, 1))}, "negative"),
     ({"vocab": np.arange(5, dtype=np.uint32)}, "vocabulary"),
-    ({"vocab": np.array([70, 65, 66] + list(range(90, 90 + V - 3)), dtype=np.uint32)}, "sorted"),
+    ({"vocab": np.array([66, 65, 66] + list(range(90, 90 + V - 3)), dtype=np.uint32)}, "distinct"),
     ({"hidden": np.zeros(3)}, "hidden"),
     ({"smooth_loss": np.array(np.inf)}, "smoothed loss"),
     ({"state": np.array('{"iteration": -1, "position": 0}')}, "iteration"),

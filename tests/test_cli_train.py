@@ -139,12 +139,13 @@ def test_help(tmp_path):
                  "--recipe", "--optimizer", "--embedding-size", "--init", "--time-limit"):
         assert flag in out1
     flat = " ".join(out1.split())
-    assert "(default: 100; batched recipe: 256)" in flat and "(default: 25; batched recipe: 50)" \
-        in flat and "(default: 0.1; batched recipe: 0.002)" in flat
-    assert "(default: 1; batched recipe: 32)" in flat and \
-        "(default: adagrad; batched recipe: adam)" in flat and \
-        "(default: 0; batched recipe: 64)" in flat and \
-        "(default: min-char-rnn; batched recipe: pytorch)" in flat
+    for text in ("100; batched recipe: 256; gru recipe: 384", "25; batched recipe: 50; gru "
+                 "recipe: 50", "0.1; batched recipe: 0.002; gru recipe: 0.003",
+                 "1; batched recipe: 32; gru recipe: 32", "adagrad; batched recipe: adam; gru "
+                 "recipe: adam", "0; batched recipe: 64; gru recipe: 128", "min-char-rnn; "
+                 "batched recipe: pytorch; gru recipe: pytorch", "rnn; gru recipe: gru",
+                 "float64; gru recipe: float32"):
+        assert f"(default: {text})" in flat, text
     for flag in ("--length", "--temperature", "--prime", "--seed"):
         assert flag in out2
 
@@ -303,7 +304,7 @@ BAD_TRAIN = [
     (["en.txt", "--val-fraction", "nan"], "--val-fraction: expected a finite number"),
     (["en.txt", "--seed", -1], "--seed: must be an integer in [0, 2**32)"),
     (["en.txt", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
-    (["en.txt", "--recipe", "foo"], "--recipe: must be one of auto, min-char-rnn, batched, got foo"),
+    (["en.txt", "--recipe", "foo"], "--recipe: must be one of auto, min-char-rnn, batched, gru, got foo"),
     (["en.txt", "--optimizer", "sgd"], "--optimizer: must be one of adagrad, adam, rmsprop, got sgd"),
     (["en.txt", "--init", "xavier"], "--init: must be one of min-char-rnn, pytorch, got xavier"),
     (["en.txt", "--embedding-size", -1], "--embedding-size: must be an integer in [0, "),

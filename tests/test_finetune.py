@@ -3,11 +3,15 @@ init_from=)): the run starts from the model's weights with a fresh optimizer
 state, new characters join the vocabulary (each known character keeps its
 weights, the new ones drawn by the model's initialisation), --fixed-vocab
 refuses instead, and the command's checks."""
+import json
+
 import numpy as np
 import pytest
 
 from charrnn_ext import Vocab, load_checkpoint, reference_gated, training
-from charrnn_ext.finetune import grown_params, grown_vocab, start_model
+from charrnn_ext.finetune import grown_vocab, start_model
+from charrnn_ext.inspect import training_split
+from charrnn_ext.score import score_text
 from charrnn_ext.spec import init_params
 
 from conftest import assert_cli_refusal, run_cli, run_many, sha
@@ -26,7 +30,7 @@ def test_known_characters_keep_their_weights_and_new_ones_are_drawn(kind):
     ckpt = small_checkpoint(kind)
     vocab = grown_vocab(ckpt, NEW)
     new = sorted(set(NEW) - set(ckpt.vocab.chars))
-    assert new and vocab.chars == "".join(sorted(set(ckpt.vocab.chars) | set(new)))
+    assert new and vocab.chars == ckpt.vocab.chars + "".join(new)     # appended, sorted
     model = start_model(ckpt, vocab, _settings(ckpt))
     old_at = [vocab.chars.index(c) for c in ckpt.vocab.chars]
     new_at = [vocab.chars.index(c) for c in new]
@@ -94,15 +98,36 @@ def test_fixed_vocab_refuses_new_characters():
         start_model(ckpt, Vocab(sorted(set(ckpt.vocab.chars) - {"q"})), _settings(ckpt))
 
 
-def test_grown_params_moves_rows_with_their_characters():
-    """A new character sorting before known ones: the known rows move up."""
-    ckpt = small_checkpoint(("rnn", "float64", "1x-onehot"))
-    vocab = grown_vocab(ckpt, "\t" + TEXT)         # '\t' sorts first: every known id + 1
-    params = grown_params(ckpt.model, ckpt.vocab, vocab, 0, "min-char-rnn")
-    assert np.array_equal(params["Why"][1:], ckpt.model.params["Why"])
-    assert np.array_equal(params["Wxh"][:, 1:], ckpt.model.params["Wxh"])
-    assert params["by"][0, 0] == 0.0 and np.abs(params["Why"][0]).max() < 0.1
-
+@kinds
+def test_a_character_sorting_first_joins_after_the_known_ones(kind, tmp_path):
+    """'\t' sorts before every known character: it still joins at the end (id
+    V), every known character keeps its id and its weights bit for bit; the
+    saved run keeps that order, and scoring, the training text's check and
+    resuming read its ids through it."""
+    ckpt = small_checkpoint(kind)
+    V, text = len(ckpt.vocab), "\t" + TEXT[:300].replace(" ", "\t", 7)
+    vocab = grown_vocab(ckpt, text)
+    assert vocab.chars == ckpt.vocab.chars + "\t"
+    assert np.array_equal(vocab.encode(TEXT), ckpt.vocab.encode(TEXT))    # old ids kept
+    model = start_model(ckpt, vocab, _settings(ckpt))
+    for name, before in ckpt.model.params.items():
+        after = np.asarray(model.params[name])
+        if after.shape != np.shape(before):
+            axis = next(k for k in range(after.ndim) if after.shape[k] != before.shape[k])
+            after = np.take(after, np.arange(V), axis)
+        assert np.array_equal(after, before), name
+    result = training.run(text, {"iters": 2, "learning_rate": 0.001, "optimizer": "adam",
+                                 "batch_size": 1, "seq_length": 16, "val_fraction": 0.0},
+                          init_from=ckpt, checkpoint=tmp_path / "t.npz")
+    tuned = load_checkpoint(tmp_path / "t.npz")
+    assert tuned.vocab.chars == ckpt.vocab.chars + "\t" and tuned.vocab == result.run.vocab
+    ids = tuned.vocab.encode(text)
+    s = score_text(tuned, text, from_zero=True)
+    own = tuned.model.loss(ids[:-1], ids[1:], None) / (len(text) - 1) / np.log(2)
+    assert s.bits_per_char == pytest.approx(own, rel=1e-9, abs=0)
+    assert training_split(tuned, text) is not None
+    more = training.run(text, {"iters": 3}, resume=tuned)     # resuming reads the same ids
+    assert more.run.vocab == tuned.vocab and more.run.iteration == 3
 
 # -- the command -------------------------------------------------------------------
 
@@ -132,6 +157,23 @@ def test_cli_fine_tunes_and_grows_the_vocabulary(saved):
             tuned.model.dtype.name, tuned.model.hidden_size) == ("gru", 2, 5, "float32", HIDDEN)
     assert tuned.hyperparameters["learning_rate"] == ckpt.hyperparameters["learning_rate"]
     assert sha(d / "base.npz") == digest
+    # old ids kept ('!' sorts first, yet joins last); every command reads the ids in that order
+    assert tuned.vocab.chars == ckpt.vocab.chars + "!:;XZ"
+    results = run_many([("score", "new.npz", "new.txt", "--from-zero", "--json"),
+                        ("sample", "new.npz", "--prime", "ZQX!", "--length", 20, "--seed", 1),
+                        ("export", "new.npz", "new.safetensors"),
+                        ("train", "new.txt", "--resume", "new.npz", "--iters", 35,
+                         "--checkpoint", "more.npz")], cwd=d)
+    assert all(rc == 0 for rc, _, _ in results), [err for _, _, err in results]
+    ids = tuned.vocab.encode(NEW)
+    own = tuned.model.loss(ids[:-1], ids[1:], None) / (ids.size - 1) / np.log(2)
+    assert json.loads(results[0][1])["bits_per_char"] == pytest.approx(own, rel=2e-5)
+    assert results[1][1].startswith("ZQX!")
+    from safetensors import safe_open
+    with safe_open(str(d / "new.safetensors"), "np") as f:
+        assert "".join(json.loads(f.metadata()["vocab"])) == tuned.vocab.chars
+    more = load_checkpoint(d / "more.npz")
+    assert more.iteration == 35 and more.vocab == tuned.vocab
 
 
 def test_cli_refusals(saved):
@@ -156,3 +198,19 @@ def test_cli_refusals(saved):
     rc, out, err = run_cli("train", "same.txt", "--init-from", "base.npz", "--fixed-vocab",
                            "--iters", 5, "--checkpoint", "same.npz", cwd=d)
     assert rc == 0 and "no new characters" in out, err
+
+
+def test_resume_reads_a_text_in_the_checkpoints_vocabulary(saved):
+    """--resume: a text whose characters the checkpoint knows (all or some of
+    them) is read in its ids; a new character is refused by name."""
+    d, ckpt = saved
+    part = "".join(c for c in TEXT if c not in "qQ")          # lacks two known characters
+    (d / "part.txt").write_text(part, encoding="utf-8")
+    rc, out, err = run_cli("train", "part.txt", "--resume", "base.npz", "--iters", 45,
+                           "--checkpoint", "part.npz", cwd=d)
+    assert rc == 0, err
+    assert load_checkpoint(d / "part.npz").vocab == ckpt.vocab
+    assert_cli_refusal(run_cli("train", "new.txt", "--resume", "base.npz", "--checkpoint",
+                               "x.npz", cwd=d),
+                       "5 characters not in the vocabulary of base.npz",
+                       "'!' ':' ';' 'X' 'Z'", "--init-from")

@@ -270,3 +270,25 @@ def test_a_resumed_run_keeps_its_recipe():
         complete({"recipe": "min-char-rnn"}, stored, fixed)
     old = {"hidden_size": 6, "batch_size": 5, "learning_rate": 0.05}   # before the recipes
     assert fixed_by(CharRNN(11, 6, seed=0), 5, old)["recipe"] == "min-char-rnn"
+
+
+def test_the_gru_recipe_is_readmes_gru_command():
+    """--recipe gru is README's GRU command (its 9 flags, "LSTM and GRU cells")
+    in one flag: every setting the same but the recipe's name."""
+    import re
+    import shlex
+    from pathlib import Path
+    from charrnn_ext.train import build_parser
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    command = re.search(r"^charrnn-train input\.txt --cell gru --batch-size 32 .*$", readme,
+                        re.M).group(0)
+    args = build_parser().parse_args(shlex.split(command)[1:])
+    flags = complete({name: getattr(args, name) for name in SETTINGS})
+    recipe = complete({"recipe": "gru"})
+    assert recipe["recipe"] == "gru" and flags["recipe"] == "batched"
+    assert {**flags, "recipe": "gru"} == recipe
+    assert recipe["cell"] == "gru" and recipe["dtype"] == "float32"
+    # a flag given still overrides it; resuming keeps the recipe's name
+    assert complete({"recipe": "gru", "hidden_size": 64})["hidden_size"] == 64
+    model = CharRNN(5, 8, seed=0, cell="gru", embedding_size=4, optimizer="adam", dtype="float32")
+    assert fixed_by(model, 32, recipe)["recipe"] == "gru"

@@ -104,7 +104,7 @@ hidden_size=8,8 -> the value 8 is listed twice
 learning_rate=0.1,0.10 -> the value 0.1 is listed twice
 hidden_size=8 hidden_size=16 -> names hidden_size twice
 optimizer=adam,sgd -> must be one of adagrad, adam, rmsprop, got sgd
-recipe=foo -> must be one of auto, min-char-rnn, batched, got foo
+recipe=foo -> must be one of auto, min-char-rnn, batched, gru, got foo
 embedding_size=-1 -> must be an integer in [0,
 init=xavier -> must be one of min-char-rnn, pytorch, got xavier
 optimizer=adam,adam -> the value adam is listed twice""".splitlines())] + [

@@ -142,8 +142,7 @@ def test_constructor_and_equality():
     assert Vocab("abc") == Vocab.from_text("cabbage"[:3] + "cab")
     assert Vocab(["a", "b"]) == Vocab("ab")
     assert Vocab("ab") != Vocab("abc")
-    with pytest.raises(ValueError):
-        Vocab("ba")          # not sorted
+    assert Vocab("ba") != Vocab("ab")    # ids in the order given (a grown vocabulary's)
     with pytest.raises(ValueError):
         Vocab("aab")         # not distinct
     with pytest.raises(ValueError):
@@ -172,3 +171,19 @@ def test_large_text_matches_a_dictionary_encoding():
     ids = vocab.encode(text)
     np.testing.assert_array_equal(ids, [char_to_ix[ch] for ch in text])
     assert vocab.decode(ids[::-1]) == text[::-1]
+
+
+def test_a_grown_vocabulary_keeps_its_ids():
+    """Vocab.grown appends the characters it lacks (sorted among themselves):
+    every known character keeps its id; of_text reads a text in a grown
+    vocabulary's order when the text holds exactly its characters."""
+    vocab = Vocab.from_text("mno")
+    grown = vocab.grown("zmb\U0001F600a")
+    assert grown.chars == "mnoabz\U0001F600" and vocab.grown("nom") is vocab
+    assert grown.missing("qam") == ["q"] and grown.id_of("a") == 3 and grown.id_of("q") == -1
+    assert grown.encode("mab").tolist() == [0, 3, 4]
+    assert grown.decode([5, 0]) == "zm"
+    assert grown.ids_of_codes([ord("o"), ord("q"), 0x10FFFF, -1]).tolist() == [2, -1, -1, -1]
+    assert Vocab.of_text("zoo\U0001F600manb", like=grown) is grown
+    assert Vocab.of_text("zoo", like=grown) is grown     # a fine-tuned run's text: a part
+    assert Vocab.of_text("zoo!", like=grown) == Vocab("!oz")
