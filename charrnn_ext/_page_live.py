@@ -29,7 +29,7 @@ FORMAT = 1
 # The most bytes of weights a live page carries (as raw floats; base64 adds a third): a page of
 # 3,000 characters with 15.6 MB of weights paints in 1.1 s in headless Chromium on a busy 2-core
 # AMD EPYC, with 31 MB in 2.1 s, 61 MB in 3.6 s (benchmarks/bench_inspect_live.py); a page's
-# characters may add up to inspect.PAGE_BYTES. Above it charrnn-inspect writes the static page.
+# characters may add up to inspection.PAGE_BYTES. Above it charrnn-inspect writes the static page.
 LIVE_BYTES = 16 << 20
 
 

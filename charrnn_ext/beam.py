@@ -1,6 +1,6 @@
 """Beam search: the likeliest continuation of a state, ``width`` hypotheses kept per character.
 
-charrnn-sample --beam N (sample.generate(..., beam=N)). Each hypothesis is
+charrnn-sample --beam N (generation.generate(..., beam=N)). Each hypothesis is
 (its summed log-probability, its ids, its state); a step scores every
 hypothesis x every character by log p(character | the hypothesis's state)
 (float64 log-softmax of the model's logits, ``logits``), keeps the

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from charrnn_ext.beam import search
-from charrnn_ext.sample import generate
+from charrnn_ext.generation import generate
 
 from conftest import assert_cli_refusal, run_cli, run_many
 from model_kinds import kinds, rtol_of, small_checkpoint

@@ -1,4 +1,4 @@
-"""Dynamic evaluation (charrnn-score --dynamic, charrnn_ext.score.dynamic_bits):
+"""Dynamic evaluation (charrnn-score --dynamic, charrnn_ext.scoring.dynamic_bits):
 each chunk scored before the model learns from it (the first chunk as the
 static score scores it, no chunk depending on the text after it), the
 steps those of a copy (the model and its file never changed), and a
@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from charrnn_ext.score import Dynamic, dynamic_bits, score_text, static_bits
+from charrnn_ext.scoring import Dynamic, dynamic_bits, score_text, static_bits
 
 from conftest import run_cli, run_many, same_model, sha
 from model_kinds import kinds, rtol_of, small_checkpoint

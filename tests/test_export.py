@@ -17,7 +17,7 @@ import pytest
 from charrnn_ext import CharRNN
 from charrnn_ext.export_safetensors import state_dict
 from charrnn_ext.exporting import export
-from charrnn_ext.sample import generate
+from charrnn_ext.generation import generate
 
 from conftest import english_like_text
 from exports import EXPORT_RTOL, MODEL_KINDS, README, export_kind, greedy_margins, readme_block

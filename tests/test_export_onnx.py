@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from charrnn_ext.sample import generate
+from charrnn_ext.generation import generate
 
 from conftest import ENV, english_like_text
 from exports import (EXPORT_RTOL, MODEL_KINDS, README, export_kind, greedy_margins,

@@ -10,8 +10,8 @@ import pytest
 
 from charrnn_ext import Vocab, load_checkpoint, reference_gated, training
 from charrnn_ext.finetune import grown_vocab, start_model
-from charrnn_ext.inspect import training_split
-from charrnn_ext.score import score_text
+from charrnn_ext.inspection import training_split
+from charrnn_ext.scoring import score_text
 from charrnn_ext.spec import init_params
 
 from conftest import assert_cli_refusal, run_cli, run_many, sha

@@ -19,7 +19,7 @@ from conftest import ENV, assert_cli_refusal, random_params, rel_err, run_cli, s
 
 import charrnn_ext
 from charrnn_ext import CharRNN, Checkpoint, evaluate, load_checkpoint, reference, training
-from charrnn_ext.inspect import (ActivationSet, find_training_text, rank_units, text_features,
+from charrnn_ext.inspection import (ActivationSet, find_training_text, rank_units, text_features,
                                  to_html, trace, training_split)
 
 TRACE_RTOL = 1e-12

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from charrnn_ext import training
-from charrnn_ext.inspect import to_html, trace
+from charrnn_ext.inspection import to_html, trace
 
 WINDOW = (1400, 900)
 HOSTILE = ('</script><script>window.pwned = 1</script> <img src=x onerror="window.pwned = 2"> '
@@ -156,7 +156,7 @@ def test_choosing_another_unit_changes_the_colours(driver, page):
 def test_another_activation_set_can_be_chosen(driver, model, tmp_path):
     from selenium.webdriver.support.select import Select
 
-    from charrnn_ext.inspect import ActivationSet
+    from charrnn_ext.inspection import ActivationSet
     ckpt, text = model
     ins = trace(ckpt, text[:500])
     ins.sets["c"] = ActivationSet("cell state c", ins.hidden[:, ::-1] * 4, bounded=False)

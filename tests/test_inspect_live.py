@@ -18,7 +18,8 @@ import pytest
 from charrnn_ext import CharRNN, Checkpoint, Vocab
 from charrnn_ext._page_live import LIVE_BYTES, live_data, weight_bytes
 from charrnn_ext.export_safetensors import state_dict
-from charrnn_ext.inspect import main, to_html, trace
+from charrnn_ext.inspect import main
+from charrnn_ext.inspection import to_html, trace
 
 from model_kinds import KIND_IDS, KINDS, TEXT, small_checkpoint
 from test_inspect_browser import HOSTILE, console_errors, driver, open_page  # noqa: F401

@@ -11,8 +11,9 @@ from conftest import assert_cli_refusal, english_like_text, run_cli
 
 from charrnn_ext import CharRNN, Checkpoint, Vocab, reference, training
 from charrnn_ext import inspect as inspect_mod
+from charrnn_ext import inspection
 from charrnn_ext import reference_gated as R
-from charrnn_ext.inspect import page_bytes_per_character, page_limit, to_html, trace
+from charrnn_ext.inspection import page_bytes_per_character, page_limit, to_html, trace
 from test_inspect import embedded, env_for_cli
 
 TEXT = english_like_text(3000, seed=21)
@@ -147,6 +148,7 @@ def test_the_page_size_per_character_bounds_the_page():
 def test_a_page_over_the_limit_is_refused(trained_float32, monkeypatch, capsys):
     d = trained_float32
     monkeypatch.chdir(d)
+    monkeypatch.setattr(inspection, "PAGE_CHARACTERS", 120)
     monkeypatch.setattr(inspect_mod, "PAGE_CHARACTERS", 120)
     ckpt = inspect_mod.load_checkpoint(d / "rnn.npz")
     assert page_limit(ckpt.model) == 120
@@ -165,10 +167,10 @@ def test_a_page_over_the_limit_is_refused(trained_float32, monkeypatch, capsys):
 
 def test_the_limit_is_the_smaller_of_characters_and_bytes():
     small = model_checkpoint("rnn", 1, 0, "float64", H=8).model
-    assert page_limit(small) == inspect_mod.PAGE_CHARACTERS
+    assert page_limit(small) == inspection.PAGE_CHARACTERS
     wide = model_checkpoint("lstm", 2, 0, "float32", H=1000).model   # 4,000 units a character
     per = page_bytes_per_character(wide)
-    assert per > 4000 and page_limit(wide) == inspect_mod.PAGE_BYTES // per
+    assert per > 4000 and page_limit(wide) == inspection.PAGE_BYTES // per
 
 
 def test_the_limit_is_refused_on_the_command_line(tmp_path):

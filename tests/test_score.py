@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from charrnn_ext import reference, reference_gated
-from charrnn_ext.inspect import trace
-from charrnn_ext.score import known_ids, score, score_text
+from charrnn_ext.inspection import trace
+from charrnn_ext.scoring import known_ids, score, score_text
 
 from conftest import assert_cli_refusal, run_cli, run_many
 from model_kinds import TEXT, kinds, rtol_of, small_checkpoint
