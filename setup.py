@@ -6,11 +6,11 @@ includes, src/core/*.pxi, are part of it) is the numerical core;
 opt-in --dtype float32 path). On x86-64 each is also compiled for the
 x86-64-v3 (AVX2 + FMA) and x86-64-v4 (AVX-512) instruction sets, as the
 variants ``_core_x86_64_v3`` / ``_core_x86_64_v4`` (``_core32_...``);
-``charrnn_ext._dispatch`` picks the best variant the CPU supports at import
+``charrnn_ext.core._dispatch`` picks the best variant the CPU supports at import
 time. The wheel stays portable: the baseline variant needs
 nothing beyond the platform's baseline ISA.
 
-``charrnn_ext._text`` (src/_text.pyx), the text encoder of charrnn_ext.vocab,
+``charrnn_ext._text`` (src/_text.pyx), the text encoder of charrnn_ext.text.vocab,
 is built once: it has no variants.
 """
 import os

@@ -16,8 +16,9 @@ import scipy.linalg.blas
 import threadpoolctl
 
 from bench_data import DataPass, load_corpus, write_mixed_text
-from charrnn_ext import CharRNN, Vocab, _dispatch, reference
-from charrnn_ext.spec import init_params
+from charrnn_ext import CharRNN, Vocab
+from charrnn_ext.core import _dispatch, reference
+from charrnn_ext.core.spec import init_params
 from harness import (THREAD_POOL_HEADERS, Parser, Report, blas_threads, default_label,
                      fmt_mb, fmt_us, interleave, load_average, median, one_thread, perf, progress,
                      quartiles, rel_diff, split, thread_pools, throughput, time_sides, usable_cpus,
@@ -155,7 +156,7 @@ class Bench:
                     f"`init_params(V, H, seed={a.seed})` over the same chunks (the seed's data pass, learning "
                     f"rate {LEARNING_RATE}), in interleaved blocks (the order rotates from block to block): "
                     f"the core (`CharRNN.train_step` on int32 views of the encoded text; its `dgemm` is "
-                    f"scipy's OpenBLAS) and the reference (`charrnn_ext.reference.train_step` = lossFun + "
+                    f"scipy's OpenBLAS) and the reference (`charrnn_ext.core.reference.train_step` = lossFun + "
                     f"Adagrad, on Python lists like the seed; `np.dot` on numpy's OpenBLAS), each as it runs "
                     f"by default and with everything on 1 thread (every BLAS limited with threadpoolctl, the "
                     f"core's own threads with `charrnn_ext.set_num_threads(1)`). The issue's ratio "
@@ -345,7 +346,7 @@ class Bench:
         self.r.para(f"## Sampling: {n:,} characters from a LARGE model (V={V}, H={H})")
         self.r.para(f"`model.sample(None, seed_ix, {n})` with a numpy Generator, model at its initial parameters "
                     f"(nearly uniform output distribution: the inverse-CDF search scans far, a worst case); "
-                    f"{a.repeats} runs. Reference (`charrnn_ext.reference.sample`, default BLAS) timed on "
+                    f"{a.repeats} runs. Reference (`charrnn_ext.core.reference.sample`, default BLAS) timed on "
                     f"{n_ref} characters; the last column compares its ids with the core's for an identically "
                     f"seeded Generator.")
         self.r.table(["temperature", "seconds (median)", "seconds (best)", "chars/s", "µs/char",

@@ -6,8 +6,8 @@ import contextlib
 import sys
 
 from bench_data import StreamsDataPass, load_corpus
-from charrnn_ext import _dispatch
-from charrnn_ext.spec import init_params
+from charrnn_ext.core import _dispatch
+from charrnn_ext.core.spec import init_params
 from harness import (Parser, Report, core_threads, load_peer, missing, progress, rel_diff,
                      time_sides, torch_threads, verdict)
 from peers import Chunks, CoreSide, RefSide, TorchRNNSide, TorchSide

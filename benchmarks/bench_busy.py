@@ -17,7 +17,7 @@ import numpy as np
 
 from bench_data import generated_chinese, load_corpus
 from charrnn_ext import get_num_threads
-from charrnn_ext.spec import init_params
+from charrnn_ext.core.spec import init_params
 from harness import (Parser, Report, core_threads, cpu_time, interleave, load_average, median,
                      perf, progress, usable_cpus, verdict)
 from peers import CoreTrainSide

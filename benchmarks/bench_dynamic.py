@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 from charrnn_ext import load_checkpoint
-from charrnn_ext.datapass import held_out
-from charrnn_ext.scoring import Dynamic, resolved, score_text
+from charrnn_ext.core.datapass import held_out
+from charrnn_ext.use.scoring import Dynamic, resolved, score_text
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "tinyshakespeare.txt"
 GRU = ["--cell", "gru", "--batch-size", "32", "--hidden-size", "384", "--embedding-size", "128",

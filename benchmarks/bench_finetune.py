@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from charrnn_ext import load_checkpoint
-from charrnn_ext.corpus import demo_corpus
+from charrnn_ext.text.corpus import demo_corpus
 
 
 def progress(msg: str) -> None:

@@ -31,7 +31,8 @@ except ImportError:   # optional
     torch = None
 
 import charrnn_ext  # noqa: E402
-from charrnn_ext import CharRNN, reference_gated  # noqa: E402
+from charrnn_ext import CharRNN
+from charrnn_ext.core import reference_gated  # noqa: E402
 
 perf = time.perf_counter
 V, T, LR = 65, 50, 0.05

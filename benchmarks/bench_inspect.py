@@ -17,8 +17,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from conftest import english_like_text  # noqa: E402
 from test_inspect_browser import open_browser, open_page  # noqa: E402
 
-from charrnn_ext import training  # noqa: E402
-from charrnn_ext.inspection import to_html, trace  # noqa: E402
+from charrnn_ext.run import training  # noqa: E402
+from charrnn_ext.page.inspection import to_html, trace  # noqa: E402
 
 
 def main(n=20_000, repeats=5, run=None):

@@ -25,8 +25,8 @@ from conftest import english_like_text  # noqa: E402
 from test_inspect_browser import open_browser, open_page  # noqa: E402
 
 from charrnn_ext import CharRNN, Checkpoint, Vocab  # noqa: E402
-from charrnn_ext._page_live import weight_bytes  # noqa: E402
-from charrnn_ext.inspection import to_html  # noqa: E402
+from charrnn_ext.page.live import weight_bytes  # noqa: E402
+from charrnn_ext.page.inspection import to_html  # noqa: E402
 
 TEXT = english_like_text(20_000, seed=5)
 

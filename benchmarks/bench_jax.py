@@ -17,7 +17,7 @@ jax = load_peer("jax")          # before charrnn_ext, as the README's figures we
 
 from bench_data import DataPass, load_corpus  # noqa: E402
 from charrnn_ext import CharRNN, get_num_threads  # noqa: E402
-from charrnn_ext.spec import init_params  # noqa: E402
+from charrnn_ext.core.spec import init_params  # noqa: E402
 from peers import (LEARNING_RATE, Chunks, CoreSide, CoreTrainSide, JaxScanSide,  # noqa: E402
                    JaxStepSide, make_jax_fns)
 

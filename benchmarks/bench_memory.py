@@ -1,4 +1,4 @@
-"""charrnn_ext.memory.model_bytes against the peak RSS of building a model and training it:
+"""charrnn_ext.run.memory.model_bytes against the peak RSS of building a model and training it:
 each configuration in a fresh process, its peak resident size (VmHWM) after two training
 steps less that after the imports, beside the estimate.
 
@@ -13,7 +13,7 @@ import json, sys
 import numpy as np
 import charrnn_ext
 from charrnn_ext import CharRNN
-from charrnn_ext.memory import model_bytes
+from charrnn_ext.run.memory import model_bytes
 
 def hwm():
     with open("/proc/self/status") as f:

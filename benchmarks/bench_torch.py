@@ -19,7 +19,7 @@ from harness import (THREAD_POOL_HEADERS, Parser, Report, fmt_us, load_average, 
 torch = load_peer("torch")      # before charrnn_ext, as the README's figures were measured (load_peer)
 
 from bench_data import DataPass, load_corpus  # noqa: E402
-from charrnn_ext.spec import init_params  # noqa: E402
+from charrnn_ext.core.spec import init_params  # noqa: E402
 from peers import (LEARNING_RATE, Chunk, Chunks, CoreSide, RefSide, TorchSide,  # noqa: E402
                    compiled_step_fns)
 

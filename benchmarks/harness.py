@@ -508,7 +508,7 @@ def blas_libraries() -> str:
         import threadpoolctl
     except ImportError:
         return "? (threadpoolctl is not installed)"
-    importlib.import_module("charrnn_ext._dispatch")   # the core, and with it scipy's BLAS
+    importlib.import_module("charrnn_ext.core._dispatch")   # the core, and with it scipy's BLAS
     libs = []
     for info in threadpoolctl.threadpool_info():
         if info.get("user_api") != "blas":
@@ -545,7 +545,7 @@ def machine_rows(data_dir=None) -> list:
     libraries, Python and numpy, charrnn_ext (imported: its core, for its BLAS) and
     the data directory."""
     import charrnn_ext
-    from charrnn_ext import _dispatch
+    from charrnn_ext.core import _dispatch
     rows = [
         ["CPU", f"{cpu_model()} ({platform.machine()}, widest SIMD: {cpu_flags_summary()})"],
         ["CPUs usable / logical", f"{usable_cpus()} / {os.cpu_count()}"],

@@ -7,7 +7,7 @@ import json
 import sys
 
 from bench_data import load_corpus
-from charrnn_ext.spec import init_params
+from charrnn_ext.core.spec import init_params
 from harness import perf, rss
 from peers import CoreRunner
 

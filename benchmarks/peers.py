@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from bench_data import DataPass
-from charrnn_ext import CharRNN, reference
+from charrnn_ext import CharRNN
+from charrnn_ext.core import reference
 from charrnn_ext.defaults import CLIP, LEARNING_RATE
-from charrnn_ext.reference import ADAGRAD_EPS
-from charrnn_ext.spec import PARAM_NAMES
+from charrnn_ext.core.reference import ADAGRAD_EPS
+from charrnn_ext.core.spec import PARAM_NAMES
 
 # Every side: reset() zeroes its hidden state(s); step(chunk) trains one step on a
 # Chunk and returns the loss; or call(k) trains k steps in one call (its own data
@@ -103,7 +104,7 @@ class CoreTrainSide:
 
 
 class RefSide:
-    """The numpy original (charrnn_ext.reference: lossFun + Adagrad, on Python lists
+    """The numpy original (charrnn_ext.core.reference: lossFun + Adagrad, on Python lists
     like the seed; batch_train_step for B streams)."""
 
     def __init__(self, init, B=None):

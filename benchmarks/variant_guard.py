@@ -70,7 +70,7 @@ class Job:
 def worker(threads: int) -> int:
     """Serve requests {"config", "steps"} on stdin with {"cpu", "wall"} seconds on stdout."""
     import charrnn_ext
-    from charrnn_ext import _dispatch
+    from charrnn_ext.core import _dispatch
     charrnn_ext.set_num_threads(threads)
     out = sys.stdout
     out.write(json.dumps({"variant": _dispatch.variant, "build": _dispatch.core_build()}) + "\n")
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     if args.worker:
         return worker(args.threads)
 
-    from charrnn_ext import _dispatch
+    from charrnn_ext.core import _dispatch
     variants = _dispatch.available_variants()          # best first, "baseline" last
     skipped = [v for v in _dispatch._REQUIREMENTS if v not in variants]
     features = _dispatch._cpu_features()

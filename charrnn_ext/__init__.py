@@ -116,13 +116,16 @@ del _installed
 # light, so the command-line tools can install their Ctrl-C handling before
 # numpy and the core are loaded.
 _EXPORTS = {
-    "CharRNN": ".model", "TrainingDiverged": ".divergence", "Vocab": ".vocab", "PARAM_NAMES": ".spec",
-    "load_checkpoint": ".checkpoint", "Checkpoint": ".checkpoint",
-    "evaluate": ".evaluation",
-    "set_blas_threads": "._dispatch", "set_num_threads": "._dispatch",
-    "get_num_threads": "._dispatch",
+    "CharRNN": ".core.model", "TrainingDiverged": ".core.divergence", "Vocab": ".text.vocab", "PARAM_NAMES": ".core.spec",
+    "load_checkpoint": ".ckpt.checkpoint", "Checkpoint": ".ckpt.checkpoint",
+    "evaluate": ".core.evaluation",
+    "set_blas_threads": ".core._dispatch", "set_num_threads": ".core._dispatch",
+    "get_num_threads": ".core._dispatch",
 }
 __all__ = [*_EXPORTS, "__version__"]
+# Modules that moved into the layers, found under their old names too
+# (`from charrnn_ext import _dispatch`: ../shared/tools/variant_speed.py).
+_MOVED = {"_dispatch": ".core._dispatch"}
 
 
 def _submodule_getattr(package: str):
@@ -149,6 +152,8 @@ def __getattr__(name):
         value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
         globals()[name] = value
         return value
+    if name in _MOVED:
+        return importlib.import_module(_MOVED[name], __name__)
     return _submodule(name)
 
 

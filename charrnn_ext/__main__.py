@@ -18,7 +18,7 @@ commands:
                                             its hidden units, guesses and surprise (charrnn-inspect)
   python -m charrnn_ext.export MODEL.npz OUT.safetensors|OUT.onnx
                                             the model and the state training left, for
-                                            PyTorch (charrnn_ext.torch.load) or as an ONNX
+                                            PyTorch (charrnn_ext.formats.torch.load) or as an ONNX
                                             graph (charrnn-export)
   python -m charrnn_ext.sweep input.txt --grid hidden_size=100,200 ...
                                             many training runs at once on Dask (charrnn-sweep;

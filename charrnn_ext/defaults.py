@@ -14,10 +14,10 @@ VAL_FRACTION = 0.05     # fraction of the text held out (its end) for validation
 SEED = 0                # random seed of initialisation and sampling
 INIT_SCALE = 0.01       # weights are randn * INIT_SCALE, biases zero
 CLIP = 5.0              # gradients are clipped elementwise to [-CLIP, CLIP]
-OPTIMIZER = "adagrad"   # the update (the seed's); each optimizer's constants: charrnn_ext.optimizers
+OPTIMIZER = "adagrad"   # the update (the seed's); each optimizer's constants: charrnn_ext.core.optimizers
 EMBEDDING_SIZE = 0      # width of a learned input embedding; 0: the seed's one-hot input
 DTYPE = "float64"       # what a model computes in: float64 (the reference) or float32
-INIT = "min-char-rnn"   # initial weights: the seed's ("min-char-rnn") or "pytorch" (charrnn_ext.spec)
+INIT = "min-char-rnn"   # initial weights: the seed's ("min-char-rnn") or "pytorch" (charrnn_ext.core.spec)
 
 # -- the training and sampling tools (python -m charrnn_ext.train / .sample) --
 EVAL_EVERY = 2000       # evaluate (held-out and training bits/char) every this many iterations

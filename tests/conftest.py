@@ -16,7 +16,7 @@ per name:
   * the oracles: data_pass / data_pass_end (min-char-rnn's data pass, the
     one written-out copy of its wrap rule), reference_train_step (one
     stream or B), reference_hidden_after, reference_probs (and
-    charrnn_ext.reference, the numpy seed);
+    charrnn_ext.core.reference, the numpy seed);
   * the commands as subprocesses (of the charrnn_ext imported here: ENV
     puts its source tree on their PYTHONPATH): run_cli, run_many,
     start_training, wait_for_line, interrupt, sha, ENV, the flags of small
@@ -56,8 +56,9 @@ from hypothesis import settings
 from threadpoolctl import threadpool_limits
 
 import charrnn_ext
-from charrnn_ext import CharRNN, Checkpoint, Vocab, load_checkpoint, reference
-from charrnn_ext.spec import PARAM_NAMES, param_shapes
+from charrnn_ext import CharRNN, Checkpoint, Vocab, load_checkpoint
+from charrnn_ext.core import reference
+from charrnn_ext.core.spec import PARAM_NAMES, param_shapes
 
 # Hypothesis: no example database written into the repository, no deadline
 # (the first call of a shape may allocate), modest example counts.

@@ -11,7 +11,8 @@ import os
 import numpy as np
 import pytest
 
-from charrnn_ext import CharRNN, Checkpoint, Vocab, cells
+from charrnn_ext import CharRNN, Checkpoint, Vocab
+from charrnn_ext.core import cells
 
 # Every kind of model an export must carry (export's tables): cell x layers x
 # input embedding (0: one-hot) x dtype; ("rnn", 1, ...) is min-char-rnn's CharRNN.
@@ -47,7 +48,7 @@ README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 def export_kind(tmp_path, kind, text, ext):
     """(kind_checkpoint(*kind, text) saved as tmp_path/input.npz, the file
     charrnn-export's main writes from it: tmp_path/input<ext>)."""
-    from charrnn_ext.export import main
+    from charrnn_ext.cli.export import main
     ckpt = kind_checkpoint(*kind, text)
     ckpt.save(tmp_path / "input.npz")
     assert main([str(tmp_path / "input.npz"), str(tmp_path / f"input{ext}")]) == 0

@@ -13,7 +13,8 @@ import functools
 import numpy as np
 import pytest
 
-from charrnn_ext import CharRNN, Checkpoint, Vocab, cells
+from charrnn_ext import CharRNN, Checkpoint, Vocab
+from charrnn_ext.core import cells
 
 from conftest import sentence_text
 

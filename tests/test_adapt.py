@@ -1,12 +1,12 @@
-"""charrnn-sample --adapt FILE (charrnn_ext.scoring.adapt): FILE read with
+"""charrnn-sample --adapt FILE (charrnn_ext.use.scoring.adapt): FILE read with
 dynamic evaluation's steps (score.dynamic_read, charrnn-score --dynamic's
 rate and chunks), then generation from where FILE ends with the weights it
 taught; the model (object and file) never changed; the command's checks."""
 import numpy as np
 import pytest
 
-from charrnn_ext.generation import generate
-from charrnn_ext.scoring import Dynamic, adapt, default_rate, score_text
+from charrnn_ext.use.generation import generate
+from charrnn_ext.use.scoring import Dynamic, adapt, default_rate, score_text
 
 from conftest import assert_cli_refusal, run_cli, run_many, sha
 from model_kinds import kinds, small_checkpoint

@@ -1,12 +1,12 @@
-"""Beam search (charrnn-sample --beam N, generate(..., beam=N), charrnn_ext.beam):
+"""Beam search (charrnn-sample --beam N, generate(..., beam=N), charrnn_ext.use.beam):
 width 1 is greedy decoding exactly, a full-width search of two characters
 finds the likeliest pair (checked against the core's own trace), the search
 is deterministic, and the command's output and refusals."""
 import numpy as np
 import pytest
 
-from charrnn_ext.beam import search
-from charrnn_ext.generation import generate
+from charrnn_ext.use.beam import search
+from charrnn_ext.use.generation import generate
 
 from conftest import assert_cli_refusal, run_cli, run_many
 from model_kinds import kinds, rtol_of, small_checkpoint

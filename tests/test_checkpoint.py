@@ -20,10 +20,10 @@ import pytest
 
 import charrnn_ext
 from charrnn_ext import CharRNN, Checkpoint, Vocab, load_checkpoint
-from charrnn_ext import _ckptfile
-from charrnn_ext import checkpoint as ckmod
-from charrnn_ext.checkpoint import FORMAT_NAME, FORMAT_VERSION
-from charrnn_ext.spec import PARAM_NAMES, param_names
+from charrnn_ext.ckpt import _ckptfile
+from charrnn_ext.ckpt import checkpoint as ckmod
+from charrnn_ext.ckpt.checkpoint import FORMAT_NAME, FORMAT_VERSION
+from charrnn_ext.core.spec import PARAM_NAMES, param_names
 
 from conftest import ADAM_EMBED, CHECKPOINT_TEXT, new_checkpoint, trained_checkpoint
 
@@ -207,7 +207,7 @@ _CHILD = textwrap.dedent("""
     import sys
     import numpy as np
     from charrnn_ext import CharRNN, Vocab
-    from charrnn_ext import checkpoint as ckmod
+    from charrnn_ext.ckpt import checkpoint as ckmod
     vocab = Vocab.from_text("hello world")
     ckpt = ckmod.Checkpoint(CharRNN(len(vocab), 4, seed=0), vocab, iteration=7)
 
@@ -420,7 +420,7 @@ def _trained_on_elsewhere(model):
 
 
 def _pickled_run(cell, L, dtype):
-    from charrnn_ext import training
+    from charrnn_ext.run import training
     return training.run(PICKLE_TEXT, dict(iters=12, hidden_size=8, seq_length=8, batch_size=2,
                                           cell=cell, num_layers=L, dropout=0.25 * (L > 1),
                                           dtype=dtype, embedding_size=4, eval_every=6)).run

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from charrnn_ext import CharRNN, Vocab, load_checkpoint
-from charrnn_ext.checkpoint import FORMAT_VERSION, Checkpoint
-from charrnn_ext.datapass import held_out, stream_part
+from charrnn_ext.ckpt.checkpoint import FORMAT_VERSION, Checkpoint
+from charrnn_ext.core.datapass import held_out, stream_part
 
 from conftest import (assert_cli_refusal, assert_load_refused, english_like_text,
                       rewrite_archive, run_cli)
@@ -421,7 +421,7 @@ def test_a_lone_surrogate_in_the_vocabulary_is_refused(tmp_path):
                        ("export", ("m.npz", "m.safetensors"))):
         assert_cli_refusal(run_cli(tool, *args, cwd=tmp_path), "'vocab'", "U+D800")
     # nor is one trained on: no checkpoint could hold it
-    from charrnn_ext import training
+    from charrnn_ext.run import training
     with pytest.raises(training.TextError, match="U\\+DCFF, a lone surrogate"):
         training.run(b"caf\xff ".decode("utf-8", "surrogateescape") * 20,
                      {"hidden_size": 4, "seq_length": 4, "iters": 1})

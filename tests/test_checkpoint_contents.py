@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from charrnn_ext import Vocab, load_checkpoint
-from charrnn_ext import checkpoint as ckmod
-from charrnn_ext.checkpoint import FORMAT_VERSION
+from charrnn_ext.ckpt import checkpoint as ckmod
+from charrnn_ext.ckpt.checkpoint import FORMAT_VERSION
 
 from conftest import (CHECKPOINT_TEXT, HAS_FLOAT128, TINY_FLAGS, assert_cli_refusal,
                       assert_load_refused, english_like_text, float128_array, new_checkpoint,

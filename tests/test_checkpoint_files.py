@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 
 from charrnn_ext import load_checkpoint
-from charrnn_ext import checkpoint as ckmod
-from charrnn_ext.spec import PARAM_NAMES
+from charrnn_ext.ckpt import checkpoint as ckmod
+from charrnn_ext.core.spec import PARAM_NAMES
 
 from conftest import (assert_cli_refusal, assert_load_refused, new_checkpoint, rewrite_archive,
                       run_cli, trained_checkpoint)
@@ -275,7 +275,7 @@ def test_file_larger_than_any_checkpoint_is_refused(saved_new):
 def test_loading_is_refused_when_memory_is_short(saved_new, monkeypatch):
     """Members are sized from their headers before anything is read; a file
     whose arrays cannot fit in the memory available now is refused."""
-    from charrnn_ext import _ckptfile  # the archive reader
+    from charrnn_ext.ckpt import _ckptfile  # the archive reader
     total = os.path.getsize(saved_new)
     monkeypatch.setattr(_ckptfile, "available_memory", lambda: total)
     assert_load_refused(saved_new, "needs about", "available")

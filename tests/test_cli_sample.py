@@ -1,5 +1,5 @@
 """charrnn-sample (``python -m charrnn_ext.sample``) and the functions
-behind it (charrnn_ext.generation.generate, generate_blocks): the same text for
+behind it (charrnn_ext.use.generation.generate, generate_blocks): the same text for
 the same seed, primes, continuing from the state training left, streaming
 and Ctrl-C, bad input in one line; a trained model's samples read like its
 text. The runs are subprocesses in temporary directories.
@@ -15,7 +15,7 @@ from collections import Counter
 import numpy as np
 
 from charrnn_ext import Checkpoint, load_checkpoint
-from charrnn_ext.generation import generate, generate_blocks
+from charrnn_ext.use.generation import generate, generate_blocks
 
 from conftest import ENV, interrupt, run_cli, run_many
 

@@ -420,7 +420,7 @@ def test_plot(cli_texts, tmp_path):
 def test_plot_reaches_the_last_iteration(tmp_path, monkeypatch):
     """The curves go through the end of the run: the open interval and the
     final evaluation are drawn; bits per character throughout."""
-    from charrnn_ext import train
+    from charrnn_ext.cli import train
 
     drawn = []
 

@@ -17,7 +17,8 @@ import sys
 import numpy as np
 import pytest
 
-from charrnn_ext import load_checkpoint, training
+from charrnn_ext import load_checkpoint
+from charrnn_ext.run import training
 
 from conftest import (ENV, SMALL_FLAGS, TINY_FLAGS, interrupt, run_cli, same_model,
                       sentence_text, sha, start_training, wait_for_line)
@@ -150,9 +151,9 @@ def test_the_output_rules_refuse_in_one_line_for_commands_and_the_library(tmp_pa
     follows: an OutputError is both a one-line library error (errors.CharRNNError,
     which the commands report with exit 2) and a ValueError, never the commands'
     CLIError; without overwrite an existing file is refused too."""
-    from charrnn_ext._cli import CLIError
+    from charrnn_ext.cli.common import CLIError
     from charrnn_ext.errors import CharRNNError
-    from charrnn_ext.outputs import OutputError, check_output
+    from charrnn_ext.ckpt.outputs import OutputError, check_output
     (tmp_path / "sub").mkdir()
     (tmp_path / "old.bin").write_bytes(b"kept")
     fifo = tmp_path / "fifo"
@@ -464,7 +465,7 @@ def test_every_cell_diverges_by_one_rule(cell, layers, dtype):
 
 
 def test_the_suggested_rate_is_round_and_below(tmp_path):
-    from charrnn_ext.divergence import lower_rate, suggested_rate
+    from charrnn_ext.core.divergence import lower_rate, suggested_rate
     cases = {1e6: 1e5, 0.1: 0.01, 0.003: 2e-4, 0.007: 5e-4, 50: 5, 1e308: 1e307, 0.3: 0.02,
              1.0: 0.1, 2e-290: 2e-291}
     for rate, lower in cases.items():

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from charrnn_ext import load_checkpoint
-from charrnn_ext._dispatch import core_build
+from charrnn_ext.core._dispatch import core_build
 
 from conftest import (ENV, SMALL_FLAGS, TINY_FLAGS, assert_cli_refusal, assert_same_state,
                       english_like_text, interrupt, progress_lines, rewrite_archive, run_cli,
@@ -436,8 +436,8 @@ def test_a_second_signal_stops_at_once_with_its_own_status(tmp_path, second, sta
     exit status is still SIGTERM's, 143 (a second Ctrl-C's: 130)."""
     code = textwrap.dedent(f"""
         import os, signal, sys
-        from charrnn_ext._cli import run
-        from charrnn_ext.train import _Signals
+        from charrnn_ext.cli.common import run
+        from charrnn_ext.cli.train import _Signals
         def main(argv):
             with _Signals() as signals:
                 os.kill(os.getpid(), signal.SIGTERM)      # asks the loop to stop

@@ -5,11 +5,12 @@ through checkpoints. float64 stays the reference (test_core_parity)."""
 import numpy as np
 import pytest
 
-from charrnn_ext import CharRNN, load_checkpoint, reference
-from charrnn_ext.checkpoint import Checkpoint, save_checkpoint
-from charrnn_ext._dispatch import core32, cores
-from charrnn_ext.spec import init_params
-from charrnn_ext.vocab import Vocab
+from charrnn_ext import CharRNN, load_checkpoint
+from charrnn_ext.core import reference
+from charrnn_ext.ckpt.checkpoint import Checkpoint, save_checkpoint
+from charrnn_ext.core._dispatch import core32, cores
+from charrnn_ext.core.spec import init_params
+from charrnn_ext.text.vocab import Vocab
 
 from conftest import assert_close, assert_reads_alike, id_lists, worst_difference_error
 

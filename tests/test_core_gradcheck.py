@@ -26,7 +26,8 @@ relative error bound 1e-6 is asserted on entries with |gradient| >= 1e-3
 import numpy as np
 import pytest
 
-from charrnn_ext import CharRNN, PARAM_NAMES, reference
+from charrnn_ext import CharRNN, PARAM_NAMES
+from charrnn_ext.core import reference
 from charrnn_ext.defaults import CLIP
 
 from conftest import random_params

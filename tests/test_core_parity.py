@@ -16,7 +16,8 @@ computation is well-conditioned and 1e-10 is a fair bound.
 import numpy as np
 import pytest
 
-from charrnn_ext import CharRNN, PARAM_NAMES, reference
+from charrnn_ext import CharRNN, PARAM_NAMES
+from charrnn_ext.core import reference
 from charrnn_ext.defaults import CLIP
 
 from conftest import (RTOL, TRAIN_RTOL, assert_close, copy_dict, random_chunk, random_params,
@@ -80,7 +81,7 @@ SHAPES = [
 
 def stripe_edges(V, H):
     """The first and last row of every output-layer stripe of a (V, H) model."""
-    from charrnn_ext._dispatch import core
+    from charrnn_ext.core._dispatch import core
     S = core.stripe_count(V, H)
     bounds = [s * V // S for s in range(S + 1)]
     return sorted({b for lo, hi in zip(bounds, bounds[1:]) for b in (lo, hi - 1)})
@@ -379,7 +380,7 @@ def test_results_independent_of_call_history():
 
 def _variants():
     try:
-        from charrnn_ext import _dispatch
+        from charrnn_ext.core import _dispatch
     except ImportError:
         return ["default"]
     return _dispatch.available_variants()
@@ -390,8 +391,8 @@ def test_every_core_variant_matches_reference(variant, monkeypatch):
     """The default tests exercise the variant picked for this CPU; run a
     parity check (loss_and_grads, train_step, loss, sampling) on each one."""
     if variant != "default":
-        from charrnn_ext import _dispatch
-        import charrnn_ext.model as model_module
+        from charrnn_ext.core import _dispatch
+        import charrnn_ext.core.model as model_module
         monkeypatch.setattr(model_module, "_core", _dispatch.load_core(variant)[1])
     rng = np.random.default_rng(51)
     for V, H, T in ((65, 100, 25), (7, 3, 40), (300, 33, 17)):
@@ -417,7 +418,7 @@ def test_core_exp_and_tanh_accuracy(variant):
     if variant == "default":
         from charrnn_ext import _core as core
     else:
-        from charrnn_ext import _dispatch
+        from charrnn_ext.core import _dispatch
         core = _dispatch.load_core(variant)[1]
     if not (hasattr(core, "_exp") and hasattr(core, "_tanh")):
         pytest.skip("the core uses libm's exp and tanh")
@@ -446,7 +447,7 @@ def test_core_exp_and_tanh_accuracy(variant):
 
 
 def _core32_modules():
-    from charrnn_ext import _dispatch
+    from charrnn_ext.core import _dispatch
     return [pytest.param(_dispatch.load_core32(v), id=v) for v in _dispatch.available_variants()]
 
 
@@ -485,7 +486,7 @@ def _core_modules():
         if variant == "default":
             from charrnn_ext import _core as core
         else:
-            from charrnn_ext import _dispatch
+            from charrnn_ext.core import _dispatch
             core = _dispatch.load_core(variant)[1]
         out.append(pytest.param(core, id=variant))
     return out

@@ -11,8 +11,9 @@ and output layers range up to large weights, so clipping is often active.
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from charrnn_ext import CharRNN, PARAM_NAMES, reference
-from charrnn_ext._dispatch import core
+from charrnn_ext import CharRNN, PARAM_NAMES
+from charrnn_ext.core import reference
+from charrnn_ext.core._dispatch import core
 
 from conftest import (RTOL, TRAIN_RTOL, assert_close, copy_dict, id_lists, random_memory,
                       random_params, same_loss)

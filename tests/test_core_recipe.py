@@ -2,14 +2,15 @@
 input embedding (params["embed"] (V, D), Wxh (H, D)), Adam (torch.optim.Adam's
 update), the "pytorch" initialisation, and the recurrence cut into groups of
 streams (bit-identical on one thread or two). The oracle is
-charrnn_ext.reference (its lossFun loops with an embedding, adam_update);
+charrnn_ext.core.reference (its lossFun loops with an embedding, adam_update);
 PyTorch, where installed, cross-checks Adam and the embedded cell."""
 import numpy as np
 import pytest
 
-from charrnn_ext import CharRNN, reference
-from charrnn_ext._dispatch import core
-from charrnn_ext.spec import EMBED, init_params, param_names, param_shapes
+from charrnn_ext import CharRNN
+from charrnn_ext.core import reference
+from charrnn_ext.core._dispatch import core
+from charrnn_ext.core.spec import EMBED, init_params, param_names, param_shapes
 
 from conftest import RTOL, TRAIN_RTOL, assert_close, id_lists, random_chunk
 

@@ -16,8 +16,9 @@ shapes in test_model_inputs, the streams' data pass in test_datapass.
 import numpy as np
 import pytest
 
-from charrnn_ext import CharRNN, PARAM_NAMES, reference
-from charrnn_ext._dispatch import core
+from charrnn_ext import CharRNN, PARAM_NAMES
+from charrnn_ext.core import reference
+from charrnn_ext.core._dispatch import core
 from charrnn_ext.defaults import CLIP
 
 from conftest import (RTOL, TRAIN_RTOL, assert_close, copy_dict, id_lists, random_memory,

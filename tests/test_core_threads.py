@@ -19,8 +19,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import charrnn_ext
-from charrnn_ext import CharRNN, PARAM_NAMES, Vocab, reference
-from charrnn_ext._dispatch import core
+from charrnn_ext import CharRNN, PARAM_NAMES, Vocab
+from charrnn_ext.core import reference
+from charrnn_ext.core._dispatch import core
 from charrnn_ext.defaults import SEQ_LENGTH
 
 from conftest import (assert_close, copy_dict, data_pass, english_like_text, random_chunk,
@@ -259,7 +260,7 @@ def test_multithreaded_blas_puts_the_core_on_one_thread(restore_threads):
 def test_set_blas_threads_controls_the_cores_blas():
     """The core's BLAS runs on one thread by default; set_blas_threads changes
     it (and rejects nonsense); results do not depend on it."""
-    from charrnn_ext._dispatch import _core_blas_controllers
+    from charrnn_ext.core._dispatch import _core_blas_controllers
 
     libs = _core_blas_controllers()
     assert libs and all(lib.num_threads == 1 for lib in libs)
@@ -348,7 +349,7 @@ def test_fork_after_threads_does_not_hang(tmp_path):
                                             ("0", None), ("3000000000", 1024)])
 def test_thread_environment_variable_parsing(value, expected, tmp_path):
     code = ("import warnings; warnings.simplefilter('always');"
-            "import charrnn_ext; print(charrnn_ext._dispatch._state['requested'])")
+            "import charrnn_ext; print(charrnn_ext.core._dispatch._state['requested'])")
     env = dict(os.environ, CHARRNN_EXT_NUM_THREADS=value)
     proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
@@ -365,7 +366,7 @@ def test_thread_environment_variable_parsing(value, expected, tmp_path):
 def test_default_threads_follow_environment(tmp_path):
     """CHARRNN_EXT_NUM_THREADS sets the default at import; without it the
     default is one thread per usable CPU."""
-    code = "import charrnn_ext; print(charrnn_ext._dispatch._state['requested'])"
+    code = "import charrnn_ext; print(charrnn_ext.core._dispatch._state['requested'])"
     env = {k: v for k, v in os.environ.items()
            if k not in ("CHARRNN_EXT_NUM_THREADS", "OMP_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
@@ -394,7 +395,7 @@ def test_openmp_threads_wait_passively_unless_told_otherwise(user_setting, expec
     left in the environment. Read back with OpenMP's OMP_DISPLAY_ENV."""
     if not core.has_openmp():
         pytest.skip("a build without OpenMP")
-    code = ("import os, charrnn_ext._dispatch; "
+    code = ("import os, charrnn_ext.core._dispatch; "
             "print('left:', os.environ.get('OMP_WAIT_POLICY'))")
     env = {k: v for k, v in os.environ.items()
            if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
@@ -414,12 +415,12 @@ def test_openmp_threads_wait_passively_unless_told_otherwise(user_setting, expec
 # ---------------------------------------------------------------------------
 
 def test_thread_choice_runs_the_faster_way_and_probes_the_other():
-    """charrnn_ext._threadchoice._ThreadChoice: both ways measured in turn at first
+    """charrnn_ext.core._threadchoice._ThreadChoice: both ways measured in turn at first
     (the first call each way not counted), then the faster of the two (a
     way's speed: the best of its last few samples), with a short look at the
     other way after a growing stretch of training (a busy machine can make
     two threads the slower way, and a quiet one the faster again)."""
-    from charrnn_ext._threadchoice import _ThreadChoice
+    from charrnn_ext.core._threadchoice import _ThreadChoice
 
     choice = _ThreadChoice()
     assert choice.pick(1) == 1                     # nothing to choose
@@ -485,7 +486,7 @@ def test_models_train_with_the_thread_choice_and_stay_bit_identical(restore_thre
     ref = CharRNN(V, H, seed=3)
     expected = ref.train(ids, 400, T)
     charrnn_ext.set_num_threads(2)
-    from charrnn_ext._threadchoice import _ThreadChoice
+    from charrnn_ext.core._threadchoice import _ThreadChoice
 
     monkeypatch.setattr(_ThreadChoice, "SAMPLE_SECONDS", 0.0)       # decide after every call
     monkeypatch.setattr(_ThreadChoice, "FIRST_PROBE_SECONDS", 0.0)  # and probe all the time

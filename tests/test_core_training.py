@@ -12,7 +12,8 @@ free from one init.
 import numpy as np
 import pytest
 
-from charrnn_ext import CharRNN, PARAM_NAMES, Vocab, reference
+from charrnn_ext import CharRNN, PARAM_NAMES, Vocab
+from charrnn_ext.core import reference
 from charrnn_ext.defaults import LEARNING_RATE, SEQ_LENGTH
 
 from conftest import (assert_close, cjk_text, copy_dict, data_pass, english_like_text,

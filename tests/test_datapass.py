@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from threadpoolctl import threadpool_limits
 
-from charrnn_ext import CharRNN, PARAM_NAMES, Vocab, load_checkpoint, reference
-from charrnn_ext.model import TrainingDiverged, chunk_wraps
-from charrnn_ext.spec import init_params
+from charrnn_ext import CharRNN, PARAM_NAMES, Vocab, load_checkpoint
+from charrnn_ext.core import reference
+from charrnn_ext.core.model import TrainingDiverged, chunk_wraps
+from charrnn_ext.core.spec import init_params
 
 from conftest import (TRAIN_RTOL, assert_close, copy_dict, data_pass, data_pass_end,
                       random_params, reference_train_step, run_cli, same_model)

@@ -2,12 +2,13 @@
 (CharRNN.sample / CharRNN.sample against reference.sample, the drawn
 ids always in the kept set, top-k 1 and a tiny top-p exactly greedy), and
 charrnn-sample's --top-k, --top-p, --stop, --num-samples and --prime-file
-(with charrnn_ext.generation.generate and generate_samples)."""
+(with charrnn_ext.use.generation.generate and generate_samples)."""
 import numpy as np
 import pytest
 
-from charrnn_ext import CharRNN, reference
-from charrnn_ext.generation import generate, generate_blocks, generate_samples
+from charrnn_ext import CharRNN
+from charrnn_ext.core import reference
+from charrnn_ext.use.generation import generate, generate_blocks, generate_samples
 
 from conftest import assert_cli_refusal, random_params, run_cli, run_many
 from model_kinds import kinds, small_checkpoint

@@ -1,4 +1,4 @@
-"""Dynamic evaluation (charrnn-score --dynamic, charrnn_ext.scoring.dynamic_bits):
+"""Dynamic evaluation (charrnn-score --dynamic, charrnn_ext.use.scoring.dynamic_bits):
 each chunk scored before the model learns from it (the first chunk as the
 static score scores it, no chunk depending on the text after it), the
 steps those of a copy (the model and its file never changed), and a
@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from charrnn_ext.scoring import Dynamic, dynamic_bits, score_text, static_bits
+from charrnn_ext.use.scoring import Dynamic, dynamic_bits, score_text, static_bits
 
 from conftest import run_cli, run_many, same_model, sha
 from model_kinds import kinds, rtol_of, small_checkpoint
@@ -81,7 +81,7 @@ def test_dropout_is_off_while_scoring():
     """A model trained with dropout scores deterministically (the adapted copy has none)."""
     ckpt = small_checkpoint(("lstm", "float64", "2x-embed5"))
     params = {k: np.array(v) for k, v in ckpt.model.params.items()}
-    from charrnn_ext.model import CharRNN
+    from charrnn_ext.core.model import CharRNN
     ckpt.model = CharRNN.from_params(params, dropout=0.5, seed=1)
     dyn = Dynamic(0.01, 20)
     a, b = (score_text(ckpt, TEXT, dynamic=dyn).bits for _ in range(2))

@@ -1,5 +1,5 @@
-"""charrnn_ext.export_safetensors's file (names, dtype, metadata, the state
-training left) and charrnn_ext.torch.load, on every kind of model.
+"""charrnn_ext.formats.safetensors's file (names, dtype, metadata, the state
+training left) and charrnn_ext.formats.torch.load, on every kind of model.
 
 PyTorch's nn.RNN / nn.LSTM / nn.GRU loaded from the file must compute our
 loss on a text (to 1e-10 in float64, 1e-5 in float32), from a zero state
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from charrnn_ext import CharRNN
-from charrnn_ext.export_safetensors import state_dict
-from charrnn_ext.exporting import export
-from charrnn_ext.generation import generate
+from charrnn_ext.core.torch_layout import state_dict
+from charrnn_ext.formats.exporting import export
+from charrnn_ext.use.generation import generate
 
 from conftest import english_like_text
 from exports import EXPORT_RTOL, MODEL_KINDS, README, export_kind, greedy_margins, readme_block
@@ -37,9 +37,9 @@ def test_torch_loss_equals_ours(cell, L, D, dtype, tmp_path):
     zero state and from the state training left; the state it returns after
     them equals ours."""
     torch = pytest.importorskip("torch")
-    import charrnn_ext.torch
+    import charrnn_ext.formats.torch
     ckpt, path = exported(tmp_path, (cell, L, D, dtype))
-    model, state = charrnn_ext.torch.load(path)
+    model, state = charrnn_ext.formats.torch.load(path)
     assert model.vocab == ckpt.vocab.chars and model.out.weight.dtype == getattr(torch, dtype)
     ids = ckpt.vocab.encode(TEXT)
     x = torch.tensor(ids[None, :-1], dtype=torch.long)
@@ -100,7 +100,7 @@ def test_readme_pytorch_code_runs_as_written(cell, L, D, dtype, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     capsys.readouterr()
     namespace = {}
-    exec(compile(readme_block("charrnn_ext.torch.load"), str(README), "exec"), namespace)
+    exec(compile(readme_block("charrnn_ext.formats.torch.load"), str(README), "exec"), namespace)
     expected = generate(ckpt, 200, temperature=0, prime="The ")
     margins = greedy_margins(ckpt, "The ", expected[4:])
     assert margins.min() > 100 * EXPORT_RTOL[dtype], "a near tie: the test needs another model"
@@ -118,7 +118,7 @@ def test_readme_pytorch_code_draws_when_told(tmp_path, monkeypatch, capsys):
     """Its commented line (drawing at temperature 0.8) runs too."""
     pytest.importorskip("torch")
     ckpt, _ = exported(tmp_path, ("gru", 2, 6, "float32"))
-    code = readme_block("charrnn_ext.torch.load")
+    code = readme_block("charrnn_ext.formats.torch.load")
     drawing = re.sub(r"\n(\s*)# (x = torch\.multinomial.*?)\s+#[^\n]*", r"\n\1\2", code)
     assert drawing != code
     monkeypatch.chdir(tmp_path)
@@ -173,7 +173,7 @@ def test_loader_refuses_what_is_not_an_export(tmp_path):
     many, too few or of another shape or dtype: ValueError naming the file
     and the reason, before any module is built."""
     pytest.importorskip("torch")
-    import charrnn_ext.torch
+    import charrnn_ext.formats.torch
     _, path = exported(tmp_path, ("lstm", 2, 6, "float32"))
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file at all")
     cases = [
@@ -194,7 +194,7 @@ def test_loader_refuses_what_is_not_an_export(tmp_path):
     ]
     for bad, words in cases:
         with pytest.raises(ValueError) as info:
-            charrnn_ext.torch.load(bad)
+            charrnn_ext.formats.torch.load(bad)
         assert str(bad) in str(info.value) and words in str(info.value), (bad, info.value)
 
 
@@ -202,13 +202,13 @@ def test_an_older_export_without_state_loads_from_zeros(tmp_path):
     """charrnn_ext 0.2.0 wrote float64 weights, no state, no dtype: they load,
     with a warning that the state is zeros."""
     torch = pytest.importorskip("torch")
-    import charrnn_ext.torch
+    import charrnn_ext.formats.torch
     ckpt, path = exported(tmp_path, ("lstm", 1, 0, "float64"))
     old = _rewritten(path, tmp_path / "old.safetensors", {"dtype": None},
                      {"state.h": None, "state.c": None})
     from safetensors import safe_open
     with pytest.warns(UserWarning, match="no state"):
-        model, (h, c) = charrnn_ext.torch.load(old)
+        model, (h, c) = charrnn_ext.formats.torch.load(old)
     assert not h.any() and not c.any() and h.shape == (1, 1, 16)
     assert torch.equal(model.out.weight, torch.from_numpy(np.array(ckpt.model.params["Why"])))
     with safe_open(str(old), "np") as f:

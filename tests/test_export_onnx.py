@@ -1,4 +1,4 @@
-"""charrnn-export's ONNX graph (charrnn_ext.export_onnx) on every kind of
+"""charrnn-export's ONNX graph (charrnn_ext.formats.onnx) on every kind of
 model, run by onnxruntime: the loss of a text from its logits equals the
 model's own (1e-5 relative in float32, 1e-10 in float64), from a zero state
 and from the state training left; its next_state is ours; the default state
@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from charrnn_ext.generation import generate
+from charrnn_ext.use.generation import generate
 
 from conftest import ENV, english_like_text
 from exports import (EXPORT_RTOL, MODEL_KINDS, README, export_kind, greedy_margins,
@@ -24,7 +24,7 @@ from exports import (EXPORT_RTOL, MODEL_KINDS, README, export_kind, greedy_margi
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-from charrnn_ext.export_onnx import OPSET, onnx_model  # noqa: E402  (needs onnx)
+from charrnn_ext.formats.onnx import OPSET, onnx_model  # noqa: E402  (needs onnx)
 
 TEXT = english_like_text(3000, seed=3)
 F32_KINDS = [k for k in MODEL_KINDS if k.values[3] == "float32"]

@@ -8,11 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from charrnn_ext import Vocab, load_checkpoint, reference_gated, training
-from charrnn_ext.finetune import grown_vocab, start_model
-from charrnn_ext.inspection import training_split
-from charrnn_ext.scoring import score_text
-from charrnn_ext.spec import init_params
+from charrnn_ext import Vocab, load_checkpoint
+from charrnn_ext.core import reference_gated
+from charrnn_ext.run import training
+from charrnn_ext.run.finetune import grown_vocab, start_model
+from charrnn_ext.page.inspection import training_split
+from charrnn_ext.use.scoring import score_text
+from charrnn_ext.core.spec import init_params
 
 from conftest import assert_cli_refusal, run_cli, run_many, sha
 from model_kinds import HIDDEN, TEXT, kinds, rtol_of, small_checkpoint

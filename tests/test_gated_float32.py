@@ -6,17 +6,18 @@ import numpy as np
 import pytest
 
 import charrnn_ext
-from charrnn_ext import CharRNN, load_checkpoint, reference_gated as R
-from charrnn_ext.checkpoint import Checkpoint, save_checkpoint
-from charrnn_ext._dispatch import core32
-from charrnn_ext.model import CharRNN
-from charrnn_ext.vocab import Vocab
+from charrnn_ext import CharRNN, load_checkpoint
+from charrnn_ext.core import reference_gated as R
+from charrnn_ext.ckpt.checkpoint import Checkpoint, save_checkpoint
+from charrnn_ext.core._dispatch import core32
+from charrnn_ext.core.model import CharRNN
+from charrnn_ext.text.vocab import Vocab
 
 from conftest import assert_close, assert_reads_alike, worst_difference_error
 
 pytestmark = pytest.mark.skipif(core32 is None, reason="the float32 core is not built")
 F32 = 1e-4        # float32 rounding (eps 1.2e-7) accumulated over a chunk and the gates
-from charrnn_ext.cells import NAMES as CELLS  # noqa: E402
+from charrnn_ext.core.cells import NAMES as CELLS  # noqa: E402
 
 
 def problem(cell, V, H, T, B, L, D=0, seed=0, scale=1.5):

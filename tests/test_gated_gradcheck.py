@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 import charrnn_ext
-from charrnn_ext import CharRNN, reference_gated as R
-from charrnn_ext.model import CharRNN
+from charrnn_ext import CharRNN
+from charrnn_ext.core import reference_gated as R
+from charrnn_ext.core.model import CharRNN
 
 from conftest import worst_difference_error
 
-from charrnn_ext.cells import NAMES as CELLS  # noqa: E402
+from charrnn_ext.core.cells import NAMES as CELLS  # noqa: E402
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -1,19 +1,20 @@
 """The gated and stacked models (LSTM, GRU, tanh RNN of L layers, dropout) against their numpy oracle.
 
-charrnn_ext.reference_gated is the obvious loop; the core must agree within
+charrnn_ext.core.reference_gated is the obvious loop; the core must agree within
 RTOL on the loss, every gradient and every state, for B streams, T = 1,
 H = 1, dropout, and over many training steps; loss, advance and sample too.
 """
 import numpy as np
 import pytest
 
-from charrnn_ext import CharRNN, reference_gated as R
-from charrnn_ext.reference import ADAGRAD_EPS
-from charrnn_ext.model import CharRNN
+from charrnn_ext import CharRNN
+from charrnn_ext.core import reference_gated as R
+from charrnn_ext.core.reference import ADAGRAD_EPS
+from charrnn_ext.core.model import CharRNN
 
 from conftest import RTOL, TRAIN_RTOL, assert_close, same_loss
 
-from charrnn_ext.cells import NAMES as CELLS  # noqa: E402
+from charrnn_ext.core.cells import NAMES as CELLS  # noqa: E402
 # (V, H, T, B, L): the shapes, incl. T = 1, H = 1, one and many streams, 3 layers,
 # and B >= 2 (blocked recurrence) next to B = 1 (matvec); B 40 and 48: the
 # recurrence in groups of streams (2 and 3), the weight gradients and the

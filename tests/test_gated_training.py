@@ -10,11 +10,12 @@ import pytest
 
 import charrnn_ext
 
-from charrnn_ext import CharRNN, Vocab, training
-from charrnn_ext.checkpoint import load_checkpoint, save_checkpoint
-from charrnn_ext.model import CharRNN
-from charrnn_ext.grid import expand, parse_grid, run_name, sweepable_settings
-from charrnn_ext.generation import generate_blocks
+from charrnn_ext import CharRNN, Vocab
+from charrnn_ext.run import training
+from charrnn_ext.ckpt.checkpoint import load_checkpoint, save_checkpoint
+from charrnn_ext.core.model import CharRNN
+from charrnn_ext.run.grid import expand, parse_grid, run_name, sweepable_settings
+from charrnn_ext.use.generation import generate_blocks
 
 from conftest import ENV, english_like_text, rewrite_archive, run_cli
 
@@ -143,8 +144,8 @@ def test_sweep_varies_the_cell():
 def test_trace_and_inspect(cell, L):
     """trace's states are advance's, its probabilities the oracle's; charrnn-inspect's
     trace shows the top layer's h."""
-    from charrnn_ext import reference_gated as R
-    from charrnn_ext.inspection import trace as inspect_trace
+    from charrnn_ext.core import reference_gated as R
+    from charrnn_ext.page.inspection import trace as inspect_trace
     run = training.run(TEXT, dict(QUIET, iters=10, hidden_size=6, cell=cell, num_layers=L)).run
     model, ids = run.model, run.vocab.encode(TEXT[:40])
     states, probs = model.trace(ids, run.hidden[:, :1])

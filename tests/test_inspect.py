@@ -18,8 +18,10 @@ import pytest
 from conftest import ENV, assert_cli_refusal, random_params, rel_err, run_cli, sha
 
 import charrnn_ext
-from charrnn_ext import CharRNN, Checkpoint, evaluate, load_checkpoint, reference, training
-from charrnn_ext.inspection import (ActivationSet, find_training_text, rank_units, text_features,
+from charrnn_ext import CharRNN, Checkpoint, evaluate, load_checkpoint
+from charrnn_ext.core import reference
+from charrnn_ext.run import training
+from charrnn_ext.page.inspection import (ActivationSet, find_training_text, rank_units, text_features,
                                  to_html, trace, training_split)
 
 TRACE_RTOL = 1e-12
@@ -138,7 +140,7 @@ def test_trace_releases_the_gil():
 
 
 def test_top_k_takes_the_likeliest_ties_to_the_smaller_id():
-    from charrnn_ext._dispatch import core
+    from charrnn_ext.core._dispatch import core
     rng = np.random.default_rng(3)
     probs = rng.random((60, 40))
     probs[3] = 0.5                       # all tied
@@ -417,7 +419,7 @@ def test_an_embedded_adam_model_reads_as_its_one_hot_twin():
 def test_the_page_names_the_cell_it_shows(cell, layers, width, dtype):
     """The summary's cell: min-char-rnn's equation for its tanh RNN only; an
     LSTM, a GRU or stacked tanh layers by name and layers; the input; the dtype."""
-    from charrnn_ext._page import page_data
+    from charrnn_ext.page.render import page_data
     text = "the quick brown fox. " * 20
     vocab = charrnn_ext.Vocab.from_text(text)
     model = CharRNN(len(vocab), 6, 0, cell=cell, num_layers=layers, embedding_size=width,

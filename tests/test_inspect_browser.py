@@ -17,8 +17,8 @@ import time
 import numpy as np
 import pytest
 
-from charrnn_ext import training
-from charrnn_ext.inspection import to_html, trace
+from charrnn_ext.run import training
+from charrnn_ext.page.inspection import to_html, trace
 
 WINDOW = (1400, 900)
 HOSTILE = ('</script><script>window.pwned = 1</script> <img src=x onerror="window.pwned = 2"> '
@@ -156,7 +156,7 @@ def test_choosing_another_unit_changes_the_colours(driver, page):
 def test_another_activation_set_can_be_chosen(driver, model, tmp_path):
     from selenium.webdriver.support.select import Select
 
-    from charrnn_ext.inspection import ActivationSet
+    from charrnn_ext.page.inspection import ActivationSet
     ckpt, text = model
     ins = trace(ckpt, text[:500])
     ins.sets["c"] = ActivationSet("cell state c", ins.hidden[:, ::-1] * 4, bounded=False)
@@ -246,7 +246,7 @@ def make_screenshot(png: str) -> None:
     few seconds, the page over its held-out text, one character hovered."""
     import tempfile
 
-    from charrnn_ext.corpus import demo_corpus
+    from charrnn_ext.text.corpus import demo_corpus
     text, _ = demo_corpus()
     with tempfile.TemporaryDirectory() as d:
         result = training.run(text, {"iters": 20_000, "eval_every": 20_000,

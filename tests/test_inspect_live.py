@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from charrnn_ext import CharRNN, Checkpoint, Vocab
-from charrnn_ext._page_live import LIVE_BYTES, live_data, weight_bytes
-from charrnn_ext.export_safetensors import state_dict
-from charrnn_ext.inspect import main
-from charrnn_ext.inspection import to_html, trace
+from charrnn_ext.page.live import LIVE_BYTES, live_data, weight_bytes
+from charrnn_ext.core.torch_layout import state_dict
+from charrnn_ext.cli.inspect import main
+from charrnn_ext.page.inspection import to_html, trace
 
 from model_kinds import KIND_IDS, KINDS, TEXT, small_checkpoint
 from test_inspect_browser import HOSTILE, console_errors, driver, open_page  # noqa: F401
@@ -295,7 +295,7 @@ def test_the_command_writes_the_live_page_or_the_static_one(small_run, monkeypat
                  "--static"]) == 0
     assert 'id="model"' not in (d / "b.html").read_text(encoding="utf-8")
     capsys.readouterr()
-    monkeypatch.setattr("charrnn_ext.inspect.LIVE_BYTES", 1000)
+    monkeypatch.setattr("charrnn_ext.cli.inspect.LIVE_BYTES", 1000)
     assert main([str(d / "m.npz"), str(d / "t.txt"), "--out", str(d / "c.html")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2 and "slow to open" in out[0] and "static page" in out[0]
@@ -334,8 +334,8 @@ def make_screenshot(png: str) -> None:
     import os
     import tempfile
 
-    from charrnn_ext import training
-    from charrnn_ext.corpus import demo_corpus
+    from charrnn_ext.run import training
+    from charrnn_ext.text.corpus import demo_corpus
     from test_inspect_browser import open_browser
     text, _ = demo_corpus()
     with tempfile.TemporaryDirectory() as d:

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 from conftest import assert_cli_refusal, english_like_text, run_cli
 
-from charrnn_ext import CharRNN, Checkpoint, Vocab, reference, training
-from charrnn_ext import inspect as inspect_mod
-from charrnn_ext import inspection
-from charrnn_ext import reference_gated as R
-from charrnn_ext.inspection import page_bytes_per_character, page_limit, to_html, trace
+from charrnn_ext import CharRNN, Checkpoint, Vocab
+from charrnn_ext.core import reference
+from charrnn_ext.run import training
+from charrnn_ext.cli import inspect as inspect_mod
+from charrnn_ext.page import inspection
+from charrnn_ext.core import reference_gated as R
+from charrnn_ext.page.inspection import page_bytes_per_character, page_limit, to_html, trace
 from test_inspect import embedded, env_for_cli
 
 TEXT = english_like_text(3000, seed=21)

@@ -1,4 +1,4 @@
-"""The memory a model takes (charrnn_ext.memory: per cell, layers, dtype, optimizer) against
+"""The memory a model takes (charrnn_ext.run.memory: per cell, layers, dtype, optimizer) against
 the peak RSS of real runs, the memory a process may still allocate (RAM, cgroup,
 RLIMIT_AS), and a MemoryError anywhere as one line with its reason."""
 from __future__ import annotations
@@ -11,10 +11,11 @@ import sys
 import pytest
 from conftest import ENV, english_like_text
 
-from charrnn_ext import _machine, training
-from charrnn_ext._cli import run
+from charrnn_ext import _machine
+from charrnn_ext.run import training
+from charrnn_ext.cli.common import run
 from charrnn_ext._machine import out_of_memory, rlimit_room
-from charrnn_ext.memory import TooLarge, check_memory, model_bytes
+from charrnn_ext.run.memory import TooLarge, check_memory, model_bytes
 
 # A model built and trained two steps in a fresh process: its peak RSS less that after
 # the imports (VmHWM), and model_bytes' estimate (benchmarks/bench_memory.py's probe).
@@ -22,7 +23,7 @@ PROBE = r"""
 import json, sys
 import numpy as np
 from charrnn_ext import CharRNN
-from charrnn_ext.memory import model_bytes
+from charrnn_ext.run.memory import model_bytes
 
 def hwm():
     with open("/proc/self/status") as f:
@@ -71,7 +72,7 @@ def test_the_estimate_grows_with_the_cell_layers_and_dtype():
 
 
 def test_check_memory_names_the_model_and_what_is_available(monkeypatch):
-    monkeypatch.setattr("charrnn_ext.memory.available_memory", lambda: 6 * 10**9)
+    monkeypatch.setattr("charrnn_ext.run.memory.available_memory", lambda: 6 * 10**9)
     with pytest.raises(TooLarge) as caught:
         check_memory(62, 8000, 25, 1, cell="lstm")
     message = str(caught.value)
@@ -115,12 +116,12 @@ def test_train_under_ulimit_v_says_what_fits(tmp_path):
 
 def test_a_memory_error_while_building_says_why(monkeypatch):
     """Past the estimate, the model's own allocation fails: one line, numpy's reason."""
-    monkeypatch.setattr("charrnn_ext.training.check_memory", lambda *a, **k: None)
+    monkeypatch.setattr("charrnn_ext.run.training.check_memory", lambda *a, **k: None)
 
     def refuse(*args, **kwargs):
         raise MemoryError("Unable to allocate 1.91 GiB for an array with shape (32000, 8000) "
                           "and data type float64")
-    monkeypatch.setattr("charrnn_ext.training.CharRNN", refuse)
+    monkeypatch.setattr("charrnn_ext.run.training.CharRNN", refuse)
     with pytest.raises(TooLarge) as caught:
         training.run(english_like_text(500), {"hidden_size": 8000, "cell": "lstm", "iters": 1})
     message = str(caught.value)
@@ -150,7 +151,7 @@ def test_a_memory_error_while_training_is_a_failure(tmp_path):
     (tmp_path / "t.txt").write_text(english_like_text(3000), encoding="utf-8")
     (tmp_path / "boom.py").write_text(
         "import runpy, sys\n"
-        "import charrnn_ext.model as m\n"
+        "import charrnn_ext.core.model as m\n"
         "def train(self, *a, **k):\n"
         "    raise MemoryError('Unable to allocate 2.00 GiB for an array with shape (1,)')\n"
         "m.CharRNN.train = train\n"

@@ -14,7 +14,8 @@ import math
 import numpy as np
 import pytest
 
-from charrnn_ext import CharRNN, PARAM_NAMES, Vocab, reference
+from charrnn_ext import CharRNN, PARAM_NAMES, Vocab
+from charrnn_ext.core import reference
 
 from conftest import (HAS_FLOAT128, assert_close, assert_model_unchanged, copy_dict,
                       float128_array, masked_array, model_state, random_params)

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from charrnn_ext import CharRNN, PARAM_NAMES
-from charrnn_ext.model import TrainingDiverged
-from charrnn_ext.spec import param_shapes
+from charrnn_ext.core.model import TrainingDiverged
+from charrnn_ext.core.spec import param_shapes
 
 from conftest import assert_model_unchanged, data_pass, model_state
 

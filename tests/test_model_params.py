@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from charrnn_ext import CharRNN
-from charrnn_ext.spec import param_shapes
+from charrnn_ext.core.spec import param_shapes
 
 from conftest import HAS_FLOAT128, float128_array, masked_array, random_params
 

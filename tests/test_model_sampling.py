@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from charrnn_ext import CharRNN, PARAM_NAMES, reference
+from charrnn_ext import CharRNN, PARAM_NAMES
+from charrnn_ext.core import reference
 
 from conftest import assert_close, random_params, reference_hidden_after, reference_probs
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from charrnn_ext import CharRNN
-from charrnn_ext import cells
-from charrnn_ext.datapass import chunk_wraps
-from charrnn_ext.reference_gated import param_shapes
+from charrnn_ext.core import cells
+from charrnn_ext.core.datapass import chunk_wraps
+from charrnn_ext.core.reference_gated import param_shapes
 
 from model_kinds import KIND_IDS, KINDS, SHAPES, kinds
 

@@ -1,4 +1,4 @@
-"""The optimizer table (charrnn_ext.optimizers) and RMSprop, the optimizer added through it.
+"""The optimizer table (charrnn_ext.core.optimizers) and RMSprop, the optimizer added through it.
 
 The table is the core's (its enum's names, which of them keep a moment), the
 settings' (--optimizer's choices) and the checkpoints' (a file names its
@@ -13,12 +13,13 @@ test_cli_train_resume.py.
 import numpy as np
 import pytest
 
-from charrnn_ext import CharRNN, optimizers, reference, reference_gated as R
-from charrnn_ext._dispatch import core_for
-from charrnn_ext.checkpoint import load_checkpoint
-from charrnn_ext.memory import model_bytes
-from charrnn_ext.settings import OTHER_RATES, check
-from charrnn_ext.spec import init_params
+from charrnn_ext import CharRNN
+from charrnn_ext.core import optimizers, reference, reference_gated as R
+from charrnn_ext.core._dispatch import core_for
+from charrnn_ext.ckpt.checkpoint import load_checkpoint
+from charrnn_ext.run.memory import model_bytes
+from charrnn_ext.core.settings import OTHER_RATES, check
+from charrnn_ext.core.spec import init_params
 
 from conftest import (TRAIN_RTOL, assert_close, assert_load_refused, id_lists, rewrite_archive,
                       same_loss, same_model, trained_checkpoint)
@@ -172,13 +173,13 @@ def test_rmsprop_float32_follows_float64(cell, L, D):
 
 @pytest.mark.parametrize("cell, L, D", [("rnn", 2, 0), ("lstm", 2, 4), ("gru", 1, 0)])
 def test_rmsprop_equals_torch_optim_rmsprop(cell, L, D):
-    """The same weights in PyTorch's nn.RNN / LSTM / GRU (charrnn_ext.torch's
+    """The same weights in PyTorch's nn.RNN / LSTM / GRU (charrnn_ext.formats.torch's
     module, export's names), trained by torch.optim.RMSprop(lr, alpha=0.99,
     eps=1e-8) on the same chunks after the same elementwise clip: equal
     parameters after each of five steps."""
     torch = pytest.importorskip("torch")
-    import charrnn_ext.torch as ct
-    from charrnn_ext.export_safetensors import state_dict
+    import charrnn_ext.formats.torch as ct
+    from charrnn_ext.core.torch_layout import state_dict
     V, H, T, B, lr = 9, 6, 5, 3, 0.01
     rng = np.random.default_rng(11)
     model = CharRNN.from_params(R.init_params(cell, V, H, L, 5, D), optimizer="rmsprop")

@@ -1,4 +1,4 @@
-"""The recipes (charrnn_ext.settings): --recipe min-char-rnn|batched|auto as
+"""The recipes (charrnn_ext.core.settings): --recipe min-char-rnn|batched|auto as
 the defaults of the model settings, a flag given over its recipe's value,
 OTHER_RATES (a recipe's rate for the other optimizer), what a resumed
 checkpoint's model fixes (fixed_by), a stored checkpoint's settings over the
@@ -11,7 +11,7 @@ import pytest
 
 from charrnn_ext import CharRNN
 from charrnn_ext import defaults as d
-from charrnn_ext.settings import (OTHER_RATES, RECIPES, SETTINGS, check, complete, fixed_by,
+from charrnn_ext.core.settings import (OTHER_RATES, RECIPES, SETTINGS, check, complete, fixed_by,
                                   notes)
 
 MODEL = ("hidden_size", "seq_length", "batch_size", "learning_rate", "optimizer",
@@ -234,7 +234,7 @@ def test_dropout_with_one_layer_gets_a_note():
 
 def test_the_number_of_layers_is_bounded_where_it_is_read():
     """--num-layers above the limit is the flag's error, not the model's (issue 28)."""
-    from charrnn_ext.spec import MAX_LAYERS
+    from charrnn_ext.core.spec import MAX_LAYERS
     assert complete({"num_layers": MAX_LAYERS})["num_layers"] == MAX_LAYERS
     with pytest.raises(ValueError, match=f"setting num_layers must be at most {MAX_LAYERS}, "
                                          f"got {MAX_LAYERS + 1}"):
@@ -245,7 +245,7 @@ def test_a_run_reading_a_short_text_many_times_is_noted():
     """notes(settings, n_train): a run planned to read its training text more
     than PASSES_NOTED times says so; the recipes on tinyshakespeare's size do
     not; one stream (min-char-rnn's own loop) never."""
-    from charrnn_ext.settings import PASSES_NOTED
+    from charrnn_ext.core.settings import PASSES_NOTED
     batched = complete({"recipe": "batched"})
     short = notes(batched, 58_000)      # lunyu_shijing's training part
     assert len(short) == 1 and "58,000 training characters about 276 times" in short[0]
@@ -278,7 +278,7 @@ def test_the_gru_recipe_is_readmes_gru_command():
     import re
     import shlex
     from pathlib import Path
-    from charrnn_ext.train import build_parser
+    from charrnn_ext.cli.train import build_parser
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     command = re.search(r"^charrnn-train input\.txt --cell gru --batch-size 32 .*$", readme,
                         re.M).group(0)

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from charrnn_ext import reference, reference_gated
-from charrnn_ext.inspection import trace
-from charrnn_ext.scoring import known_ids, score, score_text
+from charrnn_ext.core import reference, reference_gated
+from charrnn_ext.page.inspection import trace
+from charrnn_ext.use.scoring import known_ids, score, score_text
 
 from conftest import assert_cli_refusal, run_cli, run_many
 from model_kinds import TEXT, kinds, rtol_of, small_checkpoint

@@ -22,8 +22,9 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from charrnn_ext import load_checkpoint, sweep, train  # noqa: E402
-from charrnn_ext.settings import SETTINGS  # noqa: E402
+from charrnn_ext import load_checkpoint
+from charrnn_ext.cli import sweep, train  # noqa: E402
+from charrnn_ext.core.settings import SETTINGS  # noqa: E402
 from conftest import ENV, english_like_text, same_model  # noqa: E402
 
 SWEEP_TEXT = english_like_text(4000, seed=3)
@@ -241,7 +242,7 @@ def test_a_peer_that_is_not_a_scheduler_is_one_line_after_the_timeout(text_file,
 
 def test_without_dask_it_says_what_to_install(text_file, tmp_path):
     code = ("import sys; sys.modules['distributed'] = None; sys.argv[0] = 'charrnn-sweep'; "
-            "from charrnn_ext.sweep import main; "
+            "from charrnn_ext.cli.sweep import main; "
             f"sys.exit(main([{str(text_file)!r}, '--grid', 'seed=1,2', '--out', 'out']))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                           text=True, env=ENV, timeout=60)

@@ -1,4 +1,4 @@
-"""charrnn-sweep's grid (charrnn_ext.grid): the settings it may vary are the
+"""charrnn-sweep's grid (charrnn_ext.run.grid): the settings it may vary are the
 trainer's, parsed with its types, expanded into named runs whose settings
 are their recipe's; a results directory from before the recipes is still its
 own. (The command and its runs on a cluster: test_sweep.py.)"""
@@ -6,9 +6,9 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from charrnn_ext import sweep, train  # noqa: E402
+from charrnn_ext.cli import sweep, train  # noqa: E402
 from charrnn_ext.errors import InputError  # noqa: E402
-from charrnn_ext.settings import SETTINGS  # noqa: E402
+from charrnn_ext.core.settings import SETTINGS  # noqa: E402
 
 
 # ---------------------------------------------------------------------------
@@ -17,7 +17,7 @@ from charrnn_ext.settings import SETTINGS  # noqa: E402
 
 def test_sweepable_settings_are_the_trainers():
     """The grid's names, checks and flags are those of charrnn-train: one
-    table, charrnn_ext.settings, which the trainer's parser is built from."""
+    table, charrnn_ext.core.settings, which the trainer's parser is built from."""
     settings = sweep.sweepable_settings()
     actions = {a.dest: a for a in train.build_parser()._actions}
     assert list(settings) == list(sweep.SWEEPABLE)
@@ -105,7 +105,7 @@ def test_a_sweep_directory_from_before_the_recipes_is_still_its_own(tmp_path):
     embedding_size, init columns) holds min-char-rnn's runs: the same grid
     again finds them done; a grid now asking for the batched recipe of the
     same name is refused."""
-    from charrnn_ext import results
+    from charrnn_ext.run import results
     settings = sweep.sweepable_settings()
     old_columns = ["hidden_size", "learning_rate", "seq_length", "batch_size", "iters", "seed",
                    "val_fraction", "eval_every"]
@@ -129,7 +129,7 @@ def test_a_sweep_directory_from_before_the_recipes_is_still_its_own(tmp_path):
 
 def test_the_grid_varies_dtype_and_lr_decay():
     """--grid dtype=... and lr_decay=...: run names and each run's settings."""
-    from charrnn_ext.grid import expand, run_name, sweepable_settings
+    from charrnn_ext.run.grid import expand, run_name, sweepable_settings
     runs = dict(expand({"dtype": ["float64", "float32"], "lr_decay": [1.0, 0.1]},
                        {"batch_size": 4}, sweepable_settings()))
     assert set(runs) == {"float64-lrd1.0", "float64-lrd0.1", "float32-lrd1.0", "float32-lrd0.1"}

@@ -1,4 +1,4 @@
-"""charrnn_ext.training.run, a whole training run as a library call (what
+"""charrnn_ext.run.training.run, a whole training run as a library call (what
 charrnn-train and charrnn-sweep's workers call), in memory: its steps are
 min-char-rnn's data pass run by CharRNN.train, a run resumed from its Result
 ends where a straight run does, bad settings and texts are refused before
@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from charrnn_ext import CharRNN, Vocab, load_checkpoint, training
+from charrnn_ext import CharRNN, Vocab, load_checkpoint
+from charrnn_ext.run import training
 
 from conftest import data_pass_end, english_like_text, same_model
 
