@@ -34,7 +34,7 @@ ci_stage_source() {
     local repo="$1" dest="$2"
     rm -rf "$dest" && mkdir -p "$dest/charrnn_ext"
     cp -r "$repo/setup.py" "$repo/pyproject.toml" "$repo/README.md" "$repo/src" "$repo/tests" "$dest/"
-    (cd "$repo" && find charrnn_ext -name '*.py' -exec cp --parents {} "$dest/" +)   # subpackages too
+    (cd "$repo" && find charrnn_ext -name '*.py' -exec cp --parents -t "$dest/" {} +)   # subpackages too
     rm -f "$dest"/src/*.c
 }
 
